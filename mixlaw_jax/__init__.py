@@ -1,0 +1,18 @@
+"""mixlaw_jax: fit data-mixture scaling laws and find optimal training-data mixtures, batched in JAX.
+
+Float64 is switched on at import: residuals of ~1e-3 on losses of ~3 need it (benchmarks/NOTES.md).
+"""
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+__version__ = "0.1.0"
+
+from .data import RunTable, load_runs  # noqa: E402
+from .errors import MixlawError  # noqa: E402
+from .fit import fit  # noqa: E402
+from .laws import Inputs, Law, Param, available_laws, get_law, register_law  # noqa: E402
+from .results import FitResult, load_fit  # noqa: E402
+
+__all__ = ["FitResult", "Inputs", "Law", "MixlawError", "Param", "RunTable", "available_laws", "fit", "get_law",
+           "load_fit", "load_runs", "register_law"]

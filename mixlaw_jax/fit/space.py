@@ -1,0 +1,205 @@
+"""The fitted coordinates of a law: transforms, bounds and random initialisation.
+
+The optimiser works on an unconstrained vector z in R^P. Each coordinate maps to the law's own
+coordinate u (the log of a positive parameter, the value otherwise) through
+
+    unbounded:        u = z
+    bounds (lo, hi):  u = lo + (hi - lo) * sigmoid(z)
+    bounds (lo, inf): u = lo + softplus(z)
+    bounds (-inf, hi): u = hi - softplus(-z)
+
+    positive offset in log space: u = exp(z)
+
+(in log-space fits the law's offset E must stay positive for log L to be defined). Bounds
+are given on parameter *values* (E, alpha, gamma, C ...) and converted to the log for positive
+parameters. A parameter whose value ends within ``BOUND_TOL`` (relative to the bound's width) of a
+bound is reported as at its bound.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import MixlawError
+from ..laws import Law
+
+BOUND_TOL = 1e-4
+#: Values beyond these magnitudes are reported as extreme (a term switched on just outside the data).
+EXTREME_EXPONENT = 20.0
+EXTREME_LOG_COEFFICIENT = 50.0
+
+IDENTITY, SIGMOID, LOWER, UPPER, EXP = 0, 1, 2, 3, 4
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class ParamSpace:
+    """Flat coordinate layout of one law for k domains, with transforms and init ranges."""
+
+    law: Law = dataclasses.field(metadata=dict(static=True))
+    k: int = dataclasses.field(metadata=dict(static=True))
+    loss_space: str = dataclasses.field(metadata=dict(static=True))
+    kind: np.ndarray      # (P,) transform code per coordinate
+    lo: np.ndarray        # (P,) lower bound in law coordinates (may be -inf)
+    hi: np.ndarray        # (P,) upper bound in law coordinates (may be +inf)
+    init_lo: np.ndarray   # (P,) init range in law coordinates
+    init_hi: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.kind)
+
+    @property
+    def names(self) -> list[str]:
+        return self.law.names(self.k)
+
+    def to_law(self, z: jax.Array) -> jax.Array:
+        """z -> law coordinates u (vectorised over leading axes)."""
+        lo = jnp.where(jnp.isfinite(self.lo), self.lo, 0.0)
+        hi = jnp.where(jnp.isfinite(self.hi), self.hi, 0.0)
+        options = [z,
+                   lo + (hi - lo) * jax.nn.sigmoid(z),
+                   lo + jax.nn.softplus(z),
+                   hi - jax.nn.softplus(-z),
+                   jnp.exp(z)]
+        return jnp.select([self.kind == c for c in range(5)], options)
+
+    def from_law(self, u: jax.Array) -> jax.Array:
+        """Law coordinates -> z (inverse of :meth:`to_law`); values on or past a bound map just inside it."""
+        u = jnp.asarray(u, dtype=jnp.float64)
+        finite_lo, finite_hi = jnp.isfinite(self.lo), jnp.isfinite(self.hi)
+        lo = jnp.where(finite_lo, self.lo, 0.0)
+        hi = jnp.where(finite_hi, self.hi, 0.0)
+        width = jnp.where(finite_lo & finite_hi, self.hi - self.lo, 1.0)
+        eps = 1e-12
+        frac = jnp.clip((u - lo) / width, eps, 1 - eps)
+
+        def softplus_inv(v):
+            v = jnp.maximum(v, eps)
+            return jnp.where(v > 30, v, jnp.log(jnp.expm1(jnp.minimum(v, 30))))
+
+        options = [u,
+                   jnp.log(frac) - jnp.log1p(-frac),
+                   softplus_inv(u - lo),
+                   -softplus_inv(hi - u),
+                   jnp.log(jnp.maximum(u, 1e-300))]
+        return jnp.select([jnp.asarray(self.kind) == c for c in range(5)], options)
+
+    def law_params(self, z: jax.Array) -> dict:
+        """Named law-coordinate arrays for the law function."""
+        return self.law.unflatten(self.to_law(z), self.k)
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        """n uniform random starts in the init box, as z coordinates (n, P)."""
+        u = self.init_lo + (self.init_hi - self.init_lo) * jax.random.uniform(key, (n, self.size), jnp.float64)
+        return self.from_law(u)
+
+    @property
+    def offset_index(self) -> int | None:
+        """Position of the law's offset (E) in the flat vector, or None."""
+        if self.law.offset is None:
+            return None
+        return self.names.index(self.law.offset)
+
+    def shift_offset(self, z: jax.Array, shift: jax.Array) -> jax.Array:
+        """z with the offset's value moved by ``shift`` (clipped to its bounds); z (..., P), shift (...)."""
+        i = self.offset_index
+        u = self.to_law(z)
+        moved = jnp.clip(u[..., i] + shift, self.lo[i], self.hi[i])
+        return self.from_law(u.at[..., i].set(moved))
+
+    def values(self, u: np.ndarray) -> dict[str, float | list[float]]:
+        """Law coordinates -> reported values: exp of positive parameters, named as in SPEC.md."""
+        out = {}
+        for p, (name, v) in zip(self.law.params, self.law.unflatten(np.asarray(u), self.k).items()):
+            v = np.exp(v) if p.positive else np.asarray(v)
+            out[name] = v.tolist()
+        return out
+
+    def flags(self, u: np.ndarray) -> list[str]:
+        """Parameters at a bound or at an extreme value, as readable strings."""
+        notes = []
+        width = np.where(np.isfinite(self.hi - self.lo), self.hi - self.lo, 1.0)
+        positive = self._positive_mask()
+        exponent = self._exponent_mask()
+        for name, value, lo, hi, w, pos, expo in zip(self.names, np.asarray(u), self.lo, self.hi, width, positive,
+                                                     exponent):
+            shown = np.exp(value) if pos else value
+            if np.isfinite(lo) and value - lo <= BOUND_TOL * w:
+                notes.append(f"{name}={shown:.4g} at lower bound")
+            elif np.isfinite(hi) and hi - value <= BOUND_TOL * w:
+                notes.append(f"{name}={shown:.4g} at upper bound")
+            elif (pos and abs(value) > EXTREME_LOG_COEFFICIENT) or (expo and abs(value) > EXTREME_EXPONENT):
+                notes.append(f"{name}={shown:.4g} extreme")
+            elif self.law.offset and name == self.law.offset and value < 0:
+                notes.append(f"{name}={shown:.4g} negative")
+        return notes
+
+    def _positive_mask(self) -> np.ndarray:
+        return np.concatenate([np.full(p.size(self.k), p.positive) for p in self.law.params])
+
+    def _exponent_mask(self) -> np.ndarray:
+        return np.concatenate([np.full(p.size(self.k), not p.positive and p.name != self.law.offset)
+                               for p in self.law.params])
+
+
+def make_space(law: Law, k: int, loss_space: str = "raw",
+               bounds: "str | None | Mapping[str, tuple[float, float]]" = "default") -> ParamSpace:
+    """Lay out the coordinates of ``law`` for k domains.
+
+    Args:
+      bounds: ``"default"`` for the law's plausible ranges (exponents, offset), ``None`` for an
+        unbounded fit, or a dict ``name -> (low, high)`` of value bounds (overriding the defaults
+        for the names it gives; ``(-inf, inf)`` removes one).
+    """
+    if bounds is None:
+        value_bounds = {}
+    elif isinstance(bounds, str):
+        if bounds != "default":
+            raise MixlawError(f"bounds must be 'default', None or a dict, not {bounds!r}")
+        value_bounds = {p.name: p.bounds for p in law.params if p.bounds is not None}
+    else:
+        names = {p.name for p in law.params}
+        unknown = set(bounds) - names
+        if unknown:
+            raise MixlawError(f"bounds name unknown parameters {sorted(unknown)} of law {law.name!r}; "
+                              f"parameters: {', '.join(p.name for p in law.params)}")
+        value_bounds = {p.name: p.bounds for p in law.params if p.bounds is not None}
+        value_bounds.update({n: tuple(map(float, b)) for n, b in bounds.items()})
+
+    kind, lo, hi, ilo, ihi = [], [], [], [], []
+    for p in law.params:
+        b_lo, b_hi = value_bounds.get(p.name, (-np.inf, np.inf))
+        if b_lo >= b_hi:
+            raise MixlawError(f"bounds for {p.name!r}: low {b_lo} must be below high {b_hi}")
+        positive_offset = loss_space == "log" and p.name == law.offset
+        if p.positive:
+            with np.errstate(divide="ignore"):
+                b_lo, b_hi = np.log(max(b_lo, 0.0)), np.log(b_hi)
+        elif positive_offset:
+            b_lo = max(b_lo, 0.0)
+        i_lo, i_hi = max(p.init[0], b_lo), min(p.init[1], b_hi)
+        if i_lo >= i_hi:  # init box outside the bounds: sample inside the bounds instead
+            i_lo, i_hi = b_lo, b_hi
+        if np.isfinite(b_lo) and np.isfinite(b_hi):
+            code = SIGMOID
+        elif np.isfinite(b_lo):
+            code = LOWER
+        elif np.isfinite(b_hi):
+            code = UPPER
+        else:
+            code = IDENTITY
+        if positive_offset and code == LOWER and b_lo == 0.0:
+            code = EXP  # log L needs E > 0: fit log E
+        size = p.size(k)
+        kind += [code] * size
+        lo += [b_lo] * size
+        hi += [b_hi] * size
+        ilo += [i_lo] * size
+        ihi += [i_hi] * size
+    return ParamSpace(law, k, loss_space, np.array(kind), np.array(lo, float), np.array(hi, float),
+                      np.array(ilo, float), np.array(ihi, float))

@@ -1,0 +1,157 @@
+"""What a law is: a parameter spec plus a pure function of (params, inputs).
+
+Every law in this package has the additive shape
+
+    L(N, D, h) = offset + sum_m exp(log_term_m(N, D, h)),
+
+so a law returns ``(offset, log_terms)``. Raw-space residuals use ``offset + sum exp(log_terms)``;
+log-space residuals (Hoffmann / Epoch style) use ``logsumexp(log offset, log_terms)``, which never
+overflows. A user law may return its prediction directly (``Law.from_predict``), with no log terms.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Shape = Literal["scalar", "domain"]
+
+
+class Inputs(NamedTuple):
+    """Row inputs of a law: log N, log D and the mixture weights (rows x k).
+
+    ``log_h`` holds log h with ``-inf`` where h = 0; use :func:`weighted_log_h` for ``gamma * log h``
+    so that gradients stay finite at h = 0.
+    """
+
+    log_n: jax.Array
+    log_d: jax.Array
+    h: jax.Array
+    log_h: jax.Array
+
+    @classmethod
+    def from_arrays(cls, n, d, h) -> "Inputs":
+        h = jnp.asarray(h)
+        positive = h > 0
+        log_h = jnp.where(positive, jnp.log(jnp.where(positive, h, 1.0)), -jnp.inf)
+        return cls(jnp.log(jnp.asarray(n)), jnp.log(jnp.asarray(d)), h, log_h)
+
+
+def scaled_log_h(log_h: jax.Array, gamma: jax.Array) -> jax.Array:
+    """gamma * log h with exp(.) = h^gamma, and 0 * (-inf) treated as -inf (h = 0 contributes nothing)."""
+    finite = jnp.isfinite(log_h)
+    return jnp.where(finite, gamma * jnp.where(finite, log_h, 0.0), -jnp.inf)
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One named parameter of a law.
+
+    Attributes:
+      name: name as in SPEC.md (``E``, ``A``, ``alpha``, ``C``, ``gamma`` ...).
+      shape: ``"scalar"`` or ``"domain"`` (one value per mixture domain, length k).
+      positive: if True the parameter is fitted as its logarithm (value = exp(z)).
+      init: (low, high) range of the fitted coordinate (z, i.e. the log for positive parameters)
+        for random initialisation.
+      bounds: default plausible (low, high) range of the *value* used by ``fit(bounds="default")``,
+        or None for no default bound. Either end may be +-inf.
+    """
+
+    name: str
+    shape: Shape = "scalar"
+    positive: bool = False
+    init: tuple[float, float] = (0.0, 1.0)
+    bounds: tuple[float, float] | None = None
+
+    def size(self, k: int) -> int:
+        return k if self.shape == "domain" else 1
+
+
+TermsFn = Callable[[dict, Inputs], tuple[jax.Array, jax.Array]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Law:
+    """A law form: ``terms(params, inputs) -> (offset, log_terms)`` plus its parameter spec.
+
+    ``params`` passed to ``terms`` are values in the fitted coordinates: the log of positive
+    parameters (so ``params["A"]`` is log A), the value itself otherwise. Domain parameters have
+    shape (k,), scalars shape ().
+
+    Attributes:
+      name: registry name.
+      params: the parameter spec, in the order of the flat parameter vector.
+      terms: the pure law function (see module docstring).
+      uses_n, uses_d: whether N and D enter the law (a table may omit them otherwise).
+      offset: name of the additive offset parameter (E), or None; in log-space fits it is kept
+        positive so that log L is defined.
+      formula: the formula, for docs and reports.
+      report: maps the named law coordinates to the named parameters of SPEC.md; by default the
+        exp of positive parameters and the value of the others.
+    """
+
+    name: str
+    params: tuple[Param, ...]
+    terms: TermsFn
+    uses_n: bool = True
+    uses_d: bool = True
+    offset: str | None = "E"
+    formula: str = ""
+    report: Callable[[dict], dict] | None = None
+
+    @classmethod
+    def from_predict(cls, name: str, params, predict: Callable[[dict, Inputs], jax.Array], *,
+                     uses_n: bool = True, uses_d: bool = True, formula: str = "") -> "Law":
+        """Build a law from a function returning the predicted loss directly.
+
+        In log-space fits its prediction must be positive; non-positive predictions count as a
+        failed start, never as NaN.
+        """
+        def terms(p, x):
+            pred = predict(p, x)
+            return pred, jnp.zeros((0,) + jnp.shape(pred), dtype=pred.dtype)
+
+        return cls(name, tuple(params), terms, uses_n, uses_d, None, formula)
+
+    def n_params(self, k: int) -> int:
+        return sum(p.size(k) for p in self.params)
+
+    def names(self, k: int) -> list[str]:
+        """Flat names: ``C[0]``, ``C[1]``, ... for domain parameters."""
+        out = []
+        for p in self.params:
+            out += [f"{p.name}[{i}]" for i in range(k)] if p.shape == "domain" else [p.name]
+        return out
+
+    def unflatten(self, theta: jax.Array, k: int) -> dict:
+        """Flat coordinate vector (..., P) -> dict of named arrays in fitted coordinates."""
+        out, i = {}, 0
+        for p in self.params:
+            size = p.size(k)
+            out[p.name] = theta[..., i:i + size] if p.shape == "domain" else theta[..., i]
+            i += size
+        return out
+
+    def spec_params(self, params: dict) -> dict:
+        """Law coordinates (named numpy arrays) -> the parameters as named in SPEC.md, as floats / lists."""
+        values = {p.name: (np.exp(params[p.name]) if p.positive else np.asarray(params[p.name]))
+                  for p in self.params}
+        if self.report is not None:
+            values = self.report(values)
+        return {name: np.asarray(v, dtype=float).tolist() for name, v in values.items()}
+
+    def predict(self, params: dict, x: Inputs) -> jax.Array:
+        """Predicted loss in raw space: offset + sum exp(log_terms)."""
+        offset, log_terms = self.terms(params, x)
+        return offset + jnp.sum(jnp.exp(log_terms), axis=0)
+
+    def log_predict(self, params: dict, x: Inputs) -> jax.Array:
+        """log of the predicted loss, as logsumexp(log offset, log_terms); -inf/NaN-free when offset > 0."""
+        offset, log_terms = self.terms(params, x)
+        positive = offset > 0
+        log_offset = jnp.where(positive, jnp.log(jnp.where(positive, offset, 1.0)), -jnp.inf)
+        stacked = jnp.concatenate([log_offset[None], log_terms], axis=0)
+        return jax.nn.logsumexp(stacked, axis=0)

@@ -1,0 +1,37 @@
+"""Scale-only laws: L(N, D) with no mixture dependence."""
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ._base import Inputs, Law, Param
+
+# Default bounds keep exponents and the irreducible loss physically plausible (see fit(bounds=...)).
+EXPONENT_BOUNDS = (0.0, 2.5)
+OFFSET_BOUNDS = (0.0, 20.0)
+
+
+def power_terms(p: dict, x: Inputs, log_a, log_b) -> list:
+    """log(A/N^alpha) and log(B/D^beta) for log-coefficients log_a, log_b."""
+    return [log_a - p["alpha"] * x.log_n, log_b - p["beta"] * x.log_d]
+
+
+def _chinchilla_terms(p: dict, x: Inputs):
+    return p["E"] * jnp.ones_like(x.log_n), jnp.stack(power_terms(p, x, p["A"], p["B"]))
+
+
+# init ranges for log A and log B are wide enough to put A/N^alpha between ~1e-3 and ~1e2 for
+# N in 1e6..1e12 at the sampled exponents.
+SCALE_PARAMS = (
+    Param("E", init=(0.0, 3.0), bounds=OFFSET_BOUNDS),
+    Param("A", positive=True, init=(-2.0, 25.0)),
+    Param("alpha", init=(0.05, 1.2), bounds=EXPONENT_BOUNDS),
+    Param("B", positive=True, init=(-2.0, 25.0)),
+    Param("beta", init=(0.05, 1.2), bounds=EXPONENT_BOUNDS),
+)
+
+chinchilla = Law(
+    "chinchilla",
+    SCALE_PARAMS,
+    _chinchilla_terms,
+    formula="L = E + A/N^alpha + B/D^beta",
+)

@@ -1,0 +1,163 @@
+"""Fitted laws as values: named parameters, diagnostics, prediction, scoring and JSON round trip."""
+from __future__ import annotations
+
+import dataclasses
+import platform
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from . import _io, metrics
+from .data import RunTable, load_runs
+from .errors import MixlawError
+from .laws import Inputs, get_law
+
+FIT_SCHEMA_VERSION = 1
+
+
+def provenance(seed: int | None = None, table_hash: str | None = None) -> dict:
+    """Seed, input-table hash and package versions recorded with every result."""
+    import optax
+
+    from . import __version__
+    return {"seed": seed, "table_hash": table_hash, "mixlaw_jax": __version__, "jax": jax.__version__,
+            "optax": optax.__version__, "numpy": np.__version__, "pandas": pd.__version__,
+            "python": platform.python_version(), "machine": platform.machine()}
+
+
+@dataclasses.dataclass
+class FitResult:
+    """One law fitted to every target of a run table.
+
+    Attributes:
+      law: the law's registry name.
+      targets, weight_columns: column names; ``n_column`` / ``d_column`` the N and D columns.
+      coordinates: (targets, P) fitted law coordinates (log of positive parameters), the exact state
+        that ``predict`` uses.
+      objective: (targets,) best Huber objective per target.
+      diagnostics: per-target dict: gradient norm, starts in the best basin, failed starts,
+        iterations, and flags for parameters at a bound or at an extreme.
+      settings: loss space, Huber delta, reduction, bounds, starts and schedule used.
+      provenance: seed, input-table hash and package versions.
+    """
+
+    law: str
+    k: int
+    targets: tuple[str, ...]
+    weight_columns: tuple[str, ...]
+    n_column: str | None
+    d_column: str | None
+    coordinates: np.ndarray
+    objective: np.ndarray
+    diagnostics: dict
+    settings: dict
+    provenance: dict
+
+    @property
+    def params(self) -> dict[str, dict]:
+        """target -> {parameter name as in SPEC.md: value (float, or list for per-domain parameters)}."""
+        law = get_law(self.law)
+        return {t: law.spec_params(law.unflatten(self.coordinates[j], self.k)) for j, t in enumerate(self.targets)}
+
+    def law_coordinates(self, target: str) -> dict:
+        law = get_law(self.law)
+        return law.unflatten(jnp.asarray(self.coordinates[self.targets.index(target)]), self.k)
+
+    def _table(self, runs) -> RunTable:
+        if isinstance(runs, RunTable):
+            return runs
+        frame = runs if isinstance(runs, pd.DataFrame) else None
+        if frame is None:
+            return load_runs(runs, weights=list(self.weight_columns), N=self.n_column, D=self.d_column,
+                             targets=[t for t in self.targets])
+        present = [t for t in self.targets if t in frame.columns]
+        frame = frame.copy()
+        dummy = "__mixlaw_no_target__"
+        if not present:
+            frame[dummy] = 1.0
+        return load_runs(frame, weights=list(self.weight_columns), N=self.n_column, D=self.d_column,
+                         targets=present or [dummy])
+
+    def predict_arrays(self, n, d, h) -> np.ndarray:
+        """Predicted losses (rows, targets) at arrays N (rows,), D (rows,), h (rows, k)."""
+        law = get_law(self.law)
+        h = np.asarray(h, float)
+        rows = h.shape[0]
+        n = np.ones(rows) if n is None else np.broadcast_to(np.asarray(n, float), (rows,))
+        d = np.ones(rows) if d is None else np.broadcast_to(np.asarray(d, float), (rows,))
+        x = Inputs.from_arrays(n, d, h)
+        pred = _predict_all(law, self.k, jnp.asarray(self.coordinates), x)
+        return np.asarray(pred).T
+
+    def predict(self, runs) -> pd.DataFrame:
+        """Predicted loss per target (one column each) for a RunTable, DataFrame or file of runs."""
+        table = self._table(runs)
+        if table.k != self.k:
+            raise MixlawError(f"the table has {table.k} weight columns; this fit has {self.k}")
+        pred = self.predict_arrays(table.n, table.d, table.h)
+        return pd.DataFrame(pred, columns=list(self.targets), index=table.frame.index)
+
+    def mre(self, runs) -> dict[str, float]:
+        """Mean relative error (%) per target on the rows of ``runs`` where that target is observed."""
+        table = self._table(runs)
+        pred = self.predict(table)
+        out = {}
+        for t in self.targets:
+            if t in table.targets:
+                out[t] = metrics.mre(table.losses[:, table.targets.index(t)], pred[t].to_numpy())
+        return out
+
+    def summary(self) -> pd.DataFrame:
+        """One row per target: objective, diagnostics and flagged parameters."""
+        rows = []
+        for j, t in enumerate(self.targets):
+            d = self.diagnostics[t]
+            rows.append({"target": t, "objective": self.objective[j], "gradient_norm": d["gradient_norm"],
+                         "starts_in_best_basin": f"{d['n_in_basin']}/{d['n_final']}",
+                         "flags": "; ".join(d["flags"])})
+        return pd.DataFrame(rows).set_index("target")
+
+    def to_dict(self) -> dict:
+        return {"kind": "fit", "schema_version": FIT_SCHEMA_VERSION, "law": self.law, "k": self.k,
+                "targets": list(self.targets), "weight_columns": list(self.weight_columns),
+                "n_column": self.n_column, "d_column": self.d_column,
+                "coordinates": np.asarray(self.coordinates).tolist(), "objective": np.asarray(self.objective).tolist(),
+                "params": _finite_or_none(self.params), "diagnostics": self.diagnostics,
+                "settings": self.settings, "provenance": self.provenance}
+
+    def save(self, path) -> None:
+        """Write the result as versioned JSON, atomically (a crash leaves the old file or none)."""
+        _io.atomic_write_json(path, self.to_dict())
+
+
+def _finite_or_none(tree):
+    if isinstance(tree, dict):
+        return {k: _finite_or_none(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_finite_or_none(v) for v in tree]
+    return tree if np.isfinite(tree) else None
+
+
+def load_fit(path) -> FitResult:
+    """Read a :class:`FitResult` written by ``FitResult.save``; a clear error for corrupt or other-version files."""
+    p = _io.read_json(path, "fit", FIT_SCHEMA_VERSION)
+    try:
+        law = get_law(p["law"])
+        coordinates = np.asarray(p["coordinates"], dtype=float)
+        if coordinates.shape != (len(p["targets"]), law.n_params(p["k"])):
+            raise MixlawError(f"{path}: coordinates have shape {coordinates.shape}, expected "
+                              f"({len(p['targets'])}, {law.n_params(p['k'])})")
+        return FitResult(law=p["law"], k=p["k"], targets=tuple(p["targets"]),
+                         weight_columns=tuple(p["weight_columns"]), n_column=p["n_column"], d_column=p["d_column"],
+                         coordinates=coordinates, objective=np.asarray(p["objective"], dtype=float),
+                         diagnostics=p["diagnostics"], settings=p["settings"], provenance=p["provenance"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise MixlawError(f"{path} is not a valid fit file: {err!r}") from None
+
+
+def _predict_all(law, k: int, coordinates: jax.Array, x: Inputs) -> jax.Array:
+    """(targets, rows) raw-space predictions."""
+    return jax.vmap(lambda u: law.predict(law.unflatten(u, k), x))(coordinates)

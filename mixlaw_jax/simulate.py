@@ -1,0 +1,43 @@
+"""Synthetic run tables drawn from a law: for tests with a known truth, calibration checks and the bundled demo data."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .laws import Inputs, get_law
+
+
+def simulate(law, coordinates: np.ndarray, n, d, h, *, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    """Losses L(N, D, h) from ``law`` at law coordinates ``coordinates`` (P,), times (1 + noise * eps), eps ~ N(0, 1).
+
+    Args:
+      law: law name or Law.
+      coordinates: flat law coordinates (log of positive parameters), as in ``FitResult.coordinates[j]``.
+      n, d: (rows,) model sizes and token counts.
+      h: (rows, k) mixtures.
+      noise: relative Gaussian noise level.
+      seed: noise seed.
+    """
+    law = get_law(law)
+    h = np.asarray(h, float)
+    x = Inputs.from_arrays(np.asarray(n, float), np.asarray(d, float), h)
+    clean = np.asarray(law.predict(law.unflatten(np.asarray(coordinates, float), h.shape[1]), x))
+    rng = np.random.default_rng(seed)
+    return clean * (1.0 + noise * rng.standard_normal(clean.shape))
+
+
+def random_mixtures(n_mixtures: int, k: int, *, min_weight: float = 0.02, seed: int = 0) -> np.ndarray:
+    """Mixtures drawn uniformly from the simplex, then mixed with the uniform mixture so every h_i >= min_weight."""
+    rng = np.random.default_rng(seed)
+    h = rng.dirichlet(np.ones(k), size=n_mixtures)
+    return min_weight + (1.0 - k * min_weight) * h
+
+
+def design(mixtures: np.ndarray, sizes, tokens) -> pd.DataFrame:
+    """Every mixture at every model size, with a checkpoint at every token count: columns weight_i, N, D."""
+    rows = []
+    for m, h in enumerate(mixtures):
+        for n in sizes:
+            for d in tokens:
+                rows.append({**{f"weight_{i}": w for i, w in enumerate(h)}, "N": float(n), "D": float(d)})
+    return pd.DataFrame(rows)

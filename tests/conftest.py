@@ -1,0 +1,38 @@
+"""Shared fixtures: the real tables in ../shared/data fail the run under CI=true when missing, and skip elsewhere."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import mixlaw_jax as mj
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_file(relative: str) -> Path:
+    path = SHARED_DATA / relative
+    if not path.exists():
+        message = f"real data not found at {path} (needs ../shared/data beside the repository)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def slimpajama():
+    """The SlimPajama table of Shukor et al. (all rows; 8 targets)."""
+    return mj.load_runs(shared_file("slimpajama/dmsl_llm_slimpajama.csv"), weights="weight_*", N="model_size",
+                        D="n_tokens", targets="*_loss")
+
+
+@pytest.fixture(scope="session")
+def chinchilla_frame():
+    import pandas as pd
+    frame = pd.read_csv(shared_file("chinchilla_epoch/svg_extracted_data.csv"))
+    frame = frame.sort_values("loss").iloc[:-5]          # Epoch drop the 5 highest-loss points
+    frame["D"] = frame["Training FLOP"] / (6 * frame["Model Size"])
+    frame["h"] = 1.0
+    return frame
