@@ -13,6 +13,8 @@ from .errors import MixlawError  # noqa: E402
 from .fit import fit  # noqa: E402
 from .laws import Inputs, Law, Param, available_laws, get_law, register_law  # noqa: E402
 from .results import FitResult, load_fit  # noqa: E402
+from .mixture import MixtureResult, compute_optimal, load_mixture, optimal_mixture  # noqa: E402
 
 __all__ = ["FitResult", "Inputs", "Law", "MixlawError", "Param", "RunTable", "available_laws", "fit", "get_law",
            "load_fit", "load_runs", "register_law"]
+__all__ += ["MixtureResult", "compute_optimal", "load_mixture", "optimal_mixture"]

@@ -172,7 +172,7 @@ def _numeric(frame: pd.DataFrame, column: str, *, allow_nan: bool) -> np.ndarray
     invalid = ~np.isfinite(values) if not allow_nan else np.isinf(values)
     if invalid.any():
         row = frame.index[np.flatnonzero(invalid)[0]]
-        raise MixlawError(f"column {column!r}, row {row}: value {frame[column].loc[row]!r} is not finite")
+        raise MixlawError(f"column {column!r}, row {row}: value {values[np.flatnonzero(invalid)[0]]} is not finite")
     return values
 
 
@@ -213,7 +213,7 @@ def load_runs(source, *, weights, N: str | None = None, D: str | None = None, ta
     sums = h.sum(axis=1)
     off = np.abs(sums - 1.0)
     if (off > WEIGHT_SUM_TOL).any():
-        r = int(np.argmax(off))
+        r = int(np.flatnonzero(off > WEIGHT_SUM_TOL)[0])
         raise MixlawError(f"row {frame.index[r]}: weights sum to {sums[r]:.6g}, not 1 (tolerance {WEIGHT_SUM_TOL}); "
                           f"columns {', '.join(weight_cols)}")
     if renormalize and off.max() > 0:

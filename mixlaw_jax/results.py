@@ -35,6 +35,8 @@ class FitResult:
     Attributes:
       law: the law's registry name.
       targets, weight_columns: column names; ``n_column`` / ``d_column`` the N and D columns.
+      weight_range: (k, 2) smallest and largest weight of each domain in the fitted rows (the default
+        bounds for optimal mixtures: a law is no evidence about mixtures it never saw).
       coordinates: (targets, P) fitted law coordinates (log of positive parameters), the exact state
         that ``predict`` uses.
       objective: (targets,) best Huber objective per target.
@@ -50,6 +52,7 @@ class FitResult:
     weight_columns: tuple[str, ...]
     n_column: str | None
     d_column: str | None
+    weight_range: np.ndarray
     coordinates: np.ndarray
     objective: np.ndarray
     diagnostics: dict
@@ -124,6 +127,7 @@ class FitResult:
         return {"kind": "fit", "schema_version": FIT_SCHEMA_VERSION, "law": self.law, "k": self.k,
                 "targets": list(self.targets), "weight_columns": list(self.weight_columns),
                 "n_column": self.n_column, "d_column": self.d_column,
+                "weight_range": np.asarray(self.weight_range).tolist(),
                 "coordinates": np.asarray(self.coordinates).tolist(), "objective": np.asarray(self.objective).tolist(),
                 "params": _finite_or_none(self.params), "diagnostics": self.diagnostics,
                 "settings": self.settings, "provenance": self.provenance}
@@ -152,7 +156,7 @@ def load_fit(path) -> FitResult:
                               f"({len(p['targets'])}, {law.n_params(p['k'])})")
         return FitResult(law=p["law"], k=p["k"], targets=tuple(p["targets"]),
                          weight_columns=tuple(p["weight_columns"]), n_column=p["n_column"], d_column=p["d_column"],
-                         coordinates=coordinates, objective=np.asarray(p["objective"], dtype=float),
+                         weight_range=np.asarray(p["weight_range"], dtype=float), coordinates=coordinates, objective=np.asarray(p["objective"], dtype=float),
                          diagnostics=p["diagnostics"], settings=p["settings"], provenance=p["provenance"])
     except (KeyError, TypeError, ValueError) as err:
         raise MixlawError(f"{path} is not a valid fit file: {err!r}") from None

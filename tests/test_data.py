@@ -52,7 +52,7 @@ def test_bad_input_names_the_column_row_and_value(edit, message):
 
 def test_misspelt_column_gets_a_suggestion():
     with pytest.raises(mj.MixlawError, match="did you mean 'loss_x'"):
-        mj.load_runs(frame(), weights="w_*", N="N", D="D", targets=["loss_z"])
+        mj.load_runs(frame(), weights="w_*", N="N", D="D", targets=["lossx"])
 
 
 def test_drop_first_checkpoints_drops_each_runs_smallest_token_counts():

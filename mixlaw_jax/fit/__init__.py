@@ -133,7 +133,8 @@ def build_result(law: Law, runs: RunTable, targets: list[str], space: ParamSpace
                           "n_failed_starts": int(solution.n_failed[j]), "iterations": int(solution.iterations[j]),
                           "flags": space.flags(u[j])}
     return FitResult(law=law.name, k=runs.k, targets=tuple(targets), weight_columns=runs.weight_columns,
-                     n_column=runs.n_column, d_column=runs.d_column, coordinates=u,
+                     n_column=runs.n_column, d_column=runs.d_column,
+                     weight_range=np.stack([runs.h.min(axis=0), runs.h.max(axis=0)], axis=1), coordinates=u,
                      objective=np.asarray(solution.objective), diagnostics=diagnostics, settings=settings,
                      provenance=prov)
 

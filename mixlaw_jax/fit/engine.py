@@ -5,9 +5,11 @@ One fit is
 1. **screen** — ``n_starts`` random points from the law's init box are scored on every problem with
    one vmapped objective evaluation (predictions are shared by all problems and computed in chunks of
    ``chunk_size`` starts, so memory stays bounded); the best ``schedule[0][0]`` per problem go on;
-2. **refine by successive halving** — for each ``(keep, n_iter)`` in ``schedule`` the best ``keep``
-   starts of each problem run ``n_iter`` Levenberg-Marquardt IRLS iterations (``solvers``), all
-   problems x starts in one vmapped, jitted call;
+2. **refine by successive halving** — for each ``(keep, n_iter, row_fraction)`` in ``schedule`` the
+   best ``keep`` starts of each problem run ``n_iter`` Levenberg-Marquardt IRLS iterations
+   (``solvers``), all problems x starts in one vmapped, jitted call. Early stages may use a fixed
+   random fraction of the rows (multi-fidelity): the basins are much the same, each iteration is
+   cheaper, so more starts can be explored for the same time; screening uses the first stage's rows;
 3. **keep the best** start per problem, with diagnostics.
 
 No Python loop runs over targets, replicates or starts: the loops are over stages and chunks only.
@@ -29,8 +31,11 @@ from ..objective import huber, observed, prediction
 from . import solvers
 from .space import ParamSpace
 
-#: (starts kept, Levenberg-Marquardt iterations) per successive-halving stage.
-DEFAULT_SCHEDULE: tuple[tuple[int, int], ...] = ((256, 30), (64, 120), (16, 600))
+#: (starts kept, Levenberg-Marquardt iterations, fraction of rows used) per successive-halving stage.
+DEFAULT_SCHEDULE: tuple[tuple[int, int, float], ...] = ((1024, 30, 0.25), (256, 60, 0.25), (64, 100, 1.0),
+                                                        (16, 300, 1.0))
+#: A row subset keeps at least this many rows per parameter (or all rows).
+MIN_ROWS_PER_PARAM = 10
 #: A start is "in the best basin" when its objective is within this relative distance of the best.
 BASIN_RTOL = 1e-6
 #: Default memory budget (bytes) for one batched Levenberg-Marquardt call.
@@ -172,8 +177,16 @@ def _gradient_norms(space: ParamSpace, x: Inputs, problems: Problems, z: jax.Arr
     return jax.vmap(lambda rows, zb: solvers.gradient_norm(model, rows, delta, zb))(solvers.Rows(*problems), z)
 
 
+def row_subset(n_rows: int, fraction: float, n_params: int, key: jax.Array) -> np.ndarray | None:
+    """Sorted random row indices for a coarse stage, or None when the stage uses every row."""
+    size = max(int(round(fraction * n_rows)), MIN_ROWS_PER_PARAM * n_params)
+    if size >= n_rows:
+        return None
+    return np.sort(np.asarray(jax.random.choice(key, n_rows, (size,), replace=False)))
+
+
 def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n_starts: int,
-          schedule: Sequence[tuple[int, int]] = DEFAULT_SCHEDULE, delta: float = 1e-3, chunk_size: int = 2048,
+          schedule: Sequence[tuple] = DEFAULT_SCHEDULE, delta: float = 1e-3, chunk_size: int = 2048,
           warm_starts: jax.Array | None = None, memory_bytes: float = DEFAULT_MEMORY, progress=None) -> Solution:
     """Minimise the Huber objective of every problem from many starts (see module docstring).
 
@@ -181,38 +194,62 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
       space: the law's coordinate layout.
       x: row inputs shared by all problems.
       problems: B problems (targets x replicates).
-      key: PRNG key for the random starts.
+      key: PRNG key for the random starts and row subsets.
       n_starts: random starts screened per problem (shared by all problems).
-      schedule: successive-halving stages ``(keep, n_iter)``.
+      schedule: successive-halving stages ``(keep, n_iter)`` or ``(keep, n_iter, row_fraction)``.
       warm_starts: optional (B, W, P) starts added to each problem's screened set (the bootstrap passes
         the full-data optimum here).
       memory_bytes: budget for the temporaries of one batched LM call; (problem, start) pairs are
         processed in chunks that fit it, so memory stays bounded however many problems and starts.
       progress: optional callable ``progress(stage_index, n_stages)``.
     """
-    first_keep = schedule[0][0]
+    stages = [(int(s[0]), int(s[1]), float(s[2]) if len(s) > 2 else 1.0) for s in schedule]
+    key_starts, key_rows = jax.random.split(key)
+    n_rows = problems.y.shape[1]
+    subsets = {}
+    for _, _, fraction in stages:
+        if fraction not in subsets:
+            subsets[fraction] = row_subset(n_rows, fraction, space.size, jax.random.fold_in(key_rows, len(subsets)))
+
+    def data(fraction):
+        rows = subsets[fraction]
+        if rows is None:
+            return x, problems
+        # the normaliser c stays the full table's: a coarse objective only has to rank starts
+        return jax.tree.map(lambda a: a[rows], x), Problems(problems.y[:, rows], problems.w[:, rows], problems.c)
+
+    first_keep = stages[0][0]
     n_warm = 0 if warm_starts is None else warm_starts.shape[1]
     n_random = max(first_keep - n_warm, 0)
+    x_stage, problems_stage = data(stages[0][2])
     if n_starts > 0 and n_random > 0:
-        starts = space.sample(key, max(n_starts, n_random))
-        z0, n_failed = screen(space, x, problems, starts, n_random, delta, chunk_size)
+        starts = space.sample(key_starts, max(n_starts, n_random))
+        z0, n_failed = screen(space, x_stage, problems_stage, starts, n_random, delta, chunk_size)
     else:
         z0 = jnp.zeros((problems.y.shape[0], 0, space.size))
         n_failed = np.zeros(problems.y.shape[0], dtype=int)
     if warm_starts is not None:
         z0 = jnp.concatenate([jnp.asarray(warm_starts, z0.dtype), z0], axis=1)
-    states = _init_states(space, x, problems, z0, delta)
-    batch = lm_batch_size(problems.y.shape[1], space.size, space.k, memory_bytes)
+    states = _init_states(space, x_stage, problems_stage, z0, delta)
     first_iter = 0
-    for i, (keep, n_iter) in enumerate(schedule):
+    current = stages[0][2]
+    for i, (keep, n_iter, fraction) in enumerate(stages):
+        if fraction != current:   # rescore on this stage's rows, keeping each start's iteration record
+            x_stage, problems_stage = data(fraction)
+            last = states.last_improved
+            states = _init_states(space, x_stage, problems_stage, states.z, delta)._replace(last_improved=last)
+            current = fraction
         states = _take(states, jnp.argsort(states.f, axis=1)[:, :keep])
-        states = _lm_stage(space, x, problems, states, first_iter, delta, n_iter, batch)
+        batch = lm_batch_size(problems_stage.y.shape[1], space.size, space.k, memory_bytes)
+        states = _lm_stage(space, x_stage, problems_stage, states, first_iter, delta, n_iter, batch)
         states.f.block_until_ready()
         first_iter += n_iter
         if progress is not None:
-            progress(i + 1, len(schedule))
-    order = jnp.argsort(states.f, axis=1)
-    states = _take(states, order)
+            progress(i + 1, len(stages))
+    if current != 1.0 and subsets[current] is not None:
+        last = states.last_improved
+        states = _init_states(space, x, problems, states.z, delta)._replace(last_improved=last)
+    states = _take(states, jnp.argsort(states.f, axis=1))
     best_z = states.z[:, 0]
     f = np.asarray(states.f)
     best = f[:, :1]

@@ -35,20 +35,21 @@ def log_mix(log_c: jax.Array, x: Inputs, gamma=None) -> jax.Array:
 def log_power_mean(log_p: jax.Array, tau: jax.Array, x: Inputs) -> jax.Array:
     """log M_tau = (1/tau) log sum_i h_i exp(tau v_i) with v = log P, per row.
 
-    With vbar = sum_i h_i v_i and d = v - vbar this is vbar + logsumexp_i(log h_i + tau d_i) / tau. For
-    |tau| < 1e-5 the logsumexp loses digits to cancellation, and the third-order expansion
-    vbar + tau m2 / 2 + tau^2 m3 / 6 (m_j = sum_i h_i d_i^j) is used instead; both are accurate to
-    ~1e-11 there, and the limit tau -> 0 is vbar.
+    exp(tau v_i) does not depend on the row, so with m = max_i tau v_i this is
+    (m + log sum_i h_i exp(tau v_i - m)) / tau: k exponentials per law evaluation and one log per row.
+    For |tau| < 1e-5 the division by tau amplifies rounding, and the third-order expansion
+    vbar + tau m2 / 2 + tau^2 m3 / 6 (vbar = sum_i h_i v_i, m_j = sum_i h_i (v_i - vbar)^j) is used
+    instead; both are accurate to ~1e-11 there, and the limit tau -> 0 is vbar.
     """
-    vbar = jnp.sum(x.h * log_p, axis=-1)
-    d = log_p - vbar[..., None]
     small = jnp.abs(tau) < 1e-5
     tau_safe = jnp.where(small, 1.0, tau)
-    exact = jax.nn.logsumexp(tau_safe * d + x.log_h, axis=-1) / tau_safe
-    m2 = jnp.sum(x.h * d * d, axis=-1)
-    m3 = jnp.sum(x.h * d * d * d, axis=-1)
-    series = tau * m2 / 2 + tau * tau * m3 / 6
-    return vbar + jnp.where(small, series, exact)
+    tv = tau_safe * log_p
+    top = jnp.max(tv, axis=-1, keepdims=True)
+    exact = (top[..., 0] + jnp.log(x.h @ jnp.exp(tv - top))) / tau_safe
+    vbar = x.h @ log_p
+    d = log_p - vbar[..., None]
+    series = vbar + tau * jnp.sum(x.h * d * d, axis=-1) / 2 + tau * tau * jnp.sum(x.h * d * d * d, axis=-1) / 6
+    return jnp.where(small, series, exact)
 
 
 def _power_mean_report(values: dict, pure: str, tau: str, c_name: str, gamma_name: str) -> dict:
