@@ -146,7 +146,7 @@ def _init_states(space: ParamSpace, x: Inputs, problems: Problems, z: jax.Array,
     return per_problem(solvers.Rows(*problems), z)
 
 
-@partial(jax.jit, static_argnames=("delta", "n_iter", "batch_size"))
+@partial(jax.jit, static_argnames=("delta", "batch_size"))
 def _lm_stage(space: ParamSpace, x: Inputs, problems: Problems, states: solvers.SolverState, first_iter,
               delta: float, n_iter: int, batch_size: int) -> solvers.SolverState:
     """``n_iter`` LM iterations for every (problem, start), ``batch_size`` of them vmapped at a time."""
@@ -156,8 +156,7 @@ def _lm_stage(space: ParamSpace, x: Inputs, problems: Problems, states: solvers.
     def one(item):
         b, state = item
         rows = solvers.Rows(problems.y[b], problems.w[b], problems.c[b])
-        return jax.lax.fori_loop(first_iter, first_iter + n_iter,
-                                 lambda i, s: solvers.lm_step(model, model_jac, rows, delta, s, i), state)
+        return solvers.lm_run(model, model_jac, rows, delta, state, first_iter, n_iter)
 
     flat = jax.tree.map(lambda a: a.reshape((n_problems * n_starts,) + a.shape[2:]), states)
     owner = jnp.repeat(jnp.arange(n_problems), n_starts)
@@ -178,9 +177,12 @@ def _gradient_norms(space: ParamSpace, x: Inputs, problems: Problems, z: jax.Arr
 
 
 def row_subset(n_rows: int, fraction: float, n_params: int, key: jax.Array) -> np.ndarray | None:
-    """Sorted random row indices for a coarse stage, or None when the stage uses every row."""
-    size = max(int(round(fraction * n_rows)), MIN_ROWS_PER_PARAM * n_params)
-    if size >= n_rows:
+    """Sorted random row indices for a coarse stage, or None when the stage uses every row.
+
+    A table too small for the fraction to keep ``MIN_ROWS_PER_PARAM`` rows per parameter is not subsampled.
+    """
+    size = int(round(fraction * n_rows))
+    if size >= n_rows or size < MIN_ROWS_PER_PARAM * n_params:
         return None
     return np.sort(np.asarray(jax.random.choice(key, n_rows, (size,), replace=False)))
 
@@ -223,7 +225,8 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
     n_random = max(first_keep - n_warm, 0)
     x_stage, problems_stage = data(stages[0][2])
     if n_starts > 0 and n_random > 0:
-        starts = space.sample(key_starts, max(n_starts, n_random))
+        starts = space.sample(key_starts, max(n_starts, n_random), float(jnp.mean(x.log_n)),
+                              float(jnp.mean(x.log_d)))
         z0, n_failed = screen(space, x_stage, problems_stage, starts, n_random, delta, chunk_size)
     else:
         z0 = jnp.zeros((problems.y.shape[0], 0, space.size))
@@ -241,7 +244,8 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
             current = fraction
         states = _take(states, jnp.argsort(states.f, axis=1)[:, :keep])
         batch = lm_batch_size(problems_stage.y.shape[1], space.size, space.k, memory_bytes)
-        states = _lm_stage(space, x_stage, problems_stage, states, first_iter, delta, n_iter, batch)
+        states = _lm_stage(space, x_stage, problems_stage, states, jnp.asarray(first_iter), delta,
+                           jnp.asarray(n_iter), batch)
         states.f.block_until_ready()
         first_iter += n_iter
         if progress is not None:

@@ -35,6 +35,10 @@ ModelJacobian = Callable[[jax.Array], tuple[jax.Array, jax.Array]]   # z -> (val
 
 
 OUTER_CURVATURE = 1.0
+#: An iteration "stalls" when it lowers f by less than this fraction; STALL_LIMIT in a row ends a run
+#: (the damping has then grown 4^STALL_LIMIT-fold without finding a decrease worth having).
+STALL_RTOL = 1e-12
+STALL_LIMIT = 6
 
 
 class Rows(NamedTuple):
@@ -52,6 +56,7 @@ class SolverState(NamedTuple):
     f: jax.Array        # objective at z (inf for a failed start)
     damping: jax.Array  # Levenberg-Marquardt lambda
     last_improved: jax.Array  # iteration of the last accepted step
+    stall: jax.Array     # consecutive iterations that lowered f by less than STALL_RTOL (relative)
 
 
 def objective(model: Model, rows: Rows, delta: float, z: jax.Array) -> jax.Array:
@@ -64,13 +69,13 @@ def objective(model: Model, rows: Rows, delta: float, z: jax.Array) -> jax.Array
 
 
 def init_state(model: Model, rows: Rows, delta: float, z: jax.Array) -> SolverState:
-    return SolverState(z, objective(model, rows, delta, z), jnp.asarray(1e-2), jnp.asarray(0))
+    return SolverState(z, objective(model, rows, delta, z), jnp.asarray(1e-2), jnp.asarray(0), jnp.asarray(0))
 
 
 def lm_step(model: Model, model_jac: ModelJacobian, rows: Rows, delta: float, state: SolverState,
             it) -> SolverState:
     """One damped IRLS Gauss-Newton step (see module docstring)."""
-    z, f, lam, last = state
+    z, f, lam, last, stall = state
     m, jac = model_jac(z)
     used = rows.w > 0
     r = jnp.where(used, rows.y - m, 0.0)
@@ -85,9 +90,27 @@ def lm_step(model: Model, model_jac: ModelJacobian, rows: Rows, delta: float, st
     z_new = z + step
     f_new = objective(model, rows, delta, z_new)
     accept = (f_new < f) & jnp.all(jnp.isfinite(z_new))
+    progress = accept & (f - f_new > STALL_RTOL * f)
     return SolverState(jnp.where(accept, z_new, z), jnp.where(accept, f_new, f),
                        jnp.clip(jnp.where(accept, lam / 3.0, lam * 4.0), 1e-12, 1e12),
-                       jnp.where(accept, it + 1, last))
+                       jnp.where(accept, it + 1, last), jnp.where(progress, 0, stall + 1))
+
+
+def lm_run(model: Model, model_jac: ModelJacobian, rows: Rows, delta: float, state: SolverState, first_iter,
+           n_iter) -> SolverState:
+    """Up to ``n_iter`` LM iterations, stopping early once the run has stalled (see ``STALL_LIMIT``).
+
+    Under ``vmap`` the loop runs until every start in the batch has stalled or used its iterations.
+    """
+    def cond(carry):
+        i, s = carry
+        return (i < first_iter + n_iter) & (s.stall < STALL_LIMIT)
+
+    def body(carry):
+        i, s = carry
+        return i + 1, lm_step(model, model_jac, rows, delta, s, i)
+
+    return jax.lax.while_loop(cond, body, (first_iter, state._replace(stall=jnp.zeros_like(state.stall))))[1]
 
 
 def gradient_descent(model: Model, rows: Rows, delta: float, state: SolverState, n_iter: int,

@@ -48,6 +48,8 @@ class ParamSpace:
     hi: np.ndarray        # (P,) upper bound in law coordinates (may be +inf)
     init_lo: np.ndarray   # (P,) init range in law coordinates
     init_hi: np.ndarray
+    centre_exponent: np.ndarray  # (P,) index of the exponent that centres this coordinate's init, or -1
+    centre_of: np.ndarray        # (P,) 0: none, 1: mean log N, 2: mean log D
 
     @property
     def size(self) -> int:
@@ -93,10 +95,17 @@ class ParamSpace:
         """Named law-coordinate arrays for the law function."""
         return self.law.unflatten(self.to_law(z), self.k)
 
-    def sample(self, key: jax.Array, n: int) -> jax.Array:
-        """n uniform random starts in the init box, as z coordinates (n, P)."""
+    def sample(self, key: jax.Array, n: int, mean_log_n: float = 0.0, mean_log_d: float = 0.0) -> jax.Array:
+        """n random starts, as z coordinates (n, P): uniform in the init box, then centred.
+
+        A centred log-coefficient c (``Param.init_centre``) is shifted by exponent * mean log N (or D),
+        so that its sampled range is the log of the power term's size at the table's centre.
+        """
         u = self.init_lo + (self.init_hi - self.init_lo) * jax.random.uniform(key, (n, self.size), jnp.float64)
-        return self.from_law(u)
+        centre = np.select([self.centre_of == 1, self.centre_of == 2], [mean_log_n, mean_log_d], 0.0)
+        exponent = u[:, np.maximum(self.centre_exponent, 0)]
+        u = u + jnp.where(self.centre_exponent >= 0, exponent * centre, 0.0)
+        return self.from_law(jnp.clip(u, self.lo, self.hi))
 
     @property
     def offset_index(self) -> int | None:
@@ -171,7 +180,9 @@ def make_space(law: Law, k: int, loss_space: str = "raw",
         value_bounds = {p.name: p.bounds for p in law.params if p.bounds is not None}
         value_bounds.update({n: tuple(map(float, b)) for n, b in bounds.items()})
 
-    kind, lo, hi, ilo, ihi = [], [], [], [], []
+    kind, lo, hi, ilo, ihi, c_exp, c_of = [], [], [], [], [], [], []
+    starts = np.cumsum([0] + [p.size(k) for p in law.params])
+    position = {p.name: int(starts[i]) for i, p in enumerate(law.params)}
     for p in law.params:
         b_lo, b_hi = value_bounds.get(p.name, (-np.inf, np.inf))
         if b_lo >= b_hi:
@@ -196,10 +207,16 @@ def make_space(law: Law, k: int, loss_space: str = "raw",
         if positive_offset and code == LOWER and b_lo == 0.0:
             code = EXP  # log L needs E > 0: fit log E
         size = p.size(k)
+        if p.init_centre is not None:
+            c_exp += [position[p.init_centre[0]]] * size
+            c_of += [1 if p.init_centre[1] == "n" else 2] * size
+        else:
+            c_exp += [-1] * size
+            c_of += [0] * size
         kind += [code] * size
         lo += [b_lo] * size
         hi += [b_hi] * size
         ilo += [i_lo] * size
         ihi += [i_hi] * size
     return ParamSpace(law, k, loss_space, np.array(kind), np.array(lo, float), np.array(hi, float),
-                      np.array(ilo, float), np.array(ihi, float))
+                      np.array(ilo, float), np.array(ihi, float), np.array(c_exp), np.array(c_of))

@@ -58,6 +58,10 @@ class Param:
         for random initialisation.
       bounds: default plausible (low, high) range of the *value* used by ``fit(bounds="default")``,
         or None for no default bound. Either end may be +-inf.
+      init_centre: ``(exponent name, "n" or "d")`` for a log-coefficient c of a power term
+        exp(c - exponent * log N): its init range is then the log of the term's size at the table's
+        mean log N (or log D), and the sampled c is shifted by exponent * mean log N. Random starts then
+        give terms of plausible size instead of exp(+-20).
     """
 
     name: str
@@ -65,6 +69,7 @@ class Param:
     positive: bool = False
     init: tuple[float, float] = (0.0, 1.0)
     bounds: tuple[float, float] | None = None
+    init_centre: tuple[str, str] | None = None
 
     def size(self, k: int) -> int:
         return k if self.shape == "domain" else 1

@@ -88,10 +88,10 @@ additive = Law(
 OFFSET, A_COEF, ALPHA, B_COEF, BETA = SCALE_PARAMS
 # tau in (-1, 1) covers |gamma| > 1 and the exponential-linear limit; P_A, P_B are A_h, B_h on pure domains.
 JOINT_PARAMS = (OFFSET,) + MIXTURE_PARAMS + (
-    Param("A_pure", shape="domain", positive=True, init=A_COEF.init),
+    Param("A_pure", shape="domain", positive=True, init=A_COEF.init, init_centre=("alpha", "n")),
     Param("tau_A", init=(-1.0, 1.0)),
     ALPHA,
-    Param("B_pure", shape="domain", positive=True, init=B_COEF.init),
+    Param("B_pure", shape="domain", positive=True, init=B_COEF.init, init_centre=("beta", "d")),
     Param("tau_B", init=(-1.0, 1.0)),
     BETA,
 )
@@ -118,10 +118,16 @@ joint = Law(
     report=_joint_report,
 )
 
-FULL_PARAMS = JOINT_PARAMS[:5] + (
+# alpha_h, beta_h vary with h, so A_pure and B_pure are not centred for the full law (raw log ranges).
+FULL_PARAMS = JOINT_PARAMS[:3] + (
+    Param("A_pure", shape="domain", positive=True, init=(-2.0, 25.0)),
+    JOINT_PARAMS[4],
+) + (
     Param("alpha_pure", shape="domain", positive=True, init=(-2.5, 0.0)),
     Param("tau_alpha", init=(-1.0, 1.0)),
-) + JOINT_PARAMS[6:8] + (
+    Param("B_pure", shape="domain", positive=True, init=(-2.0, 25.0)),
+    JOINT_PARAMS[7],
+) + (
     Param("beta_pure", shape="domain", positive=True, init=(-2.5, 0.0)),
     Param("tau_beta", init=(-1.0, 1.0)),
 )

@@ -19,13 +19,13 @@ def _chinchilla_terms(p: dict, x: Inputs):
     return p["E"] * jnp.ones_like(x.log_n), jnp.stack(power_terms(p, x, p["A"], p["B"]))
 
 
-# init ranges for log A and log B are wide enough to put A/N^alpha between ~1e-3 and ~1e2 for
-# N in 1e6..1e12 at the sampled exponents.
+# log A and log B start where A/N^alpha and B/D^beta are between 0.05 and 4.5 at the table's mean N, D.
+TERM_INIT = (-3.0, 1.5)
 SCALE_PARAMS = (
     Param("E", init=(0.0, 3.0), bounds=OFFSET_BOUNDS),
-    Param("A", positive=True, init=(-2.0, 25.0)),
+    Param("A", positive=True, init=TERM_INIT, init_centre=("alpha", "n")),
     Param("alpha", init=(0.05, 1.2), bounds=EXPONENT_BOUNDS),
-    Param("B", positive=True, init=(-2.0, 25.0)),
+    Param("B", positive=True, init=TERM_INIT, init_centre=("beta", "d")),
     Param("beta", init=(0.05, 1.2), bounds=EXPONENT_BOUNDS),
 )
 
