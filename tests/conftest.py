@@ -36,3 +36,9 @@ def chinchilla_frame():
     frame["D"] = frame["Training FLOP"] / (6 * frame["Model Size"])
     frame["h"] = 1.0
     return frame
+
+
+@pytest.fixture(scope="session")
+def slimpajama_additive(slimpajama):
+    """Additive law, default bounds and settings, fitted to the training rows (model_size <= 1.3e9)."""
+    return mj.fit(slimpajama.query("model_size <= 1.3e9"), "additive")

@@ -130,30 +130,32 @@ class ParamSpace:
         return out
 
     def flags(self, u: np.ndarray) -> list[str]:
-        """Parameters at a bound or at an extreme value, as readable strings."""
+        """Parameters at a bound (fitted coordinates) or at an extreme value (reported parameters), as text."""
         notes = []
         width = np.where(np.isfinite(self.hi - self.lo), self.hi - self.lo, 1.0)
-        positive = self._positive_mask()
-        exponent = self._exponent_mask()
-        for name, value, lo, hi, w, pos, expo in zip(self.names, np.asarray(u), self.lo, self.hi, width, positive,
-                                                     exponent):
+        positive = np.concatenate([np.full(p.size(self.k), p.positive) for p in self.law.params])
+        for name, value, lo, hi, w, pos in zip(self.names, np.asarray(u), self.lo, self.hi, width, positive):
             shown = np.exp(value) if pos else value
             if np.isfinite(lo) and value - lo <= BOUND_TOL * w:
                 notes.append(f"{name}={shown:.4g} at lower bound")
             elif np.isfinite(hi) and hi - value <= BOUND_TOL * w:
                 notes.append(f"{name}={shown:.4g} at upper bound")
-            elif (pos and abs(value) > EXTREME_LOG_COEFFICIENT) or (expo and abs(value) > EXTREME_EXPONENT):
-                notes.append(f"{name}={shown:.4g} extreme")
-            elif self.law.offset and name == self.law.offset and value < 0:
-                notes.append(f"{name}={shown:.4g} negative")
+        reported = self.law.spec_params(self.law.unflatten(np.asarray(u), self.k))
+        fitted = {p.name for p in self.law.params}
+        for name, values in reported.items():
+            for i, v in enumerate(np.atleast_1d(values)):
+                label = f"{name}[{i}]" if np.ndim(values) else name
+                exponent = name.startswith(("gamma", "alpha", "beta"))
+                with np.errstate(divide="ignore"):
+                    log_size = abs(np.log(abs(v))) if v != 0 else np.inf
+                # coefficients converted from power-mean coordinates (C_A = P^tau) are tiny or huge whenever
+                # |gamma_A| is small or large; only the coefficients fitted as such are judged by size
+                coefficient = not exponent and name != self.law.offset and name in fitted
+                if (exponent and abs(v) > EXTREME_EXPONENT) or (coefficient and log_size > EXTREME_LOG_COEFFICIENT):
+                    notes.append(f"{label}={v:.4g} extreme")
+                elif name == self.law.offset and v < 0:
+                    notes.append(f"{label}={v:.4g} negative")
         return notes
-
-    def _positive_mask(self) -> np.ndarray:
-        return np.concatenate([np.full(p.size(self.k), p.positive) for p in self.law.params])
-
-    def _exponent_mask(self) -> np.ndarray:
-        return np.concatenate([np.full(p.size(self.k), not p.positive and p.name != self.law.offset)
-                               for p in self.law.params])
 
 
 def make_space(law: Law, k: int, loss_space: str = "raw",
