@@ -12,9 +12,9 @@ from .data import RunTable, load_runs  # noqa: E402
 from .errors import MixlawError  # noqa: E402
 from .fit import fit  # noqa: E402
 from .laws import Inputs, Law, Param, available_laws, get_law, register_law  # noqa: E402
-from .results import FitResult, load_fit  # noqa: E402
 from .mixture import MixtureResult, compute_optimal, load_mixture, optimal_mixture  # noqa: E402
+from .results import FitResult, load_fit  # noqa: E402
 
-__all__ = ["FitResult", "Inputs", "Law", "MixlawError", "Param", "RunTable", "available_laws", "fit", "get_law",
-           "load_fit", "load_runs", "register_law"]
-__all__ += ["MixtureResult", "compute_optimal", "load_mixture", "optimal_mixture"]
+__all__ = ["FitResult", "Inputs", "Law", "MixlawError", "MixtureResult", "Param", "RunTable", "available_laws",
+           "compute_optimal", "fit", "get_law", "load_fit", "load_mixture", "load_runs", "optimal_mixture",
+           "register_law"]

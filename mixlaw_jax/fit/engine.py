@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -42,12 +42,8 @@ BASIN_RTOL = 1e-6
 DEFAULT_MEMORY = 2e9
 
 
-class Problems(NamedTuple):
-    """B fitting problems on the same rows: observed values y (B, n), row weights w (B, n), normaliser c (B,)."""
-
-    y: jax.Array
-    w: jax.Array
-    c: jax.Array
+#: B fitting problems on the same rows: ``solvers.Rows`` with a leading batch axis (y (B, n), w (B, n), c (B,)).
+Problems = solvers.Rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +139,7 @@ def _take(states, order):
 def _init_states(space: ParamSpace, x: Inputs, problems: Problems, z: jax.Array, delta: float):
     model = _model(space, x)
     per_problem = jax.vmap(lambda rows, zs: jax.vmap(lambda z0: solvers.init_state(model, rows, delta, z0))(zs))
-    return per_problem(solvers.Rows(*problems), z)
+    return per_problem(problems, z)
 
 
 @partial(jax.jit, static_argnames=("delta", "batch_size"))
@@ -173,7 +169,7 @@ def lm_batch_size(n_rows: int, n_params: int, k: int, memory_bytes: float) -> in
 @partial(jax.jit, static_argnames=("delta",))
 def _gradient_norms(space: ParamSpace, x: Inputs, problems: Problems, z: jax.Array, delta: float) -> jax.Array:
     model = _model(space, x)
-    return jax.vmap(lambda rows, zb: solvers.gradient_norm(model, rows, delta, zb))(solvers.Rows(*problems), z)
+    return jax.vmap(lambda rows, zb: solvers.gradient_norm(model, rows, delta, zb))(problems, z)
 
 
 def row_subset(n_rows: int, fraction: float, n_params: int, key: jax.Array) -> np.ndarray | None:

@@ -1,12 +1,12 @@
-"""Batched local solvers for the Huber objective, as pure functions of one start (vmapped by the engine).
+"""The local solver for the Huber objective, as pure functions of one start (vmapped by the engine).
 
-Both solvers minimise
+It minimises
 
     f(z) = c * sum_j w_j Huber_delta(y_j - m_j(z))
 
 for a model m (the law's prediction in raw or log space), row weights w and normaliser c.
 
-``levenberg_marquardt`` — iteratively reweighted Gauss-Newton with Levenberg-Marquardt damping.
+``lm_step`` / ``lm_run`` — iteratively reweighted Gauss-Newton with Levenberg-Marquardt damping.
 With r = y - m(z), J = dm/dz, psi = clip(r, -delta, delta) and IRLS weights
 omega_j = w_j min(1, delta / |r_j|) (the curvature of the quadratic that majorises Huber at r_j),
 a step solves
@@ -17,8 +17,8 @@ and is accepted when it lowers f (then lambda /= 3, else lambda *= 4). Near-L1 o
 (delta = 1e-3 on raw losses) are badly conditioned for first-order methods; this step is invariant
 to the scale of each coordinate and needs tens, not tens of thousands, of iterations.
 
-``gradient_descent`` — Huber-loss gradient descent with optax (Adam), for laws where Jacobians are
-expensive or as a cheap first pass over many starts.
+The design named "Huber-loss gradient descent plus L-BFGS"; on these objectives both needed thousands of
+iterations per start where LM needs tens (benchmarks/NOTES.md), so the engine's local solver is LM alone.
 """
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from ..objective import huber, huber_psi
 
@@ -34,6 +33,7 @@ Model = Callable[[jax.Array], jax.Array]   # z (P,) -> model values (n,)
 ModelJacobian = Callable[[jax.Array], tuple[jax.Array, jax.Array]]   # z -> (values (n,), Jacobian (n, P))
 
 
+#: kappa in the IRLS weight kappa * delta / |r| of residuals outside the Huber band (1: the majoriser).
 OUTER_CURVATURE = 1.0
 #: An iteration "stalls" when it lowers f by less than this fraction; STALL_LIMIT in a row ends a run
 #: (the damping has then grown 4^STALL_LIMIT-fold without finding a decrease worth having).
@@ -42,7 +42,10 @@ STALL_LIMIT = 6
 
 
 class Rows(NamedTuple):
-    """One fitting problem's data: targets y (NaN-free where w > 0), row weights w, normaliser c."""
+    """A fitting problem's data: targets y (NaN-free where w > 0), row weights w, normaliser c.
+
+    One problem has y, w of shape (n,); the engine batches B problems along a leading axis.
+    """
 
     y: jax.Array
     w: jax.Array
@@ -111,26 +114,6 @@ def lm_run(model: Model, model_jac: ModelJacobian, rows: Rows, delta: float, sta
         return i + 1, lm_step(model, model_jac, rows, delta, s, i)
 
     return jax.lax.while_loop(cond, body, (first_iter, state._replace(stall=jnp.zeros_like(state.stall))))[1]
-
-
-def gradient_descent(model: Model, rows: Rows, delta: float, state: SolverState, n_iter: int,
-                     learning_rate: float = 1e-2) -> SolverState:
-    """Adam on f, keeping the best point seen (f is not monotone under Adam)."""
-    opt = optax.adam(learning_rate)
-    value_and_grad = jax.value_and_grad(lambda z: objective(model, rows, delta, z))
-
-    def body(i, carry):
-        z, opt_state, best = carry
-        f, g = value_and_grad(z)
-        g = jnp.where(jnp.isfinite(g), g, 0.0)
-        better = f < best.f
-        best = best._replace(z=jnp.where(better, z, best.z), f=jnp.where(better, f, best.f),
-                             last_improved=jnp.where(better, i, best.last_improved))
-        updates, opt_state = opt.update(g, opt_state)
-        return optax.apply_updates(z, updates), opt_state, best
-
-    _, _, best = jax.lax.fori_loop(0, n_iter, body, (state.z, opt.init(state.z), state))
-    return best
 
 
 def gradient_norm(model: Model, rows: Rows, delta: float, z: jax.Array) -> jax.Array:

@@ -142,8 +142,9 @@ class Law:
 
     def spec_params(self, params: dict) -> dict:
         """Law coordinates (named numpy arrays) -> the parameters as named in SPEC.md, as floats / lists."""
-        values = {p.name: (np.exp(params[p.name]) if p.positive else np.asarray(params[p.name]))
-                  for p in self.params}
+        with np.errstate(over="ignore", under="ignore"):   # e^800 is reported as inf, e^-800 as 0
+            values = {p.name: (np.exp(params[p.name]) if p.positive else np.asarray(params[p.name]))
+                      for p in self.params}
         if self.report is not None:
             values = self.report(values)
         return {name: np.asarray(v, dtype=float).tolist() for name, v in values.items()}

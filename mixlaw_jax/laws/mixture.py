@@ -102,9 +102,13 @@ def _joint_report(values: dict) -> dict:
     return _power_mean_report(values, "B_pure", "tau_B", "C_B", "gamma_B")
 
 
+def _log_coefficients(p: dict, x: Inputs):
+    """log A_h and log B_h of the joint and full laws."""
+    return log_power_mean(p["A_pure"], p["tau_A"], x), log_power_mean(p["B_pure"], p["tau_B"], x)
+
+
 def _joint_terms(p: dict, x: Inputs):
-    log_a = log_power_mean(p["A_pure"], p["tau_A"], x)
-    log_b = log_power_mean(p["B_pure"], p["tau_B"], x)
+    log_a, log_b = _log_coefficients(p, x)
     terms = [_mixture_term(p, x)] + power_terms(p, x, log_a, log_b)
     return p["E"] * jnp.ones_like(x.log_n), jnp.stack(terms)
 
@@ -140,8 +144,7 @@ def _full_report(values: dict) -> dict:
 
 
 def _full_terms(p: dict, x: Inputs):
-    log_a = log_power_mean(p["A_pure"], p["tau_A"], x)
-    log_b = log_power_mean(p["B_pure"], p["tau_B"], x)
+    log_a, log_b = _log_coefficients(p, x)
     alpha = jnp.exp(log_power_mean(p["alpha_pure"], p["tau_alpha"], x))
     beta = jnp.exp(log_power_mean(p["beta_pure"], p["tau_beta"], x))
     terms = [_mixture_term(p, x), log_a - alpha * x.log_n, log_b - beta * x.log_d]
