@@ -52,7 +52,17 @@ def run(law: str, bounds, drop_first: int, n_starts: int | None = None) -> dict:
                      "paper_val_mre": PAPER[law].get(domain, (None, None))[1],
                      "flags": result.diagnostics[target]["flags"]})
     return {"law": law, "bounds": bounds, "drop_first": drop_first, "seconds": seconds, "targets": rows,
-            "provenance": provenance(0, train.hash())}
+            "provenance": provenance(0, train.hash()) | {"commit": commit()}}
+
+
+def commit() -> str:
+    """The git commit the numbers were measured at (with '+dirty' for uncommitted changes)."""
+    import subprocess
+    root = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+                           text=True).stdout.strip()
+    return head + ("+dirty" if dirty else "")
 
 
 def report(out: dict) -> str:
