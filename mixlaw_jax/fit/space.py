@@ -135,7 +135,8 @@ class ParamSpace:
         width = np.where(np.isfinite(self.hi - self.lo), self.hi - self.lo, 1.0)
         positive = np.concatenate([np.full(p.size(self.k), p.positive) for p in self.law.params])
         for name, value, lo, hi, w, pos in zip(self.names, np.asarray(u), self.lo, self.hi, width, positive):
-            shown = np.exp(value) if pos else value
+            with np.errstate(over="ignore"):
+                shown = np.exp(value) if pos else value
             if np.isfinite(lo) and value - lo <= BOUND_TOL * w:
                 notes.append(f"{name}={shown:.4g} at lower bound")
             elif np.isfinite(hi) and hi - value <= BOUND_TOL * w:
