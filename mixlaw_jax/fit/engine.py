@@ -216,6 +216,11 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
         # the normaliser c stays the full table's: a coarse objective only has to rank starts
         return jax.tree.map(lambda a: a[rows], x), Problems(problems.y[:, rows], problems.w[:, rows], problems.c)
 
+    def rescore(states, x_rows, problems_rows):
+        """The same points scored on other rows, keeping each start's iteration record."""
+        fresh = _init_states(space, x_rows, problems_rows, states.z, delta)
+        return fresh._replace(last_improved=states.last_improved)
+
     first_keep = stages[0][0]
     n_warm = 0 if warm_starts is None else warm_starts.shape[1]
     n_random = max(first_keep - n_warm, 0)
@@ -233,10 +238,9 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
     first_iter = 0
     current = stages[0][2]
     for i, (keep, n_iter, fraction) in enumerate(stages):
-        if fraction != current:   # rescore on this stage's rows, keeping each start's iteration record
+        if fraction != current:
             x_stage, problems_stage = data(fraction)
-            last = states.last_improved
-            states = _init_states(space, x_stage, problems_stage, states.z, delta)._replace(last_improved=last)
+            states = rescore(states, x_stage, problems_stage)
             current = fraction
         states = _take(states, jnp.argsort(states.f, axis=1)[:, :keep])
         batch = lm_batch_size(problems_stage.y.shape[1], space.size, space.k, memory_bytes)
@@ -247,8 +251,7 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
         if progress is not None:
             progress(i + 1, len(stages))
     if current != 1.0 and subsets[current] is not None:
-        last = states.last_improved
-        states = _init_states(space, x, problems, states.z, delta)._replace(last_improved=last)
+        states = rescore(states, x, problems)
     states = _take(states, jnp.argsort(states.f, axis=1))
     best_z = states.z[:, 0]
     f = np.asarray(states.f)
