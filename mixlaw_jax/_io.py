@@ -1,7 +1,8 @@
-"""Crash-safe result files: versioned JSON written atomically."""
+"""Crash-safe result files: versioned JSON written atomically, read back with a clear error for anything else."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 
@@ -11,34 +12,93 @@ from .errors import MixlawError
 def atomic_write_json(path, payload: dict) -> None:
     """Write ``payload`` as JSON to ``path`` so that a crash leaves the old file or none, never a partial one.
 
-    The text goes to a temporary file in the same folder, is flushed to disk, then renamed over ``path``.
+    The text goes to a temporary file in the same folder, is flushed to disk, then renamed over ``path``
+    (a rename within one file system is atomic). An interrupted write removes its temporary file; a killed
+    process may leave one behind (named ``.tmp-*.json``), never a partial ``path``. A replaced file keeps
+    its permissions; a new one gets rw-r--r--.
+
+    Raises:
+      MixlawError: for a non-finite number in ``payload`` (naming where) or a folder that cannot be written.
     """
     path = os.fspath(path)
+    where = _non_finite(payload)
+    if where is not None:
+        raise MixlawError(f"cannot save {path}: non-finite number at {where}")
     text = json.dumps(payload, indent=1, allow_nan=False)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    try:
+        mode = os.stat(path).st_mode & 0o777 if os.path.isfile(path) else 0o644
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    except OSError as err:
+        raise MixlawError(f"cannot write {path}: {err.strerror or err}") from None
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise MixlawError(f"cannot write {path}: {err.strerror or err}") from None
         raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _non_finite(tree, where: str = "the top level") -> str | None:
+    """The key path of the first NaN or infinite float in a JSON-like tree, or None."""
+    if isinstance(tree, float):
+        return None if math.isfinite(tree) else f"{where} ({tree})"
+    if isinstance(tree, dict):
+        items = ((f"{k}" if where == "the top level" else f"{where}.{k}", v) for k, v in tree.items())
+    elif isinstance(tree, (list, tuple)):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(tree))
+    else:
+        return None
+    for key, value in items:
+        found = _non_finite(value, key)
+        if found is not None:
+            return found
+    return None
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"non-finite number {name}")
 
 
 def read_json(path, kind: str, schema_version: int) -> dict:
-    """Read a result file of the given kind and schema version, with a clear error for anything else."""
+    """Read a result file of the given kind and schema version, with a clear error for anything else.
+
+    Raises:
+      MixlawError: for a missing, unreadable, corrupt or truncated file, one holding NaN or infinity,
+        or one of another kind or schema version.
+    """
     path = os.fspath(path)
     try:
-        with open(path) as f:
-            payload = json.load(f)
+        with open(path, encoding="utf-8") as f:
+            payload = json.load(f, parse_constant=_reject_constant)
     except FileNotFoundError:
         raise MixlawError(f"no such file: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except OSError as err:
+        raise MixlawError(f"cannot read {path}: {err.strerror or err}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:   # JSONDecodeError is a ValueError
         raise MixlawError(f"{path} is not a valid result file (corrupt or truncated JSON: {err})") from None
     if not isinstance(payload, dict) or payload.get("kind") != kind:
         found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__

@@ -29,6 +29,13 @@ def _add_table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--where", help="pandas query selecting the rows to fit, e.g. 'model_size <= 1.3e9'")
     p.add_argument("--drop-first-checkpoints", type=int, default=0, metavar="K",
                    help="drop each run's K smallest-D checkpoints before fitting (Shukor et al.'s protocol: 2)")
+    p.add_argument("--run-id", help="column identifying runs (default: a run is a distinct mixture and N)")
+    p.add_argument("--renormalize", action="store_true",
+                   help="rescale weight rows that do not sum to 1 onto the simplex (with a warning saying by how much)")
+    p.add_argument("--duplicates", choices=["keep", "merge", "error"], default="keep",
+                   help="rows repeating a checkpoint of a run: keep them (with a warning), merge each group into one "
+                        "row, or stop with an error (default: %(default)s)")
+    p.add_argument("--k", type=int, help="number of mixture domains expected; an error if the weight columns differ")
 
 
 def _columns(spec: str):
@@ -36,10 +43,22 @@ def _columns(spec: str):
 
 
 def _load(args):
+    """The run table named by the table arguments; its warnings are printed as one 'mixlaw: warning:' line each."""
+    import warnings
+
     from .data import load_runs
+    from .errors import MixlawWarning
     none = lambda v: None if v is None or v.lower() == "none" else v
-    runs = load_runs(args.runs, weights=_columns(args.weights), N=none(args.N), D=none(args.D),
-                     targets=_columns(args.targets))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MixlawWarning)
+        runs = load_runs(args.runs, weights=_columns(args.weights), N=none(args.N), D=none(args.D),
+                         targets=_columns(args.targets), run_id=args.run_id, renormalize=args.renormalize,
+                         duplicates=args.duplicates, k=args.k)
+    for w in caught:
+        if issubclass(w.category, MixlawWarning):
+            print(f"mixlaw: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if args.where:
         runs = runs.query(args.where)
     if args.drop_first_checkpoints:

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import MixlawError
+from .errors import MixlawError, MixlawWarning
 
 #: Mixture weights must sum to 1 within this tolerance (RegMix rounds weights to 3 decimals: +-0.004).
 WEIGHT_SUM_TOL = 5e-3
@@ -35,6 +35,8 @@ class RunTable:
       run_id: (rows,) integer run index in 0..n_runs-1.
       weight_columns, targets: column names, in array order.
       frame: the source rows (for queries and reports).
+      duplicate_rtol: relative gap in D below which two checkpoints of a run count as one
+        (see :meth:`duplicate_report`).
     """
 
     h: np.ndarray
@@ -47,6 +49,7 @@ class RunTable:
     frame: pd.DataFrame = dataclasses.field(repr=False, compare=False)
     n_column: str | None = None
     d_column: str | None = None
+    duplicate_rtol: float = 1e-3
 
     @property
     def k(self) -> int:
@@ -70,6 +73,33 @@ class RunTable:
         labels = self.frame.index.to_numpy()
         return {t: labels[~self.observed[:, j]].tolist() for j, t in enumerate(self.targets)
                 if not self.observed[:, j].all()}
+
+    def duplicate_report(self) -> list[dict]:
+        """Groups of rows that repeat a checkpoint: same run, mixture and N, with D within relative
+        ``duplicate_rtol`` (without a D column: rows identical in every used column).
+
+        Returns:
+          One dict per group: ``rows`` (source row labels), ``D`` (their token counts, or None) and
+          ``identical`` (True when the rows agree in D and every loss too).
+        """
+        labels = self.frame.index.to_numpy()
+        out = []
+        for g in _duplicate_groups(self.h, self.n, self.d, self.run_id, self.losses, self.duplicate_rtol):
+            same_d = self.d is None or np.all(self.d[g] == self.d[g[0]])
+            same_loss = all(_equal_nan(self.losses[g[0]], self.losses[i]) for i in g[1:])
+            out.append({"rows": labels[g].tolist(), "D": None if self.d is None else self.d[g].tolist(),
+                        "identical": bool(same_d and same_loss)})
+        return out
+
+    def constant_domains(self) -> dict[str, float]:
+        """weight column -> its value, for domains whose weight is the same in every row (k >= 2 only).
+
+        A law's per-domain parameters (such as the domain's exponent) are not identifiable from such a table.
+        """
+        if self.k < 2:
+            return {}
+        return {c: float(self.h[0, i]) for i, c in enumerate(self.weight_columns)
+                if np.all(self.h[:, i] == self.h[0, i])}
 
     def hash(self) -> str:
         """SHA-256 of the arrays, to record which table a result came from."""
@@ -109,6 +139,8 @@ class RunTable:
         """
         if self.d is None:
             raise MixlawError("drop_first_checkpoints needs a D column")
+        if isinstance(n_first, bool) or not isinstance(n_first, (int, np.integer)) or n_first < 0:
+            raise MixlawError(f"drop_first_checkpoints needs a whole number >= 0, not {n_first!r}")
         keep = np.ones(self.n_rows, dtype=bool)
         for run in range(self.n_runs):
             rows = np.flatnonzero(self.run_id == run)
@@ -131,24 +163,110 @@ def _index_of(names: Sequence[str], name: str, what: str) -> int:
     raise MixlawError(f"unknown {what} {name!r}{hint}")
 
 
+def _equal_nan(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+
+
+def _checkpoint_clusters(h, n, d, run_id, losses, rtol: float) -> np.ndarray:
+    """(rows,) cluster index: rows of the same run, mixture and N whose D values chain within relative
+    ``rtol`` share a cluster (without D: rows identical in every used column)."""
+    rows = len(h)
+    key = [h, run_id[:, None].astype(np.float64)] + ([n[:, None]] if n is not None else [])
+    if d is None:
+        key.append(np.where(np.isnan(losses), np.inf, losses))      # losses are finite or NaN
+    _, key_id = np.unique(np.concatenate(key, axis=1), axis=0, return_inverse=True)
+    key_id = key_id.reshape(-1)
+    dd = d if d is not None else np.zeros(rows)
+    order = np.lexsort((dd, key_id))
+    ks, ds = key_id[order], dd[order]
+    starts = np.ones(rows, dtype=bool)
+    starts[1:] = (ks[1:] != ks[:-1]) | (ds[1:] - ds[:-1] > rtol * ds[1:])
+    cluster = np.empty(rows, dtype=np.int64)
+    cluster[order] = np.cumsum(starts) - 1
+    return cluster
+
+
+def _duplicate_groups(h, n, d, run_id, losses, rtol: float) -> list[np.ndarray]:
+    """Row positions of each cluster of two or more rows (``_checkpoint_clusters``), ordered by first row."""
+    cluster = _checkpoint_clusters(h, n, d, run_id, losses, rtol)
+    repeated = np.flatnonzero(np.bincount(cluster) > 1)
+    groups = [np.flatnonzero(cluster == c) for c in repeated]
+    return sorted(groups, key=lambda g: g[0])
+
+
+def _count(items, noun: str) -> str:
+    return f"{len(items)} {noun}" + ("" if len(items) == 1 else "s")
+
+
+def _describe_groups(groups: list[dict], d_column: str | None, limit: int = 3) -> str:
+    parts = []
+    for g in groups[:limit]:
+        rows = ", ".join(str(r) for r in g["rows"])
+        what = "identical" if g["identical"] else f"column {d_column!r}: {', '.join(f'{v:.6g}' for v in g['D'])}"
+        parts.append(f"rows {rows} ({what})")
+    more = f"; and {len(groups) - limit} more" if len(groups) > limit else ""
+    return "; ".join(parts) + more
+
+
+def _merge_duplicates(h, n, d, losses, run_id, frame, d_column, target_cols, rtol):
+    """Each cluster of repeated checkpoints becomes its first row, with the mean D and the mean of each
+    target's observed losses (NaN when none is observed)."""
+    cluster = _checkpoint_clusters(h, n, d, run_id, losses, rtol)
+    n_clusters = int(cluster.max()) + 1
+    first = np.full(n_clusters, len(h))
+    np.minimum.at(first, cluster, np.arange(len(h)))
+    keep = np.sort(first)
+    size = np.bincount(cluster)
+    observed = np.isfinite(losses)
+    counts = np.stack([np.bincount(cluster, weights=observed[:, j], minlength=n_clusters)
+                       for j in range(losses.shape[1])], axis=1)
+    sums = np.stack([np.bincount(cluster, weights=np.where(observed[:, j], losses[:, j], 0.0), minlength=n_clusters)
+                     for j in range(losses.shape[1])], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        merged_losses = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)[cluster[keep]]
+    frame = frame.iloc[keep].copy()
+    for j, c in enumerate(target_cols):
+        frame[c] = merged_losses[:, j]
+    merged_d = None
+    if d is not None:
+        merged_d = (np.bincount(cluster, weights=d) / size)[cluster[keep]]
+        frame[d_column] = merged_d
+    return h[keep], (None if n is None else n[keep]), merged_d, merged_losses, run_id[keep], frame
+
+
 def _read(source) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
-        return source
-    path = os.fspath(source)
-    if not os.path.exists(path):
-        raise MixlawError(f"no such file: {path}")
-    try:
-        if path.endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except Exception as err:
-        raise MixlawError(f"cannot read {path}: {err}") from None
+        frame = source
+    else:
+        try:
+            path = os.fspath(source)
+        except TypeError:
+            raise MixlawError(f"the run table must be a DataFrame or a CSV / Parquet path, not "
+                              f"{type(source).__name__}") from None
+        if not os.path.exists(path):
+            raise MixlawError(f"no such file: {path}")
+        try:
+            if path.endswith((".parquet", ".pq")):
+                frame = pd.read_parquet(path)
+            else:
+                frame = pd.read_csv(path)
+        except Exception as err:  # pandas and pyarrow raise many types for an unreadable file
+            raise MixlawError(f"cannot read {path}: {err}") from None
+    names = [str(c) for c in frame.columns]
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise MixlawError(f"column {repeated[0]!r} appears {names.count(repeated[0])} times in the run table")
+    if list(frame.columns) != names:
+        frame = frame.set_axis(names, axis=1)
+    return frame
 
 
 def _resolve_columns(frame: pd.DataFrame, spec, what: str) -> list[str]:
     """A list of names, or one glob pattern, resolved against the frame's columns."""
-    names = [str(c) for c in frame.columns]
-    patterns = [spec] if isinstance(spec, str) else list(spec)
+    names = list(frame.columns)
+    patterns = [spec] if isinstance(spec, str) else spec
+    if not isinstance(patterns, (list, tuple)) or not all(isinstance(p, str) for p in patterns):
+        raise MixlawError(f"{what} columns must be a name, a glob or a list of names, not {spec!r}")
     out: list[str] = []
     for pattern in patterns:
         if any(ch in pattern for ch in "*?["):
@@ -160,24 +278,72 @@ def _resolve_columns(frame: pd.DataFrame, spec, what: str) -> list[str]:
             out.append(names[_index_of(names, pattern, f"{what} column")])
     if not out:
         raise MixlawError(f"no {what} columns given")
+    repeated = sorted({c for c in out if out.count(c) > 1})
+    if repeated:
+        raise MixlawError(f"{what} column {repeated[0]!r} is named more than once")
     return out
 
 
+def _one_column(frame: pd.DataFrame, name: str | None, what: str) -> str | None:
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise MixlawError(f"the {what} column must be a column name, not {name!r}")
+    found = _resolve_columns(frame, name, what)
+    if len(found) > 1:
+        raise MixlawError(f"the {what} column {name!r} matches {len(found)} columns ({', '.join(found)}); name one")
+    return found[0]
+
+
 def _numeric(frame: pd.DataFrame, column: str, *, allow_nan: bool) -> np.ndarray:
-    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isnan(values) & frame[column].notna().to_numpy()
+    """The column as float64; names the row and value of the first non-numeric, missing or infinite cell.
+
+    Missing cells (NaN, None, empty) are allowed only when ``allow_nan``.
+    """
+    cells = frame[column]
+    try:
+        numeric = pd.to_numeric(cells, errors="coerce")
+    except (TypeError, ValueError, OverflowError):   # huge integers, odd objects
+        numeric = None
+    if numeric is not None and numeric.dtype.kind in "biuf":
+        values = numeric.to_numpy(dtype=np.float64)
+    else:                                            # complex numbers and anything pandas cannot convert
+        values = np.array([_to_float(v) for v in cells], dtype=np.float64)
+    bad = np.isnan(values) & cells.notna().to_numpy()
     if bad.any():
-        row = frame.index[np.flatnonzero(bad)[0]]
-        raise MixlawError(f"column {column!r}, row {row}: non-numeric value {frame[column].loc[row]!r}")
-    invalid = ~np.isfinite(values) if not allow_nan else np.isinf(values)
-    if invalid.any():
-        row = frame.index[np.flatnonzero(invalid)[0]]
-        raise MixlawError(f"column {column!r}, row {row}: value {values[np.flatnonzero(invalid)[0]]} is not finite")
+        i = int(np.flatnonzero(bad)[0])
+        raise MixlawError(f"column {column!r}, row {frame.index[i]}: non-numeric value {cells.iloc[i]!r}")
+    if not allow_nan and np.isnan(values).any():
+        i = int(np.flatnonzero(np.isnan(values))[0])
+        raise MixlawError(f"column {column!r}, row {frame.index[i]}: missing value (empty cell or NaN)")
+    if np.isinf(values).any():
+        i = int(np.flatnonzero(np.isinf(values))[0])
+        raise MixlawError(f"column {column!r}, row {frame.index[i]}: value {values[i]} is not finite")
     return values
 
 
+def _to_float(value) -> float:
+    """A real number as float; NaN for anything else (reported by ``_numeric`` as non-numeric)."""
+    if isinstance(value, (complex, np.complexfloating)):
+        return np.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return np.nan
+
+
+def _check_roles(roles: dict[str, list[str]]) -> None:
+    seen: dict[str, str] = {}
+    for role, columns in roles.items():
+        for c in columns:
+            if c in seen:
+                raise MixlawError(f"column {c!r} is used both as {seen[c]} and as {role}")
+            seen[c] = role
+
+
 def load_runs(source, *, weights, N: str | None = None, D: str | None = None, targets,
-              run_id: str | None = None, renormalize: bool = False) -> RunTable:
+              run_id: str | None = None, renormalize: bool = False, duplicates: str = "keep",
+              duplicate_rtol: float = 1e-3, k: int | None = None, warn: bool = True) -> RunTable:
     """Load and validate a run table.
 
     Args:
@@ -187,8 +353,17 @@ def load_runs(source, *, weights, N: str | None = None, D: str | None = None, ta
       targets: the loss columns (names or a glob such as ``"*_loss"``). Missing cells (NaN) are
         excluded from that target's fit and listed by :meth:`RunTable.missing_report`.
       run_id: a column identifying runs; by default a run is a distinct (mixture, N) pair.
-      renormalize: rescale weight rows that sum to within ``WEIGHT_SUM_TOL`` of 1 onto the simplex,
-        with a warning giving the largest correction; weight sums further from 1 are always an error.
+      renormalize: rescale every weight row onto the simplex, with a warning giving the largest
+        correction. Without it, a row whose weights sum to more than ``WEIGHT_SUM_TOL`` away from 1
+        is an error, and rows within the tolerance are used as given.
+      duplicates: what to do with rows that repeat a checkpoint (same run, mixture and N, D within
+        relative ``duplicate_rtol``; see :meth:`RunTable.duplicate_report`): ``"keep"`` them all,
+        ``"merge"`` each group into one row (mean D, mean of each observed loss), or ``"error"``.
+      duplicate_rtol: relative gap in D below which two checkpoints of a run are the same checkpoint.
+      k: the number of mixture domains expected (e.g. the k of a saved fit); weight columns that
+        resolve to another number are an error.
+      warn: emit a :class:`MixlawWarning` for kept duplicates and for domains whose weight never varies
+        (their exponents are not identifiable). Prediction tables pass False.
 
     Returns:
       A :class:`RunTable`.
@@ -196,14 +371,22 @@ def load_runs(source, *, weights, N: str | None = None, D: str | None = None, ta
     Raises:
       MixlawError: naming the column, row and value of the first problem found.
     """
+    if duplicates not in ("keep", "merge", "error"):
+        raise MixlawError(f"duplicates must be 'keep', 'merge' or 'error', not {duplicates!r}")
+    if not (isinstance(duplicate_rtol, (int, float)) and 0 <= duplicate_rtol < 1):
+        raise MixlawError(f"duplicate_rtol must be a number in [0, 1), not {duplicate_rtol!r}")
     frame = _read(source)
     if len(frame) == 0:
-        raise MixlawError("the run table is empty")
+        raise MixlawError("the run table is empty (no rows)")
     weight_cols = _resolve_columns(frame, weights, "weight")
     target_cols = _resolve_columns(frame, targets, "target")
-    overlap = set(weight_cols) & set(target_cols)
-    if overlap:
-        raise MixlawError(f"columns used both as weights and targets: {sorted(overlap)}")
+    if k is not None and len(weight_cols) != k:
+        raise MixlawError(f"weights {weights!r} resolve to {len(weight_cols)} columns ({', '.join(weight_cols)}), "
+                          f"but k = {k} domains are expected")
+    n_col, d_col, id_col = (_one_column(frame, name, what) for name, what in ((N, "size"), (D, "token"),
+                                                                              (run_id, "run id")))
+    _check_roles({"a weight": weight_cols, "a target": target_cols, "N": [n_col] if n_col else [],
+                  "D": [d_col] if d_col else [], "the run id": [id_col] if id_col else []})
 
     h = np.stack([_numeric(frame, c, allow_nan=False) for c in weight_cols], axis=1)
     negative = np.argwhere(h < 0)
@@ -211,37 +394,63 @@ def load_runs(source, *, weights, N: str | None = None, D: str | None = None, ta
         r, c = negative[0]
         raise MixlawError(f"column {weight_cols[c]!r}, row {frame.index[r]}: negative weight {float(h[r, c])!r}")
     sums = h.sum(axis=1)
+    if (sums == 0).any():
+        r = int(np.flatnonzero(sums == 0)[0])
+        raise MixlawError(f"row {frame.index[r]}: every weight is 0 (columns {', '.join(weight_cols)})")
     off = np.abs(sums - 1.0)
-    if (off > WEIGHT_SUM_TOL).any():
+    if renormalize:
+        if off.max() > 0:
+            r = int(np.argmax(off))
+            warnings.warn(f"renormalised the weights of {_count(np.flatnonzero(off > 0), 'row')} onto the simplex; "
+                          f"largest correction at row {frame.index[r]}: the weights summed to {sums[r]:.6g} (off by "
+                          f"{off[r]:.3g})", MixlawWarning, stacklevel=2)
+            h = h / sums[:, None]
+    elif (off > WEIGHT_SUM_TOL).any():
         r = int(np.flatnonzero(off > WEIGHT_SUM_TOL)[0])
-        raise MixlawError(f"row {frame.index[r]}: weights sum to {sums[r]:.6g}, not 1 (tolerance {WEIGHT_SUM_TOL}); "
-                          f"columns {', '.join(weight_cols)}")
-    if renormalize and off.max() > 0:
-        warnings.warn(f"renormalised weight rows onto the simplex; largest correction {off.max():.3g}", stacklevel=2)
-        h = h / sums[:, None]
+        raise MixlawError(f"row {frame.index[r]}: weights sum to {sums[r]:.6g}, not 1 (tolerance {WEIGHT_SUM_TOL}; "
+                          f"columns {', '.join(weight_cols)}); pass renormalize=True to rescale them")
 
-    def positive_column(name):
-        if name is None:
+    def positive_column(column):
+        if column is None:
             return None
-        column = _resolve_columns(frame, [name], "size")[0]
         values = _numeric(frame, column, allow_nan=False)
         if (values <= 0).any():
             r = int(np.flatnonzero(values <= 0)[0])
             raise MixlawError(f"column {column!r}, row {frame.index[r]}: value {float(values[r])!r} must be > 0")
         return values
 
-    n, d = positive_column(N), positive_column(D)
+    n, d = positive_column(n_col), positive_column(d_col)
     losses = np.stack([_numeric(frame, c, allow_nan=True) for c in target_cols], axis=1)
     for j, c in enumerate(target_cols):
         if not np.isfinite(losses[:, j]).any():
             raise MixlawError(f"target column {c!r} has no values")
 
-    if run_id is not None:
-        column = _resolve_columns(frame, [run_id], "run id")[0]
-        _, ids = np.unique(frame[column].astype(str).to_numpy(), return_inverse=True)
+    if id_col is not None:
+        _, ids = np.unique(frame[id_col].astype(str).to_numpy(), return_inverse=True)
     else:
         key = np.concatenate([h, (n if n is not None else np.zeros(len(h)))[:, None]], axis=1)
         _, ids = np.unique(key, axis=0, return_inverse=True)
-    return RunTable(h=h, n=n, d=d, losses=losses, run_id=ids.reshape(-1).astype(np.int64),
-                    weight_columns=tuple(weight_cols), targets=tuple(target_cols), frame=frame,
-                    n_column=N, d_column=D)
+    ids = ids.reshape(-1).astype(np.int64)
+
+    if duplicates == "merge":
+        h, n, d, losses, ids, frame = _merge_duplicates(h, n, d, losses, ids, frame, d_col, target_cols,
+                                                        duplicate_rtol)
+    runs = RunTable(h=h, n=n, d=d, losses=losses, run_id=ids, weight_columns=tuple(weight_cols),
+                    targets=tuple(target_cols), frame=frame, n_column=n_col, d_column=d_col,
+                    duplicate_rtol=float(duplicate_rtol))
+    if duplicates != "merge" and (duplicates == "error" or warn):
+        groups = runs.duplicate_report()
+        if groups and duplicates == "error":
+            raise MixlawError(f"{_count(groups, 'group')} of rows repeat a checkpoint of the same run (D within "
+                              f"relative {duplicate_rtol}): {_describe_groups(groups, d_col)}; pass "
+                              f"duplicates='merge' to average each group, or duplicates='keep'")
+        if groups:
+            warnings.warn(f"kept {_count(groups, 'group')} of rows that repeat a checkpoint of the same run (D within "
+                          f"relative {duplicate_rtol}): {_describe_groups(groups, d_col)}; pass duplicates='merge' "
+                          f"to average each group, or duplicates='error' to refuse them", MixlawWarning, stacklevel=2)
+    constant = runs.constant_domains()
+    if warn and constant:
+        listed = ", ".join(f"column {c!r} is {v:.6g} in every row" for c, v in constant.items())
+        warnings.warn(f"weights that never vary: {listed}; a law's parameters for such a domain (its exponent) "
+                      f"are not identifiable from this table", MixlawWarning, stacklevel=2)
+    return runs
