@@ -21,6 +21,8 @@ from .errors import MixlawError, MixlawWarning
 
 #: Mixture weights must sum to 1 within this tolerance (RegMix rounds weights to 3 decimals: +-0.004).
 WEIGHT_SUM_TOL = 5e-3
+#: Weight sums within this of 1 are floating-point rounding: renormalising them is not worth a warning.
+ROUNDING = 1e-12
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +160,8 @@ class RunTable:
 def _index_of(names: Sequence[str], name: str, what: str) -> int:
     if name in names:
         return list(names).index(name)
-    close = difflib.get_close_matches(name, names, n=1)
+    folded = {n.casefold(): n for n in reversed(names)}
+    close = [folded[name.casefold()]] if name.casefold() in folded else difflib.get_close_matches(name, names, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f"; available: {', '.join(names)}"
     raise MixlawError(f"unknown {what} {name!r}{hint}")
 
@@ -309,10 +312,10 @@ def _numeric(frame: pd.DataFrame, column: str, *, allow_nan: bool) -> np.ndarray
         values = numeric.to_numpy(dtype=np.float64)
     else:                                            # complex numbers and anything pandas cannot convert
         values = np.array([_to_float(v) for v in cells], dtype=np.float64)
-    bad = np.isnan(values) & cells.notna().to_numpy()
+    bad = (np.isnan(values) & cells.notna().to_numpy()) | cells.map(_is_bool).to_numpy(dtype=bool)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise MixlawError(f"column {column!r}, row {frame.index[i]}: non-numeric value {cells.iloc[i]!r}")
+        raise MixlawError(f"column {column!r}, row {frame.index[i]}: non-numeric value {_show(cells.iloc[i])}")
     if not allow_nan and np.isnan(values).any():
         i = int(np.flatnonzero(np.isnan(values))[0])
         raise MixlawError(f"column {column!r}, row {frame.index[i]}: missing value (empty cell or NaN)")
@@ -320,6 +323,17 @@ def _numeric(frame: pd.DataFrame, column: str, *, allow_nan: bool) -> np.ndarray
         i = int(np.flatnonzero(np.isinf(values))[0])
         raise MixlawError(f"column {column!r}, row {frame.index[i]}: value {values[i]} is not finite")
     return values
+
+
+def _is_bool(value) -> bool:
+    """True and False are not numbers here: a boolean in a numeric column is a typo or a wrong column."""
+    return isinstance(value, (bool, np.bool_))
+
+
+def _show(value, limit: int = 60) -> str:
+    """repr of a cell, shortened to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _to_float(value) -> float:
@@ -399,12 +413,13 @@ def load_runs(source, *, weights, N: str | None = None, D: str | None = None, ta
         raise MixlawError(f"row {frame.index[r]}: every weight is 0 (columns {', '.join(weight_cols)})")
     off = np.abs(sums - 1.0)
     if renormalize:
-        if off.max() > 0:
+        h = h / sums[:, None]
+        corrected = np.flatnonzero(off > ROUNDING)
+        if corrected.size:
             r = int(np.argmax(off))
-            warnings.warn(f"renormalised the weights of {_count(np.flatnonzero(off > 0), 'row')} onto the simplex; "
-                          f"largest correction at row {frame.index[r]}: the weights summed to {sums[r]:.6g} (off by "
+            warnings.warn(f"renormalised the weights of {_count(corrected, 'row')} onto the simplex; largest "
+                          f"correction at row {frame.index[r]}: the weights summed to {sums[r]:.6g} (off by "
                           f"{off[r]:.3g})", MixlawWarning, stacklevel=2)
-            h = h / sums[:, None]
     elif (off > WEIGHT_SUM_TOL).any():
         r = int(np.flatnonzero(off > WEIGHT_SUM_TOL)[0])
         raise MixlawError(f"row {frame.index[r]}: weights sum to {sums[r]:.6g}, not 1 (tolerance {WEIGHT_SUM_TOL}; "
