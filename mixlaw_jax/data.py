@@ -254,7 +254,7 @@ def _read(source) -> pd.DataFrame:
             else:
                 frame = pd.read_csv(path)
         except Exception as err:  # pandas and pyarrow raise many types for an unreadable file
-            raise MixlawError(f"cannot read {path}: {err}") from None
+            raise MixlawError(f"cannot read {path}: {' '.join(str(err).split())}") from None
     names = [str(c) for c in frame.columns]
     repeated = sorted({c for c in names if names.count(c) > 1})
     if repeated:
