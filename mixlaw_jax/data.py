@@ -211,6 +211,14 @@ def _describe_groups(groups: list[dict], d_column: str | None, limit: int = 3) -
     return "; ".join(parts) + more
 
 
+def _cluster_mean(cluster: np.ndarray, values: np.ndarray, use: np.ndarray) -> np.ndarray:
+    """Per cluster, the mean of ``values`` where ``use`` (NaN where none is used); each value is divided by
+    its cluster's count before summing, so the mean of finite values never overflows."""
+    count = np.bincount(cluster, weights=use)
+    share = np.where(use, values, 0.0) / np.maximum(count[cluster], 1)
+    return np.where(count > 0, np.bincount(cluster, weights=share), np.nan)
+
+
 def _merge_duplicates(h, n, d, losses, run_id, frame, d_column, target_cols, rtol):
     """Each cluster of repeated checkpoints becomes its first row, with the mean D and the mean of each
     target's observed losses (NaN when none is observed)."""
@@ -219,20 +227,15 @@ def _merge_duplicates(h, n, d, losses, run_id, frame, d_column, target_cols, rto
     first = np.full(n_clusters, len(h))
     np.minimum.at(first, cluster, np.arange(len(h)))
     keep = np.sort(first)
-    size = np.bincount(cluster)
     observed = np.isfinite(losses)
-    counts = np.stack([np.bincount(cluster, weights=observed[:, j], minlength=n_clusters)
-                       for j in range(losses.shape[1])], axis=1)
-    sums = np.stack([np.bincount(cluster, weights=np.where(observed[:, j], losses[:, j], 0.0), minlength=n_clusters)
-                     for j in range(losses.shape[1])], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        merged_losses = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)[cluster[keep]]
+    merged_losses = np.stack([_cluster_mean(cluster, losses[:, j], observed[:, j]) for j in range(losses.shape[1])],
+                             axis=1)[cluster[keep]]
     frame = frame.iloc[keep].copy()
     for j, c in enumerate(target_cols):
         frame[c] = merged_losses[:, j]
     merged_d = None
     if d is not None:
-        merged_d = (np.bincount(cluster, weights=d) / size)[cluster[keep]]
+        merged_d = _cluster_mean(cluster, d, np.ones(len(d), dtype=bool))[cluster[keep]]
         frame[d_column] = merged_d
     return h[keep], (None if n is None else n[keep]), merged_d, merged_losses, run_id[keep], frame
 
