@@ -315,7 +315,9 @@ def _numeric(frame: pd.DataFrame, column: str, *, allow_nan: bool) -> np.ndarray
         values = numeric.to_numpy(dtype=np.float64)
     else:                                            # complex numbers and anything pandas cannot convert
         values = np.array([_to_float(v) for v in cells], dtype=np.float64)
-    bad = (np.isnan(values) & cells.notna().to_numpy()) | cells.map(_is_bool).to_numpy(dtype=bool)
+    bad = np.isnan(values) & cells.notna().to_numpy()
+    if cells.dtype.kind in "bO":
+        bad |= cells.map(_is_bool).to_numpy(dtype=bool)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise MixlawError(f"column {column!r}, row {frame.index[i]}: non-numeric value {_show(cells.iloc[i])}")

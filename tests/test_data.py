@@ -152,7 +152,8 @@ def test_a_domain_whose_weight_never_varies_is_warned_about_and_only_when_asked(
     f = frame()
     f["w_c"] = 0.0
     f["w_b"] = 1.0 - f.w_a
-    with pytest.warns(MixlawWarning, match="weights that never vary: column 'w_c' is 0 in every row; .* not identifiable"):
+    with pytest.warns(MixlawWarning, match="weights that never vary: column 'w_c' is 0 in every row; .* not "
+                                           "identifiable"):
         load(f)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

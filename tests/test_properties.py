@@ -19,7 +19,6 @@ TINY = {"n_starts": 64, "schedule": ((16, 20), (4, 40))}
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 positive = st.floats(min_value=1e-300, max_value=1e300)
-weight_sets = st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=4)
 
 
 @st.composite
@@ -32,7 +31,8 @@ def valid_frames(draw):
     h = np.array([draw(st.lists(st.floats(0.0, 1.0), min_size=k, max_size=k)) for _ in range(n_rows)])
     h[h.sum(axis=1) == 0] = 1.0
     h /= h.sum(axis=1, keepdims=True)
-    h *= 1.0 + np.array(draw(st.lists(st.floats(-0.9, 0.9), min_size=n_rows, max_size=n_rows)))[:, None] * WEIGHT_SUM_TOL
+    slack = np.array(draw(st.lists(st.floats(-0.9, 0.9), min_size=n_rows, max_size=n_rows)))
+    h *= 1.0 + slack[:, None] * WEIGHT_SUM_TOL
     f = pd.DataFrame(h, columns=[f"w{i}" for i in range(k)])
     f["N"] = draw(st.lists(positive, min_size=n_rows, max_size=n_rows))
     f["D"] = draw(st.lists(positive, min_size=n_rows, max_size=n_rows))
