@@ -259,7 +259,7 @@ def _solve(law: Law, k: int, coords, w, log_n, log_d, lo, hi, starts, *, softmax
     """Q problems x S starts in one program.
 
     Args:
-      coords: (T, P) law coordinates of every target.
+      coords: (Q, T, P) law coordinates of every target, per problem (a bootstrap solves each replicate's law).
       w: (Q, T) objective weights of each problem; log_n, log_d: (Q,); lo, hi: (Q, k) solver bounds;
       starts: (Q, S, k) start points (projected onto each problem's F first).
 
@@ -267,16 +267,16 @@ def _solve(law: Law, k: int, coords, w, log_n, log_d, lo, hi, starts, *, softmax
       h (Q, k) best point, f (Q,) its objective, n_best (Q,) starts that reached the best value (within 1e-9
       relative).
     """
-    def problem(w_q, ln, ld, lo_q, hi_q, starts_q):
+    def problem(coords_q, w_q, ln, ld, lo_q, hi_q, starts_q):
         def f(h):
-            return jnp.dot(w_q, _target_losses(law, k, coords, ln, ld, h))
+            return jnp.dot(w_q, _target_losses(law, k, coords_q, ln, ld, h))
 
         h, fv = jax.vmap(lambda h0: _descend(f, h0, lo_q, hi_q, softmax, adam_steps, spg_iter))(starts_q)
         best = jnp.argmin(fv)
         near = fv <= fv[best] + 1e-9 * jnp.maximum(1.0, jnp.abs(fv[best]))
         return h[best], fv[best], jnp.sum(near)
 
-    return jax.vmap(problem)(w, log_n, log_d, lo, hi, starts)
+    return jax.vmap(problem)(coords, w, log_n, log_d, lo, hi, starts)
 
 
 @functools.partial(jax.jit, static_argnames=("law", "k"))
@@ -713,9 +713,11 @@ def _map_starts(z: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return lo[:, None, :] + slack[:, None, None] * z[None, :, :]
 
 
-def _run(req: _Request, log_n, log_d, lo, hi, w, starts, softmax: bool):
-    """Solve Q problems; returns numpy (h, f, n_best)."""
-    h, f, n_best = _solve(req.law, req.k, jnp.asarray(req.coords), jnp.asarray(w), jnp.asarray(log_n),
+def _run(req: _Request, log_n, log_d, lo, hi, w, starts, softmax: bool, coords=None):
+    """Solve Q problems (with the fit's coordinates, or per-problem ``coords`` (Q, T, P)); numpy (h, f, n_best)."""
+    if coords is None:
+        coords = np.broadcast_to(req.coords, (len(w),) + req.coords.shape)
+    h, f, n_best = _solve(req.law, req.k, jnp.asarray(coords), jnp.asarray(w), jnp.asarray(log_n),
                           jnp.asarray(log_d), jnp.asarray(lo), jnp.asarray(hi), jnp.asarray(starts),
                           softmax=softmax, adam_steps=ADAM_STEPS, spg_iter=SPG_MAX_ITER)
     return np.asarray(h), np.asarray(f), np.asarray(n_best)
@@ -820,6 +822,49 @@ def optimal_mixture(fit: FitResult, *, N=None, D=None, targets: Sequence[str] | 
     d2 = None if d is None else np.broadcast_to(d[:, None], (n_budgets, n_obj)).copy()
     return _finish(req, n2, d2, None, log_n, log_d, lo, hi, h.reshape(n_budgets, n_obj, req.k),
                    n_best.reshape(n_budgets, n_obj), settings, seed, fit)
+
+
+def replicate_mixtures(fit: FitResult, coordinates: np.ndarray, *, N=None, D=None,
+                       targets: Sequence[str] | None = None, target_weights=None, bounds="data", token_budget=None,
+                       fixed: Mapping[str, float] | None = None, n_starts: int = 8, seed: int = 0,
+                       warm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """h* of the weighted objective for R other coordinate sets of the fit's law (bootstrap replicates).
+
+    Solves, for each replicate r, h*_r = argmin_{h ∈ F} Σ_t w_t L_t(N, D, h; θ_rt) at one budget (N, D), all
+    replicates x starts in one compiled call, as :func:`optimal_mixture` does for the fit itself.
+
+    Args:
+      fit: the fit whose targets, domains and weight range define the problem.
+      coordinates: (R, T_fit, P) law coordinates of every target of ``fit``, per replicate.
+      N, D: one budget (scalars).
+      targets, target_weights, bounds, token_budget, fixed, seed: as in :func:`optimal_mixture`.
+      n_starts: random starts per replicate (the uniform mixture first).
+      warm: optional (R, k) or (k,) extra start, e.g. the fit's own h*.
+
+    Returns:
+      (h* (R, k), objective at h* (R,), the targets of the objective).
+    """
+    n_starts = _check_starts(n_starts)
+    req = _request(fit, targets, target_weights, bounds, token_budget, fixed, None)
+    n, d, n_budgets = _budgets(req.law, N, D)
+    if n_budgets != 1:
+        raise MixlawError(f"replicate_mixtures solves one budget (N, D) at a time, not {n_budgets}")
+    lo, hi, feasible, messages = req.problems(d)
+    if not feasible.all():
+        raise MixlawError(messages[0])
+    coordinates = np.asarray(coordinates, dtype=float)
+    n_rep = coordinates.shape[0]
+    index = [fit.targets.index(t) for t in req.targets]
+    slo, shi = req.solver_box(lo, hi)
+    slo, shi = np.broadcast_to(slo, (n_rep, req.k)), np.broadcast_to(shi, (n_rep, req.k))
+    starts = _map_starts(_random_starts(n_starts, req.k, seed), slo, shi)
+    if warm is not None:
+        starts = np.concatenate([np.broadcast_to(np.asarray(warm, float), (n_rep, req.k))[:, None], starts], axis=1)
+    log_n = np.full(n_rep, np.log(n[0]) if n is not None else 0.0)
+    log_d = np.full(n_rep, np.log(d[0]) if d is not None else 0.0)
+    w = np.broadcast_to(req.W[-1], (n_rep, len(req.targets)))
+    h, f, _ = _run(req, log_n, log_d, slo, shi, w, starts, _softmax_mode(lo, hi), coords=coordinates[:, index])
+    return np.clip(h, lo, hi), f, req.targets
 
 
 def _method(softmax: bool) -> dict:
@@ -950,4 +995,4 @@ def compute_optimal(fit: FitResult, *, C, targets: Sequence[str] | None = None, 
     return _finish(req, np.exp(log_n), np.exp(log_d), c.copy(), log_n, log_d, lo, hi, h, n_best, settings, seed, fit)
 
 
-__all__ = ["MixtureResult", "compute_optimal", "load_mixture", "optimal_mixture", "project"]
+__all__ = ["MixtureResult", "compute_optimal", "load_mixture", "optimal_mixture", "project", "replicate_mixtures"]

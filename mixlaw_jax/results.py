@@ -92,7 +92,7 @@ class FitResult:
         n = np.ones(rows) if n is None else np.broadcast_to(np.asarray(n, float), (rows,))
         d = np.ones(rows) if d is None else np.broadcast_to(np.asarray(d, float), (rows,))
         x = Inputs.from_arrays(n, d, h)
-        pred = _predict_all(law, self.k, jnp.asarray(self.coordinates), x)
+        pred = predict_all(law, self.k, jnp.asarray(self.coordinates), x)
         return np.asarray(pred).T
 
     def predict(self, runs) -> pd.DataFrame:
@@ -147,7 +147,11 @@ def _finite_or_none(tree):
 
 def load_fit(path) -> FitResult:
     """Read a :class:`FitResult` written by ``FitResult.save``; a clear error for corrupt or other-version files."""
-    p = _io.read_json(path, "fit", FIT_SCHEMA_VERSION)
+    return fit_from_dict(_io.read_json(path, "fit", FIT_SCHEMA_VERSION), path)
+
+
+def fit_from_dict(p: dict, path) -> FitResult:
+    """A :class:`FitResult` from ``FitResult.to_dict()`` output read from ``path`` (named in errors)."""
     try:
         law = get_law(p["law"])
         coordinates = np.asarray(p["coordinates"], dtype=float)
@@ -156,12 +160,13 @@ def load_fit(path) -> FitResult:
                               f"({len(p['targets'])}, {law.n_params(p['k'])})")
         return FitResult(law=p["law"], k=p["k"], targets=tuple(p["targets"]),
                          weight_columns=tuple(p["weight_columns"]), n_column=p["n_column"], d_column=p["d_column"],
-                         weight_range=np.asarray(p["weight_range"], dtype=float), coordinates=coordinates, objective=np.asarray(p["objective"], dtype=float),
-                         diagnostics=p["diagnostics"], settings=p["settings"], provenance=p["provenance"])
+                         weight_range=np.asarray(p["weight_range"], dtype=float), coordinates=coordinates,
+                         objective=np.asarray(p["objective"], dtype=float), diagnostics=p["diagnostics"],
+                         settings=p["settings"], provenance=p["provenance"])
     except (KeyError, TypeError, ValueError) as err:
         raise MixlawError(f"{path} is not a valid fit file: {err!r}") from None
 
 
-def _predict_all(law, k: int, coordinates: jax.Array, x: Inputs) -> jax.Array:
+def predict_all(law, k: int, coordinates: jax.Array, x: Inputs) -> jax.Array:
     """(targets, rows) raw-space predictions."""
     return jax.vmap(lambda u: law.predict(law.unflatten(u, k), x))(coordinates)

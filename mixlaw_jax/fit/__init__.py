@@ -82,6 +82,24 @@ def fit(runs: RunTable, law: "str | Law", *, targets: Sequence[str] | None = Non
     Returns:
       A :class:`FitResult`.
     """
+    law, index, x, space, y = prepare(runs, law, targets, n_starts, loss_space, huber_delta, reduction, bounds)
+    problems = make_problems(y, np.ones_like(y), loss_space, reduction)
+    update, close = progress_bar(len(schedule), f"fit {law.name}", progress)
+    try:
+        solution = solve(space, x, problems, key=jax.random.PRNGKey(seed), n_starts=n_starts, schedule=schedule,
+                         delta=huber_delta, chunk_size=chunk_size, progress=update)
+    finally:
+        close()
+    settings = {"loss_space": loss_space, "huber_delta": huber_delta, "reduction": reduction,
+                "bounds": bounds_setting(bounds), "n_starts": n_starts,
+                "schedule": [list(s) for s in schedule], "rows": int(runs.n_rows)}
+    return build_result(law, runs, [runs.targets[j] for j in index], space, solution, settings,
+                        provenance(seed, runs.hash()))
+
+
+def prepare(runs: RunTable, law: "str | Law", targets, n_starts: int, loss_space: str, huber_delta: float,
+            reduction: str, bounds) -> tuple[Law, list[int], Inputs, ParamSpace, np.ndarray]:
+    """Validate fitting options; returns (law, target indices, row inputs, coordinate space, losses (T, rows))."""
     law = get_law(law)
     if loss_space not in ("raw", "log"):
         raise MixlawError(f"loss_space must be 'raw' or 'log', not {loss_space!r}")
@@ -98,21 +116,10 @@ def fit(runs: RunTable, law: "str | Law", *, targets: Sequence[str] | None = Non
     y = runs.losses[:, index].T
     if loss_space == "log" and (np.nan_to_num(y, nan=1.0) <= 0).any():
         raise MixlawError("loss_space='log' needs positive losses")
-    problems = make_problems(y, np.ones_like(y), loss_space, reduction)
-    update, close = progress_bar(len(schedule), f"fit {law.name}", progress)
-    try:
-        solution = solve(space, x, problems, key=jax.random.PRNGKey(seed), n_starts=n_starts, schedule=schedule,
-                         delta=huber_delta, chunk_size=chunk_size, progress=update)
-    finally:
-        close()
-    settings = {"loss_space": loss_space, "huber_delta": huber_delta, "reduction": reduction,
-                "bounds": _bounds_setting(bounds), "n_starts": n_starts,
-                "schedule": [list(s) for s in schedule], "rows": int(runs.n_rows)}
-    return build_result(law, runs, [runs.targets[j] for j in index], space, solution, settings,
-                        provenance(seed, runs.hash()))
+    return law, index, x, space, y
 
 
-def _bounds_setting(bounds):
+def bounds_setting(bounds):
     if bounds is None or isinstance(bounds, str):
         return bounds
     return {k: [float(v) for v in b] for k, b in bounds.items()}
@@ -131,6 +138,7 @@ def build_result(law: Law, runs: RunTable, targets: list[str], space: ParamSpace
         diagnostics[t] = {"objective": float(solution.objective[j]), "gradient_norm": float(solution.gradient_norm[j]),
                           "n_in_basin": int(solution.n_in_basin[j]), "n_final": int(solution.n_final),
                           "n_failed_starts": int(solution.n_failed[j]), "iterations": int(solution.iterations[j]),
+                          "converged": bool(solution.converged[j]),
                           "flags": space.flags(u[j])}
     return FitResult(law=law.name, k=runs.k, targets=tuple(targets), weight_columns=runs.weight_columns,
                      n_column=runs.n_column, d_column=runs.d_column,

@@ -57,6 +57,7 @@ class Solution:
     n_final: int                # starts in the final stage
     n_failed: np.ndarray        # (B,) screened starts whose objective was not finite
     iterations: np.ndarray      # (B,) iteration of the best start's last improving step
+    converged: np.ndarray       # (B,) the best start met the solver's convergence test (solvers.converged)
 
 
 def make_problems(y: np.ndarray, w: np.ndarray, loss_space: str, reduction: str) -> Problems:
@@ -110,9 +111,15 @@ def _score_chunk(space: ParamSpace, x: Inputs, problems: Problems, z_chunk: jax.
     return jnp.where(jnp.isfinite(f), f, jnp.inf), z
 
 
+def screen_chunk_size(n_problems: int, n_rows: int, chunk_size: int, memory_bytes: float) -> int:
+    """Starts scored at once: at most ``chunk_size``, and few enough that the (problems, starts, rows)
+    residual temporaries (~4 float64 arrays) fit in ``memory_bytes``."""
+    return int(max(1, min(chunk_size, memory_bytes // (32.0 * n_problems * n_rows))))
+
+
 def screen(space: ParamSpace, x: Inputs, problems: Problems, starts: jax.Array, keep: int, delta: float,
            chunk_size: int) -> tuple[jax.Array, np.ndarray]:
-    """Score every start on every problem; keep the best ``keep`` per problem.
+    """Score every start on every problem, ``chunk_size`` starts at a time; keep the best ``keep`` per problem.
 
     Returns (z (B, keep, P), count of non-finite starts per problem (B,)).
     """
@@ -197,8 +204,8 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
       schedule: successive-halving stages ``(keep, n_iter)`` or ``(keep, n_iter, row_fraction)``.
       warm_starts: optional (B, W, P) starts added to each problem's screened set (the bootstrap passes
         the full-data optimum here).
-      memory_bytes: budget for the temporaries of one batched LM call; (problem, start) pairs are
-        processed in chunks that fit it, so memory stays bounded however many problems and starts.
+      memory_bytes: budget for the temporaries of one batched call; screened starts and (problem, start)
+        pairs are processed in chunks that fit it, so memory stays bounded however many problems and starts.
       progress: optional callable ``progress(stage_index, n_stages)``.
     """
     stages = [(int(s[0]), int(s[1]), float(s[2]) if len(s) > 2 else 1.0) for s in schedule]
@@ -228,7 +235,8 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
     if n_starts > 0 and n_random > 0:
         starts = space.sample(key_starts, max(n_starts, n_random), float(jnp.mean(x.log_n)),
                               float(jnp.mean(x.log_d)))
-        z0, n_failed = screen(space, x_stage, problems_stage, starts, n_random, delta, chunk_size)
+        chunk = screen_chunk_size(problems.y.shape[0], problems_stage.y.shape[1], chunk_size, memory_bytes)
+        z0, n_failed = screen(space, x_stage, problems_stage, starts, n_random, delta, chunk)
     else:
         z0 = jnp.zeros((problems.y.shape[0], 0, space.size))
         n_failed = np.zeros(problems.y.shape[0], dtype=int)
@@ -250,9 +258,11 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
         first_iter += n_iter
         if progress is not None:
             progress(i + 1, len(stages))
+    converged = solvers.converged(states)
     if current != 1.0 and subsets[current] is not None:
         states = rescore(states, x, problems)
-    states = _take(states, jnp.argsort(states.f, axis=1))
+    order = jnp.argsort(states.f, axis=1)
+    states, converged = _take(states, order), jnp.take_along_axis(converged, order, axis=1)
     best_z = states.z[:, 0]
     f = np.asarray(states.f)
     best = f[:, :1]
@@ -260,4 +270,5 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
     return Solution(z=np.asarray(best_z), objective=f[:, 0],
                     gradient_norm=np.asarray(_gradient_norms(space, x, problems, best_z, delta)),
                     n_in_basin=in_basin, n_final=f.shape[1], n_failed=np.asarray(n_failed),
-                    iterations=np.asarray(states.last_improved[:, 0]))
+                    iterations=np.asarray(states.last_improved[:, 0]),
+                    converged=np.asarray(converged[:, 0]))

@@ -39,6 +39,9 @@ OUTER_CURVATURE = 1.0
 #: (the damping has then grown 4^STALL_LIMIT-fold without finding a decrease worth having).
 STALL_RTOL = 1e-12
 STALL_LIMIT = 6
+#: A run has converged when it stalled, or when its last fifth of iterations lowered f by at most this fraction
+#: (near-L1 objectives keep yielding decreases of ~1e-12 that reset the stall count without moving the optimum).
+CONVERGED_RTOL = 1e-6
 
 
 class Rows(NamedTuple):
@@ -60,6 +63,7 @@ class SolverState(NamedTuple):
     damping: jax.Array  # Levenberg-Marquardt lambda
     last_improved: jax.Array  # iteration of the last accepted step
     stall: jax.Array     # consecutive iterations that lowered f by less than STALL_RTOL (relative)
+    f_mark: jax.Array    # f when the current run entered its last fifth of iterations (inf before)
 
 
 def objective(model: Model, rows: Rows, delta: float, z: jax.Array) -> jax.Array:
@@ -72,13 +76,14 @@ def objective(model: Model, rows: Rows, delta: float, z: jax.Array) -> jax.Array
 
 
 def init_state(model: Model, rows: Rows, delta: float, z: jax.Array) -> SolverState:
-    return SolverState(z, objective(model, rows, delta, z), jnp.asarray(1e-2), jnp.asarray(0), jnp.asarray(0))
+    return SolverState(z, objective(model, rows, delta, z), jnp.asarray(1e-2), jnp.asarray(0), jnp.asarray(0),
+                       jnp.asarray(jnp.inf))
 
 
 def lm_step(model: Model, model_jac: ModelJacobian, rows: Rows, delta: float, state: SolverState,
             it) -> SolverState:
     """One damped IRLS Gauss-Newton step (see module docstring)."""
-    z, f, lam, last, stall = state
+    z, f, lam, last, stall, f_mark = state
     m, jac = model_jac(z)
     used = rows.w > 0
     r = jnp.where(used, rows.y - m, 0.0)
@@ -96,7 +101,7 @@ def lm_step(model: Model, model_jac: ModelJacobian, rows: Rows, delta: float, st
     progress = accept & (f - f_new > STALL_RTOL * f)
     return SolverState(jnp.where(accept, z_new, z), jnp.where(accept, f_new, f),
                        jnp.clip(jnp.where(accept, lam / 3.0, lam * 4.0), 1e-12, 1e12),
-                       jnp.where(accept, it + 1, last), jnp.where(progress, 0, stall + 1))
+                       jnp.where(accept, it + 1, last), jnp.where(progress, 0, stall + 1), f_mark)
 
 
 def lm_run(model: Model, model_jac: ModelJacobian, rows: Rows, delta: float, state: SolverState, first_iter,
@@ -105,15 +110,24 @@ def lm_run(model: Model, model_jac: ModelJacobian, rows: Rows, delta: float, sta
 
     Under ``vmap`` the loop runs until every start in the batch has stalled or used its iterations.
     """
+    mark = first_iter + n_iter - jnp.maximum(n_iter // 5, 1)
+
     def cond(carry):
         i, s = carry
         return (i < first_iter + n_iter) & (s.stall < STALL_LIMIT)
 
     def body(carry):
         i, s = carry
+        s = s._replace(f_mark=jnp.where(i == mark, s.f, s.f_mark))
         return i + 1, lm_step(model, model_jac, rows, delta, s, i)
 
-    return jax.lax.while_loop(cond, body, (first_iter, state._replace(stall=jnp.zeros_like(state.stall))))[1]
+    start = state._replace(stall=jnp.zeros_like(state.stall), f_mark=jnp.full_like(state.f, jnp.inf))
+    return jax.lax.while_loop(cond, body, (first_iter, start))[1]
+
+
+def converged(state: SolverState) -> jax.Array:
+    """Whether the last ``lm_run`` stalled, or lowered f by at most CONVERGED_RTOL over its last fifth."""
+    return (state.stall >= STALL_LIMIT) | (state.f_mark - state.f <= CONVERGED_RTOL * jnp.abs(state.f))
 
 
 def gradient_norm(model: Model, rows: Rows, delta: float, z: jax.Array) -> jax.Array:

@@ -1,0 +1,329 @@
+"""Bootstrap uncertainty: every replicate x target x start refitted in one batched engine call.
+
+A replicate resamples the table with replacement — whole runs by default (all checkpoints of a training run
+together: they share that run's noise), or single rows for tables of independent points — and is represented as
+integer row weights w_rj (how often row j, or its run, was drawn). Every replicate then has the same rows and
+shapes, and the engine fits all R x T problems at once:
+
+    θ*_rt = argmin_θ c_rt Σ_j w_rj Huber_δ(y_jt - L(x_j; θ)),   c_rt = 1 / Σ_j w_rj ("mean") or 1 ("sum"),
+
+each warm-started from the full-data optimum θ̂_t and from fresh random starts. From the replicate optima:
+
+* standard error of a parameter = the sample standard deviation of its replicate values;
+* the interval at ``level`` = 1 - a is the percentile interval [q_{a/2}, q_{1-a/2}] of the replicate values
+  (Efron & Tibshirani 1993, ch. 13) — for parameters, predictions, MRE and the optimal mixture h*.
+
+A replicate whose best start did not meet the solver's stopping rule within its iterations is counted as not
+converged (``fraction_unconverged``); a replicate whose every start failed is excluded and counted.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from . import _io, metrics
+from .data import RunTable
+from .errors import MixlawError
+from .fit import DEFAULT_STARTS, fit as fit_law, make_problems, prepare, progress_bar, solve
+from .fit.engine import DEFAULT_SCHEDULE
+from .laws import Inputs, get_law
+from .mixture import optimal_mixture, replicate_mixtures
+from .results import FitResult, fit_from_dict, predict_all, provenance
+
+BOOTSTRAP_SCHEMA_VERSION = 1
+#: Fresh random starts screened per replicate (besides the full-data optimum).
+BOOTSTRAP_STARTS = 1024
+#: Successive-halving stages per replicate: the warm start and the best fresh ones, then the best two.
+BOOTSTRAP_SCHEDULE: tuple[tuple[int, int, float], ...] = ((8, 40, 1.0), (2, 200, 1.0))
+
+
+def resample_weights(runs: RunTable, n_replicates: int, resample: str, seed: int) -> np.ndarray:
+    """(R, rows) bootstrap row weights: draw counts of runs (``"runs"``) or of rows (``"rows"``), with replacement.
+
+    With runs, row j gets the count of its run: all checkpoints of a run are in or out together.
+    """
+    rng = np.random.default_rng(seed)
+    if resample == "runs":
+        counts = rng.multinomial(runs.n_runs, np.full(runs.n_runs, 1.0 / runs.n_runs), size=n_replicates)
+        return counts[:, runs.run_id].astype(float)
+    if resample == "rows":
+        return rng.multinomial(runs.n_rows, np.full(runs.n_rows, 1.0 / runs.n_rows), size=n_replicates).astype(float)
+    raise MixlawError(f"resample must be 'runs' or 'rows', not {resample!r}")
+
+
+def _quantiles(level: float) -> tuple[float, float]:
+    a = 1.0 - level
+    return a / 2.0, 1.0 - a / 2.0
+
+
+@dataclasses.dataclass
+class BootstrapResult:
+    """Replicate fits of one law to every target, with the full-data fit they were resampled around.
+
+    Attributes:
+      fit: the full-data :class:`FitResult` (point estimates).
+      coordinates: (R, T, P) law coordinates of each replicate's best start.
+      objective: (R, T) each replicate's best objective (inf where every start failed).
+      converged: (R, T) whether that best start met the solver's stopping rule.
+      n_in_basin: (R, T) final-stage starts within the engine's basin tolerance of the replicate's best.
+      level: default coverage of intervals (e.g. 0.95).
+      resample: ``"runs"`` or ``"rows"``.
+      settings, provenance: how the replicates were drawn and fitted; seed, table hash and versions.
+    """
+
+    fit: FitResult
+    coordinates: np.ndarray
+    objective: np.ndarray
+    converged: np.ndarray
+    n_in_basin: np.ndarray
+    level: float
+    resample: str
+    settings: dict
+    provenance: dict
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.fit.targets
+
+    @property
+    def n_replicates(self) -> int:
+        return int(self.coordinates.shape[0])
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(R, T) replicates with a finite objective (the others are excluded from every statistic)."""
+        return np.isfinite(self.objective)
+
+    @property
+    def fraction_unconverged(self) -> dict[str, float]:
+        """target -> fraction of replicates whose best start did not converge (or failed)."""
+        bad = ~(self.converged & self.valid)
+        return {t: float(bad[:, j].mean()) for j, t in enumerate(self.targets)}
+
+    @property
+    def n_failed(self) -> dict[str, int]:
+        """target -> replicates whose every start failed (excluded)."""
+        return {t: int((~self.valid[:, j]).sum()) for j, t in enumerate(self.targets)}
+
+    def replicates(self, target: str) -> pd.DataFrame:
+        """One row per (valid) replicate: the reported parameters, per-domain ones as ``name[domain]``."""
+        j = self._target(target)
+        law = get_law(self.fit.law)
+        rows = []
+        for r in np.flatnonzero(self.valid[:, j]):
+            values = law.spec_params(law.unflatten(self.coordinates[r, j], self.fit.k))
+            row = {}
+            for name, v in values.items():
+                if isinstance(v, list):
+                    row.update({f"{name}[{d}]": x for d, x in zip(self.fit.weight_columns, v)})
+                else:
+                    row[name] = v
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def _target(self, target: str) -> int:
+        if target not in self.targets:
+            raise MixlawError(f"unknown target {target!r}; targets: {', '.join(self.targets)}")
+        return self.targets.index(target)
+
+    def _per_parameter(self, statistic) -> dict[str, dict]:
+        out = {}
+        for t in self.targets:
+            frame = self.replicates(t)
+            point = self.fit.params[t]
+            out[t] = {}
+            for name, v in point.items():
+                if isinstance(v, list):
+                    out[t][name] = [statistic(frame[f"{name}[{d}]"].to_numpy()) for d in self.fit.weight_columns]
+                else:
+                    out[t][name] = statistic(frame[name].to_numpy())
+        return out
+
+    @property
+    def standard_errors(self) -> dict[str, dict]:
+        """target -> {parameter: standard deviation over replicates} (lists for per-domain parameters)."""
+        return self._per_parameter(lambda v: float(np.std(v, ddof=1)))
+
+    def intervals(self, level: float | None = None) -> dict[str, dict]:
+        """target -> {parameter: [low, high]} percentile intervals (lists of pairs for per-domain parameters)."""
+        q = _quantiles(self.level if level is None else _check_level(level))
+        return self._per_parameter(lambda v: [float(x) for x in np.quantile(v, q)])
+
+    def predict_interval(self, runs, level: float | None = None) -> pd.DataFrame:
+        """Predicted loss per target with percentile intervals: columns ``t``, ``t_lo``, ``t_hi`` per target.
+
+        ``runs``: a RunTable, DataFrame or file with the fit's weight, N and D columns (targets not needed).
+        The point prediction is the full-data fit's.
+        """
+        table = self.fit._table(runs)
+        if table.k != self.fit.k:
+            raise MixlawError(f"the table has {table.k} weight columns; this fit has {self.fit.k}")
+        point = self.fit.predict(table)
+        reps = self._replicate_predictions(table)                               # (R, T, rows)
+        q = _quantiles(self.level if level is None else _check_level(level))
+        out = {}
+        for j, t in enumerate(self.targets):
+            values = reps[self.valid[:, j], j]
+            lo, hi = np.quantile(values, q, axis=0)
+            out[t], out[f"{t}_lo"], out[f"{t}_hi"] = point[t].to_numpy(), lo, hi
+        return pd.DataFrame(out, index=point.index)
+
+    def mre_interval(self, runs, level: float | None = None) -> pd.DataFrame:
+        """MRE (%) of the full-data fit on ``runs`` per target, with the percentile interval of replicate MREs."""
+        table = self.fit._table(runs)
+        reps = self._replicate_predictions(table)
+        point = self.fit.mre(table)
+        q = _quantiles(self.level if level is None else _check_level(level))
+        rows = []
+        for j, t in enumerate(self.targets):
+            if t not in table.targets:
+                continue
+            y = table.losses[:, table.targets.index(t)]
+            values = [metrics.mre(y, reps[r, j]) for r in np.flatnonzero(self.valid[:, j])]
+            lo, hi = np.quantile(values, q)
+            rows.append({"target": t, "mre": point[t], "lo": float(lo), "hi": float(hi)})
+        if not rows:
+            raise MixlawError(f"the table has none of the targets {list(self.targets)}")
+        return pd.DataFrame(rows).set_index("target")
+
+    def _replicate_predictions(self, table: RunTable) -> np.ndarray:
+        law = get_law(self.fit.law)
+        rows = table.n_rows
+        n = np.ones(rows) if table.n is None else table.n
+        d = np.ones(rows) if table.d is None else table.d
+        x = Inputs.from_arrays(n, d, table.h)
+        pred = np.asarray(jax.vmap(lambda c: predict_all(law, self.fit.k, c, x))(jnp.asarray(self.coordinates)))
+        if not np.isfinite(pred[self.valid]).all():
+            raise MixlawError("a bootstrap replicate predicts a non-finite loss on these runs (extreme replicate "
+                              "parameters); refit with bounds='default'")
+        return pred
+
+    def mixture_interval(self, N=None, D=None, *, targets: Sequence[str] | None = None, target_weights=None,
+                         bounds="data", token_budget=None, fixed: Mapping[str, float] | None = None,
+                         level: float | None = None, n_starts: int = 8, seed: int = 0) -> pd.DataFrame:
+        """Optimal mixture h* of the weighted objective at (N, D), with percentile intervals over replicates.
+
+        Returns a frame indexed by domain with columns ``h_star`` (the full-data fit's h*), ``lo``, ``hi``;
+        ``frame.attrs["loss"]`` holds the predicted weighted loss at h* (``value``, ``lo``, ``hi``) and
+        ``frame.attrs["targets"]`` the objective's targets. Options as in :func:`optimal_mixture`.
+        """
+        q = _quantiles(self.level if level is None else _check_level(level))
+        options = dict(targets=targets, target_weights=target_weights, bounds=bounds, token_budget=token_budget,
+                       fixed=fixed)
+        point = optimal_mixture(self.fit, N=N, D=D, n_starts=max(n_starts, 64), seed=seed, **options)
+        h_point = point.h[0, -1]
+        valid = self.valid[:, [self.targets.index(t) for t in point.targets]].all(axis=1)
+        h, f, chosen = replicate_mixtures(self.fit, self.coordinates[valid], N=N, D=D, n_starts=n_starts, seed=seed,
+                                          warm=h_point, **options)
+        lo, hi = np.quantile(h, q, axis=0)
+        frame = pd.DataFrame({"h_star": h_point, "lo": lo, "hi": hi}, index=pd.Index(point.domains, name="domain"))
+        f_lo, f_hi = np.quantile(f, q)
+        frame.attrs["loss"] = {"value": float(point.objective[0, -1]), "lo": float(f_lo), "hi": float(f_hi)}
+        frame.attrs["targets"] = list(chosen)
+        return frame
+
+    def to_dict(self) -> dict:
+        return {"kind": "bootstrap", "schema_version": BOOTSTRAP_SCHEMA_VERSION, "fit": self.fit.to_dict(),
+                "coordinates": np.where(np.isfinite(self.coordinates), self.coordinates, 0.0).tolist(),
+                "objective": [[v if np.isfinite(v) else None for v in row] for row in self.objective.tolist()],
+                "converged": self.converged.tolist(), "n_in_basin": self.n_in_basin.tolist(), "level": self.level,
+                "resample": self.resample, "settings": self.settings, "provenance": self.provenance}
+
+    def save(self, path) -> None:
+        """Write the result as versioned JSON, atomically (a crash leaves the old file or none)."""
+        _io.atomic_write_json(path, self.to_dict())
+
+
+def load_bootstrap(path) -> BootstrapResult:
+    """Read a :class:`BootstrapResult` written by ``BootstrapResult.save``."""
+    p = _io.read_json(path, "bootstrap", BOOTSTRAP_SCHEMA_VERSION)
+    try:
+        full = fit_from_dict(p["fit"], path)
+        objective = np.array([[np.inf if v is None else v for v in row] for row in p["objective"]], dtype=float)
+        coordinates = np.asarray(p["coordinates"], dtype=float)
+        if coordinates.ndim != 3 or coordinates.shape[1:] != full.coordinates.shape:
+            raise MixlawError(f"{path}: replicate coordinates have shape {coordinates.shape}, expected "
+                              f"(R, {full.coordinates.shape[0]}, {full.coordinates.shape[1]})")
+        return BootstrapResult(fit=full, coordinates=coordinates, objective=objective,
+                               converged=np.asarray(p["converged"], dtype=bool),
+                               n_in_basin=np.asarray(p["n_in_basin"], dtype=int), level=float(p["level"]),
+                               resample=p["resample"], settings=p["settings"], provenance=p["provenance"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise MixlawError(f"{path} is not a valid bootstrap file: {err!r}") from None
+
+
+def _check_level(level) -> float:
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise MixlawError(f"level must be a number in (0, 1), not {level!r}")
+    return float(level)
+
+
+def bootstrap(runs: RunTable, law, *, n_replicates: int = 1000, level: float = 0.95, resample: str = "runs",
+              seed: int = 0, targets: Sequence[str] | None = None, n_starts: int = BOOTSTRAP_STARTS,
+              full_fit: FitResult | None = None, full_fit_starts: int = DEFAULT_STARTS, loss_space: str = "raw",
+              huber_delta: float = 1e-3, reduction: str = "mean", bounds="default",
+              schedule: Sequence[tuple] = BOOTSTRAP_SCHEDULE, full_fit_schedule: Sequence[tuple] = DEFAULT_SCHEDULE,
+              chunk_size: int = 2048, progress: bool = False) -> BootstrapResult:
+    """Bootstrap a law's fit: ``n_replicates`` resampled tables, every replicate x target in one engine call.
+
+    Args:
+      runs: the run table (``load_runs``).
+      law: law name or :class:`Law`.
+      n_replicates: bootstrap replicates R.
+      level: default coverage of the intervals.
+      resample: ``"runs"`` (default; whole training runs) or ``"rows"`` (independent points, as Epoch's
+        Chinchilla analysis).
+      seed: seed of the resampling and of the random starts.
+      targets: subset of target columns (default: all).
+      n_starts: fresh random starts screened per replicate, besides the warm start at the full-data optimum.
+      full_fit: the full-data fit to resample around (default: fitted here with ``full_fit_starts`` starts and
+        ``full_fit_schedule``); it must have been fitted to ``runs`` with the same options.
+      loss_space, huber_delta, reduction, bounds: as in :func:`mixlaw_jax.fit`.
+      schedule: successive-halving stages of each replicate's refit.
+      chunk_size: starts scored at once while screening.
+      progress: progress bars.
+    """
+    if not isinstance(n_replicates, (int, np.integer)) or n_replicates < 2:
+        raise MixlawError(f"n_replicates must be an integer >= 2, not {n_replicates!r}")
+    level = _check_level(level)
+    options = dict(loss_space=loss_space, huber_delta=huber_delta, reduction=reduction, bounds=bounds)
+    law, index, x, space, y = prepare(runs, law, targets, n_starts, **options)
+    chosen = [runs.targets[j] for j in index]
+    weights = resample_weights(runs, n_replicates, resample, seed)
+    if full_fit is None:
+        full_fit = fit_law(runs, law, targets=chosen, n_starts=full_fit_starts, seed=seed,
+                           schedule=full_fit_schedule, chunk_size=chunk_size, progress=progress, **options)
+    elif full_fit.law != law.name or list(full_fit.targets) != chosen or full_fit.k != runs.k:
+        raise MixlawError(f"full_fit is a {full_fit.law!r} fit of {list(full_fit.targets)}; this bootstrap needs "
+                          f"law {law.name!r} on targets {chosen}")
+    n_targets = len(chosen)
+    problems = make_problems(np.tile(y, (n_replicates, 1)), np.repeat(weights, n_targets, axis=0), loss_space,
+                             reduction)
+    warm = space.from_law(jnp.asarray(full_fit.coordinates))                    # (T, P)
+    warm = jnp.tile(warm[None, None], (n_replicates, 1, 1, 1)).reshape(n_replicates * n_targets, 1, -1)
+    update, close = progress_bar(len(schedule), f"bootstrap {law.name} x{n_replicates}", progress)
+    try:
+        solution = solve(space, x, problems, key=jax.random.fold_in(jax.random.PRNGKey(seed), 1), n_starts=n_starts,
+                         schedule=schedule, delta=huber_delta, chunk_size=chunk_size, warm_starts=warm,
+                         progress=update)
+    finally:
+        close()
+    shape = (n_replicates, n_targets)
+    coordinates = np.asarray(space.to_law(jnp.asarray(solution.z))).reshape(shape + (-1,))
+    objective = solution.objective.reshape(shape)
+    settings = {**full_fit.settings, "n_replicates": int(n_replicates), "resample": resample,
+                "replicate_starts": int(n_starts), "replicate_schedule": [list(s) for s in schedule]}
+    return BootstrapResult(fit=full_fit, coordinates=coordinates, objective=np.where(np.isfinite(objective),
+                                                                                      objective, np.inf),
+                           converged=solution.converged.reshape(shape), n_in_basin=solution.n_in_basin.reshape(shape),
+                           level=level, resample=resample, settings=settings,
+                           provenance=provenance(seed, runs.hash()))
+
+
+__all__ = ["BOOTSTRAP_SCHEDULE", "BOOTSTRAP_STARTS", "BootstrapResult", "bootstrap", "load_bootstrap",
+           "resample_weights"]
