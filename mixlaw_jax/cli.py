@@ -1,7 +1,11 @@
-"""The ``mixlaw`` command.
+"""The ``mixlaw`` command: fit, predict, optimize, bootstrap, report and demo.
 
-    mixlaw demo                      fit the bundled example table, score held-out runs, write results
-    mixlaw fit RUNS --law joint ...  fit a law to a CSV / Parquet table and write the fit as JSON
+    mixlaw demo                                  the whole report on the bundled example table
+    mixlaw fit RUNS --law joint --out fit.json   fit a law to a CSV / Parquet table
+    mixlaw predict fit.json RUNS                 predicted losses (with intervals from a bootstrap file)
+    mixlaw optimize fit.json --N 7e9 --D 1.5e11  optimal mixture h*
+    mixlaw bootstrap RUNS --law joint --out b.json
+    mixlaw report RUNS --law additive --law joint --holdout 'model_size > 1.3e9' --out report/
 
 Errors in the input are one line on stderr and exit code 2, never a traceback.
 """
@@ -9,13 +13,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from .errors import MixlawError
-
-EPILOG_FIT = """example:
-  mixlaw fit runs.csv --law joint --weights 'weight_*' --N model_size --D n_tokens \\
-      --targets '*_loss' --where 'model_size <= 1.3e9' --out fit.json"""
 
 
 def _add_table_args(p: argparse.ArgumentParser) -> None:
@@ -66,6 +65,109 @@ def _load(args):
     return runs
 
 
+def _fit_schedule(text: str):
+    """'1024x30x0.25,256x60' -> ((1024, 30, 0.25), (256, 60)): successive-halving stages."""
+    try:
+        stages = tuple(tuple(int(v) if i < 2 else float(v) for i, v in enumerate(stage.split("x")))
+                       for stage in text.split(","))
+    except ValueError:
+        stages = ()
+    if not stages or any(len(s) not in (2, 3) or s[0] < 1 or s[1] < 1 for s in stages):
+        raise argparse.ArgumentTypeError(f"invalid schedule {text!r}: expected stages KEEPxITERS[xROWFRACTION] "
+                                         f"separated by commas, e.g. 64x100,16x300")
+    return stages
+
+
+def _schedule_text(schedule) -> str:
+    return ",".join("x".join(f"{v:g}" for v in stage) for stage in schedule)
+
+
+def _positive_numbers(text: str) -> list[float]:
+    """'7e9' or '1e9,7e9' -> [7e9] / [1e9, 7e9]; every value finite and > 0."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number list {text!r}: expected numbers separated by commas")
+    if not all(v > 0 and v != float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: every number must be finite and > 0")
+    return values
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """'a=1,b=2' -> {'a': '1', 'b': '2'}."""
+    out = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise argparse.ArgumentTypeError(f"invalid item {item!r} in {text!r}: expected NAME=VALUE pairs "
+                                             f"separated by commas")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _number_pairs(text: str) -> dict[str, float]:
+    out = {}
+    for name, value in _pairs(text).items():
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid value {value!r} for {name!r}: not a number")
+    return out
+
+
+def _bounds(text: str):
+    """'data', 'simplex', or 'weight_a=0:0.3,weight_b=0.1:0.5' -> {domain: (lo, hi)}."""
+    if text in ("data", "simplex"):
+        return text
+    out = {}
+    for name, value in _pairs(text).items():
+        lo, sep, hi = value.partition(":")
+        try:
+            out[name] = (float(lo), float(hi))
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise argparse.ArgumentTypeError(f"invalid bounds {value!r} for {name!r}: expected LO:HI, e.g. 0.05:0.4")
+    return out
+
+
+def _file_kind(path: str) -> str | None:
+    """The ``kind`` recorded in a result file, or None when it cannot be read (the loader then says why)."""
+    import json
+    try:
+        with open(path) as f:
+            payload = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return payload.get("kind") if isinstance(payload, dict) else None
+
+
+def _load_result(path: str):
+    """(FitResult, BootstrapResult or None) from a fit file or a bootstrap file."""
+    from .bootstrap import load_bootstrap
+    from .results import load_fit
+    if _file_kind(path) == "bootstrap":
+        boot = load_bootstrap(path)
+        return boot.fit, boot
+    return load_fit(path), None
+
+
+def _read_table(path: str):
+    from .data import _read
+    return _read(path)
+
+
+def _write_frame(frame, path: str) -> None:
+    """A table as CSV, or as JSON records (``.json``), written atomically."""
+    from ._io import atomic_write_json
+    from .report import write_atomic
+    if path.endswith(".json"):
+        atomic_write_json(path, {"kind": "predictions", "schema_version": 1, "columns": list(map(str, frame.columns)),
+                                 "rows": frame.to_dict(orient="records")})
+    else:
+        write_atomic(path, frame.to_csv(index=False).encode("utf-8"))
+
+
 def _print_fit(result, train, held_out=None) -> None:
     train_mre = result.mre(train)
     held_mre = result.mre(held_out) if held_out is not None else {}
@@ -83,66 +185,301 @@ def _print_fit(result, train, held_out=None) -> None:
 def cmd_fit(args) -> None:
     from .fit import fit
     runs = _load(args)
-    result = fit(runs, args.law, n_starts=args.starts, seed=args.seed, loss_space=args.loss_space,
-                 bounds=None if args.unbounded else "default", progress=not args.quiet)
+    result = fit(runs, args.law, n_starts=args.starts, schedule=args.schedule, seed=args.seed,
+                 loss_space=args.loss_space, bounds=None if args.unbounded else "default", progress=not args.quiet)
     result.save(args.out)
     _print_fit(result, runs)
     print(f"wrote {args.out}")
 
 
+def cmd_predict(args) -> None:
+    import warnings
+
+    from .errors import MixlawWarning
+    result, boot = _load_result(args.fit)
+    frame = _read_table(args.runs)
+    with warnings.catch_warnings():                  # warnings about fitting (e.g. a constant domain) do not apply
+        warnings.simplefilter("ignore", MixlawWarning)
+        predicted = boot.predict_interval(frame) if boot is not None else result.predict(frame)
+        mre = result.mre(frame) if any(t in frame.columns for t in result.targets) else {}
+    out = frame.copy()
+    for column in predicted.columns:
+        out[f"predicted_{column}"] = predicted[column].to_numpy()
+    for t, value in mre.items():
+        print(f"  {t:24s} MRE {value:.3f}%")
+    if args.out:
+        _write_frame(out, args.out)
+        print(f"wrote predictions of {len(out)} rows to {args.out}")
+    else:
+        print(out[[c for c in out.columns if c.startswith("predicted_")]].to_string())
+
+
+def cmd_optimize(args) -> None:
+    from .mixture import WEIGHTED, optimal_mixture
+    result, boot = _load_result(args.fit)
+    targets = _columns(args.targets) if args.targets else None
+    if isinstance(targets, str):
+        import fnmatch
+        targets = [t for t in result.targets if fnmatch.fnmatchcase(t, targets)] or [targets]
+    options = dict(targets=targets, target_weights=args.target_weights, bounds=args.bounds,
+                   token_budget=args.token_budget, fixed=args.fixed)
+    mixture = optimal_mixture(result, N=args.N, D=args.D, n_starts=args.starts, seed=args.seed, **options)
+    if args.out:
+        mixture.save(args.out)
+    o = mixture.objectives.index(WEIGHTED)
+    print(f"law {mixture.law}: optimal mixture of the weighted objective over {', '.join(mixture.targets)}")
+    for b in range(mixture.h.shape[0]):
+        budget = ", ".join(f"{name} = {v[b, o]:.4g}" for name, v in (("N", mixture.n), ("D", mixture.d))
+                           if v is not None)
+        print(f"  {budget or 'budget'}: predicted loss {mixture.objective[b, o]:.5g} "
+              f"(uniform mixture {mixture.reference_objective[b, o]:.5g}, gain {mixture.gain[b, o]:.4g})")
+        interval = None
+        if boot is not None and mixture.h.shape[0] == 1:
+            interval = boot.mixture_interval(args.N and args.N[0], args.D and args.D[0], seed=args.seed, **options)
+        for i, domain in enumerate(mixture.domains):
+            line = f"    {domain:28s} {mixture.h[b, o, i]:.4f}"
+            if interval is not None:
+                line += f"  [{interval['lo'].iloc[i]:.4f}, {interval['hi'].iloc[i]:.4f}]"
+            if mixture.active[b, o, i]:
+                line += f"  (at {mixture.active[b, o, i]} bound)" if mixture.active[b, o, i] != "fixed" else "  (fixed)"
+            print(line)
+        if interval is not None:
+            print(f"    intervals: {100 * boot.level:g}% bootstrap percentile, {boot.n_replicates} replicates")
+    if args.out:
+        print(f"wrote {args.out}")
+
+
+def cmd_bootstrap(args) -> None:
+    from .bootstrap import bootstrap
+    runs = _load(args)
+    boot = bootstrap(runs, args.law, n_replicates=args.replicates, level=args.level, resample=args.resample,
+                     seed=args.seed, n_starts=args.replicate_starts, schedule=args.replicate_schedule,
+                     full_fit_starts=args.starts, full_fit_schedule=args.schedule, loss_space=args.loss_space,
+                     bounds=None if args.unbounded else "default", progress=not args.quiet)
+    boot.save(args.out)
+    intervals, errors = boot.intervals(), boot.standard_errors
+    print(f"law {boot.fit.law}: {boot.n_replicates} replicates ({boot.resample} resampled), "
+          f"{100 * boot.level:g}% percentile intervals")
+    for t in boot.targets:
+        print(f"  {t}  (replicates not converged: {100 * boot.fraction_unconverged[t]:.0f}%)")
+        for name, value in boot.fit.params[t].items():
+            labels = [f"{name}[{d}]" for d in boot.fit.weight_columns] if isinstance(value, list) else [name]
+            values = value if isinstance(value, list) else [value]
+            errs = errors[t][name] if isinstance(value, list) else [errors[t][name]]
+            pairs = intervals[t][name] if isinstance(value, list) else [intervals[t][name]]
+            for label, v, se, (lo, hi) in zip(labels, values, errs, pairs):
+                print(f"    {label:32s} {v:12.5g}  se {se:10.3g}  [{lo:.5g}, {hi:.5g}]")
+    print(f"wrote {args.out}")
+
+
+def _report_settings(args) -> dict:
+    return dict(n_starts=args.starts, schedule=args.schedule, replicates=args.replicates,
+                replicate_starts=args.replicate_starts, replicate_schedule=args.replicate_schedule,
+                level=args.level, seed=args.seed, progress=not args.quiet)
+
+
+def cmd_report(args) -> None:
+    from .report import build_report
+    if args.budget is not None and len(args.budget) != 2:
+        raise MixlawError(f"--budget takes two numbers N,D, not {len(args.budget)}")
+    runs = _load(args)
+    N, D = args.budget or (None, None)
+    build_report(runs, args.law, args.out, holdout=args.holdout, N=N, D=D, source=f"table {args.runs}",
+                 **_report_settings(args))
+
+
 def cmd_demo(args) -> None:
     from .datasets import load_example
-    from .fit import fit
-    out = Path(args.out)
-    table = load_example()
-    train, held_out = table.query("model_size <= 1.3e9"), table.query("model_size > 1.3e9")
-    print(f"bundled synthetic table: {train.n_rows} training rows ({train.n_runs} runs), "
-          f"{held_out.n_rows} held-out rows at model_size > 1.3e9, {table.k} domains, targets {', '.join(table.targets)}")
-    for law in args.law:
-        result = fit(train, law, n_starts=args.starts, progress=not args.quiet)
-        result.save(out / f"fit_{law}.json")
-        _print_fit(result, train, held_out)
-    print(f"wrote {out}/")
+    from .report import build_report
+    build_report(load_example(), args.law or DEMO_LAWS, args.out, holdout=DEMO_HOLDOUT, N=DEMO_N, D=DEMO_D,
+                 title="mixlaw demo", source="bundled synthetic table (mixlaw_jax/datasets/synthetic_mixtures.csv)",
+                 **_report_settings(args))
+
+
+def _wrap(text: str) -> str:
+    import textwrap
+    return textwrap.fill(text, 100)
+
+
+DEMO_LAWS = ["additive", "joint"]
+DEMO_HOLDOUT = "model_size > 1.3e9"
+DEMO_N, DEMO_D = 7e9, 1.5e11
+DEMO_STARTS = 1024
+DEMO_SCHEDULE = ((64, 40), (16, 150), (4, 300))
+DEMO_REPLICATES = 50
+DEMO_REPLICATE_STARTS = 64
+DEMO_REPLICATE_SCHEDULE = ((4, 40), (1, 200))
+
+EPILOG_FIT = """example:
+  mixlaw fit runs.csv --law joint --weights 'weight_*' --N model_size --D n_tokens \\
+      --targets '*_loss' --where 'model_size <= 1.3e9' --out fit.json"""
+EPILOG_PREDICT = """examples:
+  mixlaw predict fit.json new_runs.csv                       print predictions (and MRE where losses are given)
+  mixlaw predict fit.json held_out.parquet --out pred.csv    write the table with predicted_<target> columns
+  mixlaw predict bootstrap.json new_runs.csv --out pred.json with bootstrap intervals (_lo, _hi columns)"""
+EPILOG_OPTIMIZE = """examples:
+  mixlaw optimize fit.json --N 7e9 --D 1.5e11
+  mixlaw optimize fit.json --N 1e9,7e9 --D 2e10,1.5e11 --bounds simplex --out mixture.json
+  mixlaw optimize fit.json --N 7e9 --D 1.5e11 --bounds 'weight_github=0:0.1' \\
+      --target-weights 'arxiv_loss=2,c4_loss=1' --fixed 'weight_book=0.05' --token-budget 'weight_wikipedia=2e10'
+  mixlaw optimize bootstrap.json --N 7e9 --D 1.5e11          h* with bootstrap intervals"""
+EPILOG_BOOTSTRAP = """example:
+  mixlaw bootstrap runs.csv --law joint --where 'model_size <= 1.3e9' --replicates 1000 --out bootstrap.json"""
+EPILOG_REPORT = """example:
+  mixlaw report runs.csv --law additive --law joint --holdout 'model_size > 1.3e9' --budget 7e9,1.5e11 \\
+      --out report/
+writes report/index.html (self-contained: figures embedded), report/figures/*.png, fit_<law>.json,
+mixture_<law>.json, bootstrap_<law>.json and summary.json."""
+EPILOG_DEMO = _wrap(
+    f"The demo runs `mixlaw report` on the bundled synthetic table (7 domains, 3 targets): laws "
+    f"{' and '.join(DEMO_LAWS)}, held-out rows {DEMO_HOLDOUT!r}, h* at N = {DEMO_N:g}, D = {DEMO_D:g}, with lighter "
+    f"settings than `mixlaw report` so that it finishes in a few minutes on 2 CPU cores: {DEMO_STARTS} random "
+    f"starts per target, schedule {_schedule_text(DEMO_SCHEDULE)}, {DEMO_REPLICATES} bootstrap replicates of "
+    f"{DEMO_REPLICATE_STARTS} starts each (schedule {_schedule_text(DEMO_REPLICATE_SCHEDULE)}). On this table "
+    f"they give the same held-out MRE as the full default settings.") + """
+
+example:
+  mixlaw demo --out mixlaw-demo        then open mixlaw-demo/index.html"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr with exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_fit_args(p, *, starts: int, schedule, law: bool = True) -> None:
+    if law:
+        p.add_argument("--law", required=True, help="law name: chinchilla, additive, joint, full, simple, mixing_exp")
+    p.add_argument("--starts", type=int, default=starts, help="random starts per target (default: %(default)s)")
+    p.add_argument("--schedule", type=_fit_schedule, default=schedule, metavar="STAGES",
+                   help="successive-halving stages KEEPxITERS[xROWFRACTION],... "
+                        f"(default: {_schedule_text(schedule)})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default: %(default)s)")
+
+
+def _add_bootstrap_args(p, *, replicates: int, replicate_starts: int, replicate_schedule) -> None:
+    p.add_argument("--replicates", type=int, default=replicates,
+                   help="bootstrap replicates, whole runs resampled (default: %(default)s)")
+    p.add_argument("--replicate-starts", type=int, default=replicate_starts,
+                   help="random starts per replicate, besides the warm start at the full fit (default: %(default)s)")
+    p.add_argument("--replicate-schedule", type=_fit_schedule, default=replicate_schedule, metavar="STAGES",
+                   help=f"stages of each replicate's refit (default: {_schedule_text(replicate_schedule)})")
+    p.add_argument("--level", type=float, default=0.95, help="interval level (default: %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mixlaw", description="Fit data-mixture scaling laws and find optimal "
-                                     "training-data mixtures.", formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    from .bootstrap import BOOTSTRAP_SCHEDULE, BOOTSTRAP_STARTS
+    from .fit import DEFAULT_SCHEDULE, DEFAULT_STARTS
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(prog="mixlaw", formatter_class=raw,
+                     description=_wrap("Fit data-mixture scaling laws and find optimal training-data mixtures."),
+                     epilog="Run `mixlaw COMMAND --help` for the options and examples of each command.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="fit the bundled example table and score held-out runs",
-                       description="Fit the additive and joint laws to the bundled synthetic table (7 domains, "
-                       "3 targets), score the held-out larger model, and write the fits as JSON.")
+    p = sub.add_parser("demo", help="the whole report on the bundled example table", epilog=EPILOG_DEMO,
+                       formatter_class=raw, description=_wrap("Fit the additive and joint laws to the bundled "
+                       "synthetic table, score the held-out larger model, find optimal mixtures with bootstrap intervals, and "
+                       "write figures and a self-contained HTML report."))
     p.add_argument("--out", default="mixlaw-demo", help="output folder (default: %(default)s)")
-    p.add_argument("--law", action="append", default=None, help="law to fit (repeatable; default: additive, joint)")
-    p.add_argument("--starts", type=int, default=16384, help="random starts per target (default: %(default)s)")
+    p.add_argument("--law", action="append", help=f"law to fit (repeatable; default: {', '.join(DEMO_LAWS)})")
+    _add_fit_args(p, starts=DEMO_STARTS, schedule=DEMO_SCHEDULE, law=False)
+    _add_bootstrap_args(p, replicates=DEMO_REPLICATES, replicate_starts=DEMO_REPLICATE_STARTS,
+                        replicate_schedule=DEMO_REPLICATE_SCHEDULE)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("fit", help="fit a law to a run table", epilog=EPILOG_FIT,
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Fit one law to every target column at once and write the fit as JSON.")
+    p = sub.add_parser("fit", help="fit a law to a run table", epilog=EPILOG_FIT, formatter_class=raw,
+                       description=_wrap("Fit one law to every target column at once and write the fit as JSON."))
     _add_table_args(p)
-    p.add_argument("--law", required=True, help="law name: chinchilla, additive, joint, full, simple, mixing_exp")
+    _add_fit_args(p, starts=DEFAULT_STARTS, schedule=DEFAULT_SCHEDULE)
     p.add_argument("--out", required=True, help="where to write the fit (JSON)")
-    p.add_argument("--starts", type=int, default=16384, help="random starts per target (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default: %(default)s)")
     p.add_argument("--loss-space", choices=["raw", "log"], default="raw", help="residuals of L or of log L")
     p.add_argument("--unbounded", action="store_true", help="fit without the default parameter bounds")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("predict", help="predict losses of runs from a fit", epilog=EPILOG_PREDICT,
+                       formatter_class=raw, description=_wrap("Predict every target's loss for the runs of a CSV / "
+                       "Parquet table with the fit's weight, N and D columns; score the targets present."))
+    p.add_argument("fit", help="fit (JSON from `mixlaw fit`) or bootstrap (JSON from `mixlaw bootstrap`)")
+    p.add_argument("runs", help="CSV or Parquet table of runs")
+    p.add_argument("--out", help="write the table with predicted_<target> columns: CSV, or JSON for a .json name")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("optimize", help="optimal mixture h* of a fit at given budgets", epilog=EPILOG_OPTIMIZE,
+                       formatter_class=raw, description=_wrap("Minimise the weighted mean of the targets' predicted "
+                       "losses over the mixture simplex at each budget (N, D), by default within the range of "
+                       "weights each domain has in the fitted runs."))
+    p.add_argument("fit", help="fit (JSON from `mixlaw fit`) or bootstrap (JSON from `mixlaw bootstrap`)")
+    p.add_argument("--N", type=_positive_numbers, help="model size(s), comma-separated for several budgets")
+    p.add_argument("--D", type=_positive_numbers, help="training tokens, one per budget (or one for all)")
+    p.add_argument("--targets", help="targets of the objective: a glob or comma-separated names (default: all)")
+    p.add_argument("--target-weights", type=_number_pairs, metavar="T=W,...",
+                   help="weights of the targets in the objective, e.g. 'arxiv_loss=2,c4_loss=1' (default: equal)")
+    p.add_argument("--bounds", type=_bounds, default="data", metavar="data|simplex|DOMAIN=LO:HI,...",
+                   help="per-domain bounds on h: the fitted runs' range ('data', default), the whole simplex, or "
+                        "explicit ranges (other domains 0:1)")
+    p.add_argument("--fixed", type=_number_pairs, metavar="DOMAIN=W,...", help="domains held at given weights")
+    p.add_argument("--token-budget", type=_number_pairs, metavar="DOMAIN=TOKENS,...",
+                   help="unique tokens per domain; caps h_i <= tokens / D")
+    p.add_argument("--starts", type=int, default=64, help="starts per budget and objective (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default: %(default)s)")
+    p.add_argument("--out", help="write the result as JSON (load with mixlaw_jax.load_mixture)")
+    p.set_defaults(func=cmd_optimize)
+
+    p = sub.add_parser("bootstrap", help="bootstrap intervals of a law's parameters", epilog=EPILOG_BOOTSTRAP,
+                       formatter_class=raw, description=_wrap("Fit a law to the table, refit it to resampled tables "
+                       "(all replicates in one batched call) and write the replicates as JSON; prints standard "
+                       "errors and percentile intervals of every parameter."))
+    _add_table_args(p)
+    _add_fit_args(p, starts=DEFAULT_STARTS, schedule=DEFAULT_SCHEDULE)
+    _add_bootstrap_args(p, replicates=1000, replicate_starts=BOOTSTRAP_STARTS, replicate_schedule=BOOTSTRAP_SCHEDULE)
+    p.add_argument("--resample", choices=["runs", "rows"], default="runs",
+                   help="resample whole runs (all their checkpoints together) or single rows (default: %(default)s)")
+    p.add_argument("--out", required=True, help="where to write the bootstrap (JSON)")
+    p.add_argument("--loss-space", choices=["raw", "log"], default="raw", help="residuals of L or of log L")
+    p.add_argument("--unbounded", action="store_true", help="fit without the default parameter bounds")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_bootstrap)
+
+    p = sub.add_parser("report", help="fits, held-out scores, h*, bootstrap and figures as an HTML report",
+                       epilog=EPILOG_REPORT, formatter_class=raw,
+                       description=_wrap("Fit each law to the training rows, score the held-out rows, find optimal "
+                       "mixtures with bootstrap intervals, draw the figures and write a self-contained HTML page."))
+    _add_table_args(p)
+    p.add_argument("--law", action="append", required=True, help="law to fit (repeatable)")
+    p.add_argument("--holdout", help="pandas query selecting the held-out rows, e.g. 'model_size > 1.3e9' "
+                                     "(default: none; every row is fitted)")
+    p.add_argument("--budget", type=_positive_numbers, metavar="N,D",
+                   help="model size and tokens at which h* is reported (default: 10x the largest model, 20 tokens "
+                        "per parameter)")
+    _add_fit_args(p, starts=DEFAULT_STARTS, schedule=DEFAULT_SCHEDULE, law=False)
+    _add_bootstrap_args(p, replicates=200, replicate_starts=BOOTSTRAP_STARTS, replicate_schedule=BOOTSTRAP_SCHEDULE)
+    p.add_argument("--out", default="report", help="output folder (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "law", None) is None and args.command == "demo":
-        args.law = ["additive", "joint"]
+    """Run the command; returns the exit code (0, 2 for bad input, 1 for a file-system error)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:                       # --help, or a usage error already printed
+        return done.code if isinstance(done.code, int) else 0
     try:
         args.func(args)
     except MixlawError as err:
         print(f"mixlaw: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"mixlaw: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mixlaw: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

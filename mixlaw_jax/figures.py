@@ -1,0 +1,209 @@
+"""Figures of fits, held-out scores and optimal mixtures.
+
+Every function takes result objects or frames and returns a :class:`matplotlib.figure.Figure` built without
+pyplot (no global state, no GUI backend); ``fig.savefig("x.png")`` renders it with Agg.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps, colors
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter
+from matplotlib.tri import Triangulation
+
+from .data import RunTable, _index_of
+from .errors import MixlawError
+from .mixture import WEIGHTED, MixtureResult
+from .results import FitResult
+
+TRAIN_COLOR, HELD_OUT_COLOR = "#1f77b4", "#d62728"
+PANEL = 3.4  # inches per panel
+
+
+def _domain_names(columns: Sequence[str]) -> list[str]:
+    """Weight-column names without a shared prefix such as ``weight_``."""
+    names = list(columns)
+    prefix = names[0].split("_")[0] + "_" if "_" in names[0] else ""
+    if prefix and len(names) > 1 and all(n.startswith(prefix) and len(n) > len(prefix) for n in names):
+        return [n[len(prefix):] for n in names]
+    return names
+
+
+def _panels(n: int, ncols: int = 3, height: float = PANEL):
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(PANEL * 1.1 * ncols, height * nrows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def _targets(fit: FitResult, targets) -> list[str]:
+    return list(fit.targets) if targets is None else [fit.targets[_index_of(fit.targets, t, "target")]
+                                                      for t in targets]
+
+
+def predicted_vs_observed(fit: FitResult, train: RunTable, held_out: RunTable | None = None, *,
+                          targets: Sequence[str] | None = None) -> Figure:
+    """Predicted against observed loss, one panel per target: training rows and held-out rows marked apart,
+    the line y = x, and each set's MRE in the legend."""
+    chosen = _targets(fit, targets)
+    fig, axes = _panels(len(chosen))
+    sets = [("train", train, TRAIN_COLOR, "o")] + ([("held-out", held_out, HELD_OUT_COLOR, "^")] if held_out else [])
+    predictions = {name: fit.predict(table) for name, table, _, _ in sets}
+    for ax, t in zip(axes, chosen):
+        lo, hi = np.inf, -np.inf
+        for name, table, color, marker in sets:
+            if t not in table.targets:
+                continue
+            observed = table.losses[:, table.targets.index(t)]
+            predicted = predictions[name][t].to_numpy()
+            ok = np.isfinite(observed)
+            mre = 100 * np.mean(np.abs(predicted[ok] - observed[ok]) / observed[ok])
+            ax.scatter(observed[ok], predicted[ok], s=12, marker=marker, color=color, alpha=0.7,
+                       label=f"{name} ({ok.sum()} rows, MRE {mre:.2f}%)")
+            lo, hi = min(lo, observed[ok].min(), predicted[ok].min()), max(hi, observed[ok].max(), predicted[ok].max())
+        pad = 0.03 * (hi - lo)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.4", lw=0.8, ls="--")
+        ax.set(title=t, xlabel="observed loss", ylabel="predicted loss")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"{fit.law} law: predicted vs observed")
+    return fig
+
+
+def loss_curves(fit: FitResult, runs: RunTable, held_out: RunTable | None = None, *,
+                targets: Sequence[str] | None = None, max_runs_per_size: int = 6, seed: int = 0) -> Figure:
+    """Loss against training tokens: observed checkpoints (markers) and the fitted law along each run (lines),
+    coloured by model size; held-out runs dashed with open markers. At most ``max_runs_per_size`` runs
+    (mixtures) are drawn per model size, chosen at random with ``seed``."""
+    if runs.d is None or runs.n is None:
+        raise MixlawError("loss_curves needs N and D columns")
+    chosen = _targets(fit, targets)
+    tables = [(runs, False)] + ([(held_out, True)] if held_out is not None else [])
+    sizes = np.unique(np.concatenate([t.n for t, _ in tables]))
+    norm = colors.LogNorm(sizes.min(), sizes.max() * 1.0001)
+    palette = lambda n: colormaps["viridis"](0.85 * norm(n))
+    rng = np.random.default_rng(seed)
+    fig, axes = _panels(len(chosen))
+    for table, dashed in tables:
+        picked = []
+        for size in np.unique(table.n):
+            ids = np.unique(table.run_id[table.n == size])
+            picked += list(rng.permutation(ids)[:max_runs_per_size])
+        for run in picked:
+            rows = np.flatnonzero(table.run_id == run)
+            rows = rows[np.argsort(table.d[rows])]
+            n, h = table.n[rows[0]], table.h[rows[0]]
+            grid = np.geomspace(table.d[rows].min(), table.d[rows].max(), 40)
+            curve = fit.predict_arrays(np.full(grid.size, n), grid, np.tile(h, (grid.size, 1)))
+            for ax, t in zip(axes, chosen):
+                color = palette(n)
+                ax.plot(grid, curve[:, fit.targets.index(t)], color=color, lw=0.9, ls="--" if dashed else "-",
+                        alpha=0.8)
+                if t in table.targets:
+                    y = table.losses[rows, table.targets.index(t)]
+                    ax.scatter(table.d[rows], y, s=14, marker="^" if dashed else "o",
+                               facecolors="none" if dashed else color, edgecolors=color, lw=0.9)
+    for ax, t in zip(axes, chosen):
+        ax.set(xscale="log", title=t, xlabel="training tokens D", ylabel="loss")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    handles = [Line2D([], [], color=palette(n), marker="o", lw=1, label=f"N = {n:.3g}") for n in sizes]
+    if held_out is not None:
+        handles.append(Line2D([], [], color="0.3", ls="--", marker="^", mfc="none", label="held-out runs"))
+    fig.legend(handles=handles, loc="outside right center", fontsize=7)
+    fig.suptitle(f"{fit.law} law: loss vs tokens (lines: fit; markers: observed)")
+    return fig
+
+
+def mixture_intervals(intervals: "pd.DataFrame | Mapping[str, pd.DataFrame]", *, title: str | None = None) -> Figure:
+    """Optimal weight h* per domain as bars, with error bars from the columns ``lo`` and ``hi`` where present.
+
+    ``intervals`` is a frame indexed by domain with columns ``h_star`` (and ``lo``, ``hi``), as
+    ``BootstrapResult.mixture_interval`` returns, or a dict ``{label: frame}`` (e.g. one per law) drawn as
+    grouped bars.
+    """
+    frames = {"": intervals} if isinstance(intervals, pd.DataFrame) else dict(intervals)
+    if not frames:
+        raise MixlawError("mixture_intervals needs at least one frame")
+    domains = list(next(iter(frames.values())).index)
+    fig = Figure(figsize=(max(5.0, 0.9 * len(domains) + 2), 3.8), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / len(frames)
+    x = np.arange(len(domains))
+    for j, (label, frame) in enumerate(frames.items()):
+        frame = frame.reindex(domains)
+        h = frame["h_star"].to_numpy(float)
+        err = None
+        if {"lo", "hi"} <= set(frame.columns):
+            err = np.clip(np.stack([h - frame["lo"].to_numpy(float), frame["hi"].to_numpy(float) - h]), 0, None)
+        ax.bar(x + (j - (len(frames) - 1) / 2) * width, h, width, yerr=err, capsize=3, label=label or None)
+    ax.set_xticks(x, _domain_names([str(d) for d in domains]), rotation=30, ha="right")
+    ax.set(ylabel="optimal weight h*", title=title or "optimal mixture (error bars: bootstrap interval)")
+    if len(frames) > 1:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def mixture_path(result: MixtureResult, *, objective: str = WEIGHTED) -> Figure:
+    """h*(N, D) across the budgets of a :class:`MixtureResult`: stacked optimal weights against compute 6ND."""
+    if result.n is None or result.d is None:
+        raise MixlawError("mixture_path needs budgets with N and D")
+    o = _index_of(result.objectives, objective, "objective")
+    compute = 6 * result.n[:, o] * result.d[:, o]
+    order = np.argsort(compute)
+    fig = Figure(figsize=(7.0, 3.8), layout="constrained")
+    ax = fig.subplots()
+    ax.stackplot(compute[order], result.h[order, o, :].T, labels=_domain_names(result.domains), alpha=0.85)
+    ax.set(xscale="log", xlim=(compute.min(), compute.max()), ylim=(0, 1), xlabel="compute C = 6 N D (FLOPs)",
+           ylabel="optimal weight h*", title=f"{result.law} law: h*(N, D), objective {objective}")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=8, reverse=True)
+    return fig
+
+
+def simplex_heatmap(fit: FitResult, *, N: float | None = None, D: float | None = None, target: str | None = None,
+                    runs: RunTable | None = None, optimum: Sequence[float] | None = None,
+                    resolution: int = 120) -> Figure:
+    """Predicted loss over the simplex of a k = 3 mixture as a ternary heat map at one (N, D): ``target``, or the
+    mean over targets when None; fitted mixtures (``runs``) and an optimum h* marked."""
+    if fit.k != 3:
+        raise MixlawError(f"simplex_heatmap needs k = 3 domains; this fit has k = {fit.k}")
+    i, j = np.meshgrid(np.arange(resolution + 1), np.arange(resolution + 1), indexing="ij")
+    keep = i + j <= resolution
+    a, b = i[keep] / resolution, j[keep] / resolution
+    h = np.stack([a, b, 1 - a - b], axis=1).clip(0, 1)
+    pred = fit.predict_arrays(N, D, h)
+    loss = pred.mean(axis=1) if target is None else pred[:, fit.targets.index(
+        fit.targets[_index_of(fit.targets, target, "target")])]
+
+    def xy(w):
+        w = np.atleast_2d(w)
+        return w[:, 1] + 0.5 * w[:, 2], np.sqrt(3) / 2 * w[:, 2]
+
+    x, y = xy(h)
+    fig = Figure(figsize=(5.6, 4.6), layout="constrained")
+    ax = fig.subplots()
+    finite = np.isfinite(loss)
+    tri = Triangulation(x[finite], y[finite])
+    shade = ax.tripcolor(tri, loss[finite], shading="gouraud", cmap="magma_r")
+    fig.colorbar(shade, ax=ax, label="predicted loss" + ("" if target else " (mean over targets)"))
+    ax.plot([0, 1, 0.5, 0], [0, 0, np.sqrt(3) / 2, 0], color="k", lw=0.8)
+    names = _domain_names(fit.weight_columns)
+    for (px, py), name, align in zip([(0, 0), (1, 0), (0.5, np.sqrt(3) / 2)], names, ["right", "left", "center"]):
+        ax.annotate(name, (px, py), xytext=(0, -12 if py == 0 else 6), textcoords="offset points", ha=align)
+    if runs is not None:
+        rx, ry = xy(np.unique(runs.h, axis=0))
+        ax.scatter(rx, ry, s=10, color="white", edgecolors="k", lw=0.5, label="fitted mixtures")
+    if optimum is not None:
+        ox, oy = xy(np.asarray(optimum, float))
+        ax.scatter(ox, oy, s=120, marker="*", color="cyan", edgecolors="k", label="h*")
+    if runs is not None or optimum is not None:
+        ax.legend(loc="upper right", fontsize=8)
+    budget = ", ".join(f"{k} = {v:.3g}" for k, v in (("N", N), ("D", D)) if v is not None)
+    ax.set(aspect="equal", title=f"{fit.law} law, {target or 'mean loss'}" + (f" at {budget}" if budget else ""))
+    ax.set_axis_off()
+    return fig

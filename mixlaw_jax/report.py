@@ -1,0 +1,384 @@
+"""The report: fits of several laws, held-out scores, optimal mixtures, bootstrap intervals, figures and a
+self-contained HTML page (figures embedded as base64 PNG data URIs; no external resource).
+
+``build_report`` writes into one folder:
+
+    index.html               the page
+    figures/*.png            every figure, also embedded in the page
+    fit_<law>.json           the fit on the training rows (``load_fit``)
+    mixture_<law>.json       h* along the budget path up to (N, D) (``load_mixture``)
+    bootstrap_<law>.json     the bootstrap (``load_bootstrap``), when replicates > 0
+    summary.json             scores, h* with intervals and settings, as plain JSON
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import html
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import _io, figures
+from .data import RunTable
+from .errors import MixlawError
+from .bootstrap import BOOTSTRAP_SCHEDULE, BOOTSTRAP_STARTS, BootstrapResult, bootstrap
+from .fit import DEFAULT_SCHEDULE, DEFAULT_STARTS, fit
+from .laws import get_law
+from .mixture import WEIGHTED, MixtureResult, optimal_mixture
+from .results import FitResult
+
+#: budgets on the h*(N, D) path: from the smallest model size in the table up to (N, D), at a fixed D / N.
+PATH_BUDGETS = 8
+
+
+@dataclasses.dataclass
+class LawReport:
+    """One law's part of the report."""
+
+    law: str
+    fit: FitResult
+    train_mre: dict
+    held_out_mre: dict
+    path: MixtureResult                  # h* along the budget path; the last budget is (N, D)
+    optimum: pd.DataFrame                # h* at (N, D) per domain: h_star (and lo, hi with a bootstrap)
+    bootstrap: BootstrapResult | None = None
+    held_out_interval: pd.DataFrame | None = None
+
+
+@dataclasses.dataclass
+class Report:
+    """What ``build_report`` computed and where it wrote it."""
+
+    out: Path
+    laws: list[LawReport]
+    figures: dict[str, Path]
+    html: Path
+
+
+def write_atomic(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old file or none: a temporary file in the same folder,
+    flushed, then renamed over ``path``. A replaced file keeps its permissions; a new one gets rw-r--r--."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode & 0o777 if path.is_file() else 0o644
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    except OSError as err:
+        raise MixlawError(f"cannot write {path}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException as err:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise MixlawError(f"cannot write {path}: {err.strerror or err}") from None
+        raise
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def split_holdout(runs: RunTable, holdout: str) -> tuple[RunTable, RunTable]:
+    """(training rows, held-out rows): the rows where the pandas query ``holdout`` is false, and where it is true."""
+    try:
+        held = runs.frame.eval(holdout).to_numpy(dtype=bool)
+    except Exception as err:  # pandas raises many types for a bad expression
+        raise MixlawError(f"cannot evaluate held-out selection {holdout!r}: {err}") from None
+    if held.all() or not held.any():
+        raise MixlawError(f"the held-out selection {holdout!r} selects {'every' if held.all() else 'no'} row; "
+                          f"it must leave rows on both sides")
+    return runs.subset(~held), runs.subset(held)
+
+
+def _budget_path(runs: RunTable, N: float, D: float) -> tuple[np.ndarray, np.ndarray]:
+    """PATH_BUDGETS budgets (N_j, D_j) = s_j (N, D), s_j geometric from min(N in runs) / N to 1."""
+    start = min(float(np.min(runs.n)) / N, 1.0)
+    scale = np.geomspace(start, 1.0, PATH_BUDGETS) if start < 1 else np.ones(1)
+    return N * scale, D * scale
+
+
+def _law_report(law: str, train: RunTable, held_out: RunTable | None, N: float, D: float, *, n_starts: int,
+                schedule, replicates: int, replicate_starts: int, replicate_schedule, level: float, seed: int,
+                progress: bool) -> LawReport:
+    result = fit(train, law, n_starts=n_starts, schedule=schedule, seed=seed, progress=progress)
+    n_path, d_path = _budget_path(train, N, D)
+    path = optimal_mixture(result, N=n_path, D=d_path, seed=seed)
+    o = path.objectives.index(WEIGHTED)
+    optimum = pd.DataFrame({"h_star": path.h[-1, o]}, index=pd.Index(path.domains, name="domain"))
+    boot, held_interval = None, None
+    if replicates > 0:
+        boot = bootstrap(train, law, n_replicates=replicates, level=level, seed=seed, full_fit=result,
+                         n_starts=replicate_starts, schedule=replicate_schedule, progress=progress)
+        optimum = boot.mixture_interval(N, D, seed=seed)[["h_star", "lo", "hi"]]
+        if held_out is not None:
+            held_interval = boot.predict_interval(held_out)
+    return LawReport(law=law, fit=result, train_mre=result.mre(train),
+                     held_out_mre=result.mre(held_out) if held_out is not None else {}, path=path, optimum=optimum,
+                     bootstrap=boot, held_out_interval=held_interval)
+
+
+def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | None = None, N: float | None = None,
+                 D: float | None = None, n_starts: int = DEFAULT_STARTS, schedule=DEFAULT_SCHEDULE,
+                 replicates: int = 200, replicate_starts: int = BOOTSTRAP_STARTS,
+                 replicate_schedule=BOOTSTRAP_SCHEDULE, level: float = 0.95, seed: int = 0,
+                 title: str = "mixlaw report", source: str = "", progress: bool = False, log=print) -> Report:
+    """Fit each law to the training rows, score the held-out rows, find h*, bootstrap, draw and write the report.
+
+    Args:
+      runs: the run table (needs N and D columns).
+      laws: law names, e.g. ``["additive", "joint"]``.
+      out: output folder (created).
+      holdout: pandas query selecting the held-out rows (e.g. ``"model_size > 1.3e9"``); the rest are fitted.
+        None: fit every row, no held-out score.
+      N, D: the budget at which h* is reported (default: 10x the largest model size, D = 20 N); the h* path runs
+        from the smallest model size in the table to it at the same D / N.
+      n_starts, schedule: fit settings (``fit``).
+      replicates: bootstrap replicates (runs resampled); 0 skips the bootstrap.
+      replicate_starts, replicate_schedule: fresh random starts per replicate (besides the warm start at the fit)
+        and the stages of each replicate's refit (``bootstrap``).
+      level: bootstrap interval level.
+      seed: seed of the fits, the bootstrap and the mixture starts.
+      title, source: shown at the top of the page.
+      progress: progress bars on stderr.
+      log: called with one line per step.
+
+    Returns:
+      A :class:`Report` (the per-law results, figure paths and the page's path).
+    """
+    if not laws:
+        raise MixlawError("the report needs at least one law")
+    for law in laws:
+        get_law(law)
+    if runs.n is None or runs.d is None:
+        raise MixlawError("the report needs N and D columns")
+    if not 0 < level < 1:
+        raise MixlawError(f"level must lie in (0, 1), not {level!r}")
+    if replicates < 0:
+        raise MixlawError(f"replicates must be >= 0, not {replicates!r}")
+    train, held_out = split_holdout(runs, holdout) if holdout else (runs, None)
+    N = float(N) if N is not None else 10 * float(np.max(runs.n))
+    D = float(D) if D is not None else 20 * N
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log(f"{train.n_rows} training rows ({train.n_runs} runs)"
+        + (f", {held_out.n_rows} held-out rows ({held_out.n_runs} runs) where {holdout}"
+           if held_out is not None else "")
+        + f"; {runs.k} domains; targets {', '.join(runs.targets)}")
+
+    reports = []
+    for law in laws:
+        log(f"law {law}: fit" + (f" and {replicates} bootstrap replicates" if replicates else ""))
+        r = _law_report(law, train, held_out, N, D, n_starts=n_starts, schedule=schedule, replicates=replicates,
+                        replicate_starts=replicate_starts, replicate_schedule=replicate_schedule, level=level,
+                        seed=seed, progress=progress)
+        r.fit.save(out / f"fit_{law}.json")
+        r.path.save(out / f"mixture_{law}.json")
+        if r.bootstrap is not None:
+            r.bootstrap.save(out / f"bootstrap_{law}.json")
+        reports.append(r)
+        scores = "  ".join(f"{t} {r.train_mre[t]:.3f}%" + (f" / {r.held_out_mre[t]:.3f}%" if t in r.held_out_mre
+                                                              else "") for t in r.fit.targets)
+        log(f"  MRE train{' / held-out' if held_out is not None else ''}: {scores}")
+
+    log("figures")
+    drawn = {name: (_png(fig), caption) for name, (fig, caption) in _figures(reports, train, held_out, N, D).items()}
+    figure_paths = {}
+    for name, (data, _) in drawn.items():
+        figure_paths[name] = out / "figures" / f"{name}.png"
+        write_atomic(figure_paths[name], data)
+    settings = {"laws": list(laws), "holdout": holdout, "N": N, "D": D, "n_starts": n_starts,
+                "schedule": [list(s) for s in schedule], "replicates": replicates,
+                "replicate_starts": replicate_starts,
+                "replicate_schedule": [list(s) for s in replicate_schedule], "level": level, "seed": seed}
+    page = _html(title, source, runs, train, held_out, reports, drawn, settings)
+    write_atomic(out / "index.html", page.encode("utf-8"))
+    _io.atomic_write_json(out / "summary.json", _summary(reports, settings, runs))
+    log(f"wrote {out}/index.html and {len(figure_paths)} figures")
+    return Report(out=out, laws=reports, figures=figure_paths, html=out / "index.html")
+
+
+def _figures(reports: list[LawReport], train, held_out, N, D) -> dict:
+    """name -> (Figure, caption)."""
+    drawn = {}
+    for r in reports:
+        drawn[f"predicted_vs_observed_{r.law}"] = (
+            figures.predicted_vs_observed(r.fit, train, held_out),
+            f"{r.law}: predicted against observed loss, training and held-out rows.")
+        drawn[f"loss_curves_{r.law}"] = (
+            figures.loss_curves(r.fit, train, held_out),
+            f"{r.law}: loss against tokens per model size; lines are the fitted law along each run.")
+    has_interval = any(r.bootstrap is not None for r in reports)
+    drawn["optimal_mixture"] = (
+        figures.mixture_intervals({r.law: r.optimum for r in reports},
+                                  title=f"h* at N = {N:.3g}, D = {D:.3g} (mean loss over targets)"),
+        "Optimal mixture per domain" + (" with bootstrap percentile intervals." if has_interval else "."))
+    for r in reports:
+        drawn[f"mixture_path_{r.law}"] = (figures.mixture_path(r.path),
+                                          f"{r.law}: h* along budgets up to N = {N:.3g}, D = {D:.3g}.")
+    if train.k == 3:
+        for r in reports:
+            drawn[f"simplex_{r.law}"] = (
+                figures.simplex_heatmap(r.fit, N=N, D=D, runs=train, optimum=r.optimum["h_star"].to_numpy()),
+                f"{r.law}: predicted mean loss over the simplex at N = {N:.3g}, D = {D:.3g}; star: h*.")
+    return drawn
+
+
+def _summary(reports: list[LawReport], settings: dict, runs: RunTable) -> dict:
+    def clean(frame):
+        return {str(i): {c: float(v) for c, v in row.items()} for i, row in frame.iterrows()}
+
+    laws = {}
+    for r in reports:
+        entry = {"train_mre": r.train_mre, "held_out_mre": r.held_out_mre,
+                 "objective": dict(zip(r.fit.targets, np.asarray(r.fit.objective).tolist())),
+                 "flags": {t: r.fit.diagnostics[t]["flags"] for t in r.fit.targets},
+                 "optimal_mixture": clean(r.optimum)}
+        if r.bootstrap is not None:
+            entry["parameter_intervals"] = _jsonable(r.bootstrap.intervals())
+            entry["standard_errors"] = _jsonable(r.bootstrap.standard_errors)
+        laws[r.law] = entry
+    return {"kind": "report", "schema_version": 1, "settings": settings, "targets": list(runs.targets),
+            "domains": list(runs.weight_columns), "laws": laws}
+
+
+def _jsonable(tree):
+    if isinstance(tree, dict):
+        return {str(k): _jsonable(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in tree]
+    value = float(tree)
+    return value if np.isfinite(value) else None
+
+
+# ---------------------------------------------------------------------------------------------------- HTML page
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #222; padding: 0 1em; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f4f4f4; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+.note { color: #555; font-size: 0.9em; } .flag { color: #a33; }
+"""
+
+
+def _table(frame: pd.DataFrame, fmt=lambda v: f"{v:.4g}") -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [frame.index.name or ""] + list(frame.columns))
+    rows = []
+    for index, row in frame.iterrows():
+        cells = "".join(f"<td>{html.escape(v if isinstance(v, str) else fmt(v))}</td>" for v in row)
+        rows.append(f"<tr><td>{html.escape(str(index))}</td>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _scores_frame(reports: list[LawReport], held: bool) -> pd.DataFrame:
+    columns = {}
+    for r in reports:
+        columns[f"{r.law} train"] = pd.Series(r.train_mre)
+        if held:
+            columns[f"{r.law} held-out"] = pd.Series(r.held_out_mre)
+    frame = pd.DataFrame(columns)
+    frame.loc["mean"] = frame.mean()
+    frame.index.name = "MRE %"
+    return frame
+
+
+def _optimum_table(reports: list[LawReport]) -> pd.DataFrame:
+    columns = {}
+    for r in reports:
+        o = r.optimum
+        if {"lo", "hi"} <= set(o.columns):
+            columns[r.law] = [f"{100 * a:.1f} [{100 * b:.1f}, {100 * c:.1f}]"
+                              for a, b, c in zip(o["h_star"], o["lo"], o["hi"])]
+        else:
+            columns[r.law] = [f"{100 * a:.1f}" for a in o["h_star"]]
+    frame = pd.DataFrame(columns, index=pd.Index(reports[0].optimum.index, name="h* %"))
+    for r in reports:
+        o = r.path.objectives.index(WEIGHTED)
+        frame.loc["predicted mean loss at h*", r.law] = f"{r.path.objective[-1, o]:.4f}"
+        frame.loc["gain vs uniform mixture", r.law] = f"{r.path.gain[-1, o]:.4f}"
+    return frame
+
+
+def _parameter_table(r: LawReport) -> pd.DataFrame:
+    rows = {}
+    boot_intervals = r.bootstrap.intervals() if r.bootstrap is not None else {}
+    for t, params in r.fit.params.items():
+        for name, value in params.items():
+            values = np.atleast_1d(np.asarray(value, float))
+            intervals = boot_intervals.get(t, {}).get(name)
+            for i, v in enumerate(values):
+                label = f"{name}[{i}]" if values.size > 1 else name
+                cell = f"{v:.4g}"
+                if intervals is not None:
+                    lo, hi = np.asarray(intervals, float).reshape(-1, 2)[i]
+                    cell += f" [{lo:.4g}, {hi:.4g}]"
+                rows.setdefault(label, {})[t] = cell
+    frame = pd.DataFrame(rows).T
+    frame.index.name = "parameter"
+    return frame
+
+
+def _html(title, source, runs, train, held_out, reports, drawn, settings) -> str:
+    """The page; ``drawn`` maps figure name -> (PNG bytes, caption)."""
+    esc = html.escape
+    when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
+             f"<style>{CSS}</style></head><body>", f"<h1>{esc(title)}</h1>",
+             f"<p class='note'>{esc(source)} generated {when} by mixlaw_jax</p>"]
+    parts.append("<h2>Data and settings</h2><ul>"
+                 f"<li>{runs.n_rows} rows, {runs.n_runs} runs, {runs.k} domains: "
+                 f"{esc(', '.join(runs.weight_columns))}</li><li>targets: {esc(', '.join(runs.targets))}</li>"
+                 f"<li>training rows: {train.n_rows} ({train.n_runs} runs)</li>"
+                 + (f"<li>held-out rows: {held_out.n_rows} ({held_out.n_runs} runs), "
+                    f"selected by <code>{esc(settings['holdout'])}</code></li>" if held_out is not None else "")
+                 + f"<li>fit: {settings['n_starts']} random starts per target, successive-halving schedule "
+                 f"{esc(str(settings['schedule']))}, seed {settings['seed']}</li>"
+                 f"<li>bootstrap: {settings['replicates']} replicates (runs resampled), "
+                 f"{100 * settings['level']:.0f}% percentile intervals</li></ul>")
+    parts.append("<h2>Scores (MRE %)</h2>" + _table(_scores_frame(reports, held_out is not None), lambda v: f"{v:.3f}"))
+    flags = [(r.law, t, f) for r in reports for t in r.fit.targets for f in r.fit.diagnostics[t]["flags"]]
+    if flags:
+        parts.append("<p class='note'>Parameters at a bound or at an extreme value:</p><ul>"
+                     + "".join(f"<li class='flag'>{esc(law)}, {esc(t)}: {esc(f)}</li>" for law, t, f in flags)
+                     + "</ul>")
+    parts.append(f"<h2>Optimal mixture at N = {settings['N']:.3g}, D = {settings['D']:.3g}</h2>"
+                 "<p class='note'>Minimises the mean predicted loss over the targets, within the range of weights "
+                 "each domain has in the training runs.</p>" + _table(_optimum_table(reports)))
+    parts.append("<h2>Figures</h2>")
+    for name, (png, caption) in drawn.items():
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(f"<figure id='{esc(name)}'><img alt='{esc(name)}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{esc(caption)}</figcaption></figure>")
+    parts.append("<h2>Parameters</h2>")
+    for r in reports:
+        parts.append(f"<details><summary>{esc(r.law)} law"
+                     + (" (bootstrap intervals in brackets)" if r.bootstrap is not None else "") + "</summary>"
+                     + _table(_parameter_table(r)) + "</details>")
+    if any(r.held_out_interval is not None for r in reports):
+        parts.append("<h2>Held-out predictions with bootstrap intervals</h2>")
+        for r in reports:
+            if r.held_out_interval is not None:
+                parts.append(f"<details><summary>{esc(r.law)} law</summary>"
+                             + _table(r.held_out_interval) + "</details>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
