@@ -252,6 +252,35 @@ def test_predictions_that_overflow_are_an_error_not_inf(tiny_fit):
     assert np.isfinite(pred.to_numpy()).all()
 
 
+STEEP = mj.FitResult(law="additive", k=3, targets=("x_loss", "y_loss"), weight_columns=("a", "b", "c"),
+                     n_column="N", d_column="D", weight_range=np.array([[0.0, 1.0]] * 3),
+                     coordinates=np.array([[1.5, 8.0, 0.3, 9.0, 0.3, 0.1, 0.2, 0.0, 0.5, 0.7, 0.9],
+                                           [1.0, 6.0, 2.5, 7.0, 2.5, 3.0, -2.0, 0.0, 4.0, 0.1, 9.0]]),
+                     objective=np.zeros(2), diagnostics={}, settings={}, provenance={})
+
+
+def optimal_or_error(budgets):
+    """optimal_mixture of STEEP (alpha = beta = 2.5 for y_loss) at N = D = budgets, or None for a MixlawError."""
+    try:
+        return mj.optimal_mixture(STEEP, N=budgets, D=budgets, bounds="simplex", n_starts=8)
+    except mj.MixlawError:
+        return None
+
+
+def test_optimal_mixtures_at_extreme_budgets_are_finite_points_of_the_simplex():
+    opt = optimal_or_error(np.array([1e-30, 1.0, 7e9, 1e300]))
+    assert opt is not None
+    assert np.isfinite(opt.h).all() and (opt.h >= 0).all() and np.allclose(opt.h.sum(axis=-1), 1.0)
+    assert np.isfinite(opt.loss).all() and np.isfinite(opt.objective).all()
+
+
+@pytest.mark.xfail(strict=True, reason="optimal_mixture returns an inf loss and a NaN objective where the law "
+                                       "overflows (N = D = 1e-300, exponent 2.5); needs a guard in mixture.py")
+def test_optimal_mixtures_where_the_law_overflows_are_an_error_not_nan():
+    opt = optimal_or_error(np.array([1e-300, 1.0, 7e9, 1e300]))
+    assert opt is None or (np.isfinite(opt.loss).all() and np.isfinite(opt.objective).all())
+
+
 @pytest.mark.xfail(strict=True, reason="the engine reports gradient_norm = inf when log A ends near -1e14, and "
                                        "FitResult.save then refuses the non-finite number: needs a fix in fit/")
 def test_a_fit_at_an_extreme_optimum_can_be_saved(tmp_path):
