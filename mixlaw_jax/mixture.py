@@ -734,6 +734,13 @@ def _finish(req: _Request, n, d, compute, log_n, log_d, lo, hi, h, n_best, setti
     ref_loss = np.asarray(_losses(req.law, k, jnp.asarray(req.coords), jnp.asarray(log_n.reshape(flat)),
                                   jnp.asarray(log_d.reshape(flat)), jnp.asarray(ref)))
     T = len(req.targets)
+    bad = ~np.isfinite(loss).all(axis=1) | ~np.isfinite(ref_loss).all(axis=1)
+    if bad.any():
+        q = int(np.argmax(bad))
+        where = (f"N = {np.exp(log_n.reshape(flat)[q]):.6g}, D = {np.exp(log_d.reshape(flat)[q]):.6g}"
+                 if req.law.uses_n or req.law.uses_d else "this budget")
+        raise MixlawError(f"the fitted law gives a non-finite loss at {where} (budget {q // n_obj}): far outside "
+                          f"the fitted range")
     loss = loss.reshape(n_budgets, n_obj, T)
     ref_loss = ref_loss.reshape(n_budgets, n_obj, T)
     objective = np.einsum("bot,ot->bo", loss, req.W)

@@ -85,15 +85,24 @@ class FitResult:
                          targets=present or [dummy])
 
     def predict_arrays(self, n, d, h) -> np.ndarray:
-        """Predicted losses (rows, targets) at arrays N (rows,), D (rows,), h (rows, k)."""
+        """Predicted losses (rows, targets) at arrays N (rows,), D (rows,), h (rows, k).
+
+        Raises MixlawError naming the rows where the law overflows (e.g. far outside the fitted N, D).
+        """
         law = get_law(self.law)
         h = np.asarray(h, float)
         rows = h.shape[0]
         n = np.ones(rows) if n is None else np.broadcast_to(np.asarray(n, float), (rows,))
         d = np.ones(rows) if d is None else np.broadcast_to(np.asarray(d, float), (rows,))
         x = Inputs.from_arrays(n, d, h)
-        pred = predict_all(law, self.k, jnp.asarray(self.coordinates), x)
-        return np.asarray(pred).T
+        pred = np.asarray(predict_all(law, self.k, jnp.asarray(self.coordinates), x)).T
+        bad = ~np.isfinite(pred)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise MixlawError(f"the fitted law gives a non-finite loss for {self.targets[col]!r} at row {row} "
+                              f"(N = {n[row]:.6g}, D = {d[row]:.6g}; {int(bad.any(axis=1).sum())} rows in all): "
+                              f"far outside the fitted range")
+        return pred
 
     def predict(self, runs) -> pd.DataFrame:
         """Predicted loss per target (one column each) for a RunTable, DataFrame or file of runs."""

@@ -1,13 +1,15 @@
 """``fit``: every target of a run table fitted at once by the batched engine (``engine.solve``)."""
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from typing import Mapping, Sequence
 
 import jax
 import numpy as np
 
 from ..data import RunTable
-from ..errors import MixlawError
+from ..errors import MixlawError, MixlawWarning
 from ..laws import Inputs, Law, get_law
 from ..results import FitResult, provenance
 from .engine import DEFAULT_SCHEDULE, Problems, Solution, make_problems, solve
@@ -127,19 +129,36 @@ def bounds_setting(bounds):
 
 def build_result(law: Law, runs: RunTable, targets: list[str], space: ParamSpace, solution: Solution,
                  settings: dict, prov: dict) -> FitResult:
-    """Package an engine solution as a FitResult; a target whose every start failed is an error naming it."""
-    u = np.asarray(space.to_law(solution.z))
+    """Package an engine solution as a FitResult.
+
+    A target whose every start failed (non-finite objective) is left out of the result with a MixlawWarning
+    naming it, and listed in ``settings["failed_targets"]``; if every target failed, that is a MixlawError.
+    """
     failed = [t for t, f in zip(targets, solution.objective) if not np.isfinite(f)]
+    advice = "check the data and the law's init ranges"
+    if len(failed) == len(targets):
+        raise MixlawError(f"every start failed (non-finite objective) for targets {failed}; {advice}")
     if failed:
-        raise MixlawError(f"every start failed (non-finite objective) for targets {failed}; check the data "
-                          f"and the law's init ranges")
+        warnings.warn(f"every start failed (non-finite objective) for targets {failed}: left out of the result; "
+                      f"{advice}", MixlawWarning, stacklevel=3)
+        keep = [j for j, t in enumerate(targets) if t not in failed]
+        solution = dataclasses.replace(solution, **{f.name: getattr(solution, f.name)[keep]
+                                                    for f in dataclasses.fields(solution) if f.name != "n_final"})
+        targets = [targets[j] for j in keep]
+        settings = {**settings, "failed_targets": failed}
+    u = np.asarray(space.to_law(solution.z))
     diagnostics = {}
     for j, t in enumerate(targets):
-        diagnostics[t] = {"objective": float(solution.objective[j]), "gradient_norm": float(solution.gradient_norm[j]),
+        flags = space.flags(u[j])
+        gradient_norm = float(solution.gradient_norm[j])
+        if not np.isfinite(gradient_norm):
+            flags.append("gradient not finite at the optimum (a parameter at an extreme value)")
+        diagnostics[t] = {"objective": float(solution.objective[j]),
+                          "gradient_norm": gradient_norm if np.isfinite(gradient_norm) else None,
                           "n_in_basin": int(solution.n_in_basin[j]), "n_final": int(solution.n_final),
                           "n_failed_starts": int(solution.n_failed[j]), "iterations": int(solution.iterations[j]),
                           "converged": bool(solution.converged[j]),
-                          "flags": space.flags(u[j])}
+                          "flags": flags}
     return FitResult(law=law.name, k=runs.k, targets=tuple(targets), weight_columns=runs.weight_columns,
                      n_column=runs.n_column, d_column=runs.d_column,
                      weight_range=np.stack([runs.h.min(axis=0), runs.h.max(axis=0)], axis=1), coordinates=u,
