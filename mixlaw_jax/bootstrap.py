@@ -268,7 +268,8 @@ def bootstrap(runs: RunTable, law, *, n_replicates: int = 1000, level: float = 0
               full_fit: FitResult | None = None, full_fit_starts: int = DEFAULT_STARTS, loss_space: str = "raw",
               huber_delta: float = 1e-3, reduction: str = "mean", bounds="default",
               schedule: Sequence[tuple] = BOOTSTRAP_SCHEDULE, full_fit_schedule: Sequence[tuple] = DEFAULT_SCHEDULE,
-              chunk_size: int = 2048, progress: bool = False) -> BootstrapResult:
+              chunk_size: int = 2048, progress: bool = False, devices=None,
+              memory_bytes: float | None = None) -> BootstrapResult:
     """Bootstrap a law's fit: ``n_replicates`` resampled tables, every replicate x target in one engine call.
 
     Args:
@@ -285,8 +286,9 @@ def bootstrap(runs: RunTable, law, *, n_replicates: int = 1000, level: float = 0
         ``full_fit_schedule``); it must have been fitted to ``runs`` with the same options.
       loss_space, huber_delta, reduction, bounds: as in :func:`mixlaw_jax.fit`.
       schedule: successive-halving stages of each replicate's refit.
-      chunk_size: starts scored at once while screening.
+      chunk_size: starts scored at once per device while screening.
       progress: progress bars.
+      devices, memory_bytes: where the engine runs and its per-device memory budget, as in :func:`mixlaw_jax.fit`.
     """
     if not isinstance(n_replicates, (int, np.integer)) or n_replicates < 2:
         raise MixlawError(f"n_replicates must be an integer >= 2, not {n_replicates!r}")
@@ -297,7 +299,8 @@ def bootstrap(runs: RunTable, law, *, n_replicates: int = 1000, level: float = 0
     weights = resample_weights(runs, n_replicates, resample, seed)
     if full_fit is None:
         full_fit = fit_law(runs, law, targets=chosen, n_starts=full_fit_starts, seed=seed,
-                           schedule=full_fit_schedule, chunk_size=chunk_size, progress=progress, **options)
+                           schedule=full_fit_schedule, chunk_size=chunk_size, progress=progress, devices=devices,
+                           memory_bytes=memory_bytes, **options)
     elif full_fit.law != law.name or list(full_fit.targets) != chosen or full_fit.k != runs.k:
         raise MixlawError(f"full_fit is a {full_fit.law!r} fit of {list(full_fit.targets)}; this bootstrap needs "
                           f"law {law.name!r} on targets {chosen}")
@@ -310,7 +313,7 @@ def bootstrap(runs: RunTable, law, *, n_replicates: int = 1000, level: float = 0
     try:
         solution = solve(space, x, problems, key=jax.random.fold_in(jax.random.PRNGKey(seed), 1), n_starts=n_starts,
                          schedule=schedule, delta=huber_delta, chunk_size=chunk_size, warm_starts=warm,
-                         progress=update)
+                         progress=update, devices=devices, memory_bytes=memory_bytes)
     finally:
         close()
     shape = (n_replicates, n_targets)

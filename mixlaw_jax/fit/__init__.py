@@ -54,7 +54,7 @@ def fit(runs: RunTable, law: "str | Law", *, targets: Sequence[str] | None = Non
         seed: int = 0, loss_space: str = "raw", huber_delta: float = 1e-3, reduction: str = "mean",
         bounds: "str | None | Mapping[str, tuple[float, float]]" = "default",
         schedule: Sequence[tuple[int, int]] = DEFAULT_SCHEDULE, chunk_size: int = 2048,
-        progress: bool = False) -> FitResult:
+        progress: bool = False, devices=None, memory_bytes: float | None = None) -> FitResult:
     """Fit ``law`` to every target of ``runs`` at once.
 
     Minimises, per target t, the Huber objective (``objective`` module)
@@ -78,8 +78,11 @@ def fit(runs: RunTable, law: "str | Law", *, targets: Sequence[str] | None = Non
       bounds: ``"default"`` (plausible exponents and offset), ``None`` (unbounded), or a dict of
         ``name -> (low, high)`` value bounds. Parameters ending at a bound are flagged in ``diagnostics``.
       schedule: successive-halving stages ``(starts kept, iterations)``.
-      chunk_size: starts scored at once while screening (bounds memory).
+      chunk_size: starts scored at once per device while screening (bounds memory).
       progress: show a progress bar.
+      devices: ``None`` (every device, of every process after ``jax.distributed.initialize``), a count, or a
+        list of jax devices; the batch is split over them (``engine.solve``).
+      memory_bytes: per-device memory budget of one batched call (default: from the device, 2e9 on CPU).
 
     Returns:
       A :class:`FitResult`.
@@ -89,7 +92,8 @@ def fit(runs: RunTable, law: "str | Law", *, targets: Sequence[str] | None = Non
     update, close = progress_bar(len(schedule), f"fit {law.name}", progress)
     try:
         solution = solve(space, x, problems, key=jax.random.PRNGKey(seed), n_starts=n_starts, schedule=schedule,
-                         delta=huber_delta, chunk_size=chunk_size, progress=update)
+                         delta=huber_delta, chunk_size=chunk_size, progress=update, devices=devices,
+                         memory_bytes=memory_bytes)
     finally:
         close()
     settings = {"loss_space": loss_space, "huber_delta": huber_delta, "reduction": reduction,

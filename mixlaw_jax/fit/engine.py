@@ -15,20 +15,30 @@ One fit is
 No Python loop runs over targets, replicates or starts: the loops are over stages and chunks only.
 Compiled programs depend on (law, k, rows, problems, starts), never on the data values, so repeated
 fits of the same shapes reuse them.
+
+**Devices and memory** (``devices`` module). On several devices the batch axis of each heavy call is split
+over a 1-D mesh: the starts of a screening chunk, and the flattened (problem, start) pairs of initialisation,
+refinement and the final gradient norms (padded to a multiple of the device count). Each call's temporaries
+are bounded by a per-device budget, taken from the device's free memory where it reports it: screening scores
+as many starts (and, for very many problems, as few problems) at a time as fit, keeping only the running best
+``keep`` per problem; the per-pair work runs through ``lax.map`` in batches that fit.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from functools import partial
+from functools import lru_cache, partial
 from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from ..laws import Inputs
 from ..objective import huber, observed, prediction
 from . import solvers
+from .devices import AXIS, Placement, fetch, pad_leading
 from .space import ParamSpace
 
 #: (starts kept, Levenberg-Marquardt iterations, fraction of rows used) per successive-halving stage.
@@ -38,8 +48,8 @@ DEFAULT_SCHEDULE: tuple[tuple[int, int, float], ...] = ((1024, 30, 0.25), (256, 
 MIN_ROWS_PER_PARAM = 10
 #: A start is "in the best basin" when its objective is within this relative distance of the best.
 BASIN_RTOL = 1e-6
-#: Default memory budget (bytes) for one batched Levenberg-Marquardt call.
-DEFAULT_MEMORY = 2e9
+#: Screening splits the problems into blocks rather than score fewer starts than this at a time.
+MIN_SCREEN_STARTS = 64
 
 
 #: B fitting problems on the same rows: ``solvers.Rows`` with a leading batch axis (y (B, n), w (B, n), c (B,)).
@@ -89,9 +99,8 @@ def _model_and_jacobian(space: ParamSpace, x: Inputs):
     return lambda z: row_value_and_grad(z, x)
 
 
-@partial(jax.jit, static_argnames=("delta",))
-def _score_chunk(space: ParamSpace, x: Inputs, problems: Problems, z_chunk: jax.Array,
-                 delta: float) -> tuple[jax.Array, jax.Array]:
+def _score(space: ParamSpace, x: Inputs, problems: Problems, z_chunk: jax.Array,
+           delta: float) -> tuple[jax.Array, jax.Array]:
     """Objective of every start in the chunk on every problem, (B, c), and the starts (B, c, P).
 
     Predictions are computed once per start and shared by all problems. In raw space the offset E is
@@ -111,30 +120,74 @@ def _score_chunk(space: ParamSpace, x: Inputs, problems: Problems, z_chunk: jax.
     return jnp.where(jnp.isfinite(f), f, jnp.inf), z
 
 
-def screen_chunk_size(n_problems: int, n_rows: int, chunk_size: int, memory_bytes: float) -> int:
-    """Starts scored at once: at most ``chunk_size``, and few enough that the (problems, starts, rows)
-    residual temporaries (~4 float64 arrays) fit in ``memory_bytes``."""
-    return int(max(1, min(chunk_size, memory_bytes // (32.0 * n_problems * n_rows))))
+_score_chunk = jax.jit(_score, static_argnames=("delta",))
+
+
+@lru_cache(maxsize=64)
+def _sharded_score(mesh, delta: float):
+    """``_score`` with the chunk's starts split over ``mesh``; outputs replicated."""
+    split = PartitionSpec(None, AXIS)
+    scored = jax.shard_map(partial(_score, delta=delta), mesh=mesh, out_specs=(split, split),
+                           in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(), PartitionSpec(AXIS)))
+    return jax.jit(scored, out_shardings=NamedSharding(mesh, PartitionSpec()))
+
+
+def _scorer(placement: Placement, space: ParamSpace, x: Inputs, problems: Problems, delta: float):
+    """z_chunk (c, P) -> ``_score`` of the chunk on ``problems``, on the placement's devices."""
+    if placement.mesh is None:
+        return lambda z_chunk: _score_chunk(space, x, problems, z_chunk, delta)
+    scored = _sharded_score(placement.mesh, delta)
+    shared = placement.put((space, x, problems), PartitionSpec())
+
+    def run(z_chunk):
+        c = z_chunk.shape[0]
+        padded = placement.put(pad_leading(z_chunk, placement.padded(c)), PartitionSpec(AXIS))
+        f, z = fetch(scored(*shared, padded))
+        return jnp.asarray(f[:, :c]), jnp.asarray(z[:, :c])
+
+    return run
+
+
+def screen_sizes(n_problems: int, n_rows: int, chunk_size: int, memory_bytes: float) -> tuple[int, int]:
+    """(problems, starts) scored at once per device: at most ``chunk_size`` starts, and few enough that the
+    (problems, starts, rows) residual temporaries (~4 float64 arrays) fit in ``memory_bytes``. The problems
+    are split into blocks only where not even ``MIN_SCREEN_STARTS`` starts of all of them fit."""
+    per_pair = 32.0 * n_rows
+    starts = int(max(1, min(chunk_size, memory_bytes // (per_pair * n_problems))))
+    floor = min(chunk_size, MIN_SCREEN_STARTS)
+    if starts >= floor:
+        return n_problems, starts
+    return int(max(1, min(n_problems, memory_bytes // (per_pair * floor)))), floor
 
 
 def screen(space: ParamSpace, x: Inputs, problems: Problems, starts: jax.Array, keep: int, delta: float,
-           chunk_size: int) -> tuple[jax.Array, np.ndarray]:
-    """Score every start on every problem, ``chunk_size`` starts at a time; keep the best ``keep`` per problem.
+           chunk_size: int, placement: Placement) -> tuple[jax.Array, np.ndarray]:
+    """Score every start on every problem in memory-sized chunks; keep the best ``keep`` per problem.
 
     Returns (z (B, keep, P), count of non-finite starts per problem (B,)).
     """
-    best_f = best_z = None
-    n_failed = 0
-    for lo in range(0, starts.shape[0], chunk_size):
-        f, z = _score_chunk(space, x, problems, starts[lo:lo + chunk_size], delta)        # (B, c), (B, c, P)
-        n_failed = n_failed + np.asarray(jnp.sum(~jnp.isfinite(f), axis=1))
-        if best_f is not None:
-            f = jnp.concatenate([best_f, f], axis=1)
-            z = jnp.concatenate([best_z, z], axis=1)
-        order = jnp.argsort(f, axis=1)[:, :keep]
-        best_f = jnp.take_along_axis(f, order, axis=1)
-        best_z = jnp.take_along_axis(z, order[..., None], axis=1)
-    return best_z, n_failed
+    n_problems, n_rows = problems.y.shape
+    block, per_device = screen_sizes(n_problems, n_rows, chunk_size, placement.memory_bytes)
+    chunk = per_device * placement.n_devices
+    kept, failed = [], []
+    for first in range(0, n_problems, block):
+        score = _scorer(placement, space, x, jax.tree.map(lambda a: a[first:first + block], problems), delta)
+        best_f = best_z = None
+        n_failed = 0
+        for lo in range(0, starts.shape[0], chunk):
+            f, z = score(starts[lo:lo + chunk])                                  # (b, c), (b, c, P)
+            n_failed = n_failed + np.asarray(jnp.sum(~jnp.isfinite(f), axis=1))
+            if best_f is not None:
+                f = jnp.concatenate([best_f, f], axis=1)
+                z = jnp.concatenate([best_z, z], axis=1)
+            order = jnp.argsort(f, axis=1)[:, :keep]
+            best_f = jnp.take_along_axis(f, order, axis=1)
+            best_z = jnp.take_along_axis(z, order[..., None], axis=1)
+        kept.append(best_z)
+        failed.append(n_failed)
+    if len(kept) == 1:
+        return kept[0], failed[0]
+    return jnp.concatenate(kept), np.concatenate(failed)
 
 
 def _take(states, order):
@@ -142,41 +195,63 @@ def _take(states, order):
                         states)
 
 
-@partial(jax.jit, static_argnames=("delta",))
-def _init_states(space: ParamSpace, x: Inputs, problems: Problems, z: jax.Array, delta: float):
+def _map_pairs(space: ParamSpace, x: Inputs, problems: Problems, owner: jax.Array, items, first_iter, n_iter,
+               op: str, delta: float, batch_size: int):
+    """``op`` on each (problem ``owner[i]``, ``items[i]``) pair, ``batch_size`` pairs vmapped at a time:
+    ``"init"`` z -> SolverState, ``"lm"`` state -> state after ``n_iter`` LM iterations, ``"grad"`` z -> |grad f|."""
     model = _model(space, x)
-    per_problem = jax.vmap(lambda rows, zs: jax.vmap(lambda z0: solvers.init_state(model, rows, delta, z0))(zs))
-    return per_problem(problems, z)
+    model_jac = _model_and_jacobian(space, x)
 
-
-@partial(jax.jit, static_argnames=("delta", "batch_size"))
-def _lm_stage(space: ParamSpace, x: Inputs, problems: Problems, states: solvers.SolverState, first_iter,
-              delta: float, n_iter: int, batch_size: int) -> solvers.SolverState:
-    """``n_iter`` LM iterations for every (problem, start), ``batch_size`` of them vmapped at a time."""
-    model, model_jac = _model(space, x), _model_and_jacobian(space, x)
-    n_problems, n_starts = states.f.shape
-
-    def one(item):
-        b, state = item
+    def one(pair):
+        b, item = pair
         rows = solvers.Rows(problems.y[b], problems.w[b], problems.c[b])
-        return solvers.lm_run(model, model_jac, rows, delta, state, first_iter, n_iter)
+        if op == "init":
+            return solvers.init_state(model, rows, delta, item)
+        if op == "grad":
+            return solvers.gradient_norm(model, rows, delta, item)
+        return solvers.lm_run(model, model_jac, rows, delta, item, first_iter, n_iter)
 
-    flat = jax.tree.map(lambda a: a.reshape((n_problems * n_starts,) + a.shape[2:]), states)
+    return jax.lax.map(one, (owner, items), batch_size=min(batch_size, owner.shape[0]))
+
+
+_map_pairs_jit = jax.jit(_map_pairs, static_argnames=("op", "delta", "batch_size"))
+
+
+@lru_cache(maxsize=64)
+def _sharded_map_pairs(mesh, op: str, delta: float, batch_size: int):
+    """``_map_pairs`` with the pairs split over ``mesh`` (each device maps its share in batches); outputs
+    replicated."""
+    rep, split = PartitionSpec(), PartitionSpec(AXIS)
+    mapped = jax.shard_map(partial(_map_pairs, op=op, delta=delta, batch_size=batch_size), mesh=mesh,
+                           in_specs=(rep, rep, rep, split, split, rep, rep), out_specs=split)
+    return jax.jit(mapped, out_shardings=NamedSharding(mesh, rep))
+
+
+def _per_pair(placement: Placement, op: str, space: ParamSpace, x: Inputs, problems: Problems, values, *,
+              delta: float, batch_size: int, first_iter=0, n_iter=0):
+    """``_map_pairs`` over every (problem, start) of ``values`` (leading axes (B, S)), flattened to one batch."""
+    n_problems, n_starts = jax.tree.leaves(values)[0].shape[:2]
+    n = n_problems * n_starts
+    flat = jax.tree.map(lambda a: a.reshape((n,) + a.shape[2:]), values)
     owner = jnp.repeat(jnp.arange(n_problems), n_starts)
-    out = jax.lax.map(one, (owner, flat), batch_size=min(batch_size, n_problems * n_starts))
+    first_iter, n_iter = jnp.asarray(first_iter), jnp.asarray(n_iter)
+    if placement.mesh is None:
+        out = _map_pairs_jit(space, x, problems, owner, flat, first_iter, n_iter, op, delta, batch_size)
+    else:
+        mapped = _sharded_map_pairs(placement.mesh, op, delta, batch_size)
+        space, x, problems, first_iter, n_iter = placement.put((space, x, problems, first_iter, n_iter),
+                                                               PartitionSpec())
+        owner, flat = placement.put(pad_leading((owner, flat), placement.padded(n)), PartitionSpec(AXIS))
+        out = jax.tree.map(lambda a: jnp.asarray(a[:n]),
+                           fetch(mapped(space, x, problems, owner, flat, first_iter, n_iter)))
     return jax.tree.map(lambda a: a.reshape((n_problems, n_starts) + a.shape[1:]), out)
 
 
 def lm_batch_size(n_rows: int, n_params: int, k: int, memory_bytes: float) -> int:
-    """(problem, start) pairs refined at once so that Jacobian-sized temporaries fit in ``memory_bytes``."""
+    """(problem, start) pairs refined at once per device so that Jacobian-sized temporaries fit in
+    ``memory_bytes``."""
     per_item = 8.0 * n_rows * n_params * (k + 8)
     return int(max(1, min(4096, memory_bytes // per_item)))
-
-
-@partial(jax.jit, static_argnames=("delta",))
-def _gradient_norms(space: ParamSpace, x: Inputs, problems: Problems, z: jax.Array, delta: float) -> jax.Array:
-    model = _model(space, x)
-    return jax.vmap(lambda rows, zb: solvers.gradient_norm(model, rows, delta, zb))(problems, z)
 
 
 def row_subset(n_rows: int, fraction: float, n_params: int, key: jax.Array) -> np.ndarray | None:
@@ -192,7 +267,8 @@ def row_subset(n_rows: int, fraction: float, n_params: int, key: jax.Array) -> n
 
 def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n_starts: int,
           schedule: Sequence[tuple] = DEFAULT_SCHEDULE, delta: float = 1e-3, chunk_size: int = 2048,
-          warm_starts: jax.Array | None = None, memory_bytes: float = DEFAULT_MEMORY, progress=None) -> Solution:
+          warm_starts: jax.Array | None = None, memory_bytes: float | None = None, devices=None,
+          progress=None) -> Solution:
     """Minimise the Huber objective of every problem from many starts (see module docstring).
 
     Args:
@@ -202,12 +278,27 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
       key: PRNG key for the random starts and row subsets.
       n_starts: random starts screened per problem (shared by all problems).
       schedule: successive-halving stages ``(keep, n_iter)`` or ``(keep, n_iter, row_fraction)``.
+      chunk_size: at most this many starts scored at once per device while screening.
       warm_starts: optional (B, W, P) starts added to each problem's screened set (the bootstrap passes
         the full-data optimum here).
-      memory_bytes: budget for the temporaries of one batched call; screened starts and (problem, start)
+      memory_bytes: budget per device for the temporaries of one batched call (default: from the device's free
+        memory, or ``devices.DEFAULT_MEMORY`` where it reports none); screened starts and (problem, start)
         pairs are processed in chunks that fit it, so memory stays bounded however many problems and starts.
+      devices: ``None`` (every device, of every process after ``jax.distributed.initialize``), a count, or a
+        list of devices; on more than one the batch is split over them (``devices`` module). Every process
+        of a multi-process run must make the same call.
       progress: optional callable ``progress(stage_index, n_stages)``.
     """
+    placement = Placement.create(devices, memory_bytes)
+    where = jax.default_device(placement.devices[0]) if placement.mesh is None else contextlib.nullcontext()
+    with where:
+        return _solve(space, x, problems, key, n_starts, schedule, delta, chunk_size, warm_starts, placement,
+                      progress)
+
+
+def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_starts: int,
+           schedule: Sequence[tuple], delta: float, chunk_size: int, warm_starts: jax.Array | None,
+           placement: Placement, progress) -> Solution:
     stages = [(int(s[0]), int(s[1]), float(s[2]) if len(s) > 2 else 1.0) for s in schedule]
     key_starts, key_rows = jax.random.split(key)
     n_rows = problems.y.shape[1]
@@ -223,9 +314,14 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
         # the normaliser c stays the full table's: a coarse objective only has to rank starts
         return jax.tree.map(lambda a: a[rows], x), Problems(problems.y[:, rows], problems.w[:, rows], problems.c)
 
+    def per_pair(op, x_rows, problems_rows, values, **iterations):
+        batch = lm_batch_size(problems_rows.y.shape[1], space.size, space.k, placement.memory_bytes)
+        return _per_pair(placement, op, space, x_rows, problems_rows, values, delta=delta, batch_size=batch,
+                         **iterations)
+
     def rescore(states, x_rows, problems_rows):
         """The same points scored on other rows, keeping each start's iteration record."""
-        fresh = _init_states(space, x_rows, problems_rows, states.z, delta)
+        fresh = per_pair("init", x_rows, problems_rows, states.z)
         return fresh._replace(last_improved=states.last_improved)
 
     first_keep = stages[0][0]
@@ -235,14 +331,13 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
     if n_starts > 0 and n_random > 0:
         starts = space.sample(key_starts, max(n_starts, n_random), float(jnp.mean(x.log_n)),
                               float(jnp.mean(x.log_d)))
-        chunk = screen_chunk_size(problems.y.shape[0], problems_stage.y.shape[1], chunk_size, memory_bytes)
-        z0, n_failed = screen(space, x_stage, problems_stage, starts, n_random, delta, chunk)
+        z0, n_failed = screen(space, x_stage, problems_stage, starts, n_random, delta, chunk_size, placement)
     else:
         z0 = jnp.zeros((problems.y.shape[0], 0, space.size))
         n_failed = np.zeros(problems.y.shape[0], dtype=int)
     if warm_starts is not None:
         z0 = jnp.concatenate([jnp.asarray(warm_starts, z0.dtype), z0], axis=1)
-    states = _init_states(space, x_stage, problems_stage, z0, delta)
+    states = per_pair("init", x_stage, problems_stage, z0)
     first_iter = 0
     current = stages[0][2]
     for i, (keep, n_iter, fraction) in enumerate(stages):
@@ -251,9 +346,7 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
             states = rescore(states, x_stage, problems_stage)
             current = fraction
         states = _take(states, jnp.argsort(states.f, axis=1)[:, :keep])
-        batch = lm_batch_size(problems_stage.y.shape[1], space.size, space.k, memory_bytes)
-        states = _lm_stage(space, x_stage, problems_stage, states, jnp.asarray(first_iter), delta,
-                           jnp.asarray(n_iter), batch)
+        states = per_pair("lm", x_stage, problems_stage, states, first_iter=first_iter, n_iter=n_iter)
         states.f.block_until_ready()
         first_iter += n_iter
         if progress is not None:
@@ -267,8 +360,8 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
     f = np.asarray(states.f)
     best = f[:, :1]
     in_basin = np.sum(f <= best + BASIN_RTOL * np.abs(best), axis=1)
-    return Solution(z=np.asarray(best_z), objective=f[:, 0],
-                    gradient_norm=np.asarray(_gradient_norms(space, x, problems, best_z, delta)),
+    gradient_norm = per_pair("grad", x, problems, best_z[:, None])[:, 0]
+    return Solution(z=np.asarray(best_z), objective=f[:, 0], gradient_norm=np.asarray(gradient_norm),
                     n_in_basin=in_basin, n_final=f.shape[1], n_failed=np.asarray(n_failed),
                     iterations=np.asarray(states.last_improved[:, 0]),
                     converged=np.asarray(converged[:, 0]))
