@@ -100,9 +100,14 @@ def write_table(content: "pd.DataFrame | bytes", path) -> str:
     return str(path)
 
 
-def mixlaw_fit(table: str, out: str, law: str, *flags: str) -> list[str]:
-    return [sys.executable, "-m", "mixlaw_jax", "fit", table, "--law", law, "--out", out, "--quiet",
-            "--starts", "64", *flags]
+def fit_args(table: str, out: str, law: str, *flags: str) -> list[str]:
+    """Arguments of ``mixlaw fit`` with few starts."""
+    return ["fit", table, "--law", law, "--out", out, "--quiet", "--starts", "64", *flags]
+
+
+def mixlaw_process(*args: str) -> list[str]:
+    """The command line of a ``mixlaw`` process."""
+    return [sys.executable, "-m", "mixlaw_jax", *args]
 
 
 def warned_frame() -> pd.DataFrame:
@@ -136,9 +141,9 @@ def subprocesses(tmp_path_factory):
     folder = tmp_path_factory.mktemp("processes")
     bad = write_table(BAD_INPUTS[2].edit(runs_frame()), folder / "bad.csv")
     warned = write_table(warned_frame(), folder / "warned.csv")
-    jobs = {"bad input": mixlaw_fit(bad, str(folder / "bad.json"), "chinchilla"),
-            "warnings": mixlaw_fit(warned, str(folder / "warned.json"), "chinchilla", "--renormalize",
-                                   "--where", "model_size > 1e12"),
+    jobs = {"bad input": mixlaw_process(*fit_args(bad, str(folder / "bad.json"), "chinchilla")),
+            "warnings": mixlaw_process(*fit_args(warned, str(folder / "warned.json"), "chinchilla", "--renormalize",
+                                                 "--where", "model_size > 1e12")),
             "determinism": [sys.executable, "-c", DETERMINISM_SCRIPT, write_table(runs_frame(), folder / "runs.csv")]}
     with ThreadPoolExecutor(len(jobs)) as pool:
         done = pool.map(lambda cmd: subprocess.run(cmd, capture_output=True, text=True, timeout=300), jobs.values())
@@ -165,7 +170,7 @@ def assert_one_error_line(stderr: str, message: str) -> None:
 def test_bad_input_through_the_command_is_one_error_line_and_exit_code_2(case, tmp_path, capsys):
     table = write_table(case.edit(runs_frame()), tmp_path / "runs.csv")
     out = tmp_path / "fit.json"
-    assert main(mixlaw_fit(table, str(out), case.law or "chinchilla", *case.flags)[3:]) == 2
+    assert main(fit_args(table, str(out), case.law or "chinchilla", *case.flags)) == 2
     assert_one_error_line(capsys.readouterr().err, case.message)
     assert not out.exists()
 
@@ -239,17 +244,12 @@ def test_a_target_whose_every_start_fails_is_named_in_the_error():
         mj.fit(runs, FRAGILE, **FRAGILE_FIT)
 
 
-@pytest.mark.xfail(strict=True, reason="FitResult.predict returns inf where the law overflows far below the fitted "
-                                       "N; needs a guard in results.py (raise MixlawError naming the row)")
-def test_predictions_that_overflow_are_an_error_not_inf(tiny_fit):
+def test_predictions_where_the_law_overflows_are_an_error_naming_the_row(tiny_fit):
     steep = tiny_fit.coordinates.copy()
     steep[0, 2] = 2.5                                                 # alpha at its default upper bound
     fit = dataclasses.replace(tiny_fit, coordinates=steep)
-    try:
-        pred = fit.predict(runs_frame().assign(model_size=1e-300).iloc[[0, 1, 4, 5, 8, 9]])
-    except mj.MixlawError:
-        return
-    assert np.isfinite(pred.to_numpy()).all()
+    with pytest.raises(mj.MixlawError, match=r"row 0 \(N = 1e-300"):
+        fit.predict(runs_frame().assign(model_size=1e-300).iloc[[0, 1, 4, 5, 8, 9]])
 
 
 STEEP = mj.FitResult(law="additive", k=3, targets=("x_loss", "y_loss"), weight_columns=("a", "b", "c"),
@@ -259,26 +259,17 @@ STEEP = mj.FitResult(law="additive", k=3, targets=("x_loss", "y_loss"), weight_c
                      objective=np.zeros(2), diagnostics={}, settings={}, provenance={})
 
 
-def optimal_or_error(budgets):
-    """optimal_mixture of STEEP (alpha = beta = 2.5 for y_loss) at N = D = budgets, or None for a MixlawError."""
-    try:
-        return mj.optimal_mixture(STEEP, N=budgets, D=budgets, bounds="simplex", n_starts=8)
-    except mj.MixlawError:
-        return None
-
-
 def test_optimal_mixtures_at_extreme_budgets_are_finite_points_of_the_simplex():
-    opt = optimal_or_error(np.array([1e-30, 1.0, 7e9, 1e300]))
-    assert opt is not None
+    budgets = np.array([1e-30, 1.0, 7e9, 1e300])                    # y_loss has alpha = beta = 2.5
+    opt = mj.optimal_mixture(STEEP, N=budgets, D=budgets, bounds="simplex", n_starts=8)
     assert np.isfinite(opt.h).all() and (opt.h >= 0).all() and np.allclose(opt.h.sum(axis=-1), 1.0)
     assert np.isfinite(opt.loss).all() and np.isfinite(opt.objective).all()
 
 
-@pytest.mark.xfail(strict=True, reason="optimal_mixture returns an inf loss and a NaN objective where the law "
-                                       "overflows (N = D = 1e-300, exponent 2.5); needs a guard in mixture.py")
-def test_optimal_mixtures_where_the_law_overflows_are_an_error_not_nan():
-    opt = optimal_or_error(np.array([1e-300, 1.0, 7e9, 1e300]))
-    assert opt is None or (np.isfinite(opt.loss).all() and np.isfinite(opt.objective).all())
+def test_optimal_mixtures_where_the_law_overflows_are_an_error_naming_the_budget():
+    with pytest.raises(mj.MixlawError, match="N = 1e-300, D = 1e-300"):
+        mj.optimal_mixture(STEEP, N=np.array([1e-300, 1.0, 7e9, 1e300]), D=np.array([1e-300, 1.0, 7e9, 1e300]),
+                           bounds="simplex", n_starts=8)
 
 
 @pytest.mark.xfail(strict=True, reason="the engine reports gradient_norm = inf when log A ends near -1e14, and "
@@ -435,16 +426,26 @@ BAD_FILES = [
 ]
 
 
+def spoilt_file(tiny_fit, folder, spoiler):
+    tiny_fit.save(folder / "fit.json")
+    bad = spoiler((folder / "fit.json").read_text(), tiny_fit.to_dict())
+    target = folder / "bad.json"
+    target.write_bytes(bad) if isinstance(bad, bytes) else target.write_text(bad)
+    return target
+
+
 @pytest.mark.parametrize("spoiler, message", [c[1:] for c in BAD_FILES], ids=[c[0] for c in BAD_FILES])
 def test_corrupt_truncated_or_other_version_files_get_a_clear_error(tiny_fit, tmp_path, spoiler, message):
-    tiny_fit.save(tmp_path / "fit.json")
-    text = (tmp_path / "fit.json").read_text()
-    bad = spoiler(text, tiny_fit.to_dict())
-    target = tmp_path / "bad.json"
-    target.write_bytes(bad) if isinstance(bad, bytes) else target.write_text(bad)
     with pytest.raises(mj.MixlawError) as err:
-        mj.load_fit(target)
+        mj.load_fit(spoilt_file(tiny_fit, tmp_path, spoiler))
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("spoiler, message", [c[1:] for c in BAD_FILES], ids=[c[0] for c in BAD_FILES])
+def test_corrupt_truncated_or_other_version_files_through_the_command(tiny_fit, tmp_path, capsys, spoiler, message):
+    bad = spoilt_file(tiny_fit, tmp_path, spoiler)
+    assert main(["predict", str(bad), write_table(runs_frame(), tmp_path / "runs.csv")]) == 2
+    assert_one_error_line(capsys.readouterr().err, message)
 
 
 def test_unreadable_paths_get_a_clear_error(tmp_path):
