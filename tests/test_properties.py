@@ -200,9 +200,8 @@ def test_fits_of_any_losses_and_seed_are_finite_or_a_mixlaw_error(losses, seed):
         assert any(s in str(err) for s in ("has no values", "observed rows, fewer than", "every start failed")), err
         return
     assert np.isfinite(result.coordinates).all() and np.isfinite(result.objective).all()
-    assert all_finite(result.params) and np.isfinite(result.predict(runs).to_numpy()).all()
-    # gradient_norm can be inf at extreme optima: test_robustness.test_a_fit_at_an_extreme_optimum_can_be_saved
-    assert all_finite({t: {k: v for k, v in d.items() if k != "gradient_norm"} for t, d in result.diagnostics.items()})
+    assert all_finite(result.params) and all_finite(result.diagnostics)
+    assert np.isfinite(result.predict(runs).to_numpy()).all()
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
