@@ -24,7 +24,7 @@ TRAIN_COLOR, HELD_OUT_COLOR = "#1f77b4", "#d62728"
 PANEL = 3.4  # inches per panel
 
 
-def _domain_names(columns: Sequence[str]) -> list[str]:
+def domain_labels(columns: Sequence[str]) -> list[str]:
     """Weight-column names without a shared prefix such as ``weight_``."""
     names = list(columns)
     prefix = names[0].split("_")[0] + "_" if "_" in names[0] else ""
@@ -90,25 +90,26 @@ def loss_curves(fit: FitResult, runs: RunTable, held_out: RunTable | None = None
     palette = lambda n: colormaps["viridis"](0.85 * norm(n))
     rng = np.random.default_rng(seed)
     fig, axes = _panels(len(chosen))
+    grid_size = 40
     for table, dashed in tables:
         picked = []
         for size in np.unique(table.n):
             ids = np.unique(table.run_id[table.n == size])
             picked += list(rng.permutation(ids)[:max_runs_per_size])
-        for run in picked:
-            rows = np.flatnonzero(table.run_id == run)
-            rows = rows[np.argsort(table.d[rows])]
-            n, h = table.n[rows[0]], table.h[rows[0]]
-            grid = np.geomspace(table.d[rows].min(), table.d[rows].max(), 40)
-            curve = fit.predict_arrays(np.full(grid.size, n), grid, np.tile(h, (grid.size, 1)))
+        rows = [np.flatnonzero(table.run_id == run) for run in picked]
+        grids = np.concatenate([np.geomspace(table.d[r].min(), table.d[r].max(), grid_size) for r in rows])
+        first = np.repeat([r[0] for r in rows], grid_size)
+        curves = fit.predict_arrays(table.n[first], grids, table.h[first])      # one call for every run's curve
+        for i, r in enumerate(rows):
+            color = palette(table.n[r[0]])
+            span = slice(i * grid_size, (i + 1) * grid_size)
             for ax, t in zip(axes, chosen):
-                color = palette(n)
-                ax.plot(grid, curve[:, fit.targets.index(t)], color=color, lw=0.9, ls="--" if dashed else "-",
-                        alpha=0.8)
+                ax.plot(grids[span], curves[span, fit.targets.index(t)], color=color, lw=0.9,
+                        ls="--" if dashed else "-", alpha=0.8)
                 if t in table.targets:
-                    y = table.losses[rows, table.targets.index(t)]
-                    ax.scatter(table.d[rows], y, s=14, marker="^" if dashed else "o",
-                               facecolors="none" if dashed else color, edgecolors=color, lw=0.9)
+                    ax.scatter(table.d[r], table.losses[r, table.targets.index(t)], s=14,
+                               marker="^" if dashed else "o", facecolors="none" if dashed else color,
+                               edgecolors=color, lw=0.9)
     for ax, t in zip(axes, chosen):
         ax.set(xscale="log", title=t, xlabel="training tokens D", ylabel="loss")
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -142,7 +143,7 @@ def mixture_intervals(intervals: "pd.DataFrame | Mapping[str, pd.DataFrame]", *,
         if {"lo", "hi"} <= set(frame.columns):
             err = np.clip(np.stack([h - frame["lo"].to_numpy(float), frame["hi"].to_numpy(float) - h]), 0, None)
         ax.bar(x + (j - (len(frames) - 1) / 2) * width, h, width, yerr=err, capsize=3, label=label or None)
-    ax.set_xticks(x, _domain_names([str(d) for d in domains]), rotation=30, ha="right")
+    ax.set_xticks(x, domain_labels([str(d) for d in domains]), rotation=30, ha="right")
     ax.set(ylabel="optimal weight h*", title=title or "optimal mixture (error bars: bootstrap interval)")
     if len(frames) > 1:
         ax.legend(fontsize=8)
@@ -158,7 +159,7 @@ def mixture_path(result: MixtureResult, *, objective: str = WEIGHTED) -> Figure:
     order = np.argsort(compute)
     fig = Figure(figsize=(7.0, 3.8), layout="constrained")
     ax = fig.subplots()
-    ax.stackplot(compute[order], result.h[order, o, :].T, labels=_domain_names(result.domains), alpha=0.85)
+    ax.stackplot(compute[order], result.h[order, o, :].T, labels=domain_labels(result.domains), alpha=0.85)
     ax.set(xscale="log", xlim=(compute.min(), compute.max()), ylim=(0, 1), xlabel="compute C = 6 N D (FLOPs)",
            ylabel="optimal weight h*", title=f"{result.law} law: h*(N, D), objective {objective}")
     fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=8, reverse=True)
@@ -192,7 +193,7 @@ def simplex_heatmap(fit: FitResult, *, N: float | None = None, D: float | None =
     shade = ax.tripcolor(tri, loss[finite], shading="gouraud", cmap="magma_r")
     fig.colorbar(shade, ax=ax, label="predicted loss" + ("" if target else " (mean over targets)"))
     ax.plot([0, 1, 0.5, 0], [0, 0, np.sqrt(3) / 2, 0], color="k", lw=0.8)
-    names = _domain_names(fit.weight_columns)
+    names = domain_labels(fit.weight_columns)
     for (px, py), name, align in zip([(0, 0), (1, 0), (0.5, np.sqrt(3) / 2)], names, ["right", "left", "center"]):
         ax.annotate(name, (px, py), xytext=(0, -12 if py == 0 else 6), textcoords="offset points", ha=align)
     if runs is not None:

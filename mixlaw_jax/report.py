@@ -49,7 +49,8 @@ class LawReport:
     path: MixtureResult                  # h* along the budget path; the last budget is (N, D)
     optimum: pd.DataFrame                # h* at (N, D) per domain: h_star (and lo, hi with a bootstrap)
     bootstrap: BootstrapResult | None = None
-    held_out_interval: pd.DataFrame | None = None
+    held_out_interval: pd.DataFrame | None = None    # predictions with intervals, one row per held-out row
+    held_out_mre_interval: pd.DataFrame | None = None  # per target: mre, lo, hi
 
 
 @dataclasses.dataclass
@@ -120,16 +121,16 @@ def _law_report(law: str, train: RunTable, held_out: RunTable | None, N: float, 
     path = optimal_mixture(result, N=n_path, D=d_path, seed=seed)
     o = path.objectives.index(WEIGHTED)
     optimum = pd.DataFrame({"h_star": path.h[-1, o]}, index=pd.Index(path.domains, name="domain"))
-    boot, held_interval = None, None
+    report = LawReport(law=law, fit=result, train_mre=result.mre(train),
+                       held_out_mre=result.mre(held_out) if held_out is not None else {}, path=path, optimum=optimum)
     if replicates > 0:
-        boot = bootstrap(train, law, n_replicates=replicates, level=level, seed=seed, full_fit=result,
-                         n_starts=replicate_starts, schedule=replicate_schedule, progress=progress)
-        optimum = boot.mixture_interval(N, D, seed=seed)[["h_star", "lo", "hi"]]
+        report.bootstrap = bootstrap(train, law, n_replicates=replicates, level=level, seed=seed, full_fit=result,
+                                     n_starts=replicate_starts, schedule=replicate_schedule, progress=progress)
+        report.optimum = report.bootstrap.mixture_interval(N, D, seed=seed)
         if held_out is not None:
-            held_interval = boot.predict_interval(held_out)
-    return LawReport(law=law, fit=result, train_mre=result.mre(train),
-                     held_out_mre=result.mre(held_out) if held_out is not None else {}, path=path, optimum=optimum,
-                     bootstrap=boot, held_out_interval=held_interval)
+            report.held_out_interval = report.bootstrap.predict_interval(held_out)
+            report.held_out_mre_interval = report.bootstrap.mre_interval(held_out)
+    return report
 
 
 def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | None = None, N: float | None = None,
@@ -291,6 +292,7 @@ def _table(frame: pd.DataFrame, fmt=lambda v: f"{v:.4g}") -> str:
 
 
 def _scores_frame(reports: list[LawReport], held: bool) -> pd.DataFrame:
+    """MRE % per target (and their mean) per law, train and held-out; bootstrap intervals of held-out MRE."""
     columns = {}
     for r in reports:
         columns[f"{r.law} train"] = pd.Series(r.train_mre)
@@ -298,8 +300,13 @@ def _scores_frame(reports: list[LawReport], held: bool) -> pd.DataFrame:
             columns[f"{r.law} held-out"] = pd.Series(r.held_out_mre)
     frame = pd.DataFrame(columns)
     frame.loc["mean"] = frame.mean()
-    frame.index.name = "MRE %"
-    return frame
+    text = frame.map(lambda v: f"{v:.3f}")
+    for r in reports:
+        if r.held_out_mre_interval is not None:
+            for t, row in r.held_out_mre_interval.iterrows():
+                text.loc[t, f"{r.law} held-out"] += f" [{row['lo']:.3f}, {row['hi']:.3f}]"
+    text.index.name = "MRE %"
+    return text
 
 
 def _optimum_table(reports: list[LawReport]) -> pd.DataFrame:
@@ -314,7 +321,9 @@ def _optimum_table(reports: list[LawReport]) -> pd.DataFrame:
     frame = pd.DataFrame(columns, index=pd.Index(reports[0].optimum.index, name="h* %"))
     for r in reports:
         o = r.path.objectives.index(WEIGHTED)
-        frame.loc["predicted mean loss at h*", r.law] = f"{r.path.objective[-1, o]:.4f}"
+        loss = r.optimum.attrs.get("loss")
+        frame.loc["predicted mean loss at h*", r.law] = (f"{r.path.objective[-1, o]:.4f}" + (
+            f" [{loss['lo']:.4f}, {loss['hi']:.4f}]" if loss else ""))
         frame.loc["gain vs uniform mixture", r.law] = f"{r.path.gain[-1, o]:.4f}"
     return frame
 
@@ -322,12 +331,13 @@ def _optimum_table(reports: list[LawReport]) -> pd.DataFrame:
 def _parameter_table(r: LawReport) -> pd.DataFrame:
     rows = {}
     boot_intervals = r.bootstrap.intervals() if r.bootstrap is not None else {}
+    domains = figures.domain_labels(r.fit.weight_columns)
     for t, params in r.fit.params.items():
         for name, value in params.items():
             values = np.atleast_1d(np.asarray(value, float))
             intervals = boot_intervals.get(t, {}).get(name)
             for i, v in enumerate(values):
-                label = f"{name}[{i}]" if values.size > 1 else name
+                label = f"{name}[{domains[i]}]" if values.size > 1 else name
                 cell = f"{v:.4g}"
                 if intervals is not None:
                     lo, hi = np.asarray(intervals, float).reshape(-1, 2)[i]
@@ -355,7 +365,9 @@ def _html(title, source, runs, train, held_out, reports, drawn, settings) -> str
                  f"{esc(str(settings['schedule']))}, seed {settings['seed']}</li>"
                  f"<li>bootstrap: {settings['replicates']} replicates (runs resampled), "
                  f"{100 * settings['level']:.0f}% percentile intervals</li></ul>")
-    parts.append("<h2>Scores (MRE %)</h2>" + _table(_scores_frame(reports, held_out is not None), lambda v: f"{v:.3f}"))
+    parts.append("<h2>Scores (MRE %)</h2>" + _table(_scores_frame(reports, held_out is not None))
+                 + ("<p class='note'>Brackets: bootstrap percentile interval of the held-out MRE.</p>"
+                    if any(r.held_out_mre_interval is not None for r in reports) else ""))
     flags = [(r.law, t, f) for r in reports for t in r.fit.targets for f in r.fit.diagnostics[t]["flags"]]
     if flags:
         parts.append("<p class='note'>Parameters at a bound or at an extreme value:</p><ul>"

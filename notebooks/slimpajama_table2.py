@@ -1,0 +1,95 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Reproducing Shukor et al. (2025), Table 2 (LLM, SlimPajama)
+#
+# Shukor et al. fit the additive and joint laws to language models of up to 1.4B parameters trained on
+# mixtures of the 7 SlimPajama domains, and report the mean relative error (MRE, %) on those runs ("train")
+# and on a larger model ("val", 2.718e9 parameters in the data file) for each target domain.
+#
+# The table is read from `../shared/data/slimpajama` (Shukor et al.'s published runs, not bundled with the
+# package). Their train MREs are reproduced when each run's first two checkpoints are dropped (README,
+# "Row-selection protocols"); fitting every row leaves train MRE well above theirs.
+#
+# On 2 CPU cores the full settings below take several minutes per law.
+
+# %% tags=["parameters"]
+import os
+from pathlib import Path
+
+# MIXLAW_NOTEBOOK_FAST=1 (the test suite): additive law, two targets, tiny settings; the numbers are then rough.
+FAST = os.environ.get("MIXLAW_NOTEBOOK_FAST") == "1"
+DATA = Path(os.environ.get("MIXLAW_SHARED_DATA", "../../shared/data")) / "slimpajama" / "dmsl_llm_slimpajama.csv"
+LAWS = ["additive"] if FAST else ["additive", "joint"]
+DOMAINS = ["arxiv", "wikipedia"] if FAST else ["arxiv", "book", "c4", "github", "commoncrawl", "stackexchange",
+                                                "wikipedia"]
+SETTINGS = (dict(n_starts=64, schedule=((16, 20), (4, 40))) if FAST
+            else dict(n_starts=4096, schedule=((256, 30, 0.25), (64, 100, 1.0), (16, 200, 1.0))))
+
+# %%
+# %matplotlib inline
+import numpy as np
+import pandas as pd
+
+import mixlaw_jax as mj
+
+runs = mj.load_runs(DATA, weights="weight_*", N="model_size", D="n_tokens", targets="*_loss")
+train = runs.query("model_size <= 1.3e9").drop_first_checkpoints(2)
+val = runs.query("model_size > 1.3e9").drop_first_checkpoints(2)
+print(f"{runs.n_rows} rows, {runs.n_runs} runs, k = {runs.k}; targets {', '.join(runs.targets)}")
+print(f"after dropping each run's first two checkpoints: train {train.n_rows} rows "
+      f"(N = {', '.join(f'{n:.3g}' for n in sorted(set(train.n)))}), val {val.n_rows} rows "
+      f"(N = {', '.join(f'{n:.3g}' for n in sorted(set(val.n)))})")
+
+# %% [markdown]
+# The loader warns that every run repeats its final checkpoint (19.998e9 and 20e9 tokens, SPEC.md section 5); the
+# rows are kept, as in `tests/test_slimpajama.py`.
+#
+# ## Fit both laws, every target at once
+
+# %%
+targets = [f"{d}_loss" for d in DOMAINS]
+fits = {law: mj.fit(train, law, targets=targets, **SETTINGS) for law in LAWS}
+for law, fit in fits.items():
+    print(law)
+    print(fit.summary()[["objective", "starts_in_best_basin"]])
+
+# %% [markdown]
+# ## Ours beside the paper's Table 2
+
+# %%
+PAPER = {"additive": {"arxiv": (0.50, 2.09), "book": (0.29, 0.80), "c4": (0.29, 0.31), "github": (0.65, 1.17),
+                      "commoncrawl": (0.29, 0.58), "stackexchange": (0.51, 0.36), "wikipedia": (0.92, 4.45)},
+         "joint": {"arxiv": (0.39, 1.62), "book": (0.24, 1.19), "c4": (0.24, 0.34), "github": (0.54, 2.51),
+                   "commoncrawl": (0.24, 0.90), "stackexchange": (0.38, 0.47), "wikipedia": (0.57, 2.09)}}
+columns = {}
+for law, fit in fits.items():
+    train_mre, val_mre = fit.mre(train), fit.mre(val)
+    columns[(law, "train")] = [train_mre[f"{d}_loss"] for d in DOMAINS]
+    columns[(law, "train, paper")] = [PAPER[law][d][0] for d in DOMAINS]
+    columns[(law, "val")] = [val_mre[f"{d}_loss"] for d in DOMAINS]
+    columns[(law, "val, paper")] = [PAPER[law][d][1] for d in DOMAINS]
+table = pd.DataFrame(columns, index=pd.Index(DOMAINS, name="MRE %"))
+table.loc["mean"] = table.mean()
+assert np.isfinite(table.to_numpy()).all()
+table.round(2)
+
+# %% [markdown]
+# With the full settings the mean train MRE is at or below the paper's (additive 0.48 vs 0.49, joint about 0.37
+# vs 0.37 in `tests/test_slimpajama.py`); val MREs differ target by target, as the paper's val column depends
+# on the exact larger-model runs (the data file's may not be exactly theirs; SPEC.md section 5).
+
+# %%
+from mixlaw_jax import figures
+
+figures.predicted_vs_observed(fits[LAWS[-1]], train, val)

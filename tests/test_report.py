@@ -1,0 +1,112 @@
+"""The report (mixlaw_jax.report) on a small k = 3 table: files written, a self-contained HTML page whose every
+figure is embedded and decodes as a non-empty image, and numbers that agree with the results written beside it."""
+import base64
+import html.parser
+import io
+import json
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+import mixlaw_jax as mj
+from mixlaw_jax.cli import main
+from mixlaw_jax.report import split_holdout
+
+from test_cli import FAST, FAST_BOOT, HOLDOUT, small_table
+
+
+class Page(html.parser.HTMLParser):
+    """Every tag's attributes, and the text of the page."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.text = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """`mixlaw report` with two laws, a held-out model size and a 3-replicate bootstrap."""
+    folder = tmp_path_factory.mktemp("report")
+    table = small_table(folder / "runs.csv")
+    out = folder / "report"
+    code = main(["report", str(table), "--law", "additive", "--law", "chinchilla", "--holdout", HOLDOUT,
+                 "--budget", "7e9,1.5e11", *FAST, *FAST_BOOT, "--out", str(out)])
+    assert code == 0
+    page = Page()
+    page.feed((out / "index.html").read_text())
+    return table, out, page
+
+
+def test_report_writes_results_figures_and_page(report):
+    _, out, _ = report
+    for law in ["additive", "chinchilla"]:
+        assert mj.load_fit(out / f"fit_{law}.json").law == law
+        assert mj.load_bootstrap(out / f"bootstrap_{law}.json").n_replicates == 3
+        path = mj.load_mixture(out / f"mixture_{law}.json")
+        assert path.n[-1, -1] == 7e9 and path.d[-1, -1] == 1.5e11
+    names = sorted(p.stem for p in (out / "figures").glob("*.png"))
+    assert names == sorted(["optimal_mixture"] + [f"{kind}_{law}" for law in ["additive", "chinchilla"] for kind in
+                                                  ["predicted_vs_observed", "loss_curves", "mixture_path", "simplex"]])
+
+
+def test_every_figure_is_embedded_and_decodes_as_a_non_empty_image(report):
+    _, out, page = report
+    images = [attrs for tag, attrs in page.tags if tag == "img"]
+    assert len(images) == len(list((out / "figures").glob("*.png")))
+    for attrs in images:
+        prefix = "data:image/png;base64,"
+        assert attrs["src"].startswith(prefix)
+        png = base64.b64decode(attrs["src"][len(prefix):], validate=True)
+        assert png == (out / "figures" / f"{attrs['alt']}.png").read_bytes()
+        pixels = matplotlib.image.imread(io.BytesIO(png), format="png")
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 100 and pixels.std() > 0
+
+
+def test_the_page_needs_no_external_resource(report):
+    _, out, page = report
+    for tag, attrs in page.tags:
+        for key in ("src", "href", "data", "poster", "srcset"):
+            value = attrs.get(key)
+            assert value is None or value.startswith("data:") or value.startswith("#"), (tag, key, value)
+        assert tag not in ("link", "script", "iframe", "object", "embed")
+    text = (out / "index.html").read_text()
+    assert "http://" not in text and "https://" not in text and "url(" not in text and "@import" not in text
+
+
+def test_page_and_summary_report_the_fitted_scores(report):
+    table, out, page = report
+    summary = json.loads((out / "summary.json").read_text())
+    runs = mj.load_runs(table, weights="weight_*", N="model_size", D="n_tokens", targets="x_loss")
+    train, held = split_holdout(runs, HOLDOUT)
+    text = " ".join(page.text)
+    for law in ["additive", "chinchilla"]:
+        fit = mj.load_fit(out / f"fit_{law}.json")
+        assert fit.settings["rows"] == train.n_rows == 120
+        held_mre = fit.mre(held)["x_loss"]
+        assert summary["laws"][law]["held_out_mre"]["x_loss"] == pytest.approx(held_mre)
+        assert f"{held_mre:.3f} [" in text
+        h = summary["laws"][law]["optimal_mixture"]
+        assert sum(v["h_star"] for v in h.values()) == pytest.approx(1.0)
+        assert all(v["lo"] <= v["hi"] for v in h.values())
+    assert "held-out rows: 30 (10 runs)" in text
+
+
+def test_report_without_holdout_or_bootstrap(tmp_path):
+    table = small_table(tmp_path / "runs.csv")
+    runs = mj.load_runs(table, weights="weight_*", N="model_size", D="n_tokens", targets="x_loss")
+    from mixlaw_jax.report import build_report
+    lines = []
+    result = build_report(runs.query("model_size < 1e9"), ["chinchilla"], tmp_path / "r", n_starts=64,
+                          schedule=((16, 20), (4, 40)), replicates=0, log=lines.append)
+    assert result.laws[0].bootstrap is None and result.laws[0].held_out_mre == {}
+    assert not list((tmp_path / "r").glob("bootstrap_*.json"))
+    assert result.html.exists() and set(result.figures) >= {"optimal_mixture", "simplex_chinchilla"}
+    assert "h_star" in result.laws[0].optimum and np.isclose(result.laws[0].optimum["h_star"].sum(), 1.0)
+    assert lines[-1].startswith("wrote ")
