@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import platform
 from typing import Sequence
 
@@ -75,14 +76,14 @@ class FitResult:
         frame = runs if isinstance(runs, pd.DataFrame) else None
         if frame is None:
             return load_runs(runs, weights=list(self.weight_columns), N=self.n_column, D=self.d_column,
-                             targets=[t for t in self.targets])
+                             targets=[t for t in self.targets], warn=False)
         present = [t for t in self.targets if t in frame.columns]
         frame = frame.copy()
         dummy = "__mixlaw_no_target__"
         if not present:
             frame[dummy] = 1.0
         return load_runs(frame, weights=list(self.weight_columns), N=self.n_column, D=self.d_column,
-                         targets=present or [dummy])
+                         targets=present or [dummy], warn=False)
 
     def predict_arrays(self, n, d, h) -> np.ndarray:
         """Predicted losses (rows, targets) at arrays N (rows,), D (rows,), h (rows, k).
@@ -176,6 +177,7 @@ def fit_from_dict(p: dict, path) -> FitResult:
         raise MixlawError(f"{path} is not a valid fit file: {err!r}") from None
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
 def predict_all(law, k: int, coordinates: jax.Array, x: Inputs) -> jax.Array:
     """(targets, rows) raw-space predictions."""
     return jax.vmap(lambda u: law.predict(law.unflatten(u, k), x))(coordinates)

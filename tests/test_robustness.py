@@ -285,7 +285,7 @@ def test_optimal_mixtures_where_the_law_overflows_are_an_error_naming_the_budget
 
 
 def test_a_fit_at_an_extreme_optimum_is_flagged_and_can_be_saved(tmp_path):
-    losses = [0.0, np.nan, 0.0, 0.0, np.nan, np.nan, np.nan, np.nan, np.nan, 0.0, np.nan, 100.0]
+    losses = [0.0, np.nan, 0.0, np.nan, 0.0, np.nan, np.nan, np.nan, np.nan, 0.0, np.nan, 100.0]   # 5 runs
     runs = mj.load_runs(runs_frame().assign(x_loss=losses), **TABLE, warn=False)
     result = mj.fit(runs, "chinchilla", seed=0, **TINY)           # ends with log A near -1e14
     assert np.isfinite(result.coordinates).all() and np.isfinite(result.objective).all()

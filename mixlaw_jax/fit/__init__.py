@@ -28,13 +28,23 @@ def law_inputs(law: Law, runs: RunTable) -> Inputs:
 
 
 def check_identifiable(law: Law, runs: RunTable, target_index: Sequence[int]) -> None:
-    """A law cannot be fitted to fewer observed rows than it has parameters."""
+    """A law cannot be fitted to fewer observed rows, or fewer runs, than it has parameters; a domain whose
+    weight never varies in the fitted rows leaves its per-domain parameters unidentifiable (a warning)."""
     n_params = law.n_params(runs.k)
     for j in target_index:
-        rows = int(runs.observed[:, j].sum())
+        observed = runs.observed[:, j]
+        rows, n_runs = int(observed.sum()), len(np.unique(runs.run_id[observed]))
         if rows < n_params:
             raise MixlawError(f"target {runs.targets[j]!r} has {rows} observed rows, fewer than the "
                               f"{n_params} parameters of law {law.name!r}")
+        if n_runs < n_params:
+            raise MixlawError(f"target {runs.targets[j]!r} is observed in {n_runs} runs, fewer than the "
+                              f"{n_params} parameters of law {law.name!r}")
+    constant = runs.constant_domains()
+    if constant and any(p.shape == "domain" for p in law.params):
+        listed = ", ".join(f"{c!r} = {v:g}" for c, v in constant.items())
+        warnings.warn(f"the weight of {listed} is the same in every fitted row: the per-domain parameters of law "
+                      f"{law.name!r} for that domain are not identifiable", MixlawWarning, stacklevel=3)
 
 
 def progress_bar(total: int, desc: str, enabled: bool):
