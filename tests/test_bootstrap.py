@@ -143,3 +143,30 @@ def test_calibration_benchmark_result_is_within_the_bar():
     result = json.loads((ROOT / "benchmarks" / "results" / "bootstrap_calibration.json").read_text())
     assert result["tables"] >= 100 and result["level"] == 0.9
     assert 0.80 <= result["coverage"] <= 0.97, result["coverage"]
+
+
+def test_slimpajama_run_level_bootstrap_gives_val_mre_and_h_star_intervals(slimpajama, slimpajama_additive):
+    """A small version of benchmarks/slimpajama_bootstrap.py (all 8 targets in one call, 6 replicates)."""
+    train, val = slimpajama.query("model_size <= 1.3e9"), slimpajama.query("model_size > 1.3e9")
+    boot = mj.bootstrap(train, "additive", n_replicates=6, full_fit=slimpajama_additive, n_starts=32,
+                        schedule=((2, 20, 1.0), (1, 40, 1.0)))
+    assert boot.coordinates.shape[:2] == (6, 8) and np.isfinite(boot.objective).all()
+    mre = boot.mre_interval(val)
+    assert len(mre) == 8 and np.all(mre["lo"] <= mre["hi"]) and np.all(mre["lo"] > 0)
+    domains = ["arxiv", "book", "c4", "github", "commoncrawl", "stackexchange", "wikipedia"]
+    h = boot.mixture_interval(7e9, 1.5e11, targets=[f"{d}_loss" for d in domains])
+    print(mre, h, sep="\n")
+    assert np.all(h["lo"] <= h["hi"]) and h["h_star"].sum() == pytest.approx(1.0)
+
+
+def test_slimpajama_bootstrap_benchmark_results_on_file():
+    """benchmarks/slimpajama_bootstrap.py: intervals on val MRE and h*_avg for additive (and joint when run)."""
+    files = sorted((ROOT / "benchmarks" / "results").glob("slimpajama_bootstrap_*.json"))
+    assert files, "run benchmarks/slimpajama_bootstrap.py"
+    for path in files:
+        out = json.loads(path.read_text())
+        assert out["replicates"] >= 100 and len(out["targets"]) == 8
+        for r in out["targets"]:
+            assert r["val_mre_lo"] <= r["val_mre"] <= r["val_mre_hi"], r
+        assert sum(r["h_star"] for r in out["h_star_avg_percent"]) == pytest.approx(100.0)
+        assert all(r["lo"] <= r["h_star"] + 1e-6 and r["h_star"] <= r["hi"] + 1e-6 for r in out["h_star_avg_percent"])
