@@ -17,8 +17,10 @@ import dataclasses
 import datetime
 import html
 import io
+import multiprocessing
 import os
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Sequence
 
@@ -26,10 +28,10 @@ import numpy as np
 import pandas as pd
 
 from . import _io, figures
+from .bootstrap import BOOTSTRAP_SCHEDULE, BOOTSTRAP_STARTS, BootstrapResult, bootstrap
 from .data import RunTable
 from .errors import MixlawError
-from .bootstrap import BOOTSTRAP_SCHEDULE, BOOTSTRAP_STARTS, BootstrapResult, bootstrap
-from .fit import DEFAULT_SCHEDULE, DEFAULT_STARTS, fit
+from .fit import DEFAULT_SCHEDULE, DEFAULT_STARTS, fit, progress_bar
 from .laws import get_law
 from .mixture import WEIGHTED, MixtureResult, optimal_mixture
 from .results import FitResult
@@ -133,11 +135,31 @@ def _law_report(law: str, train: RunTable, held_out: RunTable | None, N: float, 
     return report
 
 
+def _law_reports(laws: Sequence[str], data: tuple, options: dict, jobs: int, progress: bool) -> list[LawReport]:
+    """One LawReport per law, in this process or in ``jobs`` worker processes (spawned: JAX does not survive a
+    fork). Compilation and the batched solvers mostly use one core, so two laws on two cores take the time of
+    the slower one."""
+    if jobs <= 1 or len(laws) == 1:
+        return [_law_report(law, *data, progress=progress, **options) for law in laws]
+    update, close = progress_bar(len(laws), "laws done", progress)
+    context = multiprocessing.get_context("spawn")
+    try:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(laws)), mp_context=context) as pool:
+            futures = [pool.submit(_law_report, law, *data, progress=False, **options) for law in laws]
+            for done, _ in enumerate(as_completed(futures), 1):
+                if update:
+                    update(done, len(laws))
+            return [f.result() for f in futures]
+    finally:
+        close()
+
+
 def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | None = None, N: float | None = None,
                  D: float | None = None, n_starts: int = DEFAULT_STARTS, schedule=DEFAULT_SCHEDULE,
                  replicates: int = 200, replicate_starts: int = BOOTSTRAP_STARTS,
                  replicate_schedule=BOOTSTRAP_SCHEDULE, level: float = 0.95, seed: int = 0,
-                 title: str = "mixlaw report", source: str = "", progress: bool = False, log=print) -> Report:
+                 jobs: int | None = None, title: str = "mixlaw report", source: str = "", progress: bool = False,
+                 log=print) -> Report:
     """Fit each law to the training rows, score the held-out rows, find h*, bootstrap, draw and write the report.
 
     Args:
@@ -154,6 +176,8 @@ def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | Non
         and the stages of each replicate's refit (``bootstrap``).
       level: bootstrap interval level.
       seed: seed of the fits, the bootstrap and the mixture starts.
+      jobs: laws worked on at once, each in its own process (default: as many as laws and CPU cores allow;
+        1: all in this process).
       title, source: shown at the top of the page.
       progress: progress bars on stderr.
       log: called with one line per step.
@@ -171,6 +195,9 @@ def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | Non
         raise MixlawError(f"level must lie in (0, 1), not {level!r}")
     if replicates < 0:
         raise MixlawError(f"replicates must be >= 0, not {replicates!r}")
+    jobs = min(len(laws), os.cpu_count() or 1) if jobs is None else jobs
+    if jobs < 1:
+        raise MixlawError(f"jobs must be >= 1, not {jobs!r}")
     train, held_out = split_holdout(runs, holdout) if holdout else (runs, None)
     N = float(N) if N is not None else 10 * float(np.max(runs.n))
     D = float(D) if D is not None else 20 * N
@@ -181,20 +208,20 @@ def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | Non
            if held_out is not None else "")
         + f"; {runs.k} domains; targets {', '.join(runs.targets)}")
 
-    reports = []
-    for law in laws:
-        log(f"law {law}: fit" + (f" and {replicates} bootstrap replicates" if replicates else ""))
-        r = _law_report(law, train, held_out, N, D, n_starts=n_starts, schedule=schedule, replicates=replicates,
-                        replicate_starts=replicate_starts, replicate_schedule=replicate_schedule, level=level,
-                        seed=seed, progress=progress)
+    log(f"laws {', '.join(laws)}: fit" + (f" and {replicates} bootstrap replicates" if replicates else "")
+        + (f", {min(jobs, len(laws))} at once" if jobs > 1 and len(laws) > 1 else ""))
+    options = dict(n_starts=n_starts, schedule=schedule, replicates=replicates, replicate_starts=replicate_starts,
+                   replicate_schedule=replicate_schedule, level=level, seed=seed)
+    reports = _law_reports(laws, (train, held_out, N, D), options, jobs, progress)
+    for r in reports:
+        law = r.law
         r.fit.save(out / f"fit_{law}.json")
         r.path.save(out / f"mixture_{law}.json")
         if r.bootstrap is not None:
             r.bootstrap.save(out / f"bootstrap_{law}.json")
-        reports.append(r)
         scores = "  ".join(f"{t} {r.train_mre[t]:.3f}%" + (f" / {r.held_out_mre[t]:.3f}%" if t in r.held_out_mre
                                                               else "") for t in r.fit.targets)
-        log(f"  MRE train{' / held-out' if held_out is not None else ''}: {scores}")
+        log(f"  {law} MRE train{' / held-out' if held_out is not None else ''}: {scores}")
 
     log("figures")
     drawn = {name: (_png(fig), caption) for name, (fig, caption) in _figures(reports, train, held_out, N, D).items()}

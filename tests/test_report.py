@@ -32,12 +32,13 @@ class Page(html.parser.HTMLParser):
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    """`mixlaw report` with two laws, a held-out model size and a 3-replicate bootstrap."""
+    """`mixlaw report` with two laws fitted in two worker processes, a held-out model size and a 3-replicate
+    bootstrap."""
     folder = tmp_path_factory.mktemp("report")
     table = small_table(folder / "runs.csv")
     out = folder / "report"
     code = main(["report", str(table), "--law", "additive", "--law", "chinchilla", "--holdout", HOLDOUT,
-                 "--budget", "7e9,1.5e11", *FAST, *FAST_BOOT, "--out", str(out)])
+                 "--budget", "7e9,1.5e11", "--jobs", "2", *FAST, *FAST_BOOT, "--out", str(out)])
     assert code == 0
     page = Page()
     page.feed((out / "index.html").read_text())
@@ -103,10 +104,10 @@ def test_report_without_holdout_or_bootstrap(tmp_path):
     runs = mj.load_runs(table, weights="weight_*", N="model_size", D="n_tokens", targets="x_loss")
     from mixlaw_jax.report import build_report
     lines = []
-    result = build_report(runs.query("model_size < 1e9"), ["chinchilla"], tmp_path / "r", n_starts=64,
+    result = build_report(runs.query("model_size < 1e9"), ["additive"], tmp_path / "r", n_starts=64,
                           schedule=((16, 20), (4, 40)), replicates=0, log=lines.append)
     assert result.laws[0].bootstrap is None and result.laws[0].held_out_mre == {}
     assert not list((tmp_path / "r").glob("bootstrap_*.json"))
-    assert result.html.exists() and set(result.figures) >= {"optimal_mixture", "simplex_chinchilla"}
+    assert result.html.exists() and set(result.figures) >= {"optimal_mixture", "simplex_additive"}
     assert "h_star" in result.laws[0].optimum and np.isclose(result.laws[0].optimum["h_star"].sum(), 1.0)
     assert lines[-1].startswith("wrote ")
