@@ -12,9 +12,10 @@ import pandas as pd
 from matplotlib import colormaps, colors
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter
 from matplotlib.tri import Triangulation
 
+from . import metrics
 from .data import RunTable, _index_of
 from .errors import MixlawError
 from .mixture import WEIGHTED, MixtureResult
@@ -33,10 +34,23 @@ def domain_labels(columns: Sequence[str]) -> list[str]:
     return names
 
 
-def _panels(n: int, ncols: int = 3, height: float = PANEL):
+def _mantissa(value: float) -> int:
+    return round(value / 10 ** np.floor(np.log10(value))) if value > 0 else 0
+
+
+def _short_power(value: float, _pos=None) -> str:
+    """2e9, 1e10: tick labels for a log axis."""
+    if value <= 0:
+        return ""
+    exponent = int(np.floor(np.log10(value) + 1e-9))
+    return f"{_mantissa(value)}e{exponent}"
+
+
+def _panels(n: int, ncols: int = 3):
+    """A figure with n panels on rows of ``ncols``; returns (figure, the n axes)."""
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    fig = Figure(figsize=(PANEL * 1.1 * ncols, height * nrows), layout="constrained")
+    fig = Figure(figsize=(PANEL * 1.1 * ncols, PANEL * nrows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -54,7 +68,9 @@ def predicted_vs_observed(fit: FitResult, train: RunTable, held_out: RunTable | 
     the line y = x, and each set's MRE in the legend."""
     chosen = _targets(fit, targets)
     fig, axes = _panels(len(chosen))
-    sets = [("train", train, TRAIN_COLOR, "o")] + ([("held-out", held_out, HELD_OUT_COLOR, "^")] if held_out else [])
+    sets = [("train", train, TRAIN_COLOR, "o")]
+    if held_out is not None:
+        sets.append(("held-out", held_out, HELD_OUT_COLOR, "^"))
     predictions = {name: fit.predict(table) for name, table, _, _ in sets}
     for ax, t in zip(axes, chosen):
         lo, hi = np.inf, -np.inf
@@ -64,7 +80,7 @@ def predicted_vs_observed(fit: FitResult, train: RunTable, held_out: RunTable | 
             observed = table.losses[:, table.targets.index(t)]
             predicted = predictions[name][t].to_numpy()
             ok = np.isfinite(observed)
-            mre = 100 * np.mean(np.abs(predicted[ok] - observed[ok]) / observed[ok])
+            mre = metrics.mre(observed[ok], predicted[ok])
             ax.scatter(observed[ok], predicted[ok], s=12, marker=marker, color=color, alpha=0.7,
                        label=f"{name} ({ok.sum()} rows, MRE {mre:.2f}%)")
             lo, hi = min(lo, observed[ok].min(), predicted[ok].min()), max(hi, observed[ok].max(), predicted[ok].max())
@@ -112,7 +128,9 @@ def loss_curves(fit: FitResult, runs: RunTable, held_out: RunTable | None = None
                                edgecolors=color, lw=0.9)
     for ax, t in zip(axes, chosen):
         ax.set(xscale="log", title=t, xlabel="training tokens D", ylabel="loss")
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_formatter(FuncFormatter(_short_power))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, pos: _short_power(v, pos) if _mantissa(v) in (2, 5)
+                                                   else ""))
     handles = [Line2D([], [], color=palette(n), marker="o", lw=1, label=f"N = {n:.3g}") for n in sizes]
     if held_out is not None:
         handles.append(Line2D([], [], color="0.3", ls="--", marker="^", mfc="none", label="held-out runs"))

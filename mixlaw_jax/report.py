@@ -118,6 +118,8 @@ def _budget_path(runs: RunTable, N: float, D: float) -> tuple[np.ndarray, np.nda
 def _law_report(law: str, train: RunTable, held_out: RunTable | None, N: float, D: float, *, n_starts: int,
                 schedule, replicates: int, replicate_starts: int, replicate_schedule, level: float, seed: int,
                 progress: bool) -> LawReport:
+    """Fit one law to the training rows, score them and the held-out rows, find h* along the budget path and,
+    with replicates, bootstrap: intervals for h* at (N, D) and for the held-out predictions and MRE."""
     result = fit(train, law, n_starts=n_starts, schedule=schedule, seed=seed, progress=progress)
     n_path, d_path = _budget_path(train, N, D)
     path = optimal_mixture(result, N=n_path, D=d_path, seed=seed)
@@ -189,6 +191,8 @@ def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | Non
         raise MixlawError("the report needs at least one law")
     for law in laws:
         get_law(law)
+        if list(laws).count(law) > 1:
+            raise MixlawError(f"law {law!r} is named more than once")
     if runs.n is None or runs.d is None:
         raise MixlawError("the report needs N and D columns")
     if not 0 < level < 1:
@@ -275,7 +279,9 @@ def _summary(reports: list[LawReport], settings: dict, runs: RunTable) -> dict:
         entry = {"train_mre": r.train_mre, "held_out_mre": r.held_out_mre,
                  "objective": dict(zip(r.fit.targets, np.asarray(r.fit.objective).tolist())),
                  "flags": {t: r.fit.diagnostics[t]["flags"] for t in r.fit.targets},
-                 "optimal_mixture": clean(r.optimum)}
+                 "optimal_mixture": clean(r.optimum), "loss_at_optimum": r.optimum.attrs.get("loss")}
+        if r.held_out_mre_interval is not None:
+            entry["held_out_mre_interval"] = clean(r.held_out_mre_interval)
         if r.bootstrap is not None:
             entry["parameter_intervals"] = _jsonable(r.bootstrap.intervals())
             entry["standard_errors"] = _jsonable(r.bootstrap.standard_errors)

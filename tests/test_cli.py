@@ -242,6 +242,7 @@ def test_bad_table_is_one_line_on_stderr_with_exit_code_2(command, kind, bad, fi
     (["report", "{table}", "--law", "additive", "--holdout", "model_size >", "--quiet"], "cannot evaluate"),
     (["report", "{table}", "--law", "additive", "--budget", "7e9"], "--budget takes two numbers"),
     (["report", "{table}", "--law", "additive", "--jobs", "0", "--quiet"], "jobs must be >= 1"),
+    (["report", "{table}", "--law", "additive", "--law", "additive", "--quiet"], "named more than once"),
     (["bootstrap", "{table}", "--law", "additive", "--level", "1.5", "--out", "b.json"], "level must be"),
     (["optimize", "missing.json", "--N", "1e9", "--D", "2e10"], "no such file: missing.json"),
     (["optimize", "{table}", "--N", "1e9", "--D", "2e10"], "is not a valid result file"),

@@ -92,7 +92,9 @@ def test_page_and_summary_report_the_fitted_scores(report):
         assert fit.settings["rows"] == train.n_rows == 120
         held_mre = fit.mre(held)["x_loss"]
         assert summary["laws"][law]["held_out_mre"]["x_loss"] == pytest.approx(held_mre)
-        assert f"{held_mre:.3f} [" in text
+        interval = summary["laws"][law]["held_out_mre_interval"]["x_loss"]
+        assert interval["mre"] == pytest.approx(held_mre) and interval["lo"] <= interval["hi"]
+        assert f"{held_mre:.3f} [{interval['lo']:.3f}, {interval['hi']:.3f}]" in text
         h = summary["laws"][law]["optimal_mixture"]
         assert sum(v["h_star"] for v in h.values()) == pytest.approx(1.0)
         assert all(v["lo"] <= v["hi"] for v in h.values())
