@@ -220,6 +220,10 @@ class BootstrapResult:
         valid = self.valid[:, [self.targets.index(t) for t in point.targets]].all(axis=1)
         h, f, chosen = replicate_mixtures(self.fit, self.coordinates[valid], N=N, D=D, n_starts=n_starts, seed=seed,
                                           warm=h_point, **options)
+        bad = ~(np.isfinite(h).all(axis=1) & np.isfinite(f))
+        if bad.any():
+            raise MixlawError(f"{int(bad.sum())} of {len(f)} replicates give a non-finite loss at N = {N}, D = {D}: "
+                              f"the budget is far outside what their laws can extrapolate to")
         lo, hi = np.quantile(h, q, axis=0)
         frame = pd.DataFrame({"h_star": h_point, "lo": lo, "hi": hi}, index=pd.Index(point.domains, name="domain"))
         f_lo, f_hi = np.quantile(f, q)
