@@ -11,7 +11,7 @@ import pytest
 
 import mixlaw_jax as mj
 from mixlaw_jax.cli import main
-from mixlaw_jax.report import split_holdout
+from mixlaw_jax.report import build_report, split_holdout
 
 from test_cli import FAST, FAST_BOOT, HOLDOUT, small_table
 
@@ -32,13 +32,13 @@ class Page(html.parser.HTMLParser):
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    """`mixlaw report` with two laws fitted in two worker processes, a held-out model size and a 3-replicate
-    bootstrap."""
+    """`mixlaw report` with a held-out model size and a 3-replicate bootstrap (the settings of test_cli, whose
+    compiled programs it reuses)."""
     folder = tmp_path_factory.mktemp("report")
     table = small_table(folder / "runs.csv")
     out = folder / "report"
-    code = main(["report", str(table), "--law", "additive", "--law", "chinchilla", "--holdout", HOLDOUT,
-                 "--budget", "7e9,1.5e11", "--jobs", "2", *FAST, *FAST_BOOT, "--out", str(out)])
+    code = main(["report", str(table), "--law", "additive", "--holdout", HOLDOUT, "--budget", "7e9,1.5e11", *FAST,
+                 *FAST_BOOT, "--out", str(out)])
     assert code == 0
     page = Page()
     page.feed((out / "index.html").read_text())
@@ -47,13 +47,12 @@ def report(tmp_path_factory):
 
 def test_report_writes_results_figures_and_page(report):
     _, out, _ = report
-    for law in ["additive", "chinchilla"]:
-        assert mj.load_fit(out / f"fit_{law}.json").law == law
-        assert mj.load_bootstrap(out / f"bootstrap_{law}.json").n_replicates == 3
-        path = mj.load_mixture(out / f"mixture_{law}.json")
-        assert path.n[-1, -1] == 7e9 and path.d[-1, -1] == 1.5e11
+    assert mj.load_fit(out / "fit_additive.json").law == "additive"
+    assert mj.load_bootstrap(out / "bootstrap_additive.json").n_replicates == 3
+    path = mj.load_mixture(out / "mixture_additive.json")
+    assert path.n[-1, -1] == 7e9 and path.d[-1, -1] == 1.5e11
     names = sorted(p.stem for p in (out / "figures").glob("*.png"))
-    assert names == sorted(["optimal_mixture"] + [f"{kind}_{law}" for law in ["additive", "chinchilla"] for kind in
+    assert names == sorted(["optimal_mixture"] + [f"{kind}_additive" for kind in
                                                   ["predicted_vs_observed", "loss_curves", "mixture_path", "simplex"]])
 
 
@@ -87,29 +86,36 @@ def test_page_and_summary_report_the_fitted_scores(report):
     runs = mj.load_runs(table, weights="weight_*", N="model_size", D="n_tokens", targets="x_loss")
     train, held = split_holdout(runs, HOLDOUT)
     text = " ".join(page.text)
-    for law in ["additive", "chinchilla"]:
-        fit = mj.load_fit(out / f"fit_{law}.json")
-        assert fit.settings["rows"] == train.n_rows == 120
-        held_mre = fit.mre(held)["x_loss"]
-        assert summary["laws"][law]["held_out_mre"]["x_loss"] == pytest.approx(held_mre)
-        interval = summary["laws"][law]["held_out_mre_interval"]["x_loss"]
-        assert interval["mre"] == pytest.approx(held_mre) and interval["lo"] <= interval["hi"]
-        assert f"{held_mre:.3f} [{interval['lo']:.3f}, {interval['hi']:.3f}]" in text
-        h = summary["laws"][law]["optimal_mixture"]
-        assert sum(v["h_star"] for v in h.values()) == pytest.approx(1.0)
-        assert all(v["lo"] <= v["hi"] for v in h.values())
+    fit = mj.load_fit(out / "fit_additive.json")
+    assert fit.settings["rows"] == train.n_rows == 120
+    held_mre = fit.mre(held)["x_loss"]
+    entry = summary["laws"]["additive"]
+    assert entry["held_out_mre"]["x_loss"] == pytest.approx(held_mre)
+    interval = entry["held_out_mre_interval"]["x_loss"]
+    assert interval["mre"] == pytest.approx(held_mre) and interval["lo"] <= interval["hi"]
+    assert f"{held_mre:.3f} [{interval['lo']:.3f}, {interval['hi']:.3f}]" in text
+    h = entry["optimal_mixture"]
+    assert sum(v["h_star"] for v in h.values()) == pytest.approx(1.0)
+    assert all(v["lo"] <= v["hi"] for v in h.values())
+    assert entry["loss_at_optimum"]["lo"] <= entry["loss_at_optimum"]["hi"]
     assert "held-out rows: 30 (10 runs)" in text
 
 
-def test_report_without_holdout_or_bootstrap(tmp_path):
+def test_two_laws_in_worker_processes_without_holdout_or_bootstrap(tmp_path):
     table = small_table(tmp_path / "runs.csv")
     runs = mj.load_runs(table, weights="weight_*", N="model_size", D="n_tokens", targets="x_loss")
-    from mixlaw_jax.report import build_report
     lines = []
-    result = build_report(runs.query("model_size < 1e9"), ["additive"], tmp_path / "r", n_starts=64,
-                          schedule=((16, 20), (4, 40)), replicates=0, log=lines.append)
-    assert result.laws[0].bootstrap is None and result.laws[0].held_out_mre == {}
+    result = build_report(runs.query("model_size < 1e9"), ["additive", "chinchilla"], tmp_path / "r", n_starts=8,
+                          schedule=((2, 10),), replicates=0, jobs=2, log=lines.append)
+    assert [r.law for r in result.laws] == ["additive", "chinchilla"]
+    assert all(r.bootstrap is None and r.held_out_mre == {} for r in result.laws)
     assert not list((tmp_path / "r").glob("bootstrap_*.json"))
-    assert result.html.exists() and set(result.figures) >= {"optimal_mixture", "simplex_additive"}
-    assert "h_star" in result.laws[0].optimum and np.isclose(result.laws[0].optimum["h_star"].sum(), 1.0)
-    assert lines[-1].startswith("wrote ")
+    assert mj.load_fit(tmp_path / "r" / "fit_chinchilla.json").mre(runs.query("model_size < 1e9"))["x_loss"] == \
+        pytest.approx(result.laws[1].train_mre["x_loss"])
+    assert {"simplex_additive", "simplex_chinchilla", "mixture_path_chinchilla"} <= set(result.figures)
+    for r in result.laws:
+        assert np.isclose(r.optimum["h_star"].sum(), 1.0)
+    page = Page()
+    page.feed(result.html.read_text())
+    assert len([1 for tag, _ in page.tags if tag == "img"]) == len(result.figures)
+    assert "2 at once" in lines[1] and lines[-1].startswith("wrote ")
