@@ -65,9 +65,8 @@ FOUR_DEVICES = textwrap.dedent("""
                               "devices": sorted(d.id for a in split for d in a.sharding.device_set),
                               "shards": [[s.data.shape[0] for s in a.addressable_shards] for a in split],
                               "lengths": [a.shape[0] for a in split],
-                              "replicated_out": all(o.sharding.is_fully_replicated and len(o.sharding.device_set)
-                                                    == len(split[0].sharding.device_set)
-                                                    for o in jax.tree.leaves(out))})
+                              "split_out": all("batch" in o.sharding.spec and o.sharding.device_set
+                                               == split[0].sharding.device_set for o in jax.tree.leaves(out))})
                 return out
             return call
         return make
@@ -123,7 +122,7 @@ def test_the_batch_is_split_over_the_chosen_devices(four_devices):
             assert sorted(set(call["devices"])) == ids
             for shards, length in zip(call["shards"], call["lengths"]):
                 assert shards == [length // len(ids)] * len(ids)   # an equal share on each device
-            assert call["replicated_out"]
+            assert call["split_out"]                           # outputs stay split until gathered
 
 
 def test_a_fit_over_the_memory_cap_is_chunked_to_the_same_best_result(reference, monkeypatch):

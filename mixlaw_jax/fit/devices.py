@@ -3,7 +3,8 @@
 With one device the engine runs its jitted programs there unchanged. With several (local, or spanning every
 process after ``jax.distributed.initialize``) the batch axis of each heavy call — the screened starts, the
 flattened (problem, start) pairs of the solver — is split over a 1-D ``Mesh`` with ``NamedSharding``; every
-other input is replicated, and the outputs come back replicated, so each process holds the whole result.
+other input is replicated. The outputs, split the same way, are gathered to the host once computed, so each
+process holds the whole result.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Sequence
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 #: Name of the mesh axis the batch is split over.
@@ -40,6 +42,8 @@ def resolve(devices: "int | Sequence[jax.Device] | None") -> tuple[jax.Device, .
         raise ValueError(f"devices of one platform only, not {sorted({d.platform for d in chosen})}")
     if len(set(chosen)) != len(chosen):
         raise ValueError("devices: each device at most once")
+    if len(chosen) == 1 and chosen[0].process_index != jax.process_index():
+        raise ValueError(f"devices: the single device {chosen[0]} belongs to another process")
     return chosen
 
 
@@ -103,5 +107,6 @@ def pad_leading(tree, n: int):
 
 
 def fetch(tree):
-    """Replicated global arrays as host arrays (each process reads its own copy)."""
-    return jax.tree.map(np.asarray, tree)
+    """Global arrays as whole host arrays in every process, once computed (no device holds a replicated copy;
+    across processes the shards are exchanged by ``process_allgather``)."""
+    return multihost_utils.process_allgather(jax.block_until_ready(tree), tiled=True)

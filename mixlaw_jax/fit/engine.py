@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import PartitionSpec
 
 from ..laws import Inputs
 from ..objective import huber, observed, prediction
@@ -125,11 +125,11 @@ _score_chunk = jax.jit(_score, static_argnames=("delta",))
 
 @lru_cache(maxsize=64)
 def _sharded_score(mesh, delta: float):
-    """``_score`` with the chunk's starts split over ``mesh``; outputs replicated."""
+    """``_score`` with the chunk's starts split over ``mesh``; outputs split the same way."""
     split = PartitionSpec(None, AXIS)
     scored = jax.shard_map(partial(_score, delta=delta), mesh=mesh, out_specs=(split, split),
                            in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(), PartitionSpec(AXIS)))
-    return jax.jit(scored, out_shardings=NamedSharding(mesh, PartitionSpec()))
+    return jax.jit(scored)
 
 
 def _scorer(placement: Placement, space: ParamSpace, x: Inputs, problems: Problems, delta: float):
@@ -219,12 +219,12 @@ _map_pairs_jit = jax.jit(_map_pairs, static_argnames=("op", "delta", "batch_size
 
 @lru_cache(maxsize=64)
 def _sharded_map_pairs(mesh, op: str, delta: float, batch_size: int):
-    """``_map_pairs`` with the pairs split over ``mesh`` (each device maps its share in batches); outputs
-    replicated."""
+    """``_map_pairs`` with the pairs split over ``mesh`` (each device maps its share in batches); outputs split
+    the same way."""
     rep, split = PartitionSpec(), PartitionSpec(AXIS)
     mapped = jax.shard_map(partial(_map_pairs, op=op, delta=delta, batch_size=batch_size), mesh=mesh,
                            in_specs=(rep, rep, rep, split, split, rep, rep), out_specs=split)
-    return jax.jit(mapped, out_shardings=NamedSharding(mesh, rep))
+    return jax.jit(mapped)
 
 
 def _per_pair(placement: Placement, op: str, space: ParamSpace, x: Inputs, problems: Problems, values, *,
