@@ -24,17 +24,24 @@ def atomic_write_json(path, payload: dict) -> None:
     where = _non_finite(payload)
     if where is not None:
         raise MixlawError(f"cannot save {path}: non-finite number at {where}")
-    text = json.dumps(payload, indent=1, allow_nan=False)
+    atomic_write_bytes(path, json.dumps(payload, indent=1, allow_nan=False).encode("utf-8"))
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old file or none: a temporary file in the same folder,
+    flushed to disk, renamed over ``path``, then the folder synced. A replaced file keeps its permissions; a new
+    one gets rw-r--r--. Folders that cannot be written raise MixlawError."""
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     try:
         mode = os.stat(path).st_mode & 0o777 if os.path.isfile(path) else 0o644
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
     except OSError as err:
         raise MixlawError(f"cannot write {path}: {err.strerror or err}") from None
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)

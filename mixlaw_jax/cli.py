@@ -154,13 +154,12 @@ def _load_result(path: str):
 
 def _write_frame(frame, path: str) -> None:
     """A table as CSV, or as JSON records (``.json``), written atomically."""
-    from ._io import atomic_write_json
-    from .report import write_atomic
+    from ._io import atomic_write_bytes, atomic_write_json
     if path.endswith(".json"):
         atomic_write_json(path, {"kind": "predictions", "schema_version": 1, "columns": list(map(str, frame.columns)),
                                  "rows": frame.to_dict(orient="records")})
     else:
-        write_atomic(path, frame.to_csv(index=False).encode("utf-8"))
+        atomic_write_bytes(path, frame.to_csv(index=False).encode("utf-8"))
 
 
 def _print_fit(result, train) -> None:

@@ -19,7 +19,6 @@ import html
 import io
 import multiprocessing
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Sequence
@@ -63,31 +62,6 @@ class Report:
     laws: list[LawReport]
     figures: dict[str, Path]
     html: Path
-
-
-def write_atomic(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or none: a temporary file in the same folder,
-    flushed, then renamed over ``path``. A replaced file keeps its permissions; a new one gets rw-r--r--."""
-    path = Path(path)
-    try:
-        mode = path.stat().st_mode & 0o777 if path.is_file() else 0o644
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    except OSError as err:
-        raise MixlawError(f"cannot write {path}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException as err:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(err, OSError):
-            raise MixlawError(f"cannot write {path}: {err.strerror or err}") from None
-        raise
 
 
 def _png(fig) -> bytes:
@@ -232,13 +206,13 @@ def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | Non
     figure_paths = {}
     for name, (data, _) in drawn.items():
         figure_paths[name] = out / "figures" / f"{name}.png"
-        write_atomic(figure_paths[name], data)
+        _io.atomic_write_bytes(figure_paths[name], data)
     settings = {"laws": list(laws), "holdout": holdout, "N": N, "D": D, "n_starts": n_starts,
                 "schedule": [list(s) for s in schedule], "replicates": replicates,
                 "replicate_starts": replicate_starts,
                 "replicate_schedule": [list(s) for s in replicate_schedule], "level": level, "seed": seed}
     page = _html(title, source, runs, train, held_out, reports, drawn, settings)
-    write_atomic(out / "index.html", page.encode("utf-8"))
+    _io.atomic_write_bytes(out / "index.html", page.encode("utf-8"))
     _io.atomic_write_json(out / "summary.json", _summary(reports, settings, runs))
     log(f"wrote {out}/index.html and {len(figure_paths)} figures")
     return Report(out=out, laws=reports, figures=figure_paths, html=out / "index.html")
