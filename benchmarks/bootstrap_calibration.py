@@ -7,7 +7,7 @@ interval of the predicted loss at held-out points (a model 3x larger than any fi
 4 new mixtures) is checked against the true loss there; the coverage is the fraction of (table, point) pairs whose
 interval holds the truth.
 
-    python benchmarks/bootstrap_calibration.py [--tables 100] [--replicates 200]
+    python -m benchmarks.bootstrap_calibration [--tables 100] [--replicates 200]
 
 Writes benchmarks/results/bootstrap_calibration.json.
 """
@@ -24,6 +24,8 @@ import mixlaw_jax as mj
 from mixlaw_jax._io import atomic_write_json
 from mixlaw_jax.results import provenance
 from mixlaw_jax.simulate import design, random_mixtures, simulate
+
+from benchmarks.common import RESULTS
 
 LAW = "additive"
 K = 3
@@ -89,7 +91,7 @@ def main() -> None:
     out = coverage(args.tables, args.replicates, args.seed, progress=True)
     out["provenance"] = provenance(args.seed)
     print({k: v for k, v in out.items() if k != "provenance"})
-    atomic_write_json(Path(__file__).resolve().parent / "results" / "bootstrap_calibration.json", out)
+    atomic_write_json(RESULTS / "bootstrap_calibration.json", out)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ fitted (default bounds) to three of its targets, and a synthetic table is drawn 
 design like the paper's: 30 mixtures of the 7 domains at 4 model sizes with 6 token checkpoints each,
 plus 4 mixtures at a larger model for held-out evaluation, with 0.3% relative noise.
 
-    python benchmarks/make_example_data.py ../shared/data/slimpajama/dmsl_llm_slimpajama.csv
+    python -m benchmarks.make_example_data ../shared/data/slimpajama/dmsl_llm_slimpajama.csv
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Wall time of a fit and a bootstrap on 1, 2 and 4 devices (the engine's sharded path), and float32 accuracy.
 
-    python benchmarks/sharding.py                  # CPU: 1, 2, 4 jax.distributed processes of one device each
-    python benchmarks/sharding.py --forced         # CPU: 1, 2, 4 forced host devices in one process
-    python benchmarks/sharding.py --gpu            # the visible accelerators: one device, then all of them
-    python benchmarks/sharding.py --float32 [--table CSV]   # plain float32 vs float64 optima
+    python -m benchmarks.sharding                  # CPU: 1, 2, 4 jax.distributed processes of one device each
+    python -m benchmarks.sharding --forced         # CPU: 1, 2, 4 forced host devices in one process
+    python -m benchmarks.sharding --gpu            # the visible accelerators: one device, then all of them
+    python -m benchmarks.sharding --float32 [--table CSV]   # plain float32 vs float64 optima
 
 Writes benchmarks/results/sharding_<platform>[_forced].json (or float32_<table>.json): per device count, the
 first call (with compilation) and a second, warm call of each workload, and the largest coordinate difference

@@ -4,7 +4,7 @@ Fits the training rows (model_size <= 1.3e9, default bounds), resamples whole ru
 95% interval of the val MRE (the 2.718e9 model) and, for the average of the 7 domain losses at N = 7e9,
 D = 1.5e11 (Shukor et al. Table 15), the 95% interval of h*_avg per domain.
 
-    python benchmarks/slimpajama_bootstrap.py [--law additive --law joint] [--replicates 100]
+    python -m benchmarks.slimpajama_bootstrap [--law additive --law joint] [--replicates 100]
 
 Writes benchmarks/results/slimpajama_bootstrap_<law>.json.
 """
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import mixlaw_jax as mj
 from mixlaw_jax._io import atomic_write_json
 from mixlaw_jax.results import provenance
 
-from slimpajama_fit import DOMAINS, PAPER, RESULTS, commit, load
+from benchmarks.common import RESULTS, commit
+from benchmarks.slimpajama_fit import DOMAINS, PAPER, load
 
 #: Shukor et al. 2025, Table 15: h*_avg (%) at N = 7e9, D = 1.5e11, additive law.
 PAPER_H_AVG = dict(zip(DOMAINS, [9.6, 9.5, 25.1, 8.0, 12.1, 17.9, 17.0]))

@@ -1,6 +1,6 @@
 """Fit the additive and joint laws to all 8 SlimPajama targets, unbounded, and compare with the best known objectives.
 
-    python benchmarks/slimpajama_fit.py [--law additive --law joint] [--bounds default|none] [--drop-first 0]
+    python -m benchmarks.slimpajama_fit [--law additive --law joint] [--bounds default|none] [--drop-first 0]
 
 Writes benchmarks/results/slimpajama_fit_<law>_<bounds>_drop<k>.json with objectives, MREs and timings.
 """
@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import mixlaw_jax as mj
 from mixlaw_jax._io import atomic_write_json
 from mixlaw_jax.results import provenance
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "slimpajama" / "dmsl_llm_slimpajama.csv"
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks.common import RESULTS, SLIMPAJAMA, commit, require
+
 DOMAINS = ["arxiv", "book", "c4", "github", "commoncrawl", "stackexchange", "wikipedia"]
 #: Best objectives known (x1e-5), from an independent ~20 CPU-minute fit (issue 2).
 BEST_KNOWN = {"additive": [1.6233, 1.6723, 1.7984, 1.4519, 1.7403, 1.6993, 3.3617],
@@ -27,8 +26,8 @@ PAPER = {"additive": {"arxiv": (0.50, 2.09), "book": (0.29, 0.80), "c4": (0.29, 
                    "commoncrawl": (0.24, 0.90), "stackexchange": (0.38, 0.47), "wikipedia": (0.57, 2.09)}}
 
 
-def load(path=DATA):
-    return mj.load_runs(path, weights="weight_*", N="model_size", D="n_tokens", targets="*_loss")
+def load(path=SLIMPAJAMA):
+    return mj.load_runs(require(path), weights="weight_*", N="model_size", D="n_tokens", targets="*_loss")
 
 
 def run(law: str, bounds, drop_first: int, n_starts: int | None = None) -> dict:
@@ -53,16 +52,6 @@ def run(law: str, bounds, drop_first: int, n_starts: int | None = None) -> dict:
                      "flags": result.diagnostics[target]["flags"]})
     return {"law": law, "bounds": bounds, "drop_first": drop_first, "seconds": seconds, "targets": rows,
             "provenance": provenance(0, train.hash()) | {"commit": commit()}}
-
-
-def commit() -> str:
-    """The git commit the numbers were measured at (with '+dirty' for uncommitted changes)."""
-    import subprocess
-    root = Path(__file__).resolve().parents[1]
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
-                           text=True).stdout.strip()
-    return head + ("+dirty" if dirty else "")
 
 
 def report(out: dict) -> str:

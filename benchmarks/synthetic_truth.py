@@ -2,23 +2,20 @@
 tables (k = 5, 60 runs x 5 checkpoints, 0.1% noise), default fit settings; does the fit reach an objective no
 higher than the objective at the true parameters?
 
-    python benchmarks/synthetic_truth.py [--seeds 20]
+    python -m benchmarks.synthetic_truth [--seeds 20]
 
 Writes benchmarks/results/synthetic_truth.json.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import mixlaw_jax as mj
 from mixlaw_jax._io import atomic_write_json
 from mixlaw_jax.results import provenance
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_synthetic import objective_at, synthetic_table  # noqa: E402
+from benchmarks.common import RESULTS, objective_at, synthetic_table
 
 
 def main() -> None:
@@ -37,7 +34,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     out = {"reached": sum(r["reached"] for r in rows), "seeds": args.seeds, "rows": rows, "provenance": provenance(0)}
     print(f"reached the truth's objective in {out['reached']} of {args.seeds} seeds")
-    atomic_write_json(Path(__file__).resolve().parent / "results" / "synthetic_truth.json", out)
+    atomic_write_json(RESULTS / "synthetic_truth.json", out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,133 @@
+"""What every benchmark shares: data paths, the provenance written with each result, timing, and the synthetic
+joint-law tables with a known truth (also used by tests/test_synthetic.py)."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import mixlaw_jax as mj
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+SLIMPAJAMA = SHARED_DATA / "slimpajama" / "dmsl_llm_slimpajama.csv"
+CHINCHILLA = SHARED_DATA / "chinchilla_epoch" / "svg_extracted_data.csv"
+REGMIX = SHARED_DATA / "regmix"
+
+#: Packages whose versions go into every result file (those not installed are recorded as None).
+PACKAGES = ("mixlaw_jax", "jax", "jaxlib", "optax", "numpy", "pandas", "scipy", "lightgbm", "matplotlib")
+
+
+def commit() -> str:
+    """The git commit the numbers were measured at (with '+dirty' for uncommitted changes to tracked files)."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    return (head or "unknown") + ("+dirty" if dirty else "")
+
+
+def machine() -> dict:
+    """The machine the numbers were taken on: CPU model, cores, memory, JAX's devices, load at the start."""
+    import jax
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = None
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_bytes": memory, "system": platform.platform(),
+            "python": platform.python_version(), "jax_backend": jax.default_backend(),
+            "jax_devices": [str(d) for d in jax.devices()], "x64": bool(jax.config.jax_enable_x64),
+            "load_average_1min_at_start": load}
+
+
+def versions() -> dict:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def provenance() -> dict:
+    """Machine, package versions and commit: recorded with every benchmark result."""
+    return {"machine": machine(), "versions": versions(), "commit": commit(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def require(path: Path) -> Path:
+    """``path``, or a FileNotFoundError saying which shared data file the benchmark needs."""
+    if not path.exists():
+        raise FileNotFoundError(f"this benchmark needs {path} (the shared data folder beside the project)")
+    return path
+
+
+class Stopwatch:
+    """``with Stopwatch() as t: ...`` then ``t.seconds`` (wall time, perf_counter)."""
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+        return False
+
+
+# --- Synthetic joint-law tables with a known truth ---------------------------------------------------------------
+
+SYNTHETIC_K = 5
+SYNTHETIC_SIZES = [6e7, 1.5e8, 4e8]
+SYNTHETIC_TOKENS = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]
+
+
+def synthetic_table(seed: int) -> tuple[mj.RunTable, np.ndarray]:
+    """A joint-law table with a random truth: 20 mixtures x 3 sizes = 60 runs, 5 checkpoints each, 0.1% noise.
+
+    Returns the run table (target ``loss``) and the true law coordinates.
+    """
+    from mixlaw_jax.simulate import random_mixtures, simulate
+    rng = np.random.default_rng(seed)
+    k = SYNTHETIC_K
+    law = mj.get_law("joint")
+    truth = {"E": rng.uniform(1.2, 2.0), "C": rng.uniform(-1, 1, k), "gamma": rng.uniform(0.2, 1.0, k),
+             "A_pure": rng.uniform(6.0, 8.0, k), "tau_A": rng.uniform(0.3, 1.5), "alpha": rng.uniform(0.25, 0.4),
+             "B_pure": rng.uniform(7.0, 9.0, k), "tau_B": rng.uniform(0.3, 1.5), "beta": rng.uniform(0.25, 0.4)}
+    u = np.concatenate([np.atleast_1d(truth[p.name]) for p in law.params])
+    mixtures = random_mixtures(20, k, seed=seed)
+    rows = [(h, n, d) for h in mixtures for n in SYNTHETIC_SIZES for d in SYNTHETIC_TOKENS]
+    h = np.array([r[0] for r in rows])
+    n = np.array([r[1] for r in rows])
+    d = np.array([r[2] for r in rows])
+    loss = simulate(law, u, n, d, h, noise=1e-3, seed=seed)
+    frame = pd.DataFrame({f"w{i}": h[:, i] for i in range(k)} | {"N": n, "D": d, "loss": loss})
+    return mj.load_runs(frame, weights="w*", N="N", D="D", targets=["loss"]), u
+
+
+def objective_at(law_name: str, coordinates, runs: mj.RunTable, delta: float = 1e-3) -> float:
+    """The engine's default objective (mean Huber_delta of raw residuals) of the first target at ``coordinates``."""
+    import jax.numpy as jnp
+
+    from mixlaw_jax.laws import Inputs
+    from mixlaw_jax.objective import huber
+    law = mj.get_law(law_name)
+    x = Inputs.from_arrays(runs.n, runs.d, runs.h)
+    prediction = law.predict(law.unflatten(jnp.asarray(coordinates), runs.h.shape[1]), x)
+    r = runs.losses[:, 0] - np.asarray(prediction)
+    return float(np.mean(np.asarray(huber(jnp.asarray(r), delta))))
