@@ -209,7 +209,7 @@ def _map_pairs(space: ParamSpace, x: Inputs, problems: Problems, owner: jax.Arra
             return solvers.init_state(model, rows, delta, item)
         if op == "grad":
             return solvers.gradient_norm(model, rows, delta, item)
-        return solvers.lm_run(model, model_jac, rows, delta, item, first_iter, n_iter)
+        return solvers.lm_run(model_jac, rows, delta, item, first_iter, n_iter)
 
     return jax.lax.map(one, (owner, items), batch_size=min(batch_size, owner.shape[0]))
 

@@ -80,31 +80,73 @@ def init_state(model: Model, rows: Rows, delta: float, z: jax.Array) -> SolverSt
                        jnp.asarray(jnp.inf))
 
 
-def lm_step(model: Model, model_jac: ModelJacobian, rows: Rows, delta: float, state: SolverState,
-            it) -> SolverState:
-    """One damped IRLS Gauss-Newton step (see module docstring)."""
-    z, f, lam, last, stall, f_mark = state
+def spd_solve(a: jax.Array, b: jax.Array) -> jax.Array:
+    """x with a x = b for a symmetric positive definite (P, P) matrix a, by Gauss-Jordan elimination in XLA.
+
+    With s = diag(a)^(-1/2), it eliminates the unit-diagonal system (S a S) y = S b column by column without
+    pivoting (the pivots of an SPD matrix are its positive Schur complements) and returns x = S y. P steps of
+    O(P^2) work. Not ``jnp.linalg.solve``: jaxlib 0.10's batched LAPACK LU deadlocks when several devices of one
+    process solve at once (docs/multihost.md); this is plain XLA on every platform. A matrix that is not SPD
+    gives a non-finite or useless x, which the caller's acceptance test rejects.
+    """
+    s = 1.0 / jnp.sqrt(jnp.diag(a))
+    a = a * s[:, None] * s[None, :]
+    y = b * s
+
+    def eliminate(j, carry):
+        a, y = carry
+        row, yj = a[j] / a[j, j], y[j] / a[j, j]
+        column = a[:, j].at[j].set(0.0)
+        a = (a - column[:, None] * row[None, :]).at[j].set(row)
+        y = (y - column * yj).at[j].set(yj)
+        return a, y
+
+    return jax.lax.fori_loop(0, a.shape[0], eliminate, (a, y))[1] * s
+
+
+class Linearisation(NamedTuple):
+    """What a step needs from the current point: f, the gradient-side vector J^T (w psi) and the Gram J^T Omega J."""
+
+    f: jax.Array      # objective (inf where the model is not finite)
+    g: jax.Array      # (P,)
+    gram: jax.Array   # (P, P)
+
+
+def linearise(model_jac: ModelJacobian, rows: Rows, delta: float, z: jax.Array) -> Linearisation:
+    """f, J^T (w psi(r)) and J^T Omega J at z, from one model-and-Jacobian evaluation (see module docstring)."""
     m, jac = model_jac(z)
     used = rows.w > 0
     r = jnp.where(used, rows.y - m, 0.0)
     jac = jnp.where(used[:, None], jac, 0.0)
+    f = rows.c * jnp.sum(rows.w * huber(r, delta))
     abs_r = jnp.abs(r)
     omega = rows.w * jnp.where(abs_r <= delta, 1.0, OUTER_CURVATURE * delta / jnp.maximum(abs_r, delta))
     g = jac.T @ (rows.w * huber_psi(r, delta))
     gram = (jac * omega[:, None]).T @ jac
-    diag = jnp.diag(gram)
+    return Linearisation(jnp.where(jnp.isfinite(f), f, jnp.inf), g, gram)
+
+
+def lm_step(model_jac: ModelJacobian, rows: Rows, delta: float, state: SolverState, here: Linearisation,
+            it) -> tuple[SolverState, Linearisation]:
+    """One damped IRLS Gauss-Newton step (see module docstring) from the linearisation ``here`` at state.z.
+
+    The trial point is linearised at once: its f decides acceptance, and an accepted step carries its
+    linearisation to the next iteration, so each iteration costs one model-and-Jacobian evaluation.
+    """
+    z, f, lam, last, stall, f_mark = state
+    diag = jnp.diag(here.gram)
     diag = jnp.maximum(diag, 1e-12 * jnp.max(diag) + 1e-300)
-    step = jnp.linalg.solve(gram + lam * jnp.diag(diag), g)
-    z_new = z + step
-    f_new = objective(model, rows, delta, z_new)
-    accept = (f_new < f) & jnp.all(jnp.isfinite(z_new))
-    progress = accept & (f - f_new > STALL_RTOL * f)
-    return SolverState(jnp.where(accept, z_new, z), jnp.where(accept, f_new, f),
-                       jnp.clip(jnp.where(accept, lam / 3.0, lam * 4.0), 1e-12, 1e12),
-                       jnp.where(accept, it + 1, last), jnp.where(progress, 0, stall + 1), f_mark)
+    z_new = z + spd_solve(here.gram + lam * jnp.diag(diag), here.g)
+    trial = linearise(model_jac, rows, delta, z_new)
+    accept = (trial.f < f) & jnp.all(jnp.isfinite(z_new))
+    progress = accept & (f - trial.f > STALL_RTOL * f)
+    state = SolverState(jnp.where(accept, z_new, z), jnp.where(accept, trial.f, f),
+                        jnp.clip(jnp.where(accept, lam / 3.0, lam * 4.0), 1e-12, 1e12),
+                        jnp.where(accept, it + 1, last), jnp.where(progress, 0, stall + 1), f_mark)
+    return state, jax.tree.map(lambda new, old: jnp.where(accept, new, old), trial, here)
 
 
-def lm_run(model: Model, model_jac: ModelJacobian, rows: Rows, delta: float, state: SolverState, first_iter,
+def lm_run(model_jac: ModelJacobian, rows: Rows, delta: float, state: SolverState, first_iter,
            n_iter) -> SolverState:
     """Up to ``n_iter`` LM iterations, stopping early once the run has stalled (see ``STALL_LIMIT``).
 
@@ -113,16 +155,18 @@ def lm_run(model: Model, model_jac: ModelJacobian, rows: Rows, delta: float, sta
     mark = first_iter + n_iter - jnp.maximum(n_iter // 5, 1)
 
     def cond(carry):
-        i, s = carry
+        i, s, _ = carry
         return (i < first_iter + n_iter) & (s.stall < STALL_LIMIT)
 
     def body(carry):
-        i, s = carry
+        i, s, here = carry
         s = s._replace(f_mark=jnp.where(i == mark, s.f, s.f_mark))
-        return i + 1, lm_step(model, model_jac, rows, delta, s, i)
+        s, here = lm_step(model_jac, rows, delta, s, here, i)
+        return i + 1, s, here
 
-    start = state._replace(stall=jnp.zeros_like(state.stall), f_mark=jnp.full_like(state.f, jnp.inf))
-    return jax.lax.while_loop(cond, body, (first_iter, start))[1]
+    here = linearise(model_jac, rows, delta, state.z)
+    start = state._replace(f=here.f, stall=jnp.zeros_like(state.stall), f_mark=jnp.full_like(state.f, jnp.inf))
+    return jax.lax.while_loop(cond, body, (first_iter, start, here))[1]
 
 
 def converged(state: SolverState) -> jax.Array:
