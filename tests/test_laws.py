@@ -88,6 +88,26 @@ def test_registry_accepts_a_user_law_without_touching_the_engine(tmp_path):
         mj.register_law(law)
 
 
+def test_a_law_object_passed_to_fit_is_registered_so_its_result_predicts_and_loads(tmp_path):
+    def predict(p, x):
+        return p["E"] + jnp.exp(p["a"]) * jnp.exp(-p["b"] * x.log_n)
+
+    params = [Param("E", init=(1, 2)), Param("a", init=(0, 3)), Param("b", init=(0.1, 1))]
+    law = Law.from_predict("test_unregistered_power", params, predict, uses_d=False)
+    n = np.geomspace(1e6, 1e9, 30)
+    import pandas as pd
+    runs = mj.load_runs(pd.DataFrame({"h": 1.0, "N": n, "loss": 2.0 + 50.0 * n ** -0.3}), weights=["h"], N="N",
+                        targets=["loss"])
+    result = mj.fit(runs, law, n_starts=256, schedule=((16, 60),))
+    assert "test_unregistered_power" in mj.available_laws()
+    np.testing.assert_allclose(result.predict(runs)["loss"], 2.0 + 50.0 * n ** -0.3, rtol=1e-6)
+    result.save(tmp_path / "fit.json")
+    np.testing.assert_array_equal(mj.load_fit(tmp_path / "fit.json").coordinates, result.coordinates)
+    other = Law.from_predict("test_unregistered_power", params, lambda p, x: p["E"] + 0 * x.log_n, uses_d=False)
+    with pytest.raises(mj.MixlawError, match="another law is registered as 'test_unregistered_power'"):
+        mj.fit(runs, other, n_starts=64, schedule=((4, 10),))
+
+
 def test_unknown_law_names_the_available_ones():
     with pytest.raises(mj.MixlawError, match="available: .*additive"):
         mj.get_law("addative")

@@ -25,8 +25,17 @@ def register_law(law: Law, *, overwrite: bool = False) -> Law:
 
 
 def get_law(law: "str | Law") -> Law:
-    """The law named ``law`` (or ``law`` itself when it already is a Law)."""
+    """The law named ``law``, or ``law`` itself when it already is a Law.
+
+    A Law not yet registered is registered here, under its name: results (fits, mixtures, bootstraps) refer to
+    their law by name, so that they can predict, be saved and be loaded again. A different law already holding
+    that name is an error.
+    """
     if isinstance(law, Law):
+        known = _REGISTRY.setdefault(law.name, law)
+        if known is not law and known != law:
+            raise MixlawError(f"another law is registered as {law.name!r}: give yours another name, or register it "
+                              f"with register_law(law, overwrite=True)")
         return law
     try:
         return _REGISTRY[law]
