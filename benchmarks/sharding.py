@@ -7,8 +7,8 @@
 
 Writes benchmarks/results/sharding_<platform>[_forced].json (or float32_<table>.json): per device count, the
 first call (with compilation) and a second, warm call of each workload, and the largest coordinate difference
-from one device. With jaxlib 0.10.x, ``--forced`` can deadlock at this size (docs/multihost.md); each run is cut
-off after ``--timeout`` seconds and recorded as timed out.
+from one device. Each run is cut off after ``--timeout`` seconds and recorded as timed out (``--forced`` used to
+deadlock with jaxlib 0.10's LAPACK solve, which the engine no longer calls: docs/multihost.md).
 """
 from __future__ import annotations
 
