@@ -1,7 +1,7 @@
 """Run the benchmark suite and regenerate benchmarks/RESULTS.md.
 
     python -m benchmarks                      # every benchmark at full size (hours on a 2-core CPU)
-    python -m benchmarks --quick              # tiny sizes, minutes: checks the scripts, numbers not meaningful
+    python -m benchmarks --quick              # tiny sizes, minutes: checks the scripts (results/quick/, not kept)
     python -m benchmarks --only speed scaling # a subset
     python -m benchmarks --report             # only rebuild RESULTS.md from the result files on disk
     python -m benchmarks --out DIR            # write results (and RESULTS.md) under DIR instead
@@ -77,9 +77,10 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that every script runs")
     parser.add_argument("--only", nargs="+", choices=SUITE, metavar="NAME", help=f"a subset of {', '.join(SUITE)}")
     parser.add_argument("--report", action="store_true", help="only rebuild RESULTS.md from the result files")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for result files (default %(default)s)")
+    parser.add_argument("--out", type=Path, help=f"folder for result files (default {RESULTS}, or its quick/ "
+                                                  f"subfolder with --quick)")
     args = parser.parse_args(argv)
-    out = args.out.resolve()
+    out = (args.out or (RESULTS / "quick" if args.quick else RESULTS)).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if not args.report:
         for name in args.only or SUITE:

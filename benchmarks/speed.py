@@ -47,8 +47,7 @@ LADDER = ({"n_starts": 64, "schedule": ((8, 100, 1.0), (2, 300, 1.0))},
           {"n_starts": 1024, "schedule": ((64, 30, 0.25), (16, 100, 1.0), (4, 300, 1.0))},
           {"n_starts": 4096, "schedule": ((256, 30, 0.25), (64, 100, 1.0), (16, 200, 1.0))},
           {"n_starts": DEFAULT_STARTS, "schedule": DEFAULT_SCHEDULE})
-QUICK_LADDER = ({"n_starts": 32, "schedule": ((4, 30, 1.0), (2, 60, 1.0))},
-                {"n_starts": 64, "schedule": ((8, 30, 1.0), (2, 100, 1.0))})
+QUICK_LADDER = ({"n_starts": 32, "schedule": ((4, 30, 1.0), (2, 60, 1.0))},)
 #: Quick mode: one SlimPajama target, a random subset of its rows, tiny baselines.
 QUICK_TARGET, QUICK_ROWS = "github_loss", 400
 QUICK_BASELINE = {"n_random": 64, "niter": 1, "max_seconds": 10.0}
