@@ -170,29 +170,28 @@ class Problem:
 
     def to_natural(self, u) -> np.ndarray:
         """Engine law coordinates (..., P) -> θ (log E in log space; joint: c_A = τ_A log P_A, γ_A = 1/τ_A)."""
-        theta = np.array(u, dtype=np.float64)
-        s = self.slices
+        theta = self._swap_power_means(u)
         if self.loss_space == "log":
-            theta[..., s["E"]] = np.log(theta[..., s["E"]])
-        if self.law == "joint":
-            for pure, tau in (("A_pure", "tau_A"), ("B_pure", "tau_B")):
-                t = theta[..., s[tau]]
-                theta[..., s[pure]] *= t[..., None]
-                theta[..., s[tau]] = 1.0 / t
+            theta[..., self.slices["E"]] = np.log(theta[..., self.slices["E"]])
         return theta
 
     def to_engine(self, theta) -> np.ndarray:
         """θ (..., P) -> engine law coordinates (the inverse of ``to_natural``)."""
-        u = np.array(theta, dtype=np.float64)
-        s = self.slices
+        u = self._swap_power_means(theta)
         if self.loss_space == "log":
-            u[..., s["E"]] = np.exp(u[..., s["E"]])
+            u[..., self.slices["E"]] = np.exp(u[..., self.slices["E"]])
+        return u
+
+    def _swap_power_means(self, x) -> np.ndarray:
+        """A copy of x with each joint power mean's (log P, τ) and (c = τ log P, γ = 1/τ) exchanged: the map
+        (a, t) -> (a t, 1/t) is its own inverse, so it converts both ways."""
+        x = np.array(x, dtype=np.float64)
         if self.law == "joint":
             for pure, tau in (("A_pure", "tau_A"), ("B_pure", "tau_B")):
-                g = u[..., s[tau]]
-                u[..., s[pure]] *= g[..., None]
-                u[..., s[tau]] = 1.0 / g
-        return u
+                t = x[..., self.slices[tau]]
+                x[..., self.slices[pure]] *= t[..., None]
+                x[..., self.slices[tau]] = 1.0 / t
+        return x
 
     def random_points(self, count: int, rng: np.random.Generator) -> np.ndarray:
         """``count`` points θ drawn as the engine draws its starts: uniform in each parameter's init box (law

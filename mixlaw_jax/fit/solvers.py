@@ -68,9 +68,12 @@ class SolverState(NamedTuple):
 
 def objective(model: Model, rows: Rows, delta: float, z: jax.Array) -> jax.Array:
     """f(z); +inf where the model is not finite on a weighted row (a failed start, never NaN)."""
-    r = rows.y - model(z)
-    used = rows.w > 0
-    r = jnp.where(used, r, 0.0)
+    return _objective_of(rows, delta, model(z))
+
+
+def _objective_of(rows: Rows, delta: float, m: jax.Array) -> jax.Array:
+    """f from model values m (n,): residuals on weighted rows only; +inf where not finite."""
+    r = jnp.where(rows.w > 0, rows.y - m, 0.0)
     f = rows.c * jnp.sum(rows.w * huber(r, delta))
     return jnp.where(jnp.isfinite(f), f, jnp.inf)
 
@@ -118,12 +121,11 @@ def linearise(model_jac: ModelJacobian, rows: Rows, delta: float, z: jax.Array) 
     used = rows.w > 0
     r = jnp.where(used, rows.y - m, 0.0)
     jac = jnp.where(used[:, None], jac, 0.0)
-    f = rows.c * jnp.sum(rows.w * huber(r, delta))
     abs_r = jnp.abs(r)
     omega = rows.w * jnp.where(abs_r <= delta, 1.0, OUTER_CURVATURE * delta / jnp.maximum(abs_r, delta))
     g = jac.T @ (rows.w * huber_psi(r, delta))
     gram = (jac * omega[:, None]).T @ jac
-    return Linearisation(jnp.where(jnp.isfinite(f), f, jnp.inf), g, gram)
+    return Linearisation(_objective_of(rows, delta, m), g, gram)
 
 
 def lm_step(model_jac: ModelJacobian, rows: Rows, delta: float, state: SolverState, here: Linearisation,
