@@ -5,6 +5,8 @@
     python -m benchmarks --only speed scaling # a subset
     python -m benchmarks --report             # only rebuild RESULTS.md from the result files on disk
     python -m benchmarks --out DIR            # write results (and RESULTS.md) under DIR instead
+    python -m benchmarks --dtype float32      # float32 instead of float64 (e.g. on a GPU; objectives are
+                                              #   re-scored in float64 where the benchmark compares them)
 
 Each benchmark module has ``NAME``, ``run(quick: bool) -> dict`` and ``markdown(result, figures) -> str``
 (``figures``: a folder for its plots). Results go to ``<out>/<NAME>.json`` (``<NAME>_quick.json`` with
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from mixlaw_jax._io import atomic_write_bytes, atomic_write_json
 
-from benchmarks.common import RESULTS, provenance
+from benchmarks.common import DTYPES, RESULTS, provenance, set_precision
 
 #: Benchmark modules, in the order RESULTS.md shows them.
 SUITE = ("speed", "scaling", "accuracy", "regmix")
@@ -79,7 +81,10 @@ def main(argv=None) -> None:
     parser.add_argument("--report", action="store_true", help="only rebuild RESULTS.md from the result files")
     parser.add_argument("--out", type=Path, help=f"folder for result files (default {RESULTS}, or its quick/ "
                                                   f"subfolder with --quick)")
+    parser.add_argument("--dtype", choices=DTYPES, help="JAX precision (default float64; also read from "
+                                                         "$MIXLAW_BENCH_DTYPE)")
     args = parser.parse_args(argv)
+    set_precision(args.dtype)
     out = (args.out or (RESULTS / "quick" if args.quick else RESULTS)).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if not args.report:

@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -15,11 +16,36 @@ import pandas as pd
 import mixlaw_jax as mj
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+#: The shared data folder beside the project (``$MIXLAW_SHARED_DATA`` where a copy of the project has it elsewhere).
+SHARED_DATA = Path(os.environ.get("MIXLAW_SHARED_DATA") or ROOT.parent / "shared" / "data")
 RESULTS = Path(__file__).resolve().parent / "results"
 SLIMPAJAMA = SHARED_DATA / "slimpajama" / "dmsl_llm_slimpajama.csv"
 CHINCHILLA = SHARED_DATA / "chinchilla_epoch" / "svg_extracted_data.csv"
 REGMIX = SHARED_DATA / "regmix"
+
+#: Environment variable choosing the benchmarks' floating-point precision (``python -m benchmarks --dtype``).
+DTYPE_VARIABLE = "MIXLAW_BENCH_DTYPE"
+DTYPES = ("float64", "float32")
+
+
+def set_precision(dtype: str | None = None) -> str:
+    """Switch JAX to ``dtype`` (default: ``$MIXLAW_BENCH_DTYPE``, else float64) and export it to subprocesses.
+
+    The package enables float64 on import; float32 (x64 off) is a benchmark setting only, for accelerators
+    whose float64 rate is low. Returns the precision in force.
+    """
+    import jax
+    dtype = dtype or os.environ.get(DTYPE_VARIABLE) or "float64"
+    if dtype not in DTYPES:
+        raise ValueError(f"{DTYPE_VARIABLE}={dtype!r}: choose one of {DTYPES}")
+    os.environ[DTYPE_VARIABLE] = dtype
+    jax.config.update("jax_enable_x64", dtype == "float64")
+    if dtype == "float32":   # the package asks for float64 arrays; JAX truncates them, warning each time
+        warnings.filterwarnings("ignore", message="Explicitly requested dtype")
+    return dtype
+
+
+set_precision()
 
 #: Packages whose versions go into every result file (those not installed are recorded as None).
 PACKAGES = ("mixlaw_jax", "jax", "jaxlib", "optax", "numpy", "pandas", "scipy", "lightgbm", "matplotlib")
@@ -30,7 +56,9 @@ def commit() -> str:
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
                            text=True).stdout.strip()
-    return (head or "unknown") + ("+dirty" if dirty else "")
+    if not head:   # a copy without .git (e.g. sent to a GPU machine): the commit it was sent from, if given
+        return os.environ.get("MIXLAW_BENCH_COMMIT", "unknown")
+    return head + ("+dirty" if dirty else "")
 
 
 def machine() -> dict:
@@ -52,6 +80,7 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_bytes": memory, "system": platform.platform(),
             "python": platform.python_version(), "jax_backend": jax.default_backend(),
             "jax_devices": [str(d) for d in jax.devices()], "x64": bool(jax.config.jax_enable_x64),
+            "dtype": "float64" if jax.config.jax_enable_x64 else "float32",
             "load_average_1min_at_start": load}
 
 

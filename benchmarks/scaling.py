@@ -11,7 +11,9 @@ of one ``mj.bootstrap`` call, and rows of the table. Every point runs in a fresh
 * ``peak_first_bytes``: peak resident memory of the first call (with compilation), ``ru_maxrss``, the peak having
   been reset (``/proc/self/clear_refs``) after building the table where Linux allows it;
 * ``peak_warm_bytes``: the same for a second call of the same shapes, the peak reset before it; ``*_net_bytes``
-  are these minus the resident memory just before the call.
+  are these minus the resident memory just before the call;
+* on an accelerator, ``device_peak_first_bytes`` / ``device_peak_bytes``: the device's own peak memory in use
+  after the first / both calls (it cannot be reset).
 
 Growth exponents are least-squares slopes of log value on log size over the upper half of each sweep
 (value ~ size^slope). The chunking check reruns the largest starts point with a small ``memory_bytes`` budget:
@@ -118,6 +120,13 @@ def peak_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def device_peak_bytes() -> int | None:
+    """Peak memory in use on the first accelerator since the process started (None on CPU, which reports none)."""
+    import jax
+    stats = jax.local_devices()[0].memory_stats() or {}
+    return stats.get("peak_bytes_in_use")
+
+
 def reset_peak() -> bool:
     """Reset the peak resident memory to the current one (Linux ``clear_refs`` 5); False where not allowed."""
     try:
@@ -154,6 +163,7 @@ def run_point(spec: dict) -> dict:
     call()
     first = time.perf_counter() - start
     peak_first = peak_bytes()
+    device_first = device_peak_bytes()
     before_warm = rss_bytes()
     warm_reset = reset_peak()
     start = time.perf_counter()
@@ -165,6 +175,7 @@ def run_point(spec: dict) -> dict:
             "peak_first_net_bytes": peak_first - baseline if resettable else None,
             "peak_warm_bytes": peak_warm if warm_reset else None,
             "peak_warm_net_bytes": peak_warm - before_warm if warm_reset else None,
+            "device_peak_first_bytes": device_first, "device_peak_bytes": device_peak_bytes(),
             "objective": [float(v) if np.isfinite(v) else None for v in objective.ravel()]}
 
 

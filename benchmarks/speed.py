@@ -20,6 +20,12 @@ Full mode is hours on a 2-core CPU (the tight paper recipe runs ~7 min per targe
     MIXLAW_SPEED_TARGETS=github_loss,...     SlimPajama targets (default: all 8)
     MIXLAW_SPEED_CAP=900                     seconds per baseline run (default 900)
     MIXLAW_SPEED_NITER=100                   basin-hopping hops of the paper recipe (default 100, scipy's)
+    MIXLAW_SPEED_BASELINES=none              baselines to run (default: each problem's own; ``none``: the
+                                             engine's ladder only, e.g. on a GPU machine, whose CPU times would
+                                             not compare with this machine's)
+
+Under ``--dtype float32`` the engine's objectives are re-scored in float64 (numpy, the baselines' code) from its
+fitted coordinates, so every row compares the same quantity.
 """
 from __future__ import annotations
 
@@ -104,6 +110,10 @@ def problem_specs(quick: bool) -> list[dict]:
                           "baselines": paper, "truth_objective": objective_at("joint", truth, runs)})
         else:
             raise ValueError(f"MIXLAW_SPEED_PROBLEMS: unknown problem {name!r}; choose from {PROBLEMS}")
+    chosen = _env_list("MIXLAW_SPEED_BASELINES", ())
+    if chosen:
+        for spec in specs:
+            spec["baselines"] = [] if chosen == ("none",) else [m for m in spec["baselines"] if m in chosen]
     return specs
 
 
@@ -125,9 +135,13 @@ def run_engine(spec: dict, settings: dict) -> dict:
     for j, target in enumerate(result.targets):
         problem = baselines.Problem.from_runs(spec["runs"], target, spec["law"], **o)
         numpy_objective.append(float(problem.objective(problem.to_natural(result.coordinates[j]))[0]))
+    native = [float(v) for v in result.objective]
+    numpy_objective = [v if np.isfinite(v) else None for v in numpy_objective]
+    x64 = bool(jax.config.jax_enable_x64)
     return {"settings": {"n_starts": settings["n_starts"], "schedule": [list(s) for s in settings["schedule"]]},
-            "seconds": cold, "warm_seconds": warm, "objective": [float(v) for v in result.objective],
-            "numpy_objective": [v if np.isfinite(v) else None for v in numpy_objective]}
+            "seconds": cold, "warm_seconds": warm,
+            "objective": native if x64 else [v if v is not None else float("inf") for v in numpy_objective],
+            "engine_objective": native, "numpy_objective": numpy_objective}
 
 
 def baseline_cap(quick: bool) -> float:

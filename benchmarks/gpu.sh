@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Issue 5's accelerator measurements: the speed benchmark (the engine's ladder; the CPU baselines are left out,
+# their times would not compare with the dev machine's) and the scaling sweep, in float64 and float32, with the
+# same scripts as on the CPU.
+#
+#   bash benchmarks/gpu.sh OUT PART [PART ...]     PART: speed-float64 speed-float32 scaling-float64 scaling-float32
+#
+# Each speed problem runs in its own process under a time limit, so that one slow problem cannot lose the others'
+# results. Environment: MIXLAW_GPU_PROBLEMS (default "chinchilla synthetic joint additive"), MIXLAW_GPU_LIMIT
+# (seconds per process, default 300), and the benchmarks' own variables (MIXLAW_SCALING_AXES, ...).
+# Writes OUT/<part>-<problem>.json (speed), OUT/<part>.json (scaling) and appends to OUT/log.txt. The data are
+# read from ../shared/data as on the CPU (or $MIXLAW_SHARED_DATA); MIXLAW_BENCH_COMMIT names the commit where the copy has no .git.
+set -u
+out=$1
+shift
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MIXLAW_SPEED_BASELINES=none
+work=$(mktemp -d)
+for part in "$@"; do
+    kind=${part%-*}
+    dtype=${part#*-}
+    if [ "$kind" = speed ]; then
+        for problem in ${MIXLAW_GPU_PROBLEMS:-chinchilla synthetic joint additive}; do
+            echo "== $part $problem ($(date -u +%H:%M:%S))"
+            MIXLAW_SPEED_PROBLEMS=$problem timeout "${MIXLAW_GPU_LIMIT:-300}" \
+                python -m benchmarks --only speed --dtype "$dtype" --out "$work/$part-$problem" &&
+                cp "$work/$part-$problem/speed.json" "$out/$part-$problem.json"
+        done
+    else
+        echo "== $part ($(date -u +%H:%M:%S))"
+        timeout "${MIXLAW_GPU_LIMIT:-300}" python -m benchmarks --only scaling --dtype "$dtype" --out "$work/$part" &&
+            cp "$work/$part/scaling.json" "$out/$part.json"
+    fi
+done 2>&1 | tee -a "$out/log.txt"
