@@ -52,13 +52,14 @@ PACKAGES = ("mixlaw_jax", "jax", "jaxlib", "optax", "numpy", "pandas", "scipy", 
 
 
 def commit() -> str:
-    """The git commit the numbers were measured at (with '+dirty' for uncommitted changes to tracked files)."""
+    """The git commit the numbers were measured at: ``$MIXLAW_BENCH_COMMIT`` where set (a copy sent to another
+    machine, whose .git may be stale or absent), else HEAD, with '+dirty' for uncommitted changes to tracked files."""
+    if os.environ.get("MIXLAW_BENCH_COMMIT"):
+        return os.environ["MIXLAW_BENCH_COMMIT"]
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
                            text=True).stdout.strip()
-    if not head:   # a copy without .git (e.g. sent to a GPU machine): the commit it was sent from, if given
-        return os.environ.get("MIXLAW_BENCH_COMMIT", "unknown")
-    return head + ("+dirty" if dirty else "")
+    return (head or "unknown") + ("+dirty" if dirty else "")
 
 
 def machine() -> dict:

@@ -9,7 +9,7 @@
 # results. Environment: MIXLAW_GPU_PROBLEMS (default "chinchilla synthetic joint additive"), MIXLAW_GPU_LIMIT
 # (seconds per process, default 300), and the benchmarks' own variables (MIXLAW_SCALING_AXES, ...).
 # Writes OUT/<part>-<problem>.json (speed), OUT/<part>.json (scaling) and appends to OUT/log.txt. The data are
-# read from ../shared/data as on the CPU (or $MIXLAW_SHARED_DATA); MIXLAW_BENCH_COMMIT names the commit where the copy has no .git.
+# read from ../shared/data as on the CPU (or $MIXLAW_SHARED_DATA); MIXLAW_BENCH_COMMIT names the commit sent (the copy's .git may be stale).
 set -u
 out=$1
 shift
