@@ -11,7 +11,8 @@
 Each benchmark module has ``NAME``, ``run(quick: bool) -> dict`` and ``markdown(result, figures) -> str``
 (``figures``: a folder for its plots). Results go to ``<out>/<NAME>.json`` (``<NAME>_quick.json`` with
 ``--quick``), each with the machine, package versions and commit (``benchmarks.common.provenance``); RESULTS.md
-is rebuilt from every full-size result file present, so a partial run keeps the others' tables.
+is rebuilt from every full-size result file present, so a partial run keeps the others' tables, and ends with
+the GPU runs on file (``benchmarks/gpu.sh``, ``benchmarks/gpu.py``).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from mixlaw_jax._io import atomic_write_bytes, atomic_write_json
 
+from benchmarks import gpu
 from benchmarks.common import DTYPES, RESULTS, provenance, set_precision
 
 #: Benchmark modules, in the order RESULTS.md shows them.
@@ -65,6 +67,8 @@ def write_report(out: Path, quick: bool) -> Path:
         result = json.loads(path.read_text())
         body = module(name).markdown(result, figures)
         sections.append(f"{body.rstrip()}\n\n{describe(result.get('provenance', {}))}\n")
+    if out == RESULTS and (accelerator := gpu.markdown(figures)):
+        sections.append(accelerator)
     target = out.parent / "RESULTS.md" if out == RESULTS else out / "RESULTS.md"
     text = "\n".join(sections)
     if out == RESULTS:   # figure links relative to benchmarks/
