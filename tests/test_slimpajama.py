@@ -45,8 +45,9 @@ def unbounded(request, slimpajama):
 
 
 #: Issue 2's bar is 1 + 1e-4 for both laws. The additive law meets it on every target; the joint law meets it
-#: on some targets and is within 0.4% on the others (benchmarks/NOTES.md) — this test holds that line.
-TOLERANCE = {"additive": 1e-4, "joint": 1e-2}
+#: on six of the seven domains and is 0.074% above it on book (benchmarks/NOTES.md) — this test holds that line.
+TOLERANCE = {"additive": 1e-4, "joint": 1e-3}
+AT_BAR = {"additive": 7, "joint": 6}
 
 
 def test_unbounded_fit_reaches_the_best_known_objectives(unbounded):
@@ -57,6 +58,7 @@ def test_unbounded_fit_reaches_the_best_known_objectives(unbounded):
               for d, b in zip(DOMAINS, BEST_KNOWN[law])}
     print({d: round(r, 6) for d, r in ratios.items()})
     assert all(r <= 1 + TOLERANCE[law] for r in ratios.values()), ratios
+    assert sum(r <= 1 + 1e-4 for r in ratios.values()) >= AT_BAR[law], ratios
 
 
 @pytest.mark.parametrize("law, bar", [("additive", 0.50), ("joint", 0.41)])
