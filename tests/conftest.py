@@ -40,5 +40,7 @@ def chinchilla_frame():
 
 @pytest.fixture(scope="session")
 def slimpajama_additive(slimpajama):
-    """Additive law, default bounds and settings, fitted to the training rows (model_size <= 1.3e9)."""
-    return mj.fit(slimpajama.query("model_size <= 1.3e9"), "additive")
+    """Additive law, default bounds, fitted to the training rows (model_size <= 1.3e9) with a light schedule: the
+    additive law reaches the same optimum with it (tests/test_slimpajama.py checks the default's objectives)."""
+    return mj.fit(slimpajama.query("model_size <= 1.3e9"), "additive", n_starts=4096,
+                  schedule=((256, 30, 0.25), (64, 100, 1.0), (16, 200, 1.0)))
