@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.common import RESULTS
+from benchmarks.common import DTYPES, RESULTS
+from benchmarks.scaling import SWEEPS
+from benchmarks.speed import PROBLEMS
 
 FOLDER = RESULTS / "gpu"
-DTYPES = ("float64", "float32")
 
 
 def _load(path: Path) -> dict | None:
@@ -54,8 +55,7 @@ def _objective(rung: dict | None) -> str:
 def speed_table(cpu: dict, gpu: dict) -> list[str]:
     lines = ["| problem | starts | CPU float64 s, cold / warm | GPU float64 | GPU float32 | objective (sum over "
              "targets): CPU / GPU float64 / GPU float32 scored in float64 |", "|---|---|---|---|---|---|"]
-    for problem in sorted({name for name, _ in gpu}, key=lambda n: ("chinchilla", "synthetic", "joint",
-                                                                     "additive").index(n)):
+    for problem in sorted({name for name, _ in gpu}, key=PROBLEMS.index):
         ladders = [cpu.get(problem)] + [gpu.get((problem, d)) for d in DTYPES]
         n_rungs = max(len(l) for l in ladders if l)
         for i in range(n_rungs):
@@ -70,7 +70,7 @@ def scaling_table(cpu: dict | None, gpu: dict) -> list[str]:
     lines = ["| axis | size | CPU float64 s, first / warm | GPU float64 | GPU float32 | GPU peak memory in use "
              "(MiB, float64) |", "|---|---|---|---|---|---|"]
     sources = [cpu] + [gpu.get(d) for d in DTYPES]
-    axes = [a for a in ("starts", "targets", "replicates", "rows") if any(s and a in s["sweeps"] for s in sources)]
+    axes = [a for a in SWEEPS if any(s and a in s["sweeps"] for s in sources)]
     for axis in axes:
         sizes = sorted({p["size"] for s in sources if s and axis in s["sweeps"] for p in s["sweeps"][axis]["points"]})
         for size in sizes:
@@ -92,8 +92,7 @@ def plot(cpu: dict | None, gpu: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    axes = [a for a in ("starts", "targets", "replicates", "rows") if any(s and a in s["sweeps"]
-                                                                          for s in gpu.values())]
+    axes = [a for a in SWEEPS if any(a in s["sweeps"] for s in gpu.values())]
     fig, panels = plt.subplots(1, len(axes), figsize=(4 * len(axes), 3.4), squeeze=False)
     for ax, axis in zip(panels[0], axes):
         for label, s in [("CPU float64", cpu)] + [(f"GPU {d}", gpu.get(d)) for d in DTYPES]:
