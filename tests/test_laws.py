@@ -35,6 +35,25 @@ def test_every_law_is_finite_with_finite_gradients_over_its_init_box(name, loss_
     assert np.isfinite(np.asarray(grads)).all()
 
 
+@pytest.mark.parametrize("name", ["chinchilla", "additive", "joint", "full", "simple", "mixing_exp"])
+def test_declared_term_levels_scale_their_term_and_no_other(name):
+    """Law.term_scales: adding sign * log s to a term's level coordinates multiplies that term by s."""
+    law = mj.get_law(name)
+    space = make_space(law, K, "raw", None)
+    assert len(space.term_scales) == len(law.term_scales) and all(s is not None for s in space.term_scales)
+    z = space.sample(jax.random.PRNGKey(2), 16)
+    _, before = jax.vmap(lambda zz: law.terms(space.law_params(zz), X))(z)
+    for m in range(len(space.term_scales)):
+        log_s = jnp.zeros((16, len(space.term_scales))).at[:, m].set(jnp.linspace(-3.0, 2.0, 16))
+        _, after = jax.vmap(lambda zz: law.terms(space.law_params(zz), X))(space.scale_terms(z, log_s))
+        np.testing.assert_allclose(after - before, np.broadcast_to(log_s[:, :, None], after.shape), atol=1e-9)
+
+
+def test_a_bounded_level_is_not_profiled():
+    space = make_space(mj.get_law("additive"), K, "raw", {"A": (1.0, 1e6)})
+    assert space.term_scales[1] is None and space.term_scales[0] is not None and space.term_scales[2] is not None
+
+
 def test_joint_reduces_to_additive():
     """gamma_A = gamma_B = 1, C_A_i = A, C_B_i = B gives back the additive law (SPEC.md section 1)."""
     additive, joint = mj.get_law("additive"), mj.get_law("joint")

@@ -129,7 +129,7 @@ def test_a_fit_over_the_memory_cap_is_chunked_to_the_same_best_result(reference,
     _, runs, whole, _ = reference                              # fitted with the default budget (2e9 on CPU)
     cap, n_problems, n_rows = 1e5, 2, runs.n_rows
     assert engine.screen_sizes(n_problems, n_rows, 2048, devices.DEFAULT_MEMORY) == (2, 2048)
-    assert 32.0 * n_problems * n_rows * QUICK["n_starts"] > 5 * cap   # the screening batch is far over the cap
+    assert engine.SCREEN_BYTES_PER_ROW * n_problems * n_rows * QUICK["n_starts"] > 5 * cap   # the screening batch is far over the cap
     block, starts = engine.screen_sizes(n_problems, n_rows, 2048, cap)
     assert (block, starts) == (1, 64)
     assert engine.lm_batch_size(n_rows, 9, 2, cap) < n_problems * QUICK["schedule"][0][0]

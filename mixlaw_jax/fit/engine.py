@@ -3,8 +3,10 @@
 One fit is
 
 1. **screen** — ``n_starts`` random points from the law's init box are scored on every problem with
-   one vmapped objective evaluation (predictions are shared by all problems and computed in chunks of
-   ``chunk_size`` starts, so memory stays bounded); the best ``schedule[0][0]`` per problem go on;
+   one vmapped objective evaluation, in chunks of ``chunk_size`` starts so that memory stays bounded. In
+   raw space each start is first moved, per problem, to the least-squares values of the law's linear
+   parameters (the offset E and each term's level, ``_profiled``), so the screen ranks shapes rather than
+   random levels; the best ``schedule[0][0]`` per problem go on;
 2. **refine by successive halving** — for each ``(keep, n_iter, row_fraction)`` in ``schedule`` the
    best ``keep`` starts of each problem run ``n_iter`` Levenberg-Marquardt IRLS iterations
    (``solvers``), all problems x starts in one vmapped, jitted call. Early stages may use a fixed
@@ -50,6 +52,9 @@ MIN_ROWS_PER_PARAM = 10
 BASIN_RTOL = 1e-6
 #: Screening splits the problems into blocks rather than score fewer starts than this at a time.
 MIN_SCREEN_STARTS = 64
+#: Bytes of screening temporaries per (problem, start, row): ~12 float64 arrays (residuals, Huber terms, the
+#: weighted design of the offset and the term levels).
+SCREEN_BYTES_PER_ROW = 8 * 12
 
 
 #: B fitting problems on the same rows: ``solvers.Rows`` with a leading batch axis (y (B, n), w (B, n), c (B,)).
@@ -99,23 +104,59 @@ def _model_and_jacobian(space: ParamSpace, x: Inputs):
     return lambda z: row_value_and_grad(z, x)
 
 
+def _profiled(space: ParamSpace, x: Inputs, problems: Problems, z_chunk: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Every start of the chunk with its linear parameters fitted to every problem: (z (B, c, P), residuals (B, c, n)).
+
+    A law L = E + sum_m T_m is linear in its offset E and in the level s_m of each term that has one
+    (``Law.term_scales``). For each start and problem, weighted least squares gives (e, s) minimising
+
+        sum_j w_j (y_j - (E + e) - sum_m s_m T_mj)^2,
+
+    and the start moves there: E by e (kept within its bounds) and each term's level coordinates by
+    sign * log s_m. Screening then ranks a start by its shape (exponents, mixture weights) rather than by its
+    random levels. A level that comes out non-positive or non-finite stays at s_m = 1, and e is then the
+    weighted mean of what remains; residuals are always those of the point returned.
+    """
+    offset, log_terms = jax.vmap(lambda z: space.law.terms(space.law_params(z), x))(z_chunk)   # (c, n), (c, M, n)
+    levelled = [m for m, scale in enumerate(space.term_scales) if scale is not None]
+    terms = jnp.exp(log_terms)
+    fixed = offset + jnp.sum(jnp.delete(terms, np.array(levelled, int), axis=1), axis=1)        # (c, n)
+    basis = terms[:, levelled]                                                                  # (c, m, n)
+    w = problems.w[:, None, :]
+    target = jnp.where(w > 0, problems.y[:, None, :] - fixed[None], 0.0)                        # (B, c, n)
+    if levelled:
+        design = jnp.concatenate([jnp.ones_like(basis[:, :1]), basis], axis=1)                 # (c, m + 1, n)
+        gram = jnp.einsum("bn,ckn,cln->bckl", problems.w, design, design)
+        rhs = jnp.einsum("bn,ckn,bcn->bck", problems.w, design, target)
+        ridge = 1e-12 * jnp.eye(design.shape[1]) * jnp.maximum(jnp.diagonal(gram, axis1=-2, axis2=-1), 1e-300)[..., None]
+        level = jax.vmap(jax.vmap(solvers.spd_solve))(gram + ridge, rhs)[..., 1:]               # (B, c, m)
+        level = jnp.where(jnp.isfinite(level) & (level > 0), level, 1.0)
+        target = target - jnp.einsum("bcm,cmn->bcn", level, basis)
+        log_s = jnp.zeros(level.shape[:2] + (log_terms.shape[1],)).at[..., np.array(levelled)].set(jnp.log(level))
+        z = space.scale_terms(jnp.broadcast_to(z_chunk, log_s.shape[:2] + z_chunk.shape[-1:]), log_s)
+    else:
+        z = jnp.broadcast_to(z_chunk, (problems.y.shape[0],) + z_chunk.shape)
+    shift = jnp.sum(w * target, axis=-1) / jnp.sum(problems.w, axis=-1)[:, None]
+    moved = space.shift_offset(z, jnp.where(jnp.isfinite(shift), shift, 0.0))
+    applied = (space.to_law(moved) - space.to_law(z))[..., space.offset_index]
+    return moved, target - applied[..., None]
+
+
 def _score(space: ParamSpace, x: Inputs, problems: Problems, z_chunk: jax.Array,
            delta: float) -> tuple[jax.Array, jax.Array]:
     """Objective of every start in the chunk on every problem, (B, c), and the starts (B, c, P).
 
-    Predictions are computed once per start and shared by all problems. In raw space the offset E is
-    profiled: each start is scored, and kept, with E moved by the weighted mean residual, so that
-    screening ranks the *shape* of a start rather than its level.
+    In raw space the linear parameters are profiled (``_profiled``), so a start is scored, and kept, at its best
+    offset and term levels for each problem; otherwise predictions are computed once per start and shared by all
+    problems.
     """
-    pred = jax.vmap(_model(space, x))(z_chunk)                              # (c, n)
-    used = problems.w[:, None, :] > 0
-    r = jnp.where(used, problems.y[:, None, :] - pred[None], 0.0)           # (B, c, n)
-    z = jnp.broadcast_to(z_chunk, (problems.y.shape[0],) + z_chunk.shape)
     if space.offset_index is not None and space.loss_space == "raw":
-        shift = jnp.sum(problems.w[:, None, :] * r, axis=-1) / jnp.sum(problems.w, axis=-1)[:, None]
-        shift = jnp.where(jnp.isfinite(shift), shift, 0.0)
-        z = space.shift_offset(z, shift)
-        r = jnp.where(used, r - (space.to_law(z) - space.to_law(z_chunk))[..., space.offset_index, None], 0.0)
+        z, r = _profiled(space, x, problems, z_chunk)
+    else:
+        pred = jax.vmap(_model(space, x))(z_chunk)                                              # (c, n)
+        z = jnp.broadcast_to(z_chunk, (problems.y.shape[0],) + z_chunk.shape)
+        r = problems.y[:, None, :] - pred[None]
+    r = jnp.where(problems.w[:, None, :] > 0, r, 0.0)
     f = problems.c[:, None] * jnp.sum(problems.w[:, None, :] * huber(r, delta), axis=-1)
     return jnp.where(jnp.isfinite(f), f, jnp.inf), z
 
@@ -150,9 +191,9 @@ def _scorer(placement: Placement, space: ParamSpace, x: Inputs, problems: Proble
 
 def screen_sizes(n_problems: int, n_rows: int, chunk_size: int, memory_bytes: float) -> tuple[int, int]:
     """(problems, starts) scored at once per device: at most ``chunk_size`` starts, and few enough that the
-    (problems, starts, rows) residual temporaries (~4 float64 arrays) fit in ``memory_bytes``. The problems
-    are split into blocks only where not even ``MIN_SCREEN_STARTS`` starts of all of them fit."""
-    per_pair = 32.0 * n_rows
+    (problems, starts, rows) temporaries (``SCREEN_BYTES_PER_ROW``) fit in ``memory_bytes``. The problems are
+    split into blocks only where not even ``MIN_SCREEN_STARTS`` starts of all of them fit."""
+    per_pair = float(SCREEN_BYTES_PER_ROW * n_rows)
     starts = int(max(1, min(chunk_size, memory_bytes // (per_pair * n_problems))))
     floor = min(chunk_size, MIN_SCREEN_STARTS)
     if starts >= floor:

@@ -43,6 +43,9 @@ class ParamSpace:
     law: Law = dataclasses.field(metadata=dict(static=True))
     k: int = dataclasses.field(metadata=dict(static=True))
     loss_space: str = dataclasses.field(metadata=dict(static=True))
+    #: per log term: (coordinates that set its level, sign), or None where the law declares none or one of those
+    #: coordinates is bounded (``Law.term_scales``)
+    term_scales: tuple = dataclasses.field(metadata=dict(static=True))
     kind: np.ndarray      # (P,) transform code per coordinate
     lo: np.ndarray        # (P,) lower bound in law coordinates (may be -inf)
     hi: np.ndarray        # (P,) upper bound in law coordinates (may be +inf)
@@ -113,6 +116,14 @@ class ParamSpace:
         if self.law.offset is None:
             return None
         return self.names.index(self.law.offset)
+
+    def scale_terms(self, z: jax.Array, log_s: jax.Array) -> jax.Array:
+        """z with log term m multiplied by exp(log_s[..., m]) for every m with a level (``term_scales``)."""
+        for m, scale in enumerate(self.term_scales):
+            if scale is not None:
+                coordinates, sign = scale
+                z = z.at[..., np.array(coordinates)].add(sign * log_s[..., m, None])
+        return z
 
     def shift_offset(self, z: jax.Array, shift: jax.Array) -> jax.Array:
         """z with the offset's value moved by ``shift`` (clipped to its bounds); z (..., P), shift (...)."""
@@ -221,5 +232,12 @@ def make_space(law: Law, k: int, loss_space: str = "raw",
         hi += [b_hi] * size
         ilo += [i_lo] * size
         ihi += [i_hi] * size
-    return ParamSpace(law, k, loss_space, np.array(kind), np.array(lo, float), np.array(hi, float),
+    kind = np.array(kind)
+    size_of = {p.name: p.size(k) for p in law.params}
+    term_scales = ()
+    for scale in law.term_scales or ():
+        coordinates = () if scale is None else tuple(range(position[scale[0]], position[scale[0]] + size_of[scale[0]]))
+        free = bool(coordinates) and all(kind[i] == IDENTITY for i in coordinates)
+        term_scales += ((coordinates, float(scale[1])) if free else None,)
+    return ParamSpace(law, k, loss_space, term_scales, kind, np.array(lo, float), np.array(hi, float),
                       np.array(ilo, float), np.array(ihi, float), np.array(c_exp), np.array(c_of))

@@ -96,6 +96,11 @@ class Law:
       formula: the formula, for docs and reports.
       report: maps the named law coordinates to the named parameters of SPEC.md; by default the
         exp of positive parameters and the value of the others.
+      term_scales: for each log term m, ``(parameter name, sign)`` such that adding ``sign * log s`` to every
+        coordinate of that parameter multiplies exp(log_term_m) by s and leaves every other term as it is
+        (the term's level), or None for a term without one. The law is linear in E and in these levels, and
+        screening fits them by least squares for each random start (``fit.engine``); None (the default)
+        profiles the offset only.
     """
 
     name: str
@@ -106,6 +111,7 @@ class Law:
     offset: str | None = "E"
     formula: str = ""
     report: Callable[[dict], dict] | None = None
+    term_scales: tuple[tuple[str, float] | None, ...] | None = None
 
     @classmethod
     def from_predict(cls, name: str, params, predict: Callable[[dict, Inputs], jax.Array], *,

@@ -23,4 +23,5 @@ mixing_exp = Law(
     uses_d=False,
     offset="c",
     formula="L(h) = c + k exp(sum_j t_j h_j)",
+    term_scales=(("k", 1.0),),
 )

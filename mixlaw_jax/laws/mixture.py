@@ -83,6 +83,7 @@ additive = Law(
     SCALE_PARAMS + MIXTURE_PARAMS,
     _additive_terms,
     formula="L = E + 1/(sum_i C_i h_i^gamma_i) + A/N^alpha + B/D^beta",
+    term_scales=(("C", -1.0), ("A", 1.0), ("B", 1.0)),
 )
 
 OFFSET, A_COEF, ALPHA, B_COEF, BETA = SCALE_PARAMS
@@ -95,6 +96,10 @@ JOINT_PARAMS = (OFFSET,) + MIXTURE_PARAMS + (
     Param("tau_B", init=(-1.0, 1.0)),
     BETA,
 )
+
+
+# The levels of the three terms: 1/sum C_i h_i^gamma_i scales as 1/C; a power mean is homogeneous in P.
+MIXTURE_AND_POWER_SCALES = (("C", -1.0), ("A_pure", 1.0), ("B_pure", 1.0))
 
 
 def _joint_report(values: dict) -> dict:
@@ -120,6 +125,7 @@ joint = Law(
     formula=("L = E + 1/(sum_i C_i h_i^gamma_i) + A_h/N^alpha + B_h/D^beta, "
              "A_h = (sum_i C_A_i h_i)^gamma_A, B_h = (sum_i C_B_i h_i)^gamma_B"),
     report=_joint_report,
+    term_scales=MIXTURE_AND_POWER_SCALES,
 )
 
 # alpha_h, beta_h vary with h, so A_pure and B_pure are not centred for the full law (raw log ranges).
@@ -158,6 +164,7 @@ full = Law(
     formula=("joint law with alpha_h = (sum_i C_alpha_i h_i)^gamma_alpha and "
              "beta_h = (sum_i C_beta_i h_i)^gamma_beta"),
     report=_full_report,
+    term_scales=MIXTURE_AND_POWER_SCALES,
 )
 
 SIMPLE_PARAMS = SCALE_PARAMS + (
@@ -177,4 +184,5 @@ simple = Law(
     _simple_terms,
     formula="L = E + (sum_i C_i h_i)^gamma + A/N^alpha + B/D^beta",
     report=lambda v: _power_mean_report(v, "M_pure", "tau", "C", "gamma"),
+    term_scales=(("M_pure", 1.0), ("A", 1.0), ("B", 1.0)),
 )

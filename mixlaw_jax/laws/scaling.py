@@ -34,4 +34,5 @@ chinchilla = Law(
     SCALE_PARAMS,
     _chinchilla_terms,
     formula="L = E + A/N^alpha + B/D^beta",
+    term_scales=(("A", 1.0), ("B", 1.0)),
 )

@@ -1,0 +1,45 @@
+"""The engine's screen: random starts scored with their linear parameters profiled."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import mixlaw_jax as mj
+from mixlaw_jax.fit import engine
+from mixlaw_jax.fit.space import make_space
+from mixlaw_jax.laws import Inputs
+from mixlaw_jax.objective import huber
+
+K = 3
+rng = np.random.default_rng(3)
+H = rng.dirichlet(np.ones(K), 48)
+N, D = 10 ** rng.uniform(7, 9, 48), 10 ** rng.uniform(9, 11, 48)
+X = Inputs.from_arrays(N, D, H)
+
+
+def test_profiled_starts_sit_at_the_least_squares_levels_and_are_scored_at_the_point_returned():
+    law = mj.get_law("additive")
+    space = make_space(law, K, "raw", None)
+    truth = space.sample(jax.random.PRNGKey(0), 1, float(np.mean(np.log(N))), float(np.mean(np.log(D))))[0]
+    y = np.asarray(law.predict(space.law_params(truth), X))[None] + np.array([[0.0], [0.05]])   # two problems
+    w = np.ones_like(y)
+    w[1, :5] = 0.0                                                        # missing cells of the second problem
+    problems = engine.make_problems(y, w, "raw", "mean")
+    starts = space.sample(jax.random.PRNGKey(1), 32, float(np.mean(np.log(N))), float(np.mean(np.log(D))))
+    f, z = engine._score(space, X, problems, starts, 1e-3)
+    assert z.shape == (2, 32, space.size) and np.isfinite(np.asarray(f)).all()
+    for b in range(2):
+        pred = jax.vmap(lambda zz: law.predict(space.law_params(zz), X))(z[b])          # (32, n)
+        r = np.where(w[b] > 0, y[b] - np.asarray(pred), 0.0)
+        np.testing.assert_allclose(np.asarray(f[b]), np.sum(w[b] * huber(r, 1e-3), axis=1) / w[b].sum(), rtol=1e-9)
+        # least squares: the weighted residual is orthogonal to 1 and to every term at a positive level
+        _, log_terms = jax.vmap(lambda zz: law.terms(space.law_params(zz), X))(z[b])
+        design = np.concatenate([np.ones((32, 1, 48)), np.exp(np.asarray(log_terms))], axis=1)
+        normal = np.einsum("cmn,cn->cm", design, w[b] * r) / np.linalg.norm(design, axis=2)
+        assert np.all(np.abs(normal[:, 0]) < 1e-9)
+        # and, where every level came out positive (so all moved), to every term
+        levels = [scale[0][0] for scale in space.term_scales]
+        moved = np.all(np.abs(np.asarray(z[b] - starts)[:, levels]) > 1e-12, axis=1)
+        assert np.all(np.abs(normal[moved]) < 1e-8) and moved.mean() > 0.2
+    # the true shape is found: the start at the truth's exponents scores the noise-free problem near zero
+    f_truth, _ = engine._score(space, X, problems, truth[None] + jnp.zeros((1, space.size)), 1e-3)
+    assert float(f_truth[0, 0]) < 1e-20
