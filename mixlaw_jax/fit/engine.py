@@ -44,7 +44,7 @@ from .devices import AXIS, Placement, fetch, pad_leading
 from .space import ParamSpace
 
 #: (starts kept, Levenberg-Marquardt iterations, fraction of rows used) per successive-halving stage.
-DEFAULT_SCHEDULE: tuple[tuple[int, int, float], ...] = ((1024, 30, 0.25), (256, 60, 1.0), (64, 100, 1.0),
+DEFAULT_SCHEDULE: tuple[tuple[int, int, float], ...] = ((1024, 30, 0.25), (128, 60, 1.0), (32, 100, 1.0),
                                                         (16, 300, 1.0))
 #: A row subset keeps at least this many rows per parameter (or all rows).
 MIN_ROWS_PER_PARAM = 10
