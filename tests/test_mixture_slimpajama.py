@@ -1,4 +1,6 @@
 """Optimal mixtures on fits of the real SlimPajama table (Shukor et al. 2025)."""
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.optimize import minimize
@@ -30,9 +32,13 @@ def test_objective_at_h_star_is_no_worse_than_slsqp(slimpajama_additive):
     lo, hi = fit.weight_range[:, 0], fit.weight_range[:, 1]
     index = [fit.targets.index(t) for t in targets]
 
+    @jax.jit
+    def mean_loss(h, coordinates):
+        x = Inputs.from_arrays(jnp.array([N]), jnp.array([D]), h[None])
+        return jnp.mean(jax.vmap(lambda c: law.predict(law.unflatten(c, 7), x)[0])(coordinates))
+
     def loss(h, rows):
-        x = Inputs.from_arrays(np.array([N]), np.array([D]), np.asarray(h)[None])
-        return float(np.mean([law.predict(law.unflatten(fit.coordinates[j], 7), x)[0] for j in rows]))
+        return float(mean_loss(jnp.asarray(h), jnp.asarray(fit.coordinates[rows])))
 
     rng = np.random.default_rng(0)
     for o, rows in enumerate([[j] for j in index] + [index]):

@@ -14,8 +14,9 @@ PAPER_TABLE2 = {"additive": [(0.50, 2.09), (0.29, 0.80), (0.29, 0.31), (0.65, 1.
                              (0.92, 4.45)],
                 "joint": [(0.39, 1.62), (0.24, 1.19), (0.24, 0.34), (0.54, 2.51), (0.24, 0.90), (0.38, 0.47),
                           (0.57, 2.09)]}
-#: A lighter schedule for the protocol tests, whose bar is an MRE rather than an objective.
-LIGHT = dict(n_starts=4096, schedule=((256, 30, 0.25), (64, 100, 1.0), (16, 200, 1.0)))
+#: A lighter schedule for the protocol tests, whose bar is an MRE rather than an objective (with the default
+#: schedule the mean train / val MREs are the same to 0.01: benchmarks/results/accuracy.json).
+LIGHT = dict(n_starts=4096, schedule=((128, 30, 0.25), (32, 100, 1.0), (8, 200, 1.0)))
 
 
 def split(runs, drop_first=0):
