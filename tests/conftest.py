@@ -44,3 +44,28 @@ def slimpajama_additive(slimpajama):
     additive law reaches the same optimum with it (tests/test_slimpajama.py checks the default's objectives)."""
     return mj.fit(slimpajama.query("model_size <= 1.3e9"), "additive", n_starts=4096,
                   schedule=((256, 30, 0.25), (64, 100, 1.0), (16, 200, 1.0)))
+
+
+#: Test groups that take minutes, longest first. The suite runs on two pytest-xdist workers (README), which take
+#: whole groups in collection order: starting these first lets both workers finish together.
+LONGEST_FIRST = ("unbounded-joint", "unbounded-additive", "slimpajama_additive", "test_slimpajama",
+                 "test_benchmarks_runner", "test_synthetic")
+
+
+def xdist_group(item) -> str:
+    """The worker group of a test: its module, except that the tests sharing a heavy fixture form one group
+    (each fixture is then computed once) and each law of the unbounded SlimPajama fit is a group of its own."""
+    if "unbounded" in item.fixturenames:
+        return f"unbounded-{item.callspec.params['unbounded']}"
+    if "slimpajama_additive" in item.fixturenames:
+        return "slimpajama_additive"
+    return item.module.__name__.rpartition(".")[2]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark every test with its ``xdist_group`` (read by ``--dist loadgroup``) and run the longest groups first."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(xdist_group(item), len(rank)))
