@@ -65,7 +65,8 @@ def xdist_group(item) -> str:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Mark every test with its ``xdist_group`` (read by ``--dist loadgroup``) and run the longest groups first."""
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+    groups = {item: xdist_group(item) for item in items}
+    for item, group in groups.items():
+        item.add_marker(pytest.mark.xdist_group(group))
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(xdist_group(item), len(rank)))
+    items.sort(key=lambda item: rank.get(groups[item], len(rank)))
