@@ -7,6 +7,13 @@ Every law in this package has the additive shape
 so a law returns ``(offset, log_terms)``. Raw-space residuals use ``offset + sum exp(log_terms)``;
 log-space residuals (Hoffmann / Epoch style) use ``logsumexp(log offset, log_terms)``, which never
 overflows. A user law may return its prediction directly (``Law.from_predict``), with no log terms.
+
+A law whose mixture enters only through a few per-mixture quantities can say so (``Law.from_features``):
+
+    log_terms(N, D, h) = combine(q, phi(theta, h), N, D),   phi in R^F,  q = the "row" parameters,
+
+so that the engine evaluates phi and its Jacobian once per distinct mixture instead of once per row
+(``fit.grouped``). ``terms`` is then that composition, and every other use of the law is unchanged.
 """
 from __future__ import annotations
 
@@ -79,6 +86,38 @@ TermsFn = Callable[[dict, Inputs], tuple[jax.Array, jax.Array]]
 
 
 @dataclasses.dataclass(frozen=True)
+class MixtureFeatures:
+    """A law's split into per-mixture features and a per-row combination (see module docstring).
+
+    Attributes:
+      features: ``(params, x) -> phi`` of shape (F,) + row shape, reading only ``x.h`` and ``x.log_h``.
+      combine: ``(row_params, phi, x) -> (offset, log_terms)``, reading only ``x.log_n`` and ``x.log_d``;
+        ``row_params`` holds only the parameters named in ``row_params``.
+      row_params: the parameters ``combine`` uses directly.
+    """
+
+    features: Callable[[dict, Inputs], jax.Array]
+    combine: Callable[[dict, jax.Array, Inputs], tuple[jax.Array, jax.Array]]
+    row_params: tuple[str, ...]
+
+    def terms(self, params: dict, x: Inputs) -> tuple[jax.Array, jax.Array]:
+        return self.combine({n: params[n] for n in self.row_params}, self.features(params, x), x)
+
+
+def raw_prediction(offset: jax.Array, log_terms: jax.Array) -> jax.Array:
+    """offset + sum_m exp(log_terms_m)."""
+    return offset + jnp.sum(jnp.exp(log_terms), axis=0)
+
+
+def log_prediction(offset: jax.Array, log_terms: jax.Array) -> jax.Array:
+    """log(offset + sum_m exp(log_terms_m)) as logsumexp(log offset, log_terms); -inf/NaN-free when offset > 0."""
+    positive = offset > 0
+    log_offset = jnp.where(positive, jnp.log(jnp.where(positive, offset, 1.0)), -jnp.inf)
+    stacked = jnp.concatenate([log_offset[None], log_terms], axis=0)
+    return jax.nn.logsumexp(stacked, axis=0)
+
+
+@dataclasses.dataclass(frozen=True)
 class Law:
     """A law form: ``terms(params, inputs) -> (offset, log_terms)`` plus its parameter spec.
 
@@ -101,6 +140,8 @@ class Law:
         (the term's level), or None for a term without one. The law is linear in E and in these levels, and
         screening fits them by least squares for each random start (``fit.engine``); None (the default)
         profiles the offset only.
+      mixture_features: the law's split into per-mixture features and a per-row combination, or None
+        (``from_features``).
     """
 
     name: str
@@ -112,6 +153,13 @@ class Law:
     formula: str = ""
     report: Callable[[dict], dict] | None = None
     term_scales: tuple[tuple[str, float] | None, ...] | None = None
+    mixture_features: MixtureFeatures | None = None
+
+    @classmethod
+    def from_features(cls, name: str, params, features, combine, row_params: tuple[str, ...], **fields) -> "Law":
+        """Build a law as ``combine(row params, features(params, x), x)`` (``MixtureFeatures``)."""
+        split = MixtureFeatures(features, combine, tuple(row_params))
+        return cls(name, tuple(params), split.terms, mixture_features=split, **fields)
 
     @classmethod
     def from_predict(cls, name: str, params, predict: Callable[[dict, Inputs], jax.Array], *,
@@ -157,13 +205,8 @@ class Law:
 
     def predict(self, params: dict, x: Inputs) -> jax.Array:
         """Predicted loss in raw space: offset + sum exp(log_terms)."""
-        offset, log_terms = self.terms(params, x)
-        return offset + jnp.sum(jnp.exp(log_terms), axis=0)
+        return raw_prediction(*self.terms(params, x))
 
     def log_predict(self, params: dict, x: Inputs) -> jax.Array:
-        """log of the predicted loss, as logsumexp(log offset, log_terms); -inf/NaN-free when offset > 0."""
-        offset, log_terms = self.terms(params, x)
-        positive = offset > 0
-        log_offset = jnp.where(positive, jnp.log(jnp.where(positive, offset, 1.0)), -jnp.inf)
-        stacked = jnp.concatenate([log_offset[None], log_terms], axis=0)
-        return jax.nn.logsumexp(stacked, axis=0)
+        """log of the predicted loss (``log_prediction``)."""
+        return log_prediction(*self.terms(params, x))

@@ -73,15 +73,21 @@ MIXTURE_PARAMS = (
 )
 
 
-def _additive_terms(p: dict, x: Inputs):
-    terms = [_mixture_term(p, x)] + power_terms(p, x, p["A"], p["B"])
-    return p["E"] * jnp.ones_like(x.log_n), jnp.stack(terms)
+def _mixture_feature(p: dict, x: Inputs) -> jax.Array:
+    """phi = (log of 1 / sum_i C_i h_i^gamma_i,): the additive law's one mixture feature."""
+    return _mixture_term(p, x)[None]
 
 
-additive = Law(
+def _additive_combine(q: dict, phi: jax.Array, x: Inputs):
+    return q["E"] * jnp.ones_like(x.log_n), jnp.stack([phi[0]] + power_terms(q, x, q["A"], q["B"]))
+
+
+additive = Law.from_features(
     "additive",
     SCALE_PARAMS + MIXTURE_PARAMS,
-    _additive_terms,
+    _mixture_feature,
+    _additive_combine,
+    row_params=("E", "A", "alpha", "B", "beta"),
     formula="L = E + 1/(sum_i C_i h_i^gamma_i) + A/N^alpha + B/D^beta",
     term_scales=(("C", -1.0), ("A", 1.0), ("B", 1.0)),
 )
@@ -112,16 +118,21 @@ def _log_coefficients(p: dict, x: Inputs):
     return log_power_mean(p["A_pure"], p["tau_A"], x), log_power_mean(p["B_pure"], p["tau_B"], x)
 
 
-def _joint_terms(p: dict, x: Inputs):
-    log_a, log_b = _log_coefficients(p, x)
-    terms = [_mixture_term(p, x)] + power_terms(p, x, log_a, log_b)
-    return p["E"] * jnp.ones_like(x.log_n), jnp.stack(terms)
+def _joint_features(p: dict, x: Inputs) -> jax.Array:
+    """phi = (log 1/sum_i C_i h_i^gamma_i, log A_h, log B_h)."""
+    return jnp.stack([_mixture_term(p, x), *_log_coefficients(p, x)])
 
 
-joint = Law(
+def _joint_combine(q: dict, phi: jax.Array, x: Inputs):
+    return q["E"] * jnp.ones_like(x.log_n), jnp.stack([phi[0]] + power_terms(q, x, phi[1], phi[2]))
+
+
+joint = Law.from_features(
     "joint",
     JOINT_PARAMS,
-    _joint_terms,
+    _joint_features,
+    _joint_combine,
+    row_params=("E", "alpha", "beta"),
     formula=("L = E + 1/(sum_i C_i h_i^gamma_i) + A_h/N^alpha + B_h/D^beta, "
              "A_h = (sum_i C_A_i h_i)^gamma_A, B_h = (sum_i C_B_i h_i)^gamma_B"),
     report=_joint_report,
@@ -149,18 +160,24 @@ def _full_report(values: dict) -> dict:
     return _power_mean_report(values, "beta_pure", "tau_beta", "C_beta", "gamma_beta")
 
 
-def _full_terms(p: dict, x: Inputs):
-    log_a, log_b = _log_coefficients(p, x)
+def _full_features(p: dict, x: Inputs) -> jax.Array:
+    """phi = (log 1/sum_i C_i h_i^gamma_i, log A_h, log B_h, alpha_h, beta_h)."""
     alpha = jnp.exp(log_power_mean(p["alpha_pure"], p["tau_alpha"], x))
     beta = jnp.exp(log_power_mean(p["beta_pure"], p["tau_beta"], x))
-    terms = [_mixture_term(p, x), log_a - alpha * x.log_n, log_b - beta * x.log_d]
-    return p["E"] * jnp.ones_like(x.log_n), jnp.stack(terms)
+    return jnp.stack([_mixture_term(p, x), *_log_coefficients(p, x), alpha, beta])
 
 
-full = Law(
+def _full_combine(q: dict, phi: jax.Array, x: Inputs):
+    terms = [phi[0], phi[1] - phi[3] * x.log_n, phi[2] - phi[4] * x.log_d]
+    return q["E"] * jnp.ones_like(x.log_n), jnp.stack(terms)
+
+
+full = Law.from_features(
     "full",
     FULL_PARAMS,
-    _full_terms,
+    _full_features,
+    _full_combine,
+    row_params=("E",),
     formula=("joint law with alpha_h = (sum_i C_alpha_i h_i)^gamma_alpha and "
              "beta_h = (sum_i C_beta_i h_i)^gamma_beta"),
     report=_full_report,
@@ -173,15 +190,17 @@ SIMPLE_PARAMS = SCALE_PARAMS + (
 )
 
 
-def _simple_terms(p: dict, x: Inputs):
-    terms = [log_power_mean(p["M_pure"], p["tau"], x)] + power_terms(p, x, p["A"], p["B"])
-    return p["E"] * jnp.ones_like(x.log_n), jnp.stack(terms)
+def _simple_feature(p: dict, x: Inputs) -> jax.Array:
+    """phi = (log (sum_i C_i h_i)^gamma,)."""
+    return log_power_mean(p["M_pure"], p["tau"], x)[None]
 
 
-simple = Law(
+simple = Law.from_features(
     "simple",
     SIMPLE_PARAMS,
-    _simple_terms,
+    _simple_feature,
+    _additive_combine,
+    row_params=("E", "A", "alpha", "B", "beta"),
     formula="L = E + (sum_i C_i h_i)^gamma + A/N^alpha + B/D^beta",
     report=lambda v: _power_mean_report(v, "M_pure", "tau", "C", "gamma"),
     term_scales=(("M_pure", 1.0), ("A", 1.0), ("B", 1.0)),
