@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -75,7 +76,7 @@ def lm_method(space, x, rows, n_iter: int):
     def run(z0):
         def one(z):
             state = solvers.init_state(model, rows, 1e-3, z)
-            return solvers.lm_run(model_jac, rows, 1e-3, state, 0, n_iter).f
+            return solvers.lm_run(partial(solvers.linearise, model_jac, rows, 1e-3), state, 0, n_iter).f
         return jax.vmap(one)(z0)
     return run
 

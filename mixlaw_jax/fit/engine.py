@@ -39,12 +39,12 @@ from jax.sharding import PartitionSpec
 
 from ..laws import Inputs
 from ..objective import huber, observed, prediction
-from . import solvers
+from . import grouped, solvers
 from .devices import AXIS, Placement, fetch, pad_leading
 from .space import ParamSpace
 
 #: (starts kept, Levenberg-Marquardt iterations, fraction of rows used) per successive-halving stage.
-DEFAULT_SCHEDULE: tuple[tuple[int, int, float], ...] = ((1024, 30, 0.25), (128, 60, 1.0), (32, 100, 1.0),
+DEFAULT_SCHEDULE: tuple[tuple[int, int, float], ...] = ((1024, 30, 0.25), (256, 60, 1.0), (32, 100, 1.0),
                                                         (16, 300, 1.0))
 #: A row subset keeps at least this many rows per parameter (or all rows).
 MIN_ROWS_PER_PARAM = 10
@@ -237,9 +237,10 @@ def _take(states, order):
 
 
 def _map_pairs(space: ParamSpace, x: Inputs, problems: Problems, owner: jax.Array, items, first_iter, n_iter,
-               op: str, delta: float, batch_size: int):
+               op: str, delta: float, batch_size: int, group_size: int | None = None):
     """``op`` on each (problem ``owner[i]``, ``items[i]``) pair, ``batch_size`` pairs vmapped at a time:
-    ``"init"`` z -> SolverState, ``"lm"`` state -> state after ``n_iter`` LM iterations, ``"grad"`` z -> |grad f|."""
+    ``"init"`` z -> SolverState, ``"lm"`` state -> state after ``n_iter`` LM iterations, ``"grad"`` z -> |grad f|.
+    LM linearises row by row, or by mixture groups of ``group_size`` rows (``grouped``; rows laid out so)."""
     model = _model(space, x)
     model_jac = _model_and_jacobian(space, x)
 
@@ -250,26 +251,31 @@ def _map_pairs(space: ParamSpace, x: Inputs, problems: Problems, owner: jax.Arra
             return solvers.init_state(model, rows, delta, item)
         if op == "grad":
             return solvers.gradient_norm(model, rows, delta, item)
-        return solvers.lm_run(model_jac, rows, delta, item, first_iter, n_iter)
+        if group_size is None:
+            lin = partial(solvers.linearise, model_jac, rows, delta)
+        else:
+            lin = grouped.linearise(space, x, group_size, rows, delta)
+        return solvers.lm_run(lin, item, first_iter, n_iter)
 
     return jax.lax.map(one, (owner, items), batch_size=min(batch_size, owner.shape[0]))
 
 
-_map_pairs_jit = jax.jit(_map_pairs, static_argnames=("op", "delta", "batch_size"))
+_map_pairs_jit = jax.jit(_map_pairs, static_argnames=("op", "delta", "batch_size", "group_size"))
 
 
 @lru_cache(maxsize=64)
-def _sharded_map_pairs(mesh, op: str, delta: float, batch_size: int):
+def _sharded_map_pairs(mesh, op: str, delta: float, batch_size: int, group_size: int | None):
     """``_map_pairs`` with the pairs split over ``mesh`` (each device maps its share in batches); outputs split
     the same way."""
     rep, split = PartitionSpec(), PartitionSpec(AXIS)
-    mapped = jax.shard_map(partial(_map_pairs, op=op, delta=delta, batch_size=batch_size), mesh=mesh,
+    mapped = jax.shard_map(partial(_map_pairs, op=op, delta=delta, batch_size=batch_size, group_size=group_size),
+                           mesh=mesh,
                            in_specs=(rep, rep, rep, split, split, rep, rep), out_specs=split)
     return jax.jit(mapped)
 
 
 def _per_pair(placement: Placement, op: str, space: ParamSpace, x: Inputs, problems: Problems, values, *,
-              delta: float, batch_size: int, first_iter=0, n_iter=0):
+              delta: float, batch_size: int, group_size: int | None = None, first_iter=0, n_iter=0):
     """``_map_pairs`` over every (problem, start) of ``values`` (leading axes (B, S)), flattened to one batch."""
     n_problems, n_starts = jax.tree.leaves(values)[0].shape[:2]
     n = n_problems * n_starts
@@ -277,9 +283,9 @@ def _per_pair(placement: Placement, op: str, space: ParamSpace, x: Inputs, probl
     owner = jnp.repeat(jnp.arange(n_problems), n_starts)
     first_iter, n_iter = jnp.asarray(first_iter), jnp.asarray(n_iter)
     if placement.mesh is None:
-        out = _map_pairs_jit(space, x, problems, owner, flat, first_iter, n_iter, op, delta, batch_size)
+        out = _map_pairs_jit(space, x, problems, owner, flat, first_iter, n_iter, op, delta, batch_size, group_size)
     else:
-        mapped = _sharded_map_pairs(placement.mesh, op, delta, batch_size)
+        mapped = _sharded_map_pairs(placement.mesh, op, delta, batch_size, group_size)
         space, x, problems, first_iter, n_iter = placement.put((space, x, problems, first_iter, n_iter),
                                                                PartitionSpec())
         owner, flat = placement.put(pad_leading((owner, flat), placement.padded(n)), PartitionSpec(AXIS))
@@ -348,60 +354,72 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
         if fraction not in subsets:
             subsets[fraction] = row_subset(n_rows, fraction, space.size, jax.random.fold_in(key_rows, len(subsets)))
 
-    def data(fraction):
-        rows = subsets[fraction]
-        if rows is None:
-            return x, problems
-        # the normaliser c stays the full table's: a coarse objective only has to rank starts
-        return jax.tree.map(lambda a: a[rows], x), Problems(problems.y[:, rows], problems.w[:, rows], problems.c)
+    h = np.asarray(x.h)
 
-    def per_pair(op, x_rows, problems_rows, values, **iterations):
+    def data(fraction):
+        """The stage's rows (a random fraction, or all), laid out in mixture groups where that pays (``grouped``),
+        and the group size (None: row by row)."""
+        rows = subsets[fraction]
+        rows = np.arange(n_rows) if rows is None else rows
+        size = grouped.plan(space, h[rows]) if n_rows else None
+        real = np.ones(len(rows), bool)
+        if size is not None:
+            slots, real = grouped.layout(h[rows], size)
+            rows = rows[slots]
+        # the normaliser c stays the full table's: a coarse objective only has to rank starts
+        real = jnp.asarray(real)
+        return (jax.tree.map(lambda a: a[rows], x),
+                Problems(jnp.where(real, problems.y[:, rows], 0.0), jnp.where(real, problems.w[:, rows], 0.0),
+                         problems.c), size)
+
+    def per_pair(op, stage, values, **iterations):
+        x_rows, problems_rows, size = stage
         batch = lm_batch_size(problems_rows.y.shape[1], space.size, space.k, placement.memory_bytes)
         return _per_pair(placement, op, space, x_rows, problems_rows, values, delta=delta, batch_size=batch,
-                         **iterations)
+                         group_size=size, **iterations)
 
-    def rescore(states, x_rows, problems_rows):
+    def rescore(states, stage):
         """The same points scored on other rows, keeping each start's iteration record."""
-        fresh = per_pair("init", x_rows, problems_rows, states.z)
+        fresh = per_pair("init", stage, states.z)
         return fresh._replace(last_improved=states.last_improved)
 
     first_keep = stages[0][0]
     n_warm = 0 if warm_starts is None else warm_starts.shape[1]
     n_random = max(first_keep - n_warm, 0)
-    x_stage, problems_stage = data(stages[0][2])
+    stage = data(stages[0][2])
     if n_starts > 0 and n_random > 0:
         starts = space.sample(key_starts, max(n_starts, n_random), float(jnp.mean(x.log_n)),
                               float(jnp.mean(x.log_d)))
-        z0, n_failed = screen(space, x_stage, problems_stage, starts, n_random, delta, chunk_size, placement)
+        z0, n_failed = screen(space, *stage[:2], starts, n_random, delta, chunk_size, placement)
     else:
         z0 = jnp.zeros((problems.y.shape[0], 0, space.size))
         n_failed = np.zeros(problems.y.shape[0], dtype=int)
     if warm_starts is not None:
         z0 = jnp.concatenate([jnp.asarray(warm_starts, z0.dtype), z0], axis=1)
-    states = per_pair("init", x_stage, problems_stage, z0)
+    states = per_pair("init", stage, z0)
     first_iter = 0
     current = stages[0][2]
     for i, (keep, n_iter, fraction) in enumerate(stages):
         if fraction != current:
-            x_stage, problems_stage = data(fraction)
-            states = rescore(states, x_stage, problems_stage)
+            stage = data(fraction)
+            states = rescore(states, stage)
             current = fraction
         states = _take(states, jnp.argsort(states.f, axis=1)[:, :keep])
-        states = per_pair("lm", x_stage, problems_stage, states, first_iter=first_iter, n_iter=n_iter)
+        states = per_pair("lm", stage, states, first_iter=first_iter, n_iter=n_iter)
         states.f.block_until_ready()
         first_iter += n_iter
         if progress is not None:
             progress(i + 1, len(stages))
     converged = solvers.converged(states)
     if current != 1.0 and subsets[current] is not None:
-        states = rescore(states, x, problems)
+        states = rescore(states, (x, problems, None))
     order = jnp.argsort(states.f, axis=1)
     states, converged = _take(states, order), jnp.take_along_axis(converged, order, axis=1)
     best_z = states.z[:, 0]
     f = np.asarray(states.f)
     best = f[:, :1]
     in_basin = np.sum(f <= best + BASIN_RTOL * np.abs(best), axis=1)
-    gradient_norm = per_pair("grad", x, problems, best_z[:, None])[:, 0]
+    gradient_norm = per_pair("grad", (x, problems, None), best_z[:, None])[:, 0]
     return Solution(z=np.asarray(best_z), objective=f[:, 0], gradient_norm=np.asarray(gradient_norm),
                     n_in_basin=in_basin, n_final=f.shape[1], n_failed=np.asarray(n_failed),
                     iterations=np.asarray(states.last_improved[:, 0]),

@@ -116,21 +116,29 @@ class Linearisation(NamedTuple):
     gram: jax.Array   # (P, P)
 
 
+Linearise = Callable[[jax.Array], Linearisation]   # z -> Linearisation at z (rows and delta fixed)
+
+
+def irls_weights(rows: Rows, delta: float, m: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(f, w psi(r), omega) from model values m: the objective and the per-row weights of a step.
+
+    r = y - m on weighted rows (0 elsewhere); omega_j = w_j min(1, kappa delta / |r_j|) (see module docstring).
+    """
+    r = jnp.where(rows.w > 0, rows.y - m, 0.0)
+    abs_r = jnp.abs(r)
+    omega = rows.w * jnp.where(abs_r <= delta, 1.0, OUTER_CURVATURE * delta / jnp.maximum(abs_r, delta))
+    return _objective_of(rows, delta, m), rows.w * huber_psi(r, delta), omega
+
+
 def linearise(model_jac: ModelJacobian, rows: Rows, delta: float, z: jax.Array) -> Linearisation:
     """f, J^T (w psi(r)) and J^T Omega J at z, from one model-and-Jacobian evaluation (see module docstring)."""
     m, jac = model_jac(z)
-    used = rows.w > 0
-    r = jnp.where(used, rows.y - m, 0.0)
-    jac = jnp.where(used[:, None], jac, 0.0)
-    abs_r = jnp.abs(r)
-    omega = rows.w * jnp.where(abs_r <= delta, 1.0, OUTER_CURVATURE * delta / jnp.maximum(abs_r, delta))
-    g = jac.T @ (rows.w * huber_psi(r, delta))
-    gram = (jac * omega[:, None]).T @ jac
-    return Linearisation(_objective_of(rows, delta, m), g, gram)
+    f, w_psi, omega = irls_weights(rows, delta, m)
+    jac = jnp.where((rows.w > 0)[:, None], jac, 0.0)
+    return Linearisation(f, jac.T @ w_psi, (jac * omega[:, None]).T @ jac)
 
 
-def lm_step(model_jac: ModelJacobian, rows: Rows, delta: float, state: SolverState, here: Linearisation,
-            it) -> tuple[SolverState, Linearisation]:
+def lm_step(lin: Linearise, state: SolverState, here: Linearisation, it) -> tuple[SolverState, Linearisation]:
     """One damped IRLS Gauss-Newton step (see module docstring) from the linearisation ``here`` at state.z.
 
     The trial point is linearised at once: its f decides acceptance, and an accepted step carries its
@@ -140,7 +148,7 @@ def lm_step(model_jac: ModelJacobian, rows: Rows, delta: float, state: SolverSta
     diag = jnp.diag(here.gram)
     diag = jnp.maximum(diag, 1e-12 * jnp.max(diag) + 1e-300)
     z_new = z + spd_solve(here.gram + lam * jnp.diag(diag), here.g)
-    trial = linearise(model_jac, rows, delta, z_new)
+    trial = lin(z_new)
     accept = (trial.f < f) & jnp.all(jnp.isfinite(z_new))
     progress = accept & (f - trial.f > STALL_RTOL * f)
     state = SolverState(jnp.where(accept, z_new, z), jnp.where(accept, trial.f, f),
@@ -149,8 +157,7 @@ def lm_step(model_jac: ModelJacobian, rows: Rows, delta: float, state: SolverSta
     return state, jax.tree.map(lambda new, old: jnp.where(accept, new, old), trial, here)
 
 
-def lm_run(model_jac: ModelJacobian, rows: Rows, delta: float, state: SolverState, first_iter,
-           n_iter) -> SolverState:
+def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter) -> SolverState:
     """Up to ``n_iter`` LM iterations, stopping early once the run has stalled (see ``STALL_LIMIT``).
 
     Under ``vmap`` the loop runs until every start in the batch has stalled or used its iterations.
@@ -164,10 +171,10 @@ def lm_run(model_jac: ModelJacobian, rows: Rows, delta: float, state: SolverStat
     def body(carry):
         i, s, here = carry
         s = s._replace(f_mark=jnp.where(i == mark, s.f, s.f_mark))
-        s, here = lm_step(model_jac, rows, delta, s, here, i)
+        s, here = lm_step(lin, s, here, i)
         return i + 1, s, here
 
-    here = linearise(model_jac, rows, delta, state.z)
+    here = lin(state.z)
     start = state._replace(f=here.f, stall=jnp.zeros_like(state.stall), f_mark=jnp.full_like(state.f, jnp.inf))
     return jax.lax.while_loop(cond, body, (first_iter, start, here))[1]
 
