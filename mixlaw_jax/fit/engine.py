@@ -52,6 +52,10 @@ MIN_ROWS_PER_PARAM = 10
 BASIN_RTOL = 1e-6
 #: Screening splits the problems into blocks rather than score fewer starts than this at a time.
 MIN_SCREEN_STARTS = 64
+#: Pairs refined at once on a CPU device: a batch's temporaries then stay in cache. The joint SlimPajama fit's LM
+#: stages run 1.2x faster than with the memory-sized batch (~150 pairs), one grouped linearisation 2x (session 7,
+#: benchmarks/NOTES.md); accelerators take the largest batch that fits their memory.
+CPU_LM_BATCH = 16
 #: Bytes of screening temporaries per (problem, start, row): ~12 float64 arrays (residuals, Huber terms, the
 #: weighted design of the offset and the term levels).
 SCREEN_BYTES_PER_ROW = 8 * 12
@@ -294,11 +298,11 @@ def _per_pair(placement: Placement, op: str, space: ParamSpace, x: Inputs, probl
     return jax.tree.map(lambda a: a.reshape((n_problems, n_starts) + a.shape[1:]), out)
 
 
-def lm_batch_size(n_rows: int, n_params: int, k: int, memory_bytes: float) -> int:
+def lm_batch_size(n_rows: int, n_params: int, k: int, memory_bytes: float, platform: str = "cpu") -> int:
     """(problem, start) pairs refined at once per device so that Jacobian-sized temporaries fit in
-    ``memory_bytes``."""
+    ``memory_bytes``, and on a CPU at most ``CPU_LM_BATCH`` (cache-sized)."""
     per_item = 8.0 * n_rows * n_params * (k + 8)
-    return int(max(1, min(4096, memory_bytes // per_item)))
+    return int(max(1, min(CPU_LM_BATCH if platform == "cpu" else 4096, memory_bytes // per_item)))
 
 
 def row_subset(n_rows: int, fraction: float, n_params: int, key: jax.Array) -> np.ndarray | None:
@@ -374,7 +378,8 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
 
     def per_pair(op, stage, values, **iterations):
         x_rows, problems_rows, size = stage
-        batch = lm_batch_size(problems_rows.y.shape[1], space.size, space.k, placement.memory_bytes)
+        batch = lm_batch_size(problems_rows.y.shape[1], space.size, space.k, placement.memory_bytes,
+                              placement.devices[0].platform)
         return _per_pair(placement, op, space, x_rows, problems_rows, values, delta=delta, batch_size=batch,
                          group_size=size, **iterations)
 
