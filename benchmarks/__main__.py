@@ -10,7 +10,8 @@
 
 Each benchmark module has ``NAME``, ``run(quick: bool) -> dict`` and ``markdown(result, figures) -> str``
 (``figures``: a folder for its plots). Results go to ``<out>/<NAME>.json`` (``<NAME>_quick.json`` with
-``--quick``), each with the machine, package versions and commit (``benchmarks.common.provenance``); RESULTS.md
+``--quick``), each with the machine, package versions and commit (``benchmarks.common.provenance``); a module
+with ``merge(previous, new) -> dict`` keeps parts of the file it replaces (speed: the problems not re-run). RESULTS.md
 is rebuilt from every full-size result file present, so a partial run keeps the others' tables, and ends with
 the GPU runs on file (``benchmarks/gpu.sh``, ``benchmarks/gpu.py``).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -55,7 +57,6 @@ def describe(prov: dict) -> str:
 
 def write_report(out: Path, quick: bool) -> Path:
     """Rebuild RESULTS.md under ``out`` from the result files there."""
-    import json
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     sections = [HEADER]
@@ -99,7 +100,10 @@ def main(argv=None) -> None:
             result = module(name).run(args.quick)
             result["provenance"] = prov
             result["seconds_total"] = time.perf_counter() - start
-            atomic_write_json(result_path(out, name, args.quick), result)
+            path = result_path(out, name, args.quick)
+            if hasattr(module(name), "merge") and path.exists():
+                result = module(name).merge(json.loads(path.read_text()), result)
+            atomic_write_json(path, result)
             print(f"   {name}: {result['seconds_total']:.0f} s -> {result_path(out, name, args.quick)}", flush=True)
     print(f"wrote {write_report(out, args.quick)}")
 

@@ -16,7 +16,9 @@ on every target.
 
 Full mode is hours on a 2-core CPU (the tight paper recipe runs ~7 min per target); bound it with
 
-    MIXLAW_SPEED_PROBLEMS=chinchilla,joint   problems to run (default: all four)
+    MIXLAW_SPEED_PROBLEMS=chinchilla,joint   problems to run (default: all four); the problems of the result
+                                             file on disk that this run leaves out are carried over (``merge``),
+                                             each with the provenance of the run that measured it
     MIXLAW_SPEED_TARGETS=github_loss,...     SlimPajama targets (default: all 8)
     MIXLAW_SPEED_CAP=900                     seconds per baseline run (default 900)
     MIXLAW_SPEED_NITER=100                   basin-hopping hops of the paper recipe (default 100, scipy's)
@@ -216,6 +218,19 @@ def run(quick: bool) -> dict:
             "cap_seconds": baseline_cap(quick)}
 
 
+def merge(previous: dict, new: dict) -> dict:
+    """``new`` plus the problems of ``previous`` (the result file it replaces) that it did not run, in ``PROBLEMS``
+    order, each carried-over problem keeping the provenance and baseline cap it was measured with; bars recomputed."""
+    if previous.get("quick") != new["quick"]:
+        return new
+    ran = {p["name"] for p in new["problems"]}
+    carried = [dict(p, provenance=p.get("provenance", previous.get("provenance")),
+                    cap_seconds=p.get("cap_seconds", previous.get("cap_seconds")))
+               for p in previous.get("problems", []) if p["name"] not in ran]
+    problems = sorted(carried + new["problems"], key=lambda p: PROBLEMS.index(p["name"]))
+    return dict(new, problems=problems, bars=bars(problems))
+
+
 def bars(problems: list[dict]) -> list[dict]:
     """The issue's bars, each with what was measured and whether it was met."""
     out = []
@@ -266,6 +281,10 @@ def markdown(result: dict, figures: Path) -> str:
     for p in result["problems"]:
         lines += ["", f"### {p['name']} ({p['law']} law, {len(p['targets'])} target(s), {p['rows']} rows, "
                   f"{p['objective_settings']['loss_space']} residuals, {p['objective_settings']['reduction']})", ""]
+        if "provenance" in p:
+            prov = p["provenance"]
+            lines += [f"*Carried over from an earlier run: measured {prov.get('date', '?')}, commit "
+                      f"`{prov.get('commit', '?')[:12]}`, baseline runs capped at {p['cap_seconds']:g} s.*", ""]
         if p.get("truth_objective") is not None:
             lines += [f"Objective at the true parameters: {p['truth_objective']:.6e}.", ""]
         lines += ["| engine rung | starts | schedule (keep/iterations/row fraction) | cold s | warm s | "

@@ -167,3 +167,26 @@ def test_compare_finds_the_fastest_rung_that_reaches_every_target():
     assert c["engine_at_or_below"] and c["engine_better_at_equal_time"]
     unreached = speed.compare(rungs[:1], runs)
     assert unreached["reach_rung"] is None and unreached["speedup"] is None
+
+
+def test_merge_carries_over_the_problems_a_run_left_out_with_their_provenance():
+    def problem(name, ratio):
+        c = {"objective_ratio": [ratio], "engine_at_or_below": ratio <= 1, "speedup": 2.0, "speedup_warm": 30.0}
+        return {"name": name, "comparison": {"paper_tight": c}}
+
+    previous = {"quick": False, "cap_seconds": 900.0, "provenance": {"commit": "old"},
+                "problems": [problem("chinchilla", 1.0), problem("synthetic", 2.0)]}
+    new = {"quick": False, "cap_seconds": 300.0, "provenance": {"commit": "new"},
+           "problems": [problem("synthetic", 0.5), problem("additive", 0.9)]}
+    merged = speed.merge(previous, new)
+    assert [p["name"] for p in merged["problems"]] == ["chinchilla", "additive", "synthetic"]
+    carried = merged["problems"][0]
+    assert carried["provenance"] == {"commit": "old"} and carried["cap_seconds"] == 900.0
+    assert all("provenance" not in p for p in merged["problems"][1:])
+    assert merged["provenance"] == {"commit": "new"}
+    # bars are recomputed over every problem: the re-run synthetic now meets its quality bar
+    quality = {b["bar"]: b["met"] for b in merged["bars"] if "engine objective" in b["bar"]}
+    assert quality == {"chinchilla: engine objective ≤ paper_tight": True,
+                       "additive: engine objective ≤ paper_tight": True,
+                       "synthetic: engine objective ≤ paper_tight": True}
+    assert speed.merge({**previous, "quick": True}, new) is new

@@ -358,14 +358,16 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
         if fraction not in subsets:
             subsets[fraction] = row_subset(n_rows, fraction, space.size, jax.random.fold_in(key_rows, len(subsets)))
 
-    h = np.asarray(x.h)
+    h = np.asarray(x.h) if space.law.mixture_features is not None else None
 
     def data(fraction):
         """The stage's rows (a random fraction, or all), laid out in mixture groups where that pays (``grouped``),
         and the group size (None: row by row)."""
         rows = subsets[fraction]
+        if rows is None and h is None:
+            return x, problems, None
         rows = np.arange(n_rows) if rows is None else rows
-        size = grouped.plan(space, h[rows]) if n_rows else None
+        size = grouped.plan(space, h[rows]) if h is not None else None
         real = np.ones(len(rows), bool)
         if size is not None:
             slots, real = grouped.layout(h[rows], size)

@@ -23,14 +23,16 @@ mixture, as in the RegMix tables).
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..laws import Inputs
+from ..laws import Inputs, Law
 from ..laws._base import log_prediction, raw_prediction
 from . import solvers
-from .space import ParamSpace
+from .space import ParamSpace, make_space
 
 #: Cost model of one linearisation in nanoseconds, fitted to timings on this project's 2-core CPU (SlimPajama rows,
 #: additive P = 19 and joint P = 33, 64 starts vmapped; benchmarks/NOTES.md, session 7): the row path costs
@@ -48,7 +50,7 @@ def plan(space: ParamSpace, h: np.ndarray) -> int | None:
         return None
     counts = np.unique(h, axis=0, return_counts=True)[1]
     p = space.size
-    a = len(_row_indices(space)) + _n_features(space)
+    a = _step_width(space.law, space.k)
     per_group = GROUP_NS + a * p * (p + a) / MACS_PER_NS
     best, best_cost = None, len(h) * ROW_NS_PER_P2 * p * p
     for size in range(1, int(counts.max()) + 1):
@@ -71,6 +73,13 @@ def layout(h: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         slots.append(np.concatenate([rows, np.full(pad, rows[0])]))
         real.append(np.arange(len(rows) + pad) < len(rows))
     return np.concatenate(slots), np.concatenate(real)
+
+
+@lru_cache(maxsize=64)
+def _step_width(law: Law, k: int) -> int:
+    """a = |q| + F: the width of a row's v_j (module docstring)."""
+    space = make_space(law, k, "raw", None)
+    return len(_row_indices(space)) + _n_features(space)
 
 
 def _row_positions(space: ParamSpace) -> dict[str, slice]:
