@@ -294,13 +294,14 @@ def markdown(result: dict, figures: Path) -> str:
             lines.append(f"| {i} | {r['settings']['n_starts']} | {schedule} | {_secs(r['seconds'])} | "
                          f"{_secs(r['warm_seconds'])} | {sum(r['objective']):.6e} |")
         lines += ["", "| baseline | objective (sum) | engine / baseline (worst target) | baseline s to its best "
-                  "(whole run) | engine s to reach it, cold / warm (rung) | speed-up cold / warm | "
+                  "(whole run) | engine s to reach it, cold / warm (rungs) | speed-up cold / warm | "
                   "baseline at the engine's wall time |", "|---|---|---|---|---|---|---|"]
         for method, c in p["comparison"].items():
             at_equal = c["baseline_at_equal_time"]
             equal = "no point yet" if any(v is None for v in at_equal) else f"{sum(at_equal):.6e}"
             reach = ("not reached" if c["reach_rung"] is None else
-                     f"{_secs(c['reach_seconds'])} / {_secs(c['reach_warm_seconds'])} ({c['reach_rung']})")
+                     f"{_secs(c['reach_seconds'])} / {_secs(c['reach_warm_seconds'])} "
+                     f"({c['reach_rung']} / {c['reach_rung_warm']})")
             lines.append(f"| {method} | {sum(c['baseline_objective']):.6e} | {max(c['objective_ratio']):.6f} | "
                          f"{_secs(c['baseline_seconds_to_best'])} ({_secs(c['baseline_seconds'])}) | {reach} | "
                          f"{_times(c['speedup'])} / {_times(c['speedup_warm'])} | {equal} |")
