@@ -14,7 +14,7 @@ so the step's Gram and gradient-side vector (``solvers.Linearisation``) are
 and the chain rule to the fitted coordinates z is diagonal (u = to_law(z) acts coordinate by coordinate).
 Per row this costs a few exponentials and an a x a outer product instead of a P-wide reverse pass and a P x P
 Gram; per group, one feature Jacobian and an (a, P) x (a, a) x (a, P) product. The result equals the
-row-by-row linearisation to rounding (tests/test_engine.py).
+row-by-row linearisation to rounding (tests/test_grouped.py).
 
 The engine lays the rows out in groups of ``size`` rows of one mixture each (a mixture with more rows fills
 several groups; the last is padded with weight-0 copies of one of its rows, which no objective sees), and picks
