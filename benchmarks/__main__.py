@@ -104,7 +104,7 @@ def main(argv=None) -> None:
             if hasattr(module(name), "merge") and path.exists():
                 result = module(name).merge(json.loads(path.read_text()), result)
             atomic_write_json(path, result)
-            print(f"   {name}: {result['seconds_total']:.0f} s -> {result_path(out, name, args.quick)}", flush=True)
+            print(f"   {name}: {result['seconds_total']:.0f} s -> {path}", flush=True)
     print(f"wrote {write_report(out, args.quick)}")
 
 

@@ -273,8 +273,7 @@ def _sharded_map_pairs(mesh, op: str, delta: float, batch_size: int, group_size:
     the same way."""
     rep, split = PartitionSpec(), PartitionSpec(AXIS)
     mapped = jax.shard_map(partial(_map_pairs, op=op, delta=delta, batch_size=batch_size, group_size=group_size),
-                           mesh=mesh,
-                           in_specs=(rep, rep, rep, split, split, rep, rep), out_specs=split)
+                           mesh=mesh, in_specs=(rep, rep, rep, split, split, rep, rep), out_specs=split)
     return jax.jit(mapped)
 
 
@@ -364,13 +363,14 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
         """The stage's rows (a random fraction, or all), laid out in mixture groups where that pays (``grouped``),
         and the group size (None: row by row)."""
         rows = subsets[fraction]
-        if rows is None and h is None:
+        mixtures = None if h is None else h if rows is None else h[rows]
+        size = None if mixtures is None else grouped.plan(space, mixtures)
+        if size is None and rows is None:
             return x, problems, None
         rows = np.arange(n_rows) if rows is None else rows
-        size = grouped.plan(space, h[rows]) if h is not None else None
         real = np.ones(len(rows), bool)
         if size is not None:
-            slots, real = grouped.layout(h[rows], size)
+            slots, real = grouped.layout(mixtures, size)
             rows = rows[slots]
         # the normaliser c stays the full table's: a coarse objective only has to rank starts
         real = jnp.asarray(real)

@@ -32,7 +32,7 @@ import numpy as np
 from ..laws import Inputs, Law
 from ..laws._base import log_prediction, raw_prediction
 from . import solvers
-from .space import ParamSpace, make_space
+from .space import ParamSpace
 
 #: Cost model of one linearisation in nanoseconds, fitted to timings on this project's 2-core CPU (SlimPajama rows,
 #: additive P = 19 and joint P = 33, 64 starts vmapped; benchmarks/NOTES.md, session 7): the row path costs
@@ -50,7 +50,8 @@ def plan(space: ParamSpace, h: np.ndarray) -> int | None:
         return None
     counts = np.unique(h, axis=0, return_counts=True)[1]
     p = space.size
-    a = _step_width(space.law, space.k)
+    row_index, _, n_features = _row_split(space.law, space.k)
+    a = len(row_index) + n_features
     per_group = GROUP_NS + a * p * (p + a) / MACS_PER_NS
     best, best_cost = None, len(h) * ROW_NS_PER_P2 * p * p
     for size in range(1, int(counts.max()) + 1):
@@ -76,41 +77,25 @@ def layout(h: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=64)
-def _step_width(law: Law, k: int) -> int:
-    """a = |q| + F: the width of a row's v_j (module docstring)."""
-    space = make_space(law, k, "raw", None)
-    return len(_row_indices(space)) + _n_features(space)
-
-
-def _row_positions(space: ParamSpace) -> dict[str, slice]:
-    starts = np.cumsum([0] + [p.size(space.k) for p in space.law.params])
-    return {p.name: slice(int(starts[i]), int(starts[i + 1])) for i, p in enumerate(space.law.params)}
-
-
-def _row_indices(space: ParamSpace) -> np.ndarray:
-    where = _row_positions(space)
-    return np.concatenate([np.arange(where[n].start, where[n].stop) for n in space.law.mixture_features.row_params])
-
-
-def _n_features(space: ParamSpace) -> int:
-    one = Inputs(None, None, jnp.ones(space.k) / space.k, jnp.full(space.k, -np.log(space.k)))
-    params = space.law_params(jnp.zeros(space.size))
-    return int(jax.eval_shape(lambda: space.law.mixture_features.features(params, one)).shape[0])
+def _row_split(law: Law, k: int) -> tuple[np.ndarray, dict, int]:
+    """(flat indices of the row parameters q, each one's place in q, the number of features F) for k domains."""
+    index = law.unflatten(np.arange(law.n_params(k)), k)        # name -> flat index, or (k,) indices
+    row_index, place = [], {}
+    for name in law.mixture_features.row_params:
+        at = len(row_index)
+        place[name] = at if np.ndim(index[name]) == 0 else slice(at, at + k)
+        row_index += np.atleast_1d(index[name]).tolist()
+    one = Inputs(None, None, jnp.ones(k) / k, jnp.full(k, -np.log(k)))
+    params = law.unflatten(jnp.zeros(law.n_params(k)), k)
+    n_features = jax.eval_shape(lambda: law.mixture_features.features(params, one)).shape[0]
+    return np.array(row_index), place, int(n_features)
 
 
 def linearise(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta: float) -> solvers.Linearise:
     """z -> ``solvers.Linearisation`` on rows laid out by :func:`layout` in groups of ``size`` (module docstring)."""
     split = space.law.mixture_features
     law, k = space.law, space.k
-    row_index = _row_indices(space)
-    n_features = _n_features(space)
-    positions = _row_positions(space)
-    offsets = {}
-    start = 0
-    for name in split.row_params:
-        width = positions[name].stop - positions[name].start
-        offsets[name] = (start, width, next(p for p in law.params if p.name == name).shape)
-        start += width
+    row_index, place, n_features = _row_split(law, k)
     groups = x.h.shape[0] // size
     h, log_h = x.h[::size], x.log_h[::size]                                # (G, k): each group's mixture
     log_n, log_d = x.log_n.reshape(groups, size), x.log_d.reshape(groups, size)
@@ -119,7 +104,7 @@ def linearise(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta
     predict = log_prediction if space.loss_space == "log" else raw_prediction
 
     def row_prediction(q, phi, ln, ld):
-        named = {n: (q[i] if shape == "scalar" else q[i:i + w]) for n, (i, w, shape) in offsets.items()}
+        named = {n: q[at] for n, at in place.items()}
         return predict(*split.combine(named, phi, Inputs(ln, ld, None, None)))
 
     per_slot = jax.vmap(jax.vmap(jax.value_and_grad(row_prediction, argnums=(0, 1)), in_axes=(None, None, 0, 0)),
