@@ -2,13 +2,14 @@
 from functools import partial
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import mixlaw_jax as mj
 from mixlaw_jax.fit import engine, grouped, solvers
 from mixlaw_jax.fit.space import make_space
-from mixlaw_jax.laws import Inputs
+from mixlaw_jax.laws import Inputs, Param
 from mixlaw_jax.objective import prediction
 
 K = 3
@@ -22,6 +23,29 @@ X = Inputs.from_arrays(N, D, H)
 FEATURE_LAWS = ("additive", "joint", "full", "simple")
 
 
+def _shared_features(p, x):
+    """Features that share coordinates: log_C feeds two of them, the row parameter alpha the third."""
+    mean = jnp.sum(jnp.exp(p["log_C"]) * x.h, axis=-1)
+    second = jnp.sum(jnp.exp(p["log_C"]) * x.h ** 2, axis=-1)
+    return jnp.stack([jnp.log(mean), p["tau"] * second, p["alpha"] * jnp.log(jnp.sum(x.h ** 2, axis=-1))])
+
+
+def _shared_combine(q, phi, x):
+    return q["E"] * jnp.ones_like(x.log_n), jnp.stack([phi[0] - q["alpha"] * x.log_n, phi[1] - 0.3 * x.log_d,
+                                                       phi[2] - x.log_d])
+
+
+#: A user law whose features overlap, so the grouped path needs two colours and two pieces for some coordinates.
+SHARED = mj.Law.from_features(
+    "shared", (Param("E", init=(1.0, 2.0)), Param("alpha", init=(0.1, 0.6)),
+               Param("log_C", shape="domain", init=(-1.0, 1.0)), Param("tau", init=(-1.0, 1.0))),
+    _shared_features, _shared_combine, row_params=("E", "alpha"))
+
+
+def _law(name):
+    return SHARED if name == "shared" else mj.get_law(name)
+
+
 def _rows(space, truth, seed):
     """Noisy targets (some residuals outside the Huber band) with a few rows weighted 0, one mixture entirely."""
     noise = np.random.default_rng(seed).normal(0.0, 0.01, len(H))
@@ -33,9 +57,9 @@ def _rows(space, truth, seed):
 
 
 @pytest.mark.parametrize("loss_space", ["raw", "log"])
-@pytest.mark.parametrize("law_name", FEATURE_LAWS)
+@pytest.mark.parametrize("law_name", FEATURE_LAWS + ("shared",))
 def test_grouped_linearisation_equals_the_row_by_row_one(law_name, loss_space):
-    space = make_space(mj.get_law(law_name), K, loss_space, "default")
+    space = make_space(_law(law_name), K, loss_space, "default")
     centre = float(np.mean(np.log(N))), float(np.mean(np.log(D)))
     truth, *points = space.sample(jax.random.PRNGKey(0), 4, *centre)
     rows = _rows(space, truth, 1)
@@ -51,6 +75,19 @@ def test_grouped_linearisation_equals_the_row_by_row_one(law_name, loss_space):
             np.testing.assert_allclose(got.f, want.f, rtol=1e-12)
             np.testing.assert_allclose(got.g, want.g, rtol=1e-9, atol=1e-12 * np.abs(want.g).max())
             np.testing.assert_allclose(got.gram, want.gram, rtol=1e-9, atol=1e-12 * np.abs(want.gram).max())
+
+
+def test_structure_finds_which_coordinates_feed_which_quantity():
+    joint = grouped.structure(mj.get_law("joint"), K)
+    assert joint.colours.shape == (1, 3)                          # no coordinate feeds two features: one pass
+    assert joint.param_pieces.shape[1] == 1 and sorted(joint.piece_param) == list(range(mj.get_law("joint").n_params(K)))
+    shared = grouped.structure(SHARED, K)
+    names = SHARED.names(K)
+    assert shared.colours.tolist() == [[1, 0, 1], [0, 1, 0]]      # phi0 and phi1 share log_C; phi2 shares only alpha
+    pieces = {names[p]: sorted(shared.piece_quantity[shared.piece_param == p].tolist()) for p in range(len(names))}
+    # quantities: q = (E, alpha), then phi0, phi1, phi2
+    assert pieces == {"E": [0], "alpha": [1, 4], "log_C[0]": [2, 3], "log_C[1]": [2, 3], "log_C[2]": [2, 3],
+                      "tau": [3]}
 
 
 def test_layout_puts_each_row_once_in_groups_of_one_mixture():

@@ -23,7 +23,7 @@ over a 1-D mesh: the starts of a screening chunk, and the flattened (problem, st
 refinement and the final gradient norms (padded to a multiple of the device count). Each call's temporaries
 are bounded by a per-device budget, taken from the device's free memory where it reports it: screening scores
 as many starts (and, for very many problems, as few problems) at a time as fit, keeping only the running best
-``keep`` per problem; the per-pair work runs through ``lax.map`` in batches that fit.
+``keep`` per problem; the per-pair work runs in equal blocks of pairs that fit.
 """
 from __future__ import annotations
 
@@ -241,15 +241,14 @@ def _take(states, order):
 
 
 def _map_pairs(space: ParamSpace, x: Inputs, problems: Problems, owner: jax.Array, items, first_iter, n_iter,
-               op: str, delta: float, batch_size: int, group_size: int | None = None):
-    """``op`` on each (problem ``owner[i]``, ``items[i]``) pair, ``batch_size`` pairs vmapped at a time:
-    ``"init"`` z -> SolverState, ``"lm"`` state -> state after ``n_iter`` LM iterations, ``"grad"`` z -> |grad f|.
-    LM linearises row by row, or by mixture groups of ``group_size`` rows (``grouped``; rows laid out so)."""
+               op: str, delta: float, group_size: int | None = None):
+    """``op`` on each (problem ``owner[i]``, ``items[i]``) pair, vmapped: ``"init"`` z -> SolverState, ``"lm"``
+    state -> state after ``n_iter`` LM iterations, ``"grad"`` z -> |grad f|. LM linearises row by row, or by
+    mixture groups of ``group_size`` rows (``grouped``; rows laid out so)."""
     model = _model(space, x)
     model_jac = _model_and_jacobian(space, x)
 
-    def one(pair):
-        b, item = pair
+    def one(b, item):
         rows = solvers.Rows(problems.y[b], problems.w[b], problems.c[b])
         if op == "init":
             return solvers.init_state(model, rows, delta, item)
@@ -261,40 +260,51 @@ def _map_pairs(space: ParamSpace, x: Inputs, problems: Problems, owner: jax.Arra
             lin = grouped.linearise(space, x, group_size, rows, delta)
         return solvers.lm_run(lin, item, first_iter, n_iter)
 
-    return jax.lax.map(one, (owner, items), batch_size=min(batch_size, owner.shape[0]))
+    return jax.vmap(one)(owner, items)
 
 
-_map_pairs_jit = jax.jit(_map_pairs, static_argnames=("op", "delta", "batch_size", "group_size"))
+_map_pairs_jit = jax.jit(_map_pairs, static_argnames=("op", "delta", "group_size"))
 
 
 @lru_cache(maxsize=64)
-def _sharded_map_pairs(mesh, op: str, delta: float, batch_size: int, group_size: int | None):
-    """``_map_pairs`` with the pairs split over ``mesh`` (each device maps its share in batches); outputs split
-    the same way."""
+def _sharded_map_pairs(mesh, op: str, delta: float, group_size: int | None):
+    """``_map_pairs`` with the pairs split over ``mesh``; outputs split the same way."""
     rep, split = PartitionSpec(), PartitionSpec(AXIS)
-    mapped = jax.shard_map(partial(_map_pairs, op=op, delta=delta, batch_size=batch_size, group_size=group_size),
+    mapped = jax.shard_map(partial(_map_pairs, op=op, delta=delta, group_size=group_size),
                            mesh=mesh, in_specs=(rep, rep, rep, split, split, rep, rep), out_specs=split)
     return jax.jit(mapped)
 
 
 def _per_pair(placement: Placement, op: str, space: ParamSpace, x: Inputs, problems: Problems, values, *,
               delta: float, batch_size: int, group_size: int | None = None, first_iter=0, n_iter=0):
-    """``_map_pairs`` over every (problem, start) of ``values`` (leading axes (B, S)), flattened to one batch."""
+    """``_map_pairs`` over every (problem, start) of ``values`` (leading axes (B, S)), flattened and cut into blocks
+    of ``batch_size`` pairs per device. Every block has the same shape (the last is padded), so the stages of a fit
+    that share rows share one compiled program, whatever their numbers of starts."""
     n_problems, n_starts = jax.tree.leaves(values)[0].shape[:2]
     n = n_problems * n_starts
-    flat = jax.tree.map(lambda a: a.reshape((n,) + a.shape[2:]), values)
-    owner = jnp.repeat(jnp.arange(n_problems), n_starts)
+    flat = jax.tree.map(lambda a: np.asarray(a).reshape((n,) + a.shape[2:]), values)
+    owner = np.repeat(np.arange(n_problems), n_starts)
+    block = min(batch_size, -(-n // placement.n_devices)) * placement.n_devices
+    owner, flat = pad_leading((owner, flat), -(-n // block) * block)
     first_iter, n_iter = jnp.asarray(first_iter), jnp.asarray(n_iter)
     if placement.mesh is None:
-        out = _map_pairs_jit(space, x, problems, owner, flat, first_iter, n_iter, op, delta, batch_size, group_size)
+        def run(owner_block, flat_block):
+            return _map_pairs_jit(space, x, problems, owner_block, flat_block, first_iter, n_iter, op, delta,
+                                  group_size)
     else:
-        mapped = _sharded_map_pairs(placement.mesh, op, delta, batch_size, group_size)
+        mapped = _sharded_map_pairs(placement.mesh, op, delta, group_size)
         space, x, problems, first_iter, n_iter = placement.put((space, x, problems, first_iter, n_iter),
                                                                PartitionSpec())
-        owner, flat = placement.put(pad_leading((owner, flat), placement.padded(n)), PartitionSpec(AXIS))
-        out = jax.tree.map(lambda a: jnp.asarray(a[:n]),
-                           fetch(mapped(space, x, problems, owner, flat, first_iter, n_iter)))
-    return jax.tree.map(lambda a: a.reshape((n_problems, n_starts) + a.shape[1:]), out)
+
+        def run(owner_block, flat_block):
+            owner_block, flat_block = placement.put((owner_block, flat_block), PartitionSpec(AXIS))
+            return mapped(space, x, problems, owner_block, flat_block, first_iter, n_iter)
+    blocks = [run(owner[lo:lo + block], jax.tree.map(lambda a: a[lo:lo + block], flat))
+              for lo in range(0, len(owner), block)]
+    if placement.mesh is not None:
+        blocks = fetch(blocks)
+    return jax.tree.map(lambda *parts: jnp.asarray(np.concatenate(parts)[:n]).reshape((n_problems, n_starts)
+                                                                                     + parts[0].shape[1:]), *blocks)
 
 
 def lm_batch_size(n_rows: int, n_params: int, k: int, memory_bytes: float, platform: str = "cpu") -> int:

@@ -12,9 +12,19 @@ so the step's Gram and gradient-side vector (``solvers.Linearisation``) are
     J^T Omega J = sum_g K_g^T (sum_{j in g} omega_j v_j v_j^T) K_g,   J^T (w psi) = sum_g K_g^T sum_{j in g} w_j psi_j v_j,
 
 and the chain rule to the fitted coordinates z is diagonal (u = to_law(z) acts coordinate by coordinate).
-Per row this costs a few exponentials and an a x a outer product instead of a P-wide reverse pass and a P x P
-Gram; per group, one feature Jacobian and an (a, P) x (a, a) x (a, P) product. The result equals the
-row-by-row linearisation to rounding (tests/test_grouped.py).
+
+K_g is sparse: each coordinate feeds one or a few of the a quantities (in the built-in laws exactly one: E, alpha
+and beta only q; C and gamma only the mixture term; A_pure and tau_A only log A_h). Its non-zero entries, the
+*pieces* (p, b) with kappa_{g,pb} = dq_b/du_p or dphi_b(h_g)/du_p, are found once per law (:func:`structure`), and
+
+    Gram_pieces[pb, p'b'] = sum_g kappa_{g,pb} A_g[b, b'] kappa_{g,p'b'},   A_g = sum_{j in g} omega_j v_j v_j^T,
+
+is one (n_b, G) x (G, n) product per quantity b (n pieces, n_b of them on b); a coordinate's row and column of the
+Gram sum its pieces'. Features that share no coordinate are differentiated together: one reverse pass whose
+cotangent is 1 on each of them gives every piece of all of them (the features' *colours*; one pass in the
+built-in laws instead of F). Per row this costs a few exponentials and an a x a outer product instead of a P-wide
+reverse pass and a P x P Gram; per group, a reverse pass per colour and ~n (n + a) multiply-adds. The result
+equals the row-by-row linearisation to rounding (tests/test_grouped.py).
 
 The engine lays the rows out in groups of ``size`` rows of one mixture each (a mixture with more rows fills
 several groups; the last is padded with weight-0 copies of one of its rows, which no objective sees), and picks
@@ -24,6 +34,7 @@ mixture, as in the RegMix tables).
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +47,8 @@ from .space import ParamSpace
 
 #: Cost model of one linearisation in nanoseconds, fitted to timings on this project's 2-core CPU (SlimPajama rows,
 #: additive P = 19 and joint P = 33, 64 starts vmapped; benchmarks/NOTES.md, session 7): the row path costs
-#: ROW_NS_PER_P2 * P^2 per row; the grouped path GROUP_NS + a P (P + a) / MACS_PER_NS per group and SLOT_NS per slot.
+#: ROW_NS_PER_P2 * P^2 per row; the grouped path GROUP_NS + n (n + a) / MACS_PER_NS per group (n pieces) and
+#: SLOT_NS per slot.
 ROW_NS_PER_P2 = 1.2
 GROUP_NS = 600.0
 MACS_PER_NS = 3.0
@@ -49,11 +61,10 @@ def plan(space: ParamSpace, h: np.ndarray) -> int | None:
     if space.law.mixture_features is None or len(h) == 0:
         return None
     counts = np.unique(h, axis=0, return_counts=True)[1]
-    p = space.size
-    row_index, _, n_features = _row_split(space.law, space.k)
-    a = len(row_index) + n_features
-    per_group = GROUP_NS + a * p * (p + a) / MACS_PER_NS
-    best, best_cost = None, len(h) * ROW_NS_PER_P2 * p * p
+    st = structure(space.law, space.k)
+    n, a = len(st.piece_param), len(st.row_index) + st.n_features
+    per_group = GROUP_NS + n * (n + a) / MACS_PER_NS
+    best, best_cost = None, len(h) * ROW_NS_PER_P2 * space.size ** 2
     for size in range(1, int(counts.max()) + 1):
         groups = int(np.sum(-(-counts // size)))
         cost = groups * (per_group + size * SLOT_NS)
@@ -76,35 +87,90 @@ def layout(h: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(slots), np.concatenate(real)
 
 
+class Structure(NamedTuple):
+    """Which law coordinates reach the prediction through which of the a = |q| + F quantities (q, phi).
+
+    A *piece* is one (coordinate, quantity) pair with a non-zero derivative; pieces are sorted by quantity. The
+    features are split into *colours*, sets of features that share no coordinate, so that one reverse pass with
+    the colour's indicator as cotangent yields every piece of its features (one colour for the built-in laws).
+    """
+
+    row_index: np.ndarray       # (|q|,) flat index of each row parameter
+    place: dict                 # row parameter name -> its index or slice in q
+    n_features: int             # F
+    colours: np.ndarray         # (C, F) 0/1 cotangents, one per colour
+    piece_param: np.ndarray     # (n,) coordinate of each piece
+    piece_quantity: np.ndarray  # (n,) its quantity in [0, a): q first, then the features
+    piece_colour: np.ndarray    # (n,) colour of a feature piece (0 for a row piece, unused)
+    quantity_start: np.ndarray  # (a + 1,) first piece of each quantity
+    param_pieces: np.ndarray    # (P, M) pieces of each coordinate, padded with n (a zero piece)
+
+
+#: Random points (law coordinates from the default init box, and interior mixtures) at which the structure is read.
+STRUCTURE_SAMPLES = 4
+
+
 @lru_cache(maxsize=64)
-def _row_split(law: Law, k: int) -> tuple[np.ndarray, dict, int]:
-    """(flat indices of the row parameters q, each one's place in q, the number of features F) for k domains."""
+def structure(law: Law, k: int) -> Structure:
+    """The :class:`Structure` of a feature law for k domains.
+
+    Which coordinates each feature depends on is read from its Jacobian at ``STRUCTURE_SAMPLES`` random points and
+    interior mixtures (a NaN counts as a dependence): a derivative that vanishes at every one of them but not
+    elsewhere would be missed, which the analytic features of a scaling law do not do.
+    """
+    from .space import make_space
+
     index = law.unflatten(np.arange(law.n_params(k)), k)        # name -> flat index, or (k,) indices
     row_index, place = [], {}
     for name in law.mixture_features.row_params:
         at = len(row_index)
         place[name] = at if np.ndim(index[name]) == 0 else slice(at, at + k)
         row_index += np.atleast_1d(index[name]).tolist()
-    one = Inputs(None, None, jnp.ones(k) / k, jnp.full(k, -np.log(k)))
-    params = law.unflatten(jnp.zeros(law.n_params(k)), k)
-    n_features = jax.eval_shape(lambda: law.mixture_features.features(params, one)).shape[0]
-    return np.array(row_index), place, int(n_features)
+    space = make_space(law, k)
+    u = space.to_law(space.sample(jax.random.PRNGKey(0), STRUCTURE_SAMPLES))
+    h = jnp.asarray(np.random.default_rng(0).dirichlet(np.ones(k), STRUCTURE_SAMPLES))
+
+    def jacobian(u_s, h_s):
+        return jax.jacfwd(lambda v: law.mixture_features.features(law.unflatten(v, k), Inputs(None, None, h_s,
+                                                                                                jnp.log(h_s))))(u_s)
+
+    jac = np.asarray(jax.vmap(jacobian)(u, h))                                       # (S, F, P)
+    depends = np.any(jac != 0, axis=0)                                               # NaN != 0 too
+    n_features = depends.shape[0]
+    colour_of = []                                      # greedy: the first colour none of whose features overlap
+    for a in range(n_features):
+        c = 0
+        while any(colour_of[b] == c and np.any(depends[a] & depends[b]) for b in range(a)):
+            c += 1
+        colour_of.append(c)
+    colours = (np.arange(max(colour_of) + 1)[:, None] == np.array(colour_of)[None]).astype(float)
+    pieces = [(p, i, 0) for i, p in enumerate(row_index)]
+    pieces += [(p, len(row_index) + a, colour_of[a]) for a in range(n_features) for p in np.flatnonzero(depends[a])]
+    piece_param, piece_quantity, piece_colour = (np.array(c, dtype=int) for c in zip(*pieces))
+    of_param = [np.flatnonzero(piece_param == p) for p in range(law.n_params(k))]
+    width = max(1, max(len(o) for o in of_param))
+    param_pieces = np.array([np.pad(o, (0, width - len(o)), constant_values=len(pieces)) for o in of_param])
+    quantity_start = np.searchsorted(piece_quantity, np.arange(len(row_index) + n_features + 1))
+    return Structure(np.array(row_index), place, n_features, colours, piece_param, piece_quantity, piece_colour,
+                     quantity_start, param_pieces)
 
 
 def linearise(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta: float) -> solvers.Linearise:
     """z -> ``solvers.Linearisation`` on rows laid out by :func:`layout` in groups of ``size`` (module docstring)."""
     split = space.law.mixture_features
     law, k = space.law, space.k
-    row_index, place, n_features = _row_split(law, k)
+    st = structure(law, k)
+    n_rows = len(st.row_index)
     groups = x.h.shape[0] // size
     h, log_h = x.h[::size], x.log_h[::size]                                # (G, k): each group's mixture
     log_n, log_d = x.log_n.reshape(groups, size), x.log_d.reshape(groups, size)
     used = (rows.w > 0).reshape(groups, size)
-    active = jnp.any(used, axis=1)[:, None, None]     # a group no row of which is weighted must not touch the sums
+    active = jnp.any(used, axis=1)[:, None]           # a group no row of which is weighted must not touch the sums
     predict = log_prediction if space.loss_space == "log" else raw_prediction
+    feature_pieces = slice(n_rows, None)
 
     def row_prediction(q, phi, ln, ld):
-        named = {n: q[at] for n, at in place.items()}
+        named = {n: q[at] for n, at in st.place.items()}
         return predict(*split.combine(named, phi, Inputs(ln, ld, None, None)))
 
     per_slot = jax.vmap(jax.vmap(jax.value_and_grad(row_prediction, argnums=(0, 1)), in_axes=(None, None, 0, 0)),
@@ -115,20 +181,28 @@ def linearise(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta
 
         def group_features(hg, log_hg):
             phi, pullback = jax.vjp(lambda v: split.features(law.unflatten(v, k), Inputs(None, None, hg, log_hg)), u)
-            return phi, jax.vmap(pullback)(jnp.eye(n_features, dtype=u.dtype))[0]
+            return phi, jax.vmap(pullback)(jnp.asarray(st.colours, u.dtype))[0]
 
-        phi, dphi = jax.vmap(group_features)(h, log_h)                         # (G, F), (G, F, P)
-        m, (dq, dphi_row) = per_slot(u[row_index], phi, log_n, log_d)          # (G, s), (G, s, |q|), (G, s, F)
-        v = jnp.concatenate([dq, dphi_row], axis=-1)                            # (G, s, a)
-        select = jnp.broadcast_to(jnp.eye(space.size, dtype=u.dtype)[row_index], (groups, len(row_index), space.size))
-        basis = jnp.where(active, jnp.concatenate([select, dphi], axis=1) * du, 0.0)   # (G, a, P) in z coordinates
+        phi, dphi = jax.vmap(group_features)(h, log_h)                         # (G, F), (G, C, P)
+        kappa = jnp.concatenate([jnp.ones((groups, n_rows), u.dtype),
+                                 dphi[:, st.piece_colour[feature_pieces], st.piece_param[feature_pieces]]], axis=1)
+        kappa = jnp.where(active, kappa * du[st.piece_param], 0.0)             # (G, n): K_g's entries, z coordinates
+        m, (dq, dphi_row) = per_slot(u[st.row_index], phi, log_n, log_d)       # (G, s), (G, s, |q|), (G, s, F)
+        v = jnp.where(used[..., None], jnp.concatenate([dq, dphi_row], axis=-1), 0.0)   # (G, s, a)
         f, w_psi, omega = solvers.irls_weights(rows, delta, m.reshape(-1))
-        v = jnp.where(used[..., None], v, 0.0)
         inner = jnp.einsum("gsa,gsb->gab", v * omega.reshape(groups, size, 1), v)
         side = jnp.einsum("gs,gsa->ga", w_psi.reshape(groups, size), v)
-        # sum_g K_g^T (inner_g K_g) as one (G a, P)^T (G a, P) product: ~3x faster than a three-operand einsum
-        weighted = jnp.einsum("gab,gbp->gap", inner, basis).reshape(-1, space.size)
-        gram = weighted.T @ basis.reshape(-1, space.size)
-        return solvers.Linearisation(f, basis.reshape(-1, space.size).T @ side.reshape(-1), gram)
+        # per piece: inner K_g column by column, then one (n_b, G) x (G, n) product per quantity b
+        weighted = inner[:, :, st.piece_quantity] * kappa[:, None, :]           # (G, a, n)
+        start = st.quantity_start
+        gram = jnp.concatenate([kappa[:, start[b]:start[b + 1]].T @ weighted[:, b]
+                                for b in range(len(start) - 1) if start[b + 1] > start[b]])
+        g = jnp.sum(kappa * side[:, st.piece_quantity], axis=0)
+        # pieces -> coordinates: sum over each coordinate's pieces (padding points at an appended zero piece)
+        gram, g = jnp.pad(gram, ((0, 1), (0, 1))), jnp.pad(g, (0, 1))
+        table = st.param_pieces
+        coordinate_gram = sum(gram[table[:, i][:, None], table[:, j][None, :]]
+                              for i in range(table.shape[1]) for j in range(table.shape[1]))
+        return solvers.Linearisation(f, jnp.sum(g[table], axis=1), coordinate_gram)
 
     return lin
