@@ -44,7 +44,7 @@ from .devices import AXIS, Placement, fetch, pad_leading
 from .space import ParamSpace
 
 #: (starts kept, Levenberg-Marquardt iterations, fraction of rows used) per successive-halving stage.
-DEFAULT_SCHEDULE: tuple[tuple[int, int, float], ...] = ((1024, 30, 0.25), (256, 60, 1.0), (32, 100, 1.0),
+DEFAULT_SCHEDULE: tuple[tuple[int, int, float], ...] = ((512, 30, 0.25), (256, 60, 1.0), (32, 100, 1.0),
                                                         (16, 300, 1.0))
 #: A row subset keeps at least this many rows per parameter (or all rows).
 MIN_ROWS_PER_PARAM = 10
@@ -241,10 +241,10 @@ def _take(states, order):
 
 
 def _map_pairs(space: ParamSpace, x: Inputs, problems: Problems, owner: jax.Array, items, first_iter, n_iter,
-               op: str, delta: float, group_size: int | None = None):
+               op: str, delta: float, group_size: int | None = None, solve: solvers.Solve = solvers.spd_solve):
     """``op`` on each (problem ``owner[i]``, ``items[i]``) pair, vmapped: ``"init"`` z -> SolverState, ``"lm"``
     state -> state after ``n_iter`` LM iterations, ``"grad"`` z -> |grad f|. LM linearises row by row, or by
-    mixture groups of ``group_size`` rows (``grouped``; rows laid out so)."""
+    mixture groups of ``group_size`` rows (``grouped``; rows laid out so), and solves its steps with ``solve``."""
     model = _model(space, x)
     model_jac = _model_and_jacobian(space, x)
 
@@ -258,12 +258,12 @@ def _map_pairs(space: ParamSpace, x: Inputs, problems: Problems, owner: jax.Arra
             lin = partial(solvers.linearise, model_jac, rows, delta)
         else:
             lin = grouped.linearise(space, x, group_size, rows, delta)
-        return solvers.lm_run(lin, item, first_iter, n_iter)
+        return solvers.lm_run(lin, item, first_iter, n_iter, solve)
 
     return jax.vmap(one)(owner, items)
 
 
-_map_pairs_jit = jax.jit(_map_pairs, static_argnames=("op", "delta", "group_size"))
+_map_pairs_jit = jax.jit(_map_pairs, static_argnames=("op", "delta", "group_size", "solve"))
 
 
 @lru_cache(maxsize=64)
@@ -287,10 +287,10 @@ def _per_pair(placement: Placement, op: str, space: ParamSpace, x: Inputs, probl
     block = min(batch_size, -(-n // placement.n_devices)) * placement.n_devices
     owner, flat = pad_leading((owner, flat), -(-n // block) * block)
     first_iter, n_iter = jnp.asarray(first_iter), jnp.asarray(n_iter)
-    if placement.mesh is None:
+    if placement.mesh is None:      # one device: the platform's Cholesky (several deadlock in it: solvers.spd_solve)
         def run(owner_block, flat_block):
             return _map_pairs_jit(space, x, problems, owner_block, flat_block, first_iter, n_iter, op, delta,
-                                  group_size)
+                                  group_size, solvers.cholesky_solve)
     else:
         mapped = _sharded_map_pairs(placement.mesh, op, delta, group_size)
         space, x, problems, first_iter, n_iter = placement.put((space, x, problems, first_iter, n_iter),

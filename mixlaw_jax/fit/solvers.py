@@ -108,6 +108,18 @@ def spd_solve(a: jax.Array, b: jax.Array) -> jax.Array:
     return jax.lax.fori_loop(0, a.shape[0], eliminate, (a, y))[1] * s
 
 
+def cholesky_solve(a: jax.Array, b: jax.Array) -> jax.Array:
+    """x with a x = b for a symmetric positive definite a, by the platform's Cholesky (LAPACK, cuSOLVER) of the
+    same Jacobi-scaled system as :func:`spd_solve`. ~4x faster than it on a CPU for P = 33, but only safe where one
+    device per process solves at a time (see ``spd_solve``); a matrix that is not SPD gives a non-finite x."""
+    s = 1.0 / jnp.sqrt(jnp.diag(a))
+    factor = jax.scipy.linalg.cho_factor(a * s[:, None] * s[None, :])
+    return jax.scipy.linalg.cho_solve(factor, b * s) * s
+
+
+Solve = Callable[[jax.Array, jax.Array], jax.Array]   # (a, b) -> x with a x = b, a SPD
+
+
 class Linearisation(NamedTuple):
     """What a step needs from the current point: f, the gradient-side vector J^T (w psi) and the Gram J^T Omega J."""
 
@@ -138,7 +150,8 @@ def linearise(model_jac: ModelJacobian, rows: Rows, delta: float, z: jax.Array) 
     return Linearisation(f, jac.T @ w_psi, (jac * omega[:, None]).T @ jac)
 
 
-def lm_step(lin: Linearise, state: SolverState, here: Linearisation, it) -> tuple[SolverState, Linearisation]:
+def lm_step(lin: Linearise, state: SolverState, here: Linearisation, it,
+            solve: Solve = spd_solve) -> tuple[SolverState, Linearisation]:
     """One damped IRLS Gauss-Newton step (see module docstring) from the linearisation ``here`` at state.z.
 
     The trial point is linearised at once: its f decides acceptance, and an accepted step carries its
@@ -147,7 +160,7 @@ def lm_step(lin: Linearise, state: SolverState, here: Linearisation, it) -> tupl
     z, f, lam, last, stall, f_mark = state
     diag = jnp.diag(here.gram)
     diag = jnp.maximum(diag, 1e-12 * jnp.max(diag) + 1e-300)
-    z_new = z + spd_solve(here.gram + lam * jnp.diag(diag), here.g)
+    z_new = z + solve(here.gram + lam * jnp.diag(diag), here.g)
     trial = lin(z_new)
     accept = (trial.f < f) & jnp.all(jnp.isfinite(z_new))
     progress = accept & (f - trial.f > STALL_RTOL * f)
@@ -157,7 +170,7 @@ def lm_step(lin: Linearise, state: SolverState, here: Linearisation, it) -> tupl
     return state, jax.tree.map(lambda new, old: jnp.where(accept, new, old), trial, here)
 
 
-def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter) -> SolverState:
+def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter, solve: Solve = spd_solve) -> SolverState:
     """Up to ``n_iter`` LM iterations, stopping early once the run has stalled (see ``STALL_LIMIT``).
 
     Under ``vmap`` the loop runs until every start in the batch has stalled or used its iterations.
@@ -171,7 +184,7 @@ def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter) -> SolverStat
     def body(carry):
         i, s, here = carry
         s = s._replace(f_mark=jnp.where(i == mark, s.f, s.f_mark))
-        s, here = lm_step(lin, s, here, i)
+        s, here = lm_step(lin, s, here, i, solve)
         return i + 1, s, here
 
     here = lin(state.z)
