@@ -150,32 +150,37 @@ def linearise(model_jac: ModelJacobian, rows: Rows, delta: float, z: jax.Array) 
     return Linearisation(f, jac.T @ w_psi, (jac * omega[:, None]).T @ jac)
 
 
-def lm_step(lin: Linearise, state: SolverState, here: Linearisation, it,
-            solve: Solve = spd_solve) -> tuple[SolverState, Linearisation]:
+def lm_step(lin: Linearise, state: SolverState, here: Linearisation, it, solve: Solve = spd_solve,
+            fresh=False) -> tuple[SolverState, Linearisation]:
     """One damped IRLS Gauss-Newton step (see module docstring) from the linearisation ``here`` at state.z.
 
     The trial point is linearised at once: its f decides acceptance, and an accepted step carries its
-    linearisation to the next iteration, so each iteration costs one model-and-Jacobian evaluation.
+    linearisation to the next iteration, so each iteration costs one model-and-Jacobian evaluation. A ``fresh``
+    pass takes no step: it only linearises at state.z (``here`` is then a placeholder), so that a compiled
+    run holds one copy of the linearisation.
     """
     z, f, lam, last, stall, f_mark = state
     diag = jnp.diag(here.gram)
     diag = jnp.maximum(diag, 1e-12 * jnp.max(diag) + 1e-300)
-    z_new = z + solve(here.gram + lam * jnp.diag(diag), here.g)
+    z_new = jnp.where(fresh, z, z + solve(here.gram + lam * jnp.diag(diag), here.g))
     trial = lin(z_new)
-    accept = (trial.f < f) & jnp.all(jnp.isfinite(z_new))
+    accept = fresh | ((trial.f < f) & jnp.all(jnp.isfinite(z_new)))
     progress = accept & (f - trial.f > STALL_RTOL * f)
     state = SolverState(jnp.where(accept, z_new, z), jnp.where(accept, trial.f, f),
-                        jnp.clip(jnp.where(accept, lam / 3.0, lam * 4.0), 1e-12, 1e12),
-                        jnp.where(accept, it + 1, last), jnp.where(progress, 0, stall + 1), f_mark)
+                        jnp.where(fresh, lam, jnp.clip(jnp.where(accept, lam / 3.0, lam * 4.0), 1e-12, 1e12)),
+                        jnp.where(accept & ~fresh, it + 1, last),
+                        jnp.where(fresh, stall, jnp.where(progress, 0, stall + 1)), f_mark)
     return state, jax.tree.map(lambda new, old: jnp.where(accept, new, old), trial, here)
 
 
 def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter, solve: Solve = spd_solve) -> SolverState:
     """Up to ``n_iter`` LM iterations, stopping early once the run has stalled (see ``STALL_LIMIT``).
 
-    Under ``vmap`` the loop runs until every start in the batch has stalled or used its iterations.
+    Under ``vmap`` the loop runs until every start in the batch has stalled or used its iterations. Its first
+    pass (numbered first_iter - 1) linearises at the start point without stepping (``lm_step``'s ``fresh``).
     """
     mark = first_iter + n_iter - jnp.maximum(n_iter // 5, 1)
+    placeholder = Linearisation(state.f, jnp.zeros_like(state.z), jnp.diag(jnp.ones_like(state.z)))
 
     def cond(carry):
         i, s, _ = carry
@@ -184,12 +189,11 @@ def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter, solve: Solve 
     def body(carry):
         i, s, here = carry
         s = s._replace(f_mark=jnp.where(i == mark, s.f, s.f_mark))
-        s, here = lm_step(lin, s, here, i, solve)
+        s, here = lm_step(lin, s, here, i, solve, fresh=i < first_iter)
         return i + 1, s, here
 
-    here = lin(state.z)
-    start = state._replace(f=here.f, stall=jnp.zeros_like(state.stall), f_mark=jnp.full_like(state.f, jnp.inf))
-    return jax.lax.while_loop(cond, body, (first_iter, start, here))[1]
+    start = state._replace(stall=jnp.zeros_like(state.stall), f_mark=jnp.full_like(state.f, jnp.inf))
+    return jax.lax.while_loop(cond, body, (first_iter - 1, start, placeholder))[1]
 
 
 def converged(state: SolverState) -> jax.Array:
