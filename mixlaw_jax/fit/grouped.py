@@ -43,7 +43,7 @@ import numpy as np
 from ..laws import Inputs, Law
 from ..laws._base import log_prediction, raw_prediction
 from . import solvers
-from .space import ParamSpace
+from .space import ParamSpace, make_space
 
 #: Cost model of one linearisation in nanoseconds, fitted to timings on this project's 2-core CPU (SlimPajama rows,
 #: additive P = 19 and joint P = 33, 64 starts vmapped; benchmarks/NOTES.md, session 7): the row path costs
@@ -118,8 +118,6 @@ def structure(law: Law, k: int) -> Structure:
     interior mixtures (a NaN counts as a dependence): a derivative that vanishes at every one of them but not
     elsewhere would be missed, which the analytic features of a scaling law do not do.
     """
-    from .space import make_space
-
     index = law.unflatten(np.arange(law.n_params(k)), k)        # name -> flat index, or (k,) indices
     row_index, place = [], {}
     for name in law.mixture_features.row_params:
