@@ -236,8 +236,14 @@ def screen(space: ParamSpace, x: Inputs, problems: Problems, starts: jax.Array, 
 
 
 def _take(states, order):
-    return jax.tree.map(lambda a: jnp.take_along_axis(a, order.reshape(order.shape + (1,) * (a.ndim - 2)), axis=1),
+    """Host arrays (B, S, ...) reordered along S by ``order`` (B, S')."""
+    return jax.tree.map(lambda a: np.take_along_axis(a, order.reshape(order.shape + (1,) * (a.ndim - 2)), axis=1),
                         states)
+
+
+def _best_first(f: np.ndarray) -> np.ndarray:
+    """Order of each problem's starts by objective, ties in start order (host numpy: no per-shape compilation)."""
+    return np.argsort(f, axis=1, kind="stable")
 
 
 def _map_pairs(space: ParamSpace, x: Inputs, problems: Problems, owner: jax.Array, items, first_iter, n_iter,
@@ -279,7 +285,7 @@ def _per_pair(placement: Placement, op: str, space: ParamSpace, x: Inputs, probl
               delta: float, batch_size: int, group_size: int | None = None, first_iter=0, n_iter=0):
     """``_map_pairs`` over every (problem, start) of ``values`` (leading axes (B, S)), flattened and cut into blocks
     of ``batch_size`` pairs per device. Every block has the same shape (the last is padded), so the stages of a fit
-    that share rows share one compiled program, whatever their numbers of starts."""
+    that share rows share one compiled program, whatever their numbers of starts. Returns host (numpy) arrays."""
     n_problems, n_starts = jax.tree.leaves(values)[0].shape[:2]
     n = n_problems * n_starts
     flat = jax.tree.map(lambda a: np.asarray(a).reshape((n,) + a.shape[2:]), values)
@@ -303,8 +309,8 @@ def _per_pair(placement: Placement, op: str, space: ParamSpace, x: Inputs, probl
               for lo in range(0, len(owner), block)]
     if placement.mesh is not None:
         blocks = fetch(blocks)
-    return jax.tree.map(lambda *parts: jnp.asarray(np.concatenate(parts)[:n]).reshape((n_problems, n_starts)
-                                                                                     + parts[0].shape[1:]), *blocks)
+    return jax.tree.map(lambda *parts: np.concatenate(parts)[:n].reshape((n_problems, n_starts) + parts[0].shape[1:]),
+                        *blocks)
 
 
 def lm_batch_size(n_rows: int, n_params: int, k: int, memory_bytes: float, platform: str = "cpu") -> int:
@@ -382,11 +388,10 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
         if size is not None:
             slots, real = grouped.layout(mixtures, size)
             rows = rows[slots]
-        # the normaliser c stays the full table's: a coarse objective only has to rank starts
-        real = jnp.asarray(real)
-        return (jax.tree.map(lambda a: a[rows], x),
-                Problems(jnp.where(real, problems.y[:, rows], 0.0), jnp.where(real, problems.w[:, rows], 0.0),
-                         problems.c), size)
+        # the normaliser c stays the full table's: a coarse objective only has to rank starts; gathered on the host
+        return (jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[rows]), x),
+                Problems(jnp.asarray(np.where(real, np.asarray(problems.y)[:, rows], 0.0)),
+                         jnp.asarray(np.where(real, np.asarray(problems.w)[:, rows], 0.0)), problems.c), size)
 
     def per_pair(op, stage, values, **iterations):
         x_rows, problems_rows, size = stage
@@ -421,17 +426,16 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
             stage = data(fraction)
             states = rescore(states, stage)
             current = fraction
-        states = _take(states, jnp.argsort(states.f, axis=1)[:, :keep])
+        states = _take(states, _best_first(states.f)[:, :keep])
         states = per_pair("lm", stage, states, first_iter=first_iter, n_iter=n_iter)
-        states.f.block_until_ready()
         first_iter += n_iter
         if progress is not None:
             progress(i + 1, len(stages))
     converged = solvers.converged(states)
     if current != 1.0 and subsets[current] is not None:
         states = rescore(states, (x, problems, None))
-    order = jnp.argsort(states.f, axis=1)
-    states, converged = _take(states, order), jnp.take_along_axis(converged, order, axis=1)
+    order = _best_first(states.f)
+    states, converged = _take(states, order), np.take_along_axis(converged, order, axis=1)
     best_z = states.z[:, 0]
     f = np.asarray(states.f)
     best = f[:, :1]

@@ -198,7 +198,7 @@ def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter, solve: Solve 
 
 def converged(state: SolverState) -> jax.Array:
     """Whether the last ``lm_run`` stalled, or lowered f by at most CONVERGED_RTOL over its last fifth."""
-    return (state.stall >= STALL_LIMIT) | (state.f_mark - state.f <= CONVERGED_RTOL * jnp.abs(state.f))
+    return (state.stall >= STALL_LIMIT) | (state.f_mark - state.f <= CONVERGED_RTOL * abs(state.f))   # jax or numpy
 
 
 def gradient_norm(model: Model, rows: Rows, delta: float, z: jax.Array) -> jax.Array:
