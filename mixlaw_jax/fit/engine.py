@@ -431,7 +431,8 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
         first_iter += n_iter
         if progress is not None:
             progress(i + 1, len(stages))
-    converged = solvers.converged(states)
+    with np.errstate(invalid="ignore"):              # a failed start's inf - inf: NaN, not converged
+        converged = solvers.converged(states)
     if current != 1.0 and subsets[current] is not None:
         states = rescore(states, (x, problems, None))
     order = _best_first(states.f)
