@@ -45,14 +45,13 @@ from ..laws._base import log_prediction, raw_prediction
 from . import solvers
 from .space import ParamSpace, make_space
 
-#: Cost model of one linearisation in nanoseconds, fitted to timings on this project's 2-core CPU (SlimPajama rows,
-#: additive P = 19 and joint P = 33, 64 starts vmapped; benchmarks/NOTES.md, session 7): the row path costs
-#: ROW_NS_PER_P2 * P^2 per row; the grouped path GROUP_NS + n (n + a) / MACS_PER_NS per group (n pieces) and
-#: SLOT_NS per slot.
-ROW_NS_PER_P2 = 1.2
-GROUP_NS = 600.0
-MACS_PER_NS = 3.0
-SLOT_NS = 80.0
+#: Cost model of one linearisation in nanoseconds per start, fitted to timings on this project's 2-core CPU (16 starts
+#: vmapped; joint k = 7 and 17, additive k = 7; benchmarks/NOTES.md, session 8): the row path costs ROW_NS_PER_P * P
+#: per row; the grouped path n (n + a) / MACS_PER_NS per group (n pieces; this also covers the features' reverse
+#: pass, which grows with P) and SLOT_NS per slot.
+ROW_NS_PER_P = 13.0
+MACS_PER_NS = 1.7
+SLOT_NS = 40.0
 
 
 def plan(space: ParamSpace, h: np.ndarray) -> int | None:
@@ -63,8 +62,8 @@ def plan(space: ParamSpace, h: np.ndarray) -> int | None:
     counts = np.unique(h, axis=0, return_counts=True)[1]
     st = structure(space.law, space.k)
     n, a = len(st.piece_param), len(st.row_index) + st.n_features
-    per_group = GROUP_NS + n * (n + a) / MACS_PER_NS
-    best, best_cost = None, len(h) * ROW_NS_PER_P2 * space.size ** 2
+    per_group = n * (n + a) / MACS_PER_NS
+    best, best_cost = None, len(h) * ROW_NS_PER_P * space.size
     for size in range(1, int(counts.max()) + 1):
         groups = int(np.sum(-(-counts // size)))
         cost = groups * (per_group + size * SLOT_NS)
