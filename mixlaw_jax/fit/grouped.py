@@ -181,7 +181,8 @@ def linearise(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta
 
         def group_features(hg, log_hg):
             phi, pullback = jax.vjp(lambda v: split.features(law.unflatten(v, k), Inputs(None, None, hg, log_hg)), u)
-            return phi, jax.vmap(pullback)(jnp.asarray(st.colours, u.dtype))[0]
+            # cotangents built from phi, so that under shard_map they vary over the mesh as phi does
+            return phi, jax.vmap(pullback)(st.colours * jnp.ones_like(phi))[0]
 
         phi, dphi = jax.vmap(group_features)(h, log_h)                         # (G, F), (G, C, P)
         kappa = jnp.concatenate([jnp.ones((groups, n_rows), u.dtype),
