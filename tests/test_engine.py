@@ -1,10 +1,11 @@
-"""The engine's screen: random starts scored with their linear parameters profiled."""
+"""The engine: the screen (random starts scored with their linear parameters profiled), the LM step's solve, and
+the threads that run a CPU fit's blocks."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import mixlaw_jax as mj
-from mixlaw_jax.fit import engine
+from mixlaw_jax.fit import engine, solvers
 from mixlaw_jax.fit.space import make_space
 from mixlaw_jax.laws import Inputs
 from mixlaw_jax.objective import huber
@@ -43,3 +44,39 @@ def test_profiled_starts_sit_at_the_least_squares_levels_and_are_scored_at_the_p
     # the true shape is found: the start at the truth's exponents scores the noise-free problem near zero
     f_truth, _ = engine._score(space, X, problems, truth[None] + jnp.zeros((1, space.size)), 1e-3)
     assert float(f_truth[0, 0]) < 1e-20
+
+
+def test_the_one_system_at_a_time_cholesky_solves_like_the_batched_one_under_nested_vmap():
+    rng_ = np.random.default_rng(0)
+    m = rng_.normal(size=(3, 5, 33, 40))
+    a, b = jnp.asarray(m @ np.swapaxes(m, -1, -2)), jnp.asarray(rng_.normal(size=(3, 5, 33)))
+    batched = jax.vmap(jax.vmap(solvers.cholesky_solve))(a, b)
+    sequential = jax.jit(jax.vmap(jax.vmap(solvers.sequential_cholesky_solve)))(a, b)
+    np.testing.assert_allclose(sequential, batched, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(jnp.einsum("ijkl,ijl->ijk", a, sequential), b, atol=1e-8)
+    # one matrix shared by every right-hand side (an unbatched argument)
+    np.testing.assert_allclose(jax.vmap(solvers.sequential_cholesky_solve, in_axes=(None, 0))(a[0, 0], b[0]),
+                               jax.vmap(solvers.cholesky_solve, in_axes=(None, 0))(a[0, 0], b[0]), rtol=1e-12)
+
+
+class _InOrder:
+    """A stand-in for the CPU thread pool that runs every block in the calling thread, in order."""
+
+    def map(self, fn, items):
+        return [fn(item) for item in items]
+
+
+def test_blocks_run_from_threads_give_the_bits_of_blocks_run_in_order(monkeypatch):
+    law = mj.get_law("additive")
+    space = make_space(law, K, "raw", None)
+    truth = space.sample(jax.random.PRNGKey(0), 1, float(np.mean(np.log(N))), float(np.mean(np.log(D))))[0]
+    y = np.asarray(law.predict(space.law_params(truth), X))[None] * np.array([[1.0], [1.01], [0.99]])
+    problems = engine.make_problems(y, np.ones_like(y), "raw", "mean")
+    settings = dict(key=jax.random.PRNGKey(0), n_starts=256, schedule=((24, 10), (8, 20)), devices=1)
+    assert engine.CPU_THREADS >= 1 and 3 * 24 > engine.CPU_LM_BATCH      # several blocks per stage
+    threaded = engine.solve(space, X, problems, **settings)
+    monkeypatch.setattr(engine, "_cpu_pool", lambda: _InOrder())
+    in_order = engine.solve(space, X, problems, **settings)
+    np.testing.assert_array_equal(threaded.z, in_order.z)
+    np.testing.assert_array_equal(threaded.objective, in_order.objective)
+    np.testing.assert_array_equal(threaded.iterations, in_order.iterations)

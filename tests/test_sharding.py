@@ -105,13 +105,14 @@ def test_four_devices_give_the_one_device_result(four_devices, reference):
     assert four_devices["n_devices"] == 4
     for name in ("all", "subset"):
         run = four_devices[name]
-        # one device solves LM steps by LAPACK's Cholesky, several by plain-XLA Gauss-Jordan (docs/multihost.md)
-        np.testing.assert_allclose(run["fit"], fit.coordinates, rtol=0, atol=1e-8)
+        # both solve LM steps by the same one-system-at-a-time LAPACK Cholesky; only rounding of XLA's vectorised
+        # exp / log differs with the batch width (docs/multihost.md)
+        np.testing.assert_allclose(run["fit"], fit.coordinates, rtol=0, atol=1e-10)
         np.testing.assert_allclose(run["objective"], fit.objective, rtol=1e-12)
         np.testing.assert_allclose(run["gradient_norm"], [fit.diagnostics[t]["gradient_norm"] for t in fit.targets],
                                    rtol=1e-6)
-    np.testing.assert_allclose(four_devices["all"]["boot"], boot.coordinates, rtol=0, atol=1e-8)
-    np.testing.assert_allclose(four_devices["all"]["boot_objective"], boot.objective, rtol=1e-9)
+    np.testing.assert_allclose(four_devices["all"]["boot"], boot.coordinates, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(four_devices["all"]["boot_objective"], boot.objective, rtol=1e-12)
 
 
 def test_the_batch_is_split_over_the_chosen_devices(four_devices):

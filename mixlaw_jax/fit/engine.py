@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache, partial
 from typing import Callable, Sequence
 
@@ -56,6 +58,10 @@ MIN_SCREEN_STARTS = 64
 #: stages run 1.2x faster than with the memory-sized batch (~150 pairs), one grouped linearisation 2x (session 7,
 #: benchmarks/NOTES.md); accelerators take the largest batch that fits their memory.
 CPU_LM_BATCH = 16
+#: Threads that run the per-pair blocks of a one-device CPU fit: XLA runs one program's loop on one core, and
+#: programs run from different threads run at once (joint SlimPajama LM stages 1.4x faster with 2 than with 1;
+#: more gained nothing; session 9, benchmarks/NOTES.md).
+CPU_THREADS = max(1, min(2, os.cpu_count() or 1))
 #: Bytes of screening temporaries per (problem, start, row): ~12 float64 arrays (residuals, Huber terms, the
 #: weighted design of the offset and the term levels).
 SCREEN_BYTES_PER_ROW = 8 * 12
@@ -206,10 +212,10 @@ def screen_sizes(n_problems: int, n_rows: int, chunk_size: int, memory_bytes: fl
 
 
 def screen(space: ParamSpace, x: Inputs, problems: Problems, starts: jax.Array, keep: int, delta: float,
-           chunk_size: int, placement: Placement) -> tuple[jax.Array, np.ndarray]:
+           chunk_size: int, placement: Placement) -> tuple[np.ndarray, np.ndarray]:
     """Score every start on every problem in memory-sized chunks; keep the best ``keep`` per problem.
 
-    Returns (z (B, keep, P), count of non-finite starts per problem (B,)).
+    Returns host arrays (z (B, keep, P), count of non-finite starts per problem (B,)).
     """
     n_problems, n_rows = problems.y.shape
     block, per_device = screen_sizes(n_problems, n_rows, chunk_size, placement.memory_bytes)
@@ -220,19 +226,15 @@ def screen(space: ParamSpace, x: Inputs, problems: Problems, starts: jax.Array, 
         best_f = best_z = None
         n_failed = 0
         for lo in range(0, starts.shape[0], chunk):
-            f, z = score(starts[lo:lo + chunk])                                  # (b, c), (b, c, P)
-            n_failed = n_failed + np.asarray(jnp.sum(~jnp.isfinite(f), axis=1))
+            f, z = (np.asarray(a) for a in score(starts[lo:lo + chunk]))        # (b, c), (b, c, P)
+            n_failed = n_failed + np.sum(~np.isfinite(f), axis=1)
             if best_f is not None:
-                f = jnp.concatenate([best_f, f], axis=1)
-                z = jnp.concatenate([best_z, z], axis=1)
-            order = jnp.argsort(f, axis=1)[:, :keep]
-            best_f = jnp.take_along_axis(f, order, axis=1)
-            best_z = jnp.take_along_axis(z, order[..., None], axis=1)
+                f, z = np.concatenate([best_f, f], axis=1), np.concatenate([best_z, z], axis=1)
+            order = _best_first(f)[:, :keep]
+            best_f, best_z = np.take_along_axis(f, order, axis=1), np.take_along_axis(z, order[..., None], axis=1)
         kept.append(best_z)
         failed.append(n_failed)
-    if len(kept) == 1:
-        return kept[0], failed[0]
-    return jnp.concatenate(kept), np.concatenate(failed)
+    return np.concatenate(kept), np.concatenate(failed)
 
 
 def _take(states, order):
@@ -273,19 +275,32 @@ _map_pairs_jit = jax.jit(_map_pairs, static_argnames=("op", "delta", "group_size
 
 
 @lru_cache(maxsize=64)
-def _sharded_map_pairs(mesh, op: str, delta: float, group_size: int | None):
+def _sharded_map_pairs(mesh, op: str, delta: float, group_size: int | None, solve: solvers.Solve):
     """``_map_pairs`` with the pairs split over ``mesh``; outputs split the same way."""
     rep, split = PartitionSpec(), PartitionSpec(AXIS)
-    mapped = jax.shard_map(partial(_map_pairs, op=op, delta=delta, group_size=group_size),
+    mapped = jax.shard_map(partial(_map_pairs, op=op, delta=delta, group_size=group_size, solve=solve),
                            mesh=mesh, in_specs=(rep, rep, rep, split, split, rep, rep), out_specs=split)
     return jax.jit(mapped)
+
+
+def _lm_solve(placement: Placement) -> solvers.Solve:
+    """The LM step's linear solve: the platform's batched Cholesky, one system per call on a CPU (where batched
+    LAPACK calls running at once, from threads or devices, can hang: ``solvers.sequential_cholesky_solve``)."""
+    cpu = placement.devices[0].platform == "cpu"
+    return solvers.sequential_cholesky_solve if cpu else solvers.cholesky_solve
+
+
+@lru_cache(maxsize=1)
+def _cpu_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(CPU_THREADS, thread_name_prefix="mixlaw-cpu")
 
 
 def _per_pair(placement: Placement, op: str, space: ParamSpace, x: Inputs, problems: Problems, values, *,
               delta: float, batch_size: int, group_size: int | None = None, first_iter=0, n_iter=0):
     """``_map_pairs`` over every (problem, start) of ``values`` (leading axes (B, S)), flattened and cut into blocks
     of ``batch_size`` pairs per device. Every block has the same shape (the last is padded), so the stages of a fit
-    that share rows share one compiled program, whatever their numbers of starts. Returns host (numpy) arrays."""
+    that share rows share one compiled program, whatever their numbers of starts. On one CPU device the blocks after
+    the first (which compiles the program) run from ``CPU_THREADS`` threads. Returns host (numpy) arrays."""
     n_problems, n_starts = jax.tree.leaves(values)[0].shape[:2]
     n = n_problems * n_starts
     flat = jax.tree.map(lambda a: np.asarray(a).reshape((n,) + a.shape[2:]), values)
@@ -293,20 +308,29 @@ def _per_pair(placement: Placement, op: str, space: ParamSpace, x: Inputs, probl
     block = min(batch_size, -(-n // placement.n_devices)) * placement.n_devices
     owner, flat = pad_leading((owner, flat), -(-n // block) * block)
     first_iter, n_iter = jnp.asarray(first_iter), jnp.asarray(n_iter)
-    if placement.mesh is None:      # one device: the platform's Cholesky (several deadlock in it: solvers.spd_solve)
-        def run(owner_block, flat_block):
-            return _map_pairs_jit(space, x, problems, owner_block, flat_block, first_iter, n_iter, op, delta,
-                                  group_size, solvers.cholesky_solve)
+    solve = _lm_solve(placement)
+    if placement.mesh is None:
+        def run(lo):       # the default device is thread-local, and part of the compiled program's cache key
+            with jax.default_device(placement.devices[0]):
+                out = _map_pairs_jit(space, x, problems, owner[lo:lo + block],
+                                     jax.tree.map(lambda a: a[lo:lo + block], flat), first_iter, n_iter, op,
+                                     delta, group_size, solve)
+            return jax.tree.map(np.asarray, out)
     else:
-        mapped = _sharded_map_pairs(placement.mesh, op, delta, group_size)
+        mapped = _sharded_map_pairs(placement.mesh, op, delta, group_size, solve)
         space, x, problems, first_iter, n_iter = placement.put((space, x, problems, first_iter, n_iter),
                                                                PartitionSpec())
 
-        def run(owner_block, flat_block):
-            owner_block, flat_block = placement.put((owner_block, flat_block), PartitionSpec(AXIS))
+        def run(lo):
+            owner_block, flat_block = placement.put((owner[lo:lo + block],
+                                                     jax.tree.map(lambda a: a[lo:lo + block], flat)),
+                                                    PartitionSpec(AXIS))
             return mapped(space, x, problems, owner_block, flat_block, first_iter, n_iter)
-    blocks = [run(owner[lo:lo + block], jax.tree.map(lambda a: a[lo:lo + block], flat))
-              for lo in range(0, len(owner), block)]
+    starts = range(0, len(owner), block)
+    if placement.mesh is None and placement.devices[0].platform == "cpu" and len(starts) > 1:
+        blocks = [run(starts[0])] + list(_cpu_pool().map(run, starts[1:]))
+    else:
+        blocks = [run(lo) for lo in starts]
     if placement.mesh is not None:
         blocks = fetch(blocks)
     return jax.tree.map(lambda *parts: np.concatenate(parts)[:n].reshape((n_problems, n_starts) + parts[0].shape[1:]),
@@ -328,7 +352,12 @@ def row_subset(n_rows: int, fraction: float, n_params: int, key: jax.Array) -> n
     size = int(round(fraction * n_rows))
     if size >= n_rows or size < MIN_ROWS_PER_PARAM * n_params:
         return None
-    return np.sort(np.asarray(jax.random.choice(key, n_rows, (size,), replace=False)))
+    return np.sort(np.asarray(_draw_rows(key, n_rows, size)))
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _draw_rows(key: jax.Array, n_rows: int, size: int) -> jax.Array:
+    return jax.random.choice(key, n_rows, (size,), replace=False)
 
 
 def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n_starts: int,
@@ -375,6 +404,18 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
 
     h = np.asarray(x.h) if space.law.mixture_features is not None else None
 
+    def gather(rows, real):
+        """x and problems at ``rows``, the weight of a slot that is not ``real`` set to 0; the normaliser c stays the
+        full table's (a coarse objective only has to rank starts). Gathered on the host."""
+        return (jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[rows]), x),
+                Problems(jnp.asarray(np.where(real, np.asarray(problems.y)[:, rows], 0.0)),
+                         jnp.asarray(np.where(real, np.asarray(problems.w)[:, rows], 0.0)), problems.c))
+
+    def screening_rows(fraction):
+        """The stage's rows as they are (screening scores each row once, so mixture groups would only pad)."""
+        rows = subsets[fraction]
+        return (x, problems) if rows is None else gather(rows, True)
+
     def data(fraction):
         """The stage's rows (a random fraction, or all), laid out in mixture groups where that pays (``grouped``),
         and the group size (None: row by row)."""
@@ -384,14 +425,11 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
         if size is None and rows is None:
             return x, problems, None
         rows = np.arange(n_rows) if rows is None else rows
-        real = np.ones(len(rows), bool)
+        real = True
         if size is not None:
             slots, real = grouped.layout(mixtures, size)
             rows = rows[slots]
-        # the normaliser c stays the full table's: a coarse objective only has to rank starts; gathered on the host
-        return (jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[rows]), x),
-                Problems(jnp.asarray(np.where(real, np.asarray(problems.y)[:, rows], 0.0)),
-                         jnp.asarray(np.where(real, np.asarray(problems.w)[:, rows], 0.0)), problems.c), size)
+        return *gather(rows, real), size
 
     def per_pair(op, stage, values, **iterations):
         x_rows, problems_rows, size = stage
@@ -412,12 +450,13 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
     if n_starts > 0 and n_random > 0:
         starts = space.sample(key_starts, max(n_starts, n_random), float(jnp.mean(x.log_n)),
                               float(jnp.mean(x.log_d)))
-        z0, n_failed = screen(space, *stage[:2], starts, n_random, delta, chunk_size, placement)
+        z0, n_failed = screen(space, *screening_rows(stages[0][2]), starts, n_random, delta, chunk_size,
+                              placement)
     else:
-        z0 = jnp.zeros((problems.y.shape[0], 0, space.size))
+        z0 = np.zeros((problems.y.shape[0], 0, space.size))
         n_failed = np.zeros(problems.y.shape[0], dtype=int)
     if warm_starts is not None:
-        z0 = jnp.concatenate([jnp.asarray(warm_starts, z0.dtype), z0], axis=1)
+        z0 = np.concatenate([np.asarray(warm_starts, z0.dtype), z0], axis=1)
     states = per_pair("init", stage, z0)
     first_iter = 0
     current = stages[0][2]

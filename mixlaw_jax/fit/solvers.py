@@ -89,9 +89,10 @@ def spd_solve(a: jax.Array, b: jax.Array) -> jax.Array:
 
     With s = diag(a)^(-1/2), it eliminates the unit-diagonal system (S a S) y = S b column by column without
     pivoting (the pivots of an SPD matrix are its positive Schur complements) and returns x = S y. P steps of
-    O(P^2) work. Not ``jnp.linalg.solve``: jaxlib 0.10's batched LAPACK LU deadlocks when several devices of one
-    process solve at once (docs/multihost.md); this is plain XLA on every platform. A matrix that is not SPD
-    gives a non-finite or useless x, which the caller's acceptance test rejects.
+    O(P^2) work in plain XLA on every platform: the solvers' default, and the engine's for the screen's small
+    least-squares systems (the LM step uses :func:`sequential_cholesky_solve` or :func:`cholesky_solve`, 3-4x
+    faster for P = 33). A matrix that is not SPD gives a non-finite or useless x, which the caller's acceptance
+    test rejects.
     """
     s = 1.0 / jnp.sqrt(jnp.diag(a))
     a = a * s[:, None] * s[None, :]
@@ -110,11 +111,29 @@ def spd_solve(a: jax.Array, b: jax.Array) -> jax.Array:
 
 def cholesky_solve(a: jax.Array, b: jax.Array) -> jax.Array:
     """x with a x = b for a symmetric positive definite a, by the platform's Cholesky (LAPACK, cuSOLVER) of the
-    same Jacobi-scaled system as :func:`spd_solve`. ~4x faster than it on a CPU for P = 33, but only safe where one
-    device per process solves at a time (see ``spd_solve``); a matrix that is not SPD gives a non-finite x."""
+    same Jacobi-scaled system as :func:`spd_solve`; a matrix that is not SPD gives a non-finite x. Under ``vmap`` it
+    is one batched call: the accelerators' solve (:func:`sequential_cholesky_solve` on a CPU)."""
     s = 1.0 / jnp.sqrt(jnp.diag(a))
     factor = jax.scipy.linalg.cho_factor(a * s[:, None] * s[None, :])
     return jax.scipy.linalg.cho_solve(factor, b * s) * s
+
+
+@jax.custom_batching.custom_vmap
+def sequential_cholesky_solve(a: jax.Array, b: jax.Array) -> jax.Array:
+    """:func:`cholesky_solve`, but under ``vmap`` the systems are solved one after another (``lax.map``).
+
+    jaxlib 0.10's batched LAPACK kernels split a batch over the process's shared thread pool and wait for it; when
+    two programs solve at once (two threads, or two devices of one process) every pool thread can end up waiting
+    and the process hangs (docs/multihost.md). One system per call runs inline. For P = 33 it costs ~7.5 us against
+    5.5 us batched and 20-30 us for :func:`spd_solve` (this project's 2-core CPU; benchmarks/NOTES.md, session 9).
+    """
+    return cholesky_solve(a, b)
+
+
+@sequential_cholesky_solve.def_vmap
+def _sequential_cholesky_batched(axis_size, in_batched, a, b):
+    a, b = (v if batched else jnp.broadcast_to(v, (axis_size,) + v.shape) for v, batched in zip((a, b), in_batched))
+    return jax.lax.map(lambda ab: sequential_cholesky_solve(*ab), (a, b)), True
 
 
 Solve = Callable[[jax.Array, jax.Array], jax.Array]   # (a, b) -> x with a x = b, a SPD
