@@ -23,7 +23,8 @@ over a 1-D mesh: the starts of a screening chunk, and the flattened (problem, st
 refinement and the final gradient norms (padded to a multiple of the device count). Each call's temporaries
 are bounded by a per-device budget, taken from the device's free memory where it reports it: screening scores
 as many starts (and, for very many problems, as few problems) at a time as fit, keeping only the running best
-``keep`` per problem; the per-pair work runs in equal blocks of pairs that fit.
+``keep`` per problem; the per-pair work runs in equal blocks of pairs that fit. On one CPU device those blocks run
+from ``CPU_THREADS`` threads: XLA runs one program's loop on one core.
 """
 from __future__ import annotations
 
