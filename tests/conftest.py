@@ -10,6 +10,10 @@ import mixlaw_jax as mj
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+# the command's on-disk compilation cache stays off in tests (they must not write to ~/.cache);
+# tests/test_cli.py turns it on in a temporary folder to test it
+os.environ["MIXLAW_COMPILE_CACHE"] = "off"
+
 
 def shared_file(relative: str) -> Path:
     path = SHARED_DATA / relative

@@ -1,6 +1,7 @@
 """The `mixlaw` command end to end on small data, in process: output files, printed results, exit codes and
 one-line errors for each class of bad input."""
 import json
+import os
 import subprocess
 import sys
 
@@ -175,6 +176,28 @@ def test_help_of_every_subcommand_has_examples(capsys):
         code, text, _ = run(capsys, command, "--help")
         assert code == 0 and "example" in text and f"mixlaw {command}" in text
     assert "1024 random starts" in run(capsys, "demo", "--help")[1]
+
+
+def test_a_repeated_command_loads_its_programs_from_the_compilation_cache(table, tmp_path):
+    cache = tmp_path / "xla"
+
+    def fit(name, setting):
+        out = tmp_path / name
+        env = {**os.environ, "MIXLAW_COMPILE_CACHE": setting, "JAX_PLATFORMS": "cpu"}
+        proc = subprocess.run([sys.executable, "-m", "mixlaw_jax", "fit", str(table), "--law", "additive", "--where",
+                               TRAIN, *FAST, "--out", str(out)], capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return mj.load_fit(out)
+
+    first = fit("first.json", str(cache))
+    entries = sorted(p.name for p in cache.iterdir())
+    assert any(name.startswith("jit__map_pairs") for name in entries)     # the LM programs were kept
+    second = fit("second.json", str(cache))
+    assert sorted(p.name for p in cache.iterdir()) == entries              # every program was found: none added
+    np.testing.assert_array_equal(second.coordinates, first.coordinates)
+    off = fit("off.json", "off")
+    np.testing.assert_array_equal(off.coordinates, first.coordinates)
+    assert sorted(p.name for p in cache.iterdir()) == entries
 
 
 def test_module_entry_point_runs():
