@@ -81,6 +81,11 @@ class Placement:
     def n_devices(self) -> int:
         return len(self.devices)
 
+    @property
+    def platform(self) -> str:
+        """``"cpu"``, ``"gpu"`` or ``"tpu"`` (every device of a placement has the same)."""
+        return self.devices[0].platform
+
     def padded(self, n: int) -> int:
         """n rounded up to a multiple of the device count."""
         return -(-n // self.n_devices) * self.n_devices

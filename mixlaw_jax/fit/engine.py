@@ -195,7 +195,7 @@ def _scorer(placement: Placement, space: ParamSpace, x: Inputs, problems: Proble
         c = z_chunk.shape[0]
         padded = placement.put(pad_leading(z_chunk, placement.padded(c)), PartitionSpec(AXIS))
         f, z = fetch(scored(*shared, padded))
-        return jnp.asarray(f[:, :c]), jnp.asarray(z[:, :c])
+        return f[:, :c], z[:, :c]
 
     return run
 
@@ -287,8 +287,7 @@ def _sharded_map_pairs(mesh, op: str, delta: float, group_size: int | None, solv
 def _lm_solve(placement: Placement) -> solvers.Solve:
     """The LM step's linear solve: the platform's batched Cholesky, one system per call on a CPU (where batched
     LAPACK calls running at once, from threads or devices, can hang: ``solvers.sequential_cholesky_solve``)."""
-    cpu = placement.devices[0].platform == "cpu"
-    return solvers.sequential_cholesky_solve if cpu else solvers.cholesky_solve
+    return solvers.sequential_cholesky_solve if placement.platform == "cpu" else solvers.cholesky_solve
 
 
 @lru_cache(maxsize=1)
@@ -328,7 +327,7 @@ def _per_pair(placement: Placement, op: str, space: ParamSpace, x: Inputs, probl
                                                     PartitionSpec(AXIS))
             return mapped(space, x, problems, owner_block, flat_block, first_iter, n_iter)
     starts = range(0, len(owner), block)
-    if placement.mesh is None and placement.devices[0].platform == "cpu" and len(starts) > 1:
+    if placement.mesh is None and placement.platform == "cpu" and len(starts) > 1:
         blocks = [run(starts[0])] + list(_cpu_pool().map(run, starts[1:]))
     else:
         blocks = [run(lo) for lo in starts]
@@ -435,7 +434,7 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
     def per_pair(op, stage, values, **iterations):
         x_rows, problems_rows, size = stage
         batch = lm_batch_size(problems_rows.y.shape[1], space.size, space.k, placement.memory_bytes,
-                              placement.devices[0].platform)
+                              placement.platform)
         return _per_pair(placement, op, space, x_rows, problems_rows, values, delta=delta, batch_size=batch,
                          group_size=size, **iterations)
 
