@@ -70,14 +70,12 @@ def screened_starts(law: str, runs, target: str, n_screened: int, n_starts: int)
 
 
 def lm_method(space, x, rows, n_iter: int):
-    model, model_jac = _model(space, x), _model_and_jacobian(space, x)
+    model_jac = _model_and_jacobian(space, x)
 
     @jax.jit
-    def run(z0):
-        def one(z):
-            state = solvers.init_state(model, rows, 1e-3, z)
-            return solvers.lm_run(partial(solvers.linearise, model_jac, rows, 1e-3), state, 0, n_iter).f
-        return jax.vmap(one)(z0)
+    def run(states):
+        one = lambda state: solvers.lm_run(partial(solvers.linearise, model_jac, rows, 1e-3), state, 0, n_iter).f  # noqa: E731
+        return jax.vmap(one)(states)
     return run
 
 
@@ -136,7 +134,7 @@ def run(quick: bool) -> dict:
         law, runs, target, at_truth = problem(name)
         n_starts = q["n_starts"] if quick else N_STARTS[name]
         space, x, rows, z0 = screened_starts(law, runs, target, q["n_screened"], n_starts)
-        lm_cold, lm_warm, lm_f = timed(lm_method(space, x, rows, q["lm"]), z0)
+        lm_cold, lm_warm, lm_f = timed(lm_method(space, x, rows, q["lm"]), solvers.start_states(z0))
         gd_cold, gd_warm, (gd_f, trace) = timed(gradient_method(space, x, rows, q["adam"], q["lbfgs"], q["trace"]),
                                                 z0)
         lm_f, gd_f, trace = np.asarray(lm_f), np.asarray(gd_f), np.asarray(trace)

@@ -80,3 +80,28 @@ def test_blocks_run_from_threads_give_the_bits_of_blocks_run_in_order(monkeypatc
     np.testing.assert_array_equal(threaded.z, in_order.z)
     np.testing.assert_array_equal(threaded.objective, in_order.objective)
     np.testing.assert_array_equal(threaded.iterations, in_order.iterations)
+
+
+def test_the_reported_objective_and_gradient_norm_are_those_of_the_returned_point():
+    """They come from the LM program's last linearisation (grouped rows, or a last stage on a row subset that is then
+    scored on every row); autodiff of the objective on every row, row by row, must agree."""
+    law = mj.get_law("joint")
+    space = make_space(law, K, "raw", None)
+    n_rows = 48 * 8                                                          # 48 mixtures x 8 rows: grouped layout
+    h = np.repeat(rng.dirichlet(np.ones(K), 48), 8, axis=0)
+    x = Inputs.from_arrays(10 ** rng.uniform(7, 9, n_rows), 10 ** rng.uniform(9, 11, n_rows), h)
+    truth = space.sample(jax.random.PRNGKey(3), 1, float(np.mean(x.log_n)), float(np.mean(x.log_d)))[0]
+    y = np.asarray(law.predict(space.law_params(truth), x))[None] * (1 + 0.01 * rng.normal(size=(2, n_rows)))
+    problems = engine.make_problems(y, np.ones_like(y), "raw", "mean")
+    model = engine._model(space, x)
+    assert engine.row_subset(n_rows, 0.5, space.size, jax.random.PRNGKey(0)) is not None
+    for schedule in (((8, 10), (2, 20)), ((8, 10), (2, 20, 0.5))):
+        solution = engine.solve(space, x, problems, key=jax.random.PRNGKey(0), n_starts=64, schedule=schedule,
+                                devices=1)
+        for b in range(2):
+            rows = solvers.Rows(problems.y[b], problems.w[b], problems.c[b])
+            z = jnp.asarray(solution.z[b])
+            f, g = jax.value_and_grad(lambda v: solvers.objective(model, rows, 1e-3, v))(z)
+            np.testing.assert_allclose(solution.objective[b], f, rtol=1e-10)
+            np.testing.assert_allclose(solution.gradient_norm[b], np.linalg.norm(g), rtol=1e-6)
+            assert solution.gradient_norm[b] > 0

@@ -12,15 +12,18 @@ One fit is
    (``solvers``), all problems x starts in one vmapped, jitted call. Early stages may use a fixed
    random fraction of the rows (multi-fidelity): the basins are much the same, each iteration is
    cheaper, so more starts can be explored for the same time; screening uses the first stage's rows;
-3. **keep the best** start per problem, with diagnostics.
+3. **keep the best** start per problem, with diagnostics (its gradient norm comes from the last linearisation).
+
+Scoring a stage's starts, refining them and the final gradient norms are all the one LM program of the stage's
+rows (``solvers.lm_run`` with 0 iterations only evaluates), so a fit compiles one program per row layout.
 
 No Python loop runs over targets, replicates or starts: the loops are over stages and chunks only.
 Compiled programs depend on (law, k, rows, problems, starts), never on the data values, so repeated
 fits of the same shapes reuse them.
 
 **Devices and memory** (``devices`` module). On several devices the batch axis of each heavy call is split
-over a 1-D mesh: the starts of a screening chunk, and the flattened (problem, start) pairs of initialisation,
-refinement and the final gradient norms (padded to a multiple of the device count). Each call's temporaries
+over a 1-D mesh: the starts of a screening chunk, and the flattened (problem, start) pairs of the LM program
+(padded to a multiple of the device count). Each call's temporaries
 are bounded by a per-device budget, taken from the device's free memory where it reports it: screening scores
 as many starts (and, for very many problems, as few problems) at a time as fit, keeping only the running best
 ``keep`` per problem; the per-pair work runs in equal blocks of pairs that fit. On one CPU device those blocks run
@@ -55,10 +58,11 @@ MIN_ROWS_PER_PARAM = 10
 BASIN_RTOL = 1e-6
 #: Screening splits the problems into blocks rather than score fewer starts than this at a time.
 MIN_SCREEN_STARTS = 64
-#: Pairs refined at once on a CPU device: a batch's temporaries then stay in cache. The joint SlimPajama fit's LM
-#: stages run 1.2x faster than with the memory-sized batch (~150 pairs), one grouped linearisation 2x (session 7,
-#: benchmarks/NOTES.md); accelerators take the largest batch that fits their memory.
-CPU_LM_BATCH = 16
+#: Pairs refined at once on a CPU device. A vmapped LM run lasts as long as its slowest start, and small blocks keep
+#: both threads busy: warm SlimPajama fits, batch 16 / 4 / 2 / 1, joint lightest rung 1.82 / 1.29 / 1.07 / 0.87 s,
+#: default fit 34.3 / 31.8 / 32.7 / 31.5 s; additive 1.08 / 0.87 / 0.77 / 0.67 s and 24.2 / 23.1 / 23.8 / 26.0 s
+#: (session 10, benchmarks/NOTES.md). Accelerators take the largest batch that fits their memory.
+CPU_LM_BATCH = 2
 #: Threads that run the per-pair blocks of a one-device CPU fit: XLA runs one program's loop on one core, and
 #: programs run from different threads run at once (joint SlimPajama LM stages 1.4x faster with 2 than with 1;
 #: more gained nothing; session 9, benchmarks/NOTES.md).
@@ -249,37 +253,32 @@ def _best_first(f: np.ndarray) -> np.ndarray:
     return np.argsort(f, axis=1, kind="stable")
 
 
-def _map_pairs(space: ParamSpace, x: Inputs, problems: Problems, owner: jax.Array, items, first_iter, n_iter,
-               op: str, delta: float, group_size: int | None = None, solve: solvers.Solve = solvers.spd_solve):
-    """``op`` on each (problem ``owner[i]``, ``items[i]``) pair, vmapped: ``"init"`` z -> SolverState, ``"lm"``
-    state -> state after ``n_iter`` LM iterations, ``"grad"`` z -> |grad f|. LM linearises row by row, or by
-    mixture groups of ``group_size`` rows (``grouped``; rows laid out so), and solves its steps with ``solve``."""
-    model = _model(space, x)
+def _map_pairs(space: ParamSpace, x: Inputs, problems: Problems, owner: jax.Array, states: solvers.SolverState,
+               first_iter, n_iter, delta: float, group_size: int | None = None, solve: solvers.Solve = solvers.spd_solve):
+    """``n_iter`` LM iterations (``solvers.lm_run``; 0: only evaluate f and the gradient norm) on each (problem
+    ``owner[i]``, ``states[i]``) pair, vmapped. LM linearises row by row, or by mixture groups of ``group_size`` rows
+    (``grouped``; rows laid out so), and solves its steps with ``solve``."""
     model_jac = _model_and_jacobian(space, x)
 
-    def one(b, item):
+    def one(b, state):
         rows = solvers.Rows(problems.y[b], problems.w[b], problems.c[b])
-        if op == "init":
-            return solvers.init_state(model, rows, delta, item)
-        if op == "grad":
-            return solvers.gradient_norm(model, rows, delta, item)
         if group_size is None:
             lin = partial(solvers.linearise, model_jac, rows, delta)
         else:
             lin = grouped.linearise(space, x, group_size, rows, delta)
-        return solvers.lm_run(lin, item, first_iter, n_iter, solve)
+        return solvers.lm_run(lin, state, first_iter, n_iter, solve)
 
-    return jax.vmap(one)(owner, items)
+    return jax.vmap(one)(owner, states)
 
 
-_map_pairs_jit = jax.jit(_map_pairs, static_argnames=("op", "delta", "group_size", "solve"))
+_map_pairs_jit = jax.jit(_map_pairs, static_argnames=("delta", "group_size", "solve"))
 
 
 @lru_cache(maxsize=64)
-def _sharded_map_pairs(mesh, op: str, delta: float, group_size: int | None, solve: solvers.Solve):
+def _sharded_map_pairs(mesh, delta: float, group_size: int | None, solve: solvers.Solve):
     """``_map_pairs`` with the pairs split over ``mesh``; outputs split the same way."""
     rep, split = PartitionSpec(), PartitionSpec(AXIS)
-    mapped = jax.shard_map(partial(_map_pairs, op=op, delta=delta, group_size=group_size, solve=solve),
+    mapped = jax.shard_map(partial(_map_pairs, delta=delta, group_size=group_size, solve=solve),
                            mesh=mesh, in_specs=(rep, rep, rep, split, split, rep, rep), out_specs=split)
     return jax.jit(mapped)
 
@@ -295,7 +294,7 @@ def _cpu_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(CPU_THREADS, thread_name_prefix="mixlaw-cpu")
 
 
-def _per_pair(placement: Placement, op: str, space: ParamSpace, x: Inputs, problems: Problems, values, *,
+def _per_pair(placement: Placement, space: ParamSpace, x: Inputs, problems: Problems, values, *,
               delta: float, batch_size: int, group_size: int | None = None, first_iter=0, n_iter=0):
     """``_map_pairs`` over every (problem, start) of ``values`` (leading axes (B, S)), flattened and cut into blocks
     of ``batch_size`` pairs per device. Every block has the same shape (the last is padded), so the stages of a fit
@@ -313,11 +312,11 @@ def _per_pair(placement: Placement, op: str, space: ParamSpace, x: Inputs, probl
         def run(lo):       # the default device is thread-local, and part of the compiled program's cache key
             with jax.default_device(placement.devices[0]):
                 out = _map_pairs_jit(space, x, problems, owner[lo:lo + block],
-                                     jax.tree.map(lambda a: a[lo:lo + block], flat), first_iter, n_iter, op,
+                                     jax.tree.map(lambda a: a[lo:lo + block], flat), first_iter, n_iter,
                                      delta, group_size, solve)
             return jax.tree.map(np.asarray, out)
     else:
-        mapped = _sharded_map_pairs(placement.mesh, op, delta, group_size, solve)
+        mapped = _sharded_map_pairs(placement.mesh, delta, group_size, solve)
         space, x, problems, first_iter, n_iter = placement.put((space, x, problems, first_iter, n_iter),
                                                                PartitionSpec())
 
@@ -419,7 +418,7 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
     def data(fraction):
         """The stage's rows (a random fraction, or all), laid out in mixture groups where that pays (``grouped``),
         and the group size (None: row by row)."""
-        rows = subsets[fraction]
+        rows = subsets.get(fraction)
         mixtures = None if h is None else h if rows is None else h[rows]
         size = None if mixtures is None else grouped.plan(space, mixtures)
         if size is None and rows is None:
@@ -431,25 +430,25 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
             rows = rows[slots]
         return *gather(rows, real), size
 
-    def per_pair(op, stage, values, **iterations):
+    def lm(stage, states, first_iter=0, n_iter=0):
+        """``n_iter`` LM iterations of every state on the stage's rows (0: score the points)."""
         x_rows, problems_rows, size = stage
         batch = lm_batch_size(problems_rows.y.shape[1], space.size, space.k, placement.memory_bytes,
                               placement.platform)
-        return _per_pair(placement, op, space, x_rows, problems_rows, values, delta=delta, batch_size=batch,
-                         group_size=size, **iterations)
+        return _per_pair(placement, space, x_rows, problems_rows, states, delta=delta, batch_size=batch,
+                         group_size=size, first_iter=first_iter, n_iter=n_iter)
 
     def rescore(states, stage):
-        """The same points scored on other rows, keeping each start's iteration record."""
-        fresh = per_pair("init", stage, states.z)
-        return fresh._replace(last_improved=states.last_improved)
+        """The same points scored afresh on other rows, keeping each start's iteration record."""
+        return lm(stage, solvers.start_states(states.z))._replace(last_improved=states.last_improved)
 
     first_keep = stages[0][0]
     n_warm = 0 if warm_starts is None else warm_starts.shape[1]
     n_random = max(first_keep - n_warm, 0)
     stage = data(stages[0][2])
     if n_starts > 0 and n_random > 0:
-        starts = space.sample(key_starts, max(n_starts, n_random), float(jnp.mean(x.log_n)),
-                              float(jnp.mean(x.log_d)))
+        starts = space.sample(key_starts, max(n_starts, n_random), float(np.mean(np.asarray(x.log_n))),
+                              float(np.mean(np.asarray(x.log_d))))
         z0, n_failed = screen(space, *screening_rows(stages[0][2]), starts, n_random, delta, chunk_size,
                               placement)
     else:
@@ -457,7 +456,7 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
         n_failed = np.zeros(problems.y.shape[0], dtype=int)
     if warm_starts is not None:
         z0 = np.concatenate([np.asarray(warm_starts, z0.dtype), z0], axis=1)
-    states = per_pair("init", stage, z0)
+    states = lm(stage, solvers.start_states(z0))
     first_iter = 0
     current = stages[0][2]
     for i, (keep, n_iter, fraction) in enumerate(stages):
@@ -466,22 +465,21 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
             states = rescore(states, stage)
             current = fraction
         states = _take(states, _best_first(states.f)[:, :keep])
-        states = per_pair("lm", stage, states, first_iter=first_iter, n_iter=n_iter)
+        states = lm(stage, states, first_iter, n_iter)
         first_iter += n_iter
         if progress is not None:
             progress(i + 1, len(stages))
     with np.errstate(invalid="ignore"):              # a failed start's inf - inf: NaN, not converged
         converged = solvers.converged(states)
     if current != 1.0 and subsets[current] is not None:
-        states = rescore(states, (x, problems, None))
+        states = rescore(states, data(1.0))
     order = _best_first(states.f)
     states, converged = _take(states, order), np.take_along_axis(converged, order, axis=1)
     best_z = states.z[:, 0]
     f = np.asarray(states.f)
     best = f[:, :1]
     in_basin = np.sum(f <= best + BASIN_RTOL * np.abs(best), axis=1)
-    gradient_norm = per_pair("grad", (x, problems, None), best_z[:, None])[:, 0]
-    return Solution(z=np.asarray(best_z), objective=f[:, 0], gradient_norm=np.asarray(gradient_norm),
+    return Solution(z=np.asarray(best_z), objective=f[:, 0], gradient_norm=np.asarray(states.gradient_norm[:, 0]),
                     n_in_basin=in_basin, n_final=f.shape[1], n_failed=np.asarray(n_failed),
                     iterations=np.asarray(states.last_improved[:, 0]),
                     converged=np.asarray(converged[:, 0]))

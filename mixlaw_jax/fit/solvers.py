@@ -27,6 +27,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..objective import huber, huber_psi
 
@@ -65,6 +66,7 @@ class SolverState(NamedTuple):
     last_improved: jax.Array  # iteration of the last accepted step
     stall: jax.Array     # consecutive iterations that lowered f by less than STALL_RTOL (relative)
     f_mark: jax.Array    # f when the current run entered its last fifth of iterations (inf before)
+    gradient_norm: jax.Array  # |grad f(z)|_2 from the linearisation at z (inf before the first, or where not finite)
 
 
 def objective(model: Model, rows: Rows, delta: float, z: jax.Array) -> jax.Array:
@@ -79,9 +81,19 @@ def _objective_of(rows: Rows, delta: float, m: jax.Array) -> jax.Array:
     return jnp.where(jnp.isfinite(f), f, jnp.inf)
 
 
-def init_state(model: Model, rows: Rows, delta: float, z: jax.Array) -> SolverState:
-    return SolverState(z, objective(model, rows, delta, z), jnp.asarray(1e-2), jnp.asarray(0), jnp.asarray(0),
-                       jnp.asarray(jnp.inf))
+#: Levenberg-Marquardt lambda of a fresh start.
+INITIAL_DAMPING = 1e-2
+
+
+def start_states(z) -> SolverState:
+    """Fresh states at the points z (..., P), as host arrays, before any evaluation (f = inf): ``lm_run``'s first pass
+    evaluates them, so a run of 0 iterations scores the points. Counters take JAX's default integer type, so that
+    these states and those ``lm_run`` returns have one signature (one compiled program)."""
+    z = np.asarray(z)
+    shape = z.shape[:-1]
+    count = np.zeros(shape, jax.dtypes.canonicalize_dtype(np.int64))
+    inf = np.full(shape, np.inf, z.dtype)
+    return SolverState(z, inf, np.full(shape, INITIAL_DAMPING, z.dtype), count, count, inf, inf)
 
 
 def spd_solve(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -140,7 +152,8 @@ Solve = Callable[[jax.Array, jax.Array], jax.Array]   # (a, b) -> x with a x = b
 
 
 class Linearisation(NamedTuple):
-    """What a step needs from the current point: f, the gradient-side vector J^T (w psi) and the Gram J^T Omega J."""
+    """What a step needs from the current point: f, the gradient-side vector c J^T (w psi) = -grad f and the Gram
+    c J^T Omega J."""
 
     f: jax.Array      # objective (inf where the model is not finite)
     g: jax.Array      # (P,)
@@ -151,18 +164,20 @@ Linearise = Callable[[jax.Array], Linearisation]   # z -> Linearisation at z (ro
 
 
 def irls_weights(rows: Rows, delta: float, m: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(f, w psi(r), omega) from model values m: the objective and the per-row weights of a step.
+    """(f, c w psi(r), c omega) from model values m: the objective and the per-row weights of a step, with the
+    normaliser c folded in, so that J^T (c w psi) = -grad f.
 
     r = y - m on weighted rows (0 elsewhere); omega_j = w_j min(1, kappa delta / |r_j|) (see module docstring).
     """
     r = jnp.where(rows.w > 0, rows.y - m, 0.0)
     abs_r = jnp.abs(r)
-    omega = rows.w * jnp.where(abs_r <= delta, 1.0, OUTER_CURVATURE * delta / jnp.maximum(abs_r, delta))
-    return _objective_of(rows, delta, m), rows.w * huber_psi(r, delta), omega
+    cw = rows.c * rows.w
+    omega = cw * jnp.where(abs_r <= delta, 1.0, OUTER_CURVATURE * delta / jnp.maximum(abs_r, delta))
+    return _objective_of(rows, delta, m), cw * huber_psi(r, delta), omega
 
 
 def linearise(model_jac: ModelJacobian, rows: Rows, delta: float, z: jax.Array) -> Linearisation:
-    """f, J^T (w psi(r)) and J^T Omega J at z, from one model-and-Jacobian evaluation (see module docstring)."""
+    """f, c J^T (w psi(r)) and c J^T Omega J at z, from one model-and-Jacobian evaluation (see module docstring)."""
     m, jac = model_jac(z)
     f, w_psi, omega = irls_weights(rows, delta, m)
     jac = jnp.where((rows.w > 0)[:, None], jac, 0.0)
@@ -178,25 +193,29 @@ def lm_step(lin: Linearise, state: SolverState, here: Linearisation, it, solve: 
     pass takes no step: it only linearises at state.z (``here`` is then a placeholder), so that a compiled
     run holds one copy of the linearisation.
     """
-    z, f, lam, last, stall, f_mark = state
+    z, f, lam, last, stall, f_mark, _ = state
     diag = jnp.diag(here.gram)
     diag = jnp.maximum(diag, 1e-12 * jnp.max(diag) + 1e-300)
     z_new = jnp.where(fresh, z, z + solve(here.gram + lam * jnp.diag(diag), here.g))
     trial = lin(z_new)
     accept = fresh | ((trial.f < f) & jnp.all(jnp.isfinite(z_new)))
     progress = accept & (f - trial.f > STALL_RTOL * f)
+    here = jax.tree.map(lambda new, old: jnp.where(accept, new, old), trial, here)
+    gradient_norm = jnp.linalg.norm(here.g)
     state = SolverState(jnp.where(accept, z_new, z), jnp.where(accept, trial.f, f),
                         jnp.where(fresh, lam, jnp.clip(jnp.where(accept, lam / 3.0, lam * 4.0), 1e-12, 1e12)),
                         jnp.where(accept & ~fresh, it + 1, last),
-                        jnp.where(fresh, stall, jnp.where(progress, 0, stall + 1)), f_mark)
-    return state, jax.tree.map(lambda new, old: jnp.where(accept, new, old), trial, here)
+                        jnp.where(fresh, stall, jnp.where(progress, 0, stall + 1)), f_mark,
+                        jnp.where(jnp.isfinite(gradient_norm), gradient_norm, jnp.inf))
+    return state, here
 
 
 def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter, solve: Solve = spd_solve) -> SolverState:
     """Up to ``n_iter`` LM iterations, stopping early once the run has stalled (see ``STALL_LIMIT``).
 
     Under ``vmap`` the loop runs until every start in the batch has stalled or used its iterations. Its first
-    pass (numbered first_iter - 1) linearises at the start point without stepping (``lm_step``'s ``fresh``).
+    pass (numbered first_iter - 1) linearises at the start point without stepping (``lm_step``'s ``fresh``), so it
+    also evaluates f and the gradient norm there: with ``n_iter`` = 0 that is all it does.
     """
     mark = first_iter + n_iter - jnp.maximum(n_iter // 5, 1)
     placeholder = Linearisation(state.f, jnp.zeros_like(state.z), jnp.diag(jnp.ones_like(state.z)))
@@ -218,9 +237,3 @@ def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter, solve: Solve 
 def converged(state: SolverState) -> jax.Array:
     """Whether the last ``lm_run`` stalled, or lowered f by at most CONVERGED_RTOL over its last fifth."""
     return (state.stall >= STALL_LIMIT) | (state.f_mark - state.f <= CONVERGED_RTOL * abs(state.f))   # jax or numpy
-
-
-def gradient_norm(model: Model, rows: Rows, delta: float, z: jax.Array) -> jax.Array:
-    """|grad f(z)|_2."""
-    g = jax.grad(lambda v: objective(model, rows, delta, v))(z)
-    return jnp.linalg.norm(jnp.where(jnp.isfinite(g), g, jnp.inf))

@@ -63,6 +63,7 @@ class ParamSpace:
     def names(self) -> list[str]:
         return self.law.names(self.k)
 
+    @jax.jit          # one program: eager, its ~12 operations each compiled for the first call of a process
     def to_law(self, z: jax.Array) -> jax.Array:
         """z -> law coordinates u (vectorised over leading axes)."""
         lo = jnp.where(jnp.isfinite(self.lo), self.lo, 0.0)
@@ -74,6 +75,7 @@ class ParamSpace:
                    jnp.exp(z)]
         return jnp.select([self.kind == c for c in range(5)], options)
 
+    @jax.jit
     def from_law(self, u: jax.Array) -> jax.Array:
         """Law coordinates -> z (inverse of :meth:`to_law`); values on or past a bound map just inside it."""
         u = jnp.asarray(u, dtype=jnp.float64)

@@ -41,10 +41,11 @@ class Inputs(NamedTuple):
 
     @classmethod
     def from_arrays(cls, n, d, h) -> "Inputs":
-        h = jnp.asarray(h)
+        """Inputs from host arrays of N, D (rows,) and h (rows, k), worked out in numpy (log h = -inf where h = 0)."""
+        h = np.asarray(h, float)
         positive = h > 0
-        log_h = jnp.where(positive, jnp.log(jnp.where(positive, h, 1.0)), -jnp.inf)
-        return cls(jnp.log(jnp.asarray(n)), jnp.log(jnp.asarray(d)), h, log_h)
+        log_h = np.where(positive, np.log(np.where(positive, h, 1.0)), -np.inf)
+        return cls(*(jnp.asarray(a) for a in (np.log(np.asarray(n, float)), np.log(np.asarray(d, float)), h, log_h)))
 
 
 def scaled_log_h(log_h: jax.Array, gamma: jax.Array) -> jax.Array:
