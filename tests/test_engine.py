@@ -73,7 +73,7 @@ def test_blocks_run_from_threads_give_the_bits_of_blocks_run_in_order(monkeypatc
     y = np.asarray(law.predict(space.law_params(truth), X))[None] * np.array([[1.0], [1.01], [0.99]])
     problems = engine.make_problems(y, np.ones_like(y), "raw", "mean")
     settings = dict(key=jax.random.PRNGKey(0), n_starts=256, schedule=((24, 10), (8, 20)), devices=1)
-    assert engine.CPU_THREADS >= 1 and 3 * 24 > engine.CPU_LM_BATCH      # several blocks per stage
+    assert engine.CPU_THREADS >= 1 and 3 * 24 > engine.lm_batch_size(48, space.size, K, 2e9)   # several blocks
     threaded = engine.solve(space, X, problems, **settings)
     monkeypatch.setattr(engine, "_cpu_pool", lambda: _InOrder())
     in_order = engine.solve(space, X, problems, **settings)

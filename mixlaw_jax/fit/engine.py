@@ -58,11 +58,15 @@ MIN_ROWS_PER_PARAM = 10
 BASIN_RTOL = 1e-6
 #: Screening splits the problems into blocks rather than score fewer starts than this at a time.
 MIN_SCREEN_STARTS = 64
-#: Pairs refined at once on a CPU device. A vmapped LM run lasts as long as its slowest start, and small blocks keep
-#: both threads busy: warm SlimPajama fits, batch 16 / 4 / 2 / 1, joint lightest rung 1.82 / 1.29 / 1.07 / 0.87 s,
-#: default fit 34.3 / 31.8 / 32.7 / 31.5 s; additive 1.08 / 0.87 / 0.77 / 0.67 s and 24.2 / 23.1 / 23.8 / 26.0 s
-#: (session 10, benchmarks/NOTES.md). Accelerators take the largest batch that fits their memory.
-CPU_LM_BATCH = 2
+#: Pairs refined at once on a CPU device: as few as CPU_LM_BATCH[0], since a vmapped LM run lasts as long as its
+#: slowest start and small blocks keep both threads busy (warm SlimPajama fits, batch 16 / 4 / 2 / 1: joint lightest
+#: rung 1.82 / 1.29 / 1.07 / 0.87 s, default fit 34.3 / 31.8 / 32.7 / 31.5 s; additive 1.08 / 0.87 / 0.77 / 0.67 s
+#: and 24.2 / 23.1 / 23.8 / 26.0 s), but enough that a block holds CPU_BLOCK_WORK rows x coordinates, so that small
+#: problems amortise each call (Chinchilla's default fit: 0.28 s warm in blocks of 16, 0.56 s in blocks of 2), and
+#: at most CPU_LM_BATCH[1] (temporaries in cache; session 7). Session 10, benchmarks/NOTES.md. Accelerators take
+#: the largest batch that fits their memory.
+CPU_LM_BATCH = (2, 16)
+CPU_BLOCK_WORK = 65536
 #: Threads that run the per-pair blocks of a one-device CPU fit: XLA runs one program's loop on one core, and
 #: programs run from different threads run at once (joint SlimPajama LM stages 1.4x faster with 2 than with 1;
 #: more gained nothing; session 9, benchmarks/NOTES.md).
@@ -304,7 +308,10 @@ def _per_pair(placement: Placement, space: ParamSpace, x: Inputs, problems: Prob
     n = n_problems * n_starts
     flat = jax.tree.map(lambda a: np.asarray(a).reshape((n,) + a.shape[2:]), values)
     owner = np.repeat(np.arange(n_problems), n_starts)
-    block = min(batch_size, -(-n // placement.n_devices)) * placement.n_devices
+    # a CPU block never shrinks to a stage's few pairs (a second program would cost more to compile than padding
+    # costs to run); an accelerator's memory-sized batch does
+    per_device = batch_size if placement.platform == "cpu" else min(batch_size, -(-n // placement.n_devices))
+    block = per_device * placement.n_devices
     owner, flat = pad_leading((owner, flat), -(-n // block) * block)
     first_iter, n_iter = jnp.asarray(first_iter), jnp.asarray(n_iter)
     solve = _lm_solve(placement)
@@ -338,9 +345,13 @@ def _per_pair(placement: Placement, space: ParamSpace, x: Inputs, problems: Prob
 
 def lm_batch_size(n_rows: int, n_params: int, k: int, memory_bytes: float, platform: str = "cpu") -> int:
     """(problem, start) pairs refined at once per device so that Jacobian-sized temporaries fit in
-    ``memory_bytes``, and on a CPU at most ``CPU_LM_BATCH`` (cache-sized)."""
+    ``memory_bytes``; on a CPU, CPU_BLOCK_WORK / (rows x coordinates) within ``CPU_LM_BATCH``."""
     per_item = 8.0 * n_rows * n_params * (k + 8)
-    return int(max(1, min(CPU_LM_BATCH if platform == "cpu" else 4096, memory_bytes // per_item)))
+    if platform == "cpu":
+        wanted = min(max(CPU_BLOCK_WORK // (n_rows * n_params), CPU_LM_BATCH[0]), CPU_LM_BATCH[1])
+    else:
+        wanted = 4096
+    return int(max(1, min(wanted, memory_bytes // per_item)))
 
 
 def row_subset(n_rows: int, fraction: float, n_params: int, key: jax.Array) -> np.ndarray | None:
