@@ -192,9 +192,14 @@ def test_a_repeated_command_loads_its_programs_from_the_compilation_cache(table,
     first = fit("first.json", str(cache))
     entries = sorted(p.name for p in cache.iterdir())
     assert any(name.startswith("jit__map_pairs") for name in entries)     # the LM programs were kept
+    kept = {name.rsplit("-", 2)[0] for name in entries}                  # programs, e.g. jit__map_pairs
     second = fit("second.json", str(cache))
-    assert sorted(p.name for p in cache.iterdir()) == entries              # every program was found: none added
+    added = sorted(set(p.name for p in cache.iterdir()) - set(entries))
+    # every kept program was found, not compiled again under a new key (a program whose compile time straddles the
+    # cache's 0.2 s threshold may be kept by the second command only)
+    assert not [name for name in added if name.rsplit("-", 2)[0] in kept], added
     np.testing.assert_array_equal(second.coordinates, first.coordinates)
+    entries = sorted(p.name for p in cache.iterdir())
     off = fit("off.json", "off")
     np.testing.assert_array_equal(off.coordinates, first.coordinates)
     assert sorted(p.name for p in cache.iterdir()) == entries

@@ -41,11 +41,13 @@ class Inputs(NamedTuple):
 
     @classmethod
     def from_arrays(cls, n, d, h) -> "Inputs":
-        """Inputs from host arrays of N, D (rows,) and h (rows, k), worked out in numpy (log h = -inf where h = 0)."""
-        h = np.asarray(h, float)
+        """Inputs from N, D (rows,) and h (rows, k); log h = -inf where h = 0. Host arrays are worked out in numpy (no
+        compilation), JAX arrays (traced ones included) in JAX."""
+        xp = jnp if any(isinstance(a, jax.Array) for a in (n, d, h)) else np
+        h = xp.asarray(h, float)
         positive = h > 0
-        log_h = np.where(positive, np.log(np.where(positive, h, 1.0)), -np.inf)
-        return cls(*(jnp.asarray(a) for a in (np.log(np.asarray(n, float)), np.log(np.asarray(d, float)), h, log_h)))
+        log_h = xp.where(positive, xp.log(xp.where(positive, h, 1.0)), -xp.inf)
+        return cls(*(jnp.asarray(a) for a in (xp.log(xp.asarray(n, float)), xp.log(xp.asarray(d, float)), h, log_h)))
 
 
 def scaled_log_h(log_h: jax.Array, gamma: jax.Array) -> jax.Array:
