@@ -74,7 +74,8 @@ def lm_method(space, x, rows, n_iter: int):
 
     @jax.jit
     def run(states):
-        one = lambda state: solvers.lm_run(partial(solvers.linearise, model_jac, rows, 1e-3), state, 0, n_iter).f  # noqa: E731
+        def one(state):
+            return solvers.lm_run(partial(solvers.linearise, model_jac, rows, 1e-3), state, 0, n_iter).f
         return jax.vmap(one)(states)
     return run
 

@@ -66,7 +66,7 @@ class SolverState(NamedTuple):
     last_improved: jax.Array  # iteration of the last accepted step
     stall: jax.Array     # consecutive iterations that lowered f by less than STALL_RTOL (relative)
     f_mark: jax.Array    # f when the current run entered its last fifth of iterations (inf before)
-    gradient_norm: jax.Array  # |grad f(z)|_2 from the linearisation at z (inf before the first, or where not finite)
+    gradient_norm: jax.Array  # |grad f(z)|_2 from lm_run's last linearisation (inf before one, or where not finite)
 
 
 def objective(model: Model, rows: Rows, delta: float, z: jax.Array) -> jax.Array:
@@ -193,21 +193,19 @@ def lm_step(lin: Linearise, state: SolverState, here: Linearisation, it, solve: 
     pass takes no step: it only linearises at state.z (``here`` is then a placeholder), so that a compiled
     run holds one copy of the linearisation.
     """
-    z, f, lam, last, stall, f_mark, _ = state
+    z, f, lam, last, stall = state.z, state.f, state.damping, state.last_improved, state.stall
     diag = jnp.diag(here.gram)
     diag = jnp.maximum(diag, 1e-12 * jnp.max(diag) + 1e-300)
     z_new = jnp.where(fresh, z, z + solve(here.gram + lam * jnp.diag(diag), here.g))
     trial = lin(z_new)
     accept = fresh | ((trial.f < f) & jnp.all(jnp.isfinite(z_new)))
     progress = accept & (f - trial.f > STALL_RTOL * f)
-    here = jax.tree.map(lambda new, old: jnp.where(accept, new, old), trial, here)
-    gradient_norm = jnp.linalg.norm(here.g)
-    state = SolverState(jnp.where(accept, z_new, z), jnp.where(accept, trial.f, f),
-                        jnp.where(fresh, lam, jnp.clip(jnp.where(accept, lam / 3.0, lam * 4.0), 1e-12, 1e12)),
-                        jnp.where(accept & ~fresh, it + 1, last),
-                        jnp.where(fresh, stall, jnp.where(progress, 0, stall + 1)), f_mark,
-                        jnp.where(jnp.isfinite(gradient_norm), gradient_norm, jnp.inf))
-    return state, here
+    state = state._replace(z=jnp.where(accept, z_new, z), f=jnp.where(accept, trial.f, f),
+                           damping=jnp.where(fresh, lam, jnp.clip(jnp.where(accept, lam / 3.0, lam * 4.0), 1e-12,
+                                                                  1e12)),
+                           last_improved=jnp.where(accept & ~fresh, it + 1, last),
+                           stall=jnp.where(fresh, stall, jnp.where(progress, 0, stall + 1)))
+    return state, jax.tree.map(lambda new, old: jnp.where(accept, new, old), trial, here)
 
 
 def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter, solve: Solve = spd_solve) -> SolverState:
@@ -231,7 +229,9 @@ def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter, solve: Solve 
         return i + 1, s, here
 
     start = state._replace(stall=jnp.zeros_like(state.stall), f_mark=jnp.full_like(state.f, jnp.inf))
-    return jax.lax.while_loop(cond, body, (first_iter - 1, start, placeholder))[1]
+    _, state, here = jax.lax.while_loop(cond, body, (first_iter - 1, start, placeholder))
+    gradient_norm = jnp.linalg.norm(here.g)                       # here: the linearisation at state.z
+    return state._replace(gradient_norm=jnp.where(jnp.isfinite(gradient_norm), gradient_norm, jnp.inf))
 
 
 def converged(state: SolverState) -> jax.Array:
