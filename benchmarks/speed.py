@@ -8,7 +8,9 @@ Problems (every fit unbounded, Huber δ = 1e-3):
 * ``synthetic`` — a joint-law table with a known truth (``common.synthetic_table``).
 
 Per problem the engine runs a ladder of settings, light to the library default, each a separate call timed from a
-cold start (JAX's compiled programs are cleared first, so each time includes compilation). Per baseline: its
+cold start (JAX's compiled programs are cleared first, so each time includes compilation), then warm: the median of
+``WARM_REPEATS`` repeats of the same call (compilation reused; a single repeat swung by up to 1.7× under a busy
+machine). Per baseline: its
 final objective, the time it took to reach it (its own best, not its whole run), and its best objective at the
 engine's wall time (its anytime trace at that time divided by the number of targets: sequential runs sharing that
 budget). The engine's time to reach a baseline is the fastest rung whose objective is at or below the baseline's
@@ -61,6 +63,8 @@ QUICK_TARGET, QUICK_ROWS = "github_loss", 400
 QUICK_BASELINE = {"n_random": 64, "niter": 1, "max_seconds": 10.0}
 #: The issue's speed bars: engine time to the tight paper recipe's objective vs that recipe's time.
 SPEED_BAR = {"chinchilla": 20.0, "joint": 100.0, "synthetic": 100.0}
+#: Warm calls per rung; the median is reported.
+WARM_REPEATS = 3
 #: Objectives within this relative distance count as equal (float rounding between numpy and XLA).
 EQUAL_RTOL = 1e-9
 
@@ -121,7 +125,7 @@ def problem_specs(quick: bool) -> list[dict]:
 
 def run_engine(spec: dict, settings: dict) -> dict:
     """One engine call fitting every target of the problem, timed cold (compiled programs cleared first) and then
-    repeated warm (the same call again: compilation reused)."""
+    warm: the median of ``WARM_REPEATS`` repeats of the same call (compilation reused)."""
     o = spec["objective"]
 
     def fit():
@@ -132,7 +136,7 @@ def run_engine(spec: dict, settings: dict) -> dict:
 
     jax.clear_caches()
     result, cold = fit()
-    warm = fit()[1]
+    warm = [fit()[1] for _ in range(WARM_REPEATS)]
     numpy_objective = []
     for j, target in enumerate(result.targets):
         problem = baselines.Problem.from_runs(spec["runs"], target, spec["law"], **o)
@@ -141,7 +145,7 @@ def run_engine(spec: dict, settings: dict) -> dict:
     numpy_objective = [v if np.isfinite(v) else None for v in numpy_objective]
     x64 = bool(jax.config.jax_enable_x64)
     return {"settings": {"n_starts": settings["n_starts"], "schedule": [list(s) for s in settings["schedule"]]},
-            "seconds": cold, "warm_seconds": warm,
+            "seconds": cold, "warm_seconds": float(np.median(warm)), "warm_repeats_seconds": warm,
             "objective": native if x64 else [v if v is not None else float("inf") for v in numpy_objective],
             "engine_objective": native, "numpy_objective": numpy_objective}
 
@@ -242,7 +246,8 @@ def bars(problems: list[dict]) -> list[dict]:
             c = p["comparison"]["paper_tight"]
             out.append({"bar": f"{p['name']}: speed-up to paper_tight's objective", "measured": c["speedup"],
                         "measured_warm": c["speedup_warm"], "needed": SPEED_BAR[p["name"]],
-                        "met": c["speedup"] is not None and c["speedup"] >= SPEED_BAR[p["name"]]})
+                        "met": c["speedup"] is not None and c["speedup"] >= SPEED_BAR[p["name"]],
+                        "met_warm": c["speedup_warm"] is not None and c["speedup_warm"] >= SPEED_BAR[p["name"]]})
     return out
 
 
@@ -269,15 +274,18 @@ def markdown(result: dict, figures: Path) -> str:
              f"Baseline runs are capped at {result['cap_seconds']:g} s each.", ""]
     if result["quick"]:
         lines += ["*Quick run: tiny settings that only check the scripts; the numbers mean nothing.*", ""]
-    lines += ["Quality bars compare objectives (engine / baseline, worst target); speed bars use the engine's cold "
-              "time (compilation included), with the warm time (compiled programs reused) in brackets.", "",
+    lines += ["Quality bars compare objectives (engine / baseline, worst target); speed bars are judged twice: on the "
+              "engine's cold time (compilation included) and on its warm time (compiled programs reused, median of "
+              f"{WARM_REPEATS} calls).", "",
               "| bar | measured | needed | met |", "|---|---|---|---|"]
     for b in result["bars"]:
         speed = "measured_warm" in b
         measured = (f"{_times(b['measured'])} ({_times(b['measured_warm'])} warm)" if speed
                     else f"{b['measured']:.6f}")
         needed = f"≥ {b['needed']:g}×" if speed else "≤ 1"
-        lines.append(f"| {b['bar']} | {measured} | {needed} | {'met' if b['met'] else '**not met**'} |")
+        met = lambda ok: "met" if ok else "**not met**"
+        verdict = f"{met(b['met'])} cold, {met(b['met_warm'])} warm" if speed else met(b["met"])
+        lines.append(f"| {b['bar']} | {measured} | {needed} | {verdict} |")
     for p in result["problems"]:
         lines += ["", f"### {p['name']} ({p['law']} law, {len(p['targets'])} target(s), {p['rows']} rows, "
                   f"{p['objective_settings']['loss_space']} residuals, {p['objective_settings']['reduction']})", ""]
