@@ -135,7 +135,7 @@ def test_speed_pieces_end_to_end_on_a_tiny_problem(tmp_path, monkeypatch):
     runs, _ = tiny_chinchilla()
     spec = {"name": "chinchilla", "law": "chinchilla", "runs": runs, "targets": ["loss"],
             "objective": {"loss_space": "log", "reduction": "sum", "delta": 1e-3},
-            "baselines": ["paper_default", "paper_tight", "hoffmann"]}
+            "baselines": ["paper_default", "paper_tight", "paper_tight_wide", "hoffmann"]}
     rungs = [speed.run_engine(spec, {"n_starts": 16, "schedule": ((2, 20, 1.0),)})]
     for r in rungs:   # warm: the median of the repeats
         assert len(r["warm_repeats_seconds"]) == speed.WARM_REPEATS and min(r["warm_repeats_seconds"]) > 0
@@ -144,6 +144,7 @@ def test_speed_pieces_end_to_end_on_a_tiny_problem(tmp_path, monkeypatch):
         assert r["numpy_objective"][0] == pytest.approx(r["objective"][0], rel=1e-10)
     by_method = {m: [speed.run_baseline(spec, m, "loss", quick=True)] for m in spec["baselines"]}
     comparison = {m: speed.compare(rungs, r) for m, r in by_method.items()}
+    assert by_method["paper_tight_wide"][0]["method"] == "paper (tight)"    # tight tolerances, a wider search
     for c in comparison.values():
         assert (c["reach_rung"] is None) == (c["speedup"] is None)
         assert c["engine_at_or_below"] == (c["objective_ratio"][0] <= 1 + speed.EQUAL_RTOL)
@@ -154,6 +155,8 @@ def test_speed_pieces_end_to_end_on_a_tiny_problem(tmp_path, monkeypatch):
     result = json.loads(json.dumps(result, allow_nan=False))
     text = speed.markdown(result, tmp_path)
     assert text.startswith("## Speed and quality") and "speed-up to paper_tight" in text
+    assert {b["bar"] for b in result["bars"] if "speed-up" in b["bar"]} == {
+        "chinchilla: speed-up to paper_tight's objective", "chinchilla: speed-up to paper_tight_wide's objective"}
     assert (tmp_path / "speed_chinchilla.png").stat().st_size > 0
 
 
