@@ -32,6 +32,7 @@ import optax
 import mixlaw_jax as mj
 from mixlaw_jax._io import atomic_write_json
 from mixlaw_jax.fit import make_problems, prepare
+from mixlaw_jax.options import Objective
 from mixlaw_jax.fit import solvers
 from mixlaw_jax.fit.devices import Placement
 from mixlaw_jax.fit.engine import _model, _model_and_jacobian, screen
@@ -61,7 +62,7 @@ def problem(name: str):
 
 def screened_starts(law: str, runs, target: str, n_screened: int, n_starts: int):
     """The engine's screen (profiled linear parameters) of ``n_screened`` random starts; the best ``n_starts``."""
-    law_obj, index, x, space, y = prepare(runs, law, [target], n_screened, "raw", 1e-3, "mean", None)
+    law_obj, index, x, space, y = prepare(runs, law, [target], Objective(), None)
     problems = make_problems(y, np.ones_like(y), "raw", "mean")
     starts = space.sample(jax.random.PRNGKey(0), n_screened, float(jnp.mean(x.log_n)), float(jnp.mean(x.log_d)))
     z0, _ = screen(space, x, problems, starts, n_starts, 1e-3, 2048, Placement.create(None, None))

@@ -96,6 +96,7 @@ def float32_accuracy(table=None) -> dict:
     import jax.numpy as jnp
     import mixlaw_jax as mj
     from mixlaw_jax.fit import engine, prepare, solvers
+    from mixlaw_jax.options import Objective
     runs = load(table)
     options = {"n_starts": 2048, "schedule": ((128, 30, 0.25), (32, 60, 1.0), (8, 100, 1.0))}
     out = {}
@@ -106,7 +107,7 @@ def float32_accuracy(table=None) -> dict:
             warnings.simplefilter("ignore")                    # float64 requests truncated to float32
             low = mj.fit(runs, law, **options)
         jax.config.update("jax_enable_x64", True)
-        _, _, x, space, y = prepare(runs, law, None, 1, "raw", 1e-3, "mean", "default")
+        _, _, x, space, y = prepare(runs, law, None, Objective(), "default")
         problems = engine.make_problems(y, np.ones_like(y), "raw", "mean")
         model = engine._model(space, x)
         z = space.from_law(jnp.asarray(low.coordinates))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 
 from .errors import MixlawError
@@ -27,11 +28,62 @@ def atomic_write_json(path, payload: dict) -> None:
     atomic_write_bytes(path, json.dumps(payload, indent=1, allow_nan=False).encode("utf-8"))
 
 
+def output_file(path, inputs=()) -> str:
+    """Check that ``path`` may be written as a result file, before any work is done; returns it as a string.
+
+    A result file is a new file or an existing regular file, and never one of the command's ``inputs`` (compared
+    as files, so another spelling of the same path, a hard link or a symbolic link to an input is caught too).
+    A symbolic link, a folder, a FIFO or a device at ``path`` is refused rather than replaced: the atomic rename
+    would put a regular file in its place. A missing parent folder is created when the file is written.
+
+    Raises:
+      MixlawError: naming the path and why it cannot be written.
+    """
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise MixlawError(f"an output path must be a file name, not {type(path).__name__}") from None
+    if not path or path.endswith((os.sep, "/")):
+        raise MixlawError(f"output path {path!r} is not a file name")
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as err:
+        raise MixlawError(f"cannot write {path}: {err.strerror or err}") from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise MixlawError(f"will not write {path}: it is {_file_type(info.st_mode)}, not a regular file; mixlaw writes "
+                          f"results only to new or regular files")
+    for source in inputs:
+        if source is not None and _same_file(path, os.fspath(source)):
+            raise MixlawError(f"will not write {path}: it is an input of this command ({os.fspath(source)}); "
+                              f"choose another output path")
+    return path
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (same inode, or the same path once links are resolved)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves the old file or none: a temporary file in the same folder,
     flushed to disk, renamed over ``path``, then the folder synced. A replaced file keeps its permissions; a new
-    one gets rw-r--r--. Folders that cannot be written raise MixlawError."""
-    path = os.fspath(path)
+    one gets rw-r--r--. Only a new or a regular file is written (``output_file``); folders that cannot be written
+    raise MixlawError."""
+    path = output_file(path)
     folder = os.path.dirname(os.path.abspath(path))
     try:
         mode = os.stat(path).st_mode & 0o777 if os.path.isfile(path) else 0o644

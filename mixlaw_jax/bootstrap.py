@@ -29,10 +29,11 @@ import pandas as pd
 from . import _io, metrics
 from .data import RunTable
 from .errors import MixlawError
-from .fit import DEFAULT_STARTS, fit as fit_law, make_problems, prepare, progress_bar, solve
+from .fit import DEFAULT_STARTS, bounds_setting, fit as fit_law, make_problems, prepare, progress_bar, solve
 from .fit.engine import DEFAULT_SCHEDULE
 from .laws import Inputs, get_law
 from .mixture import optimal_mixture, replicate_mixtures
+from .options import Objective, Search, whole_number
 from .results import FitResult, fit_from_dict, predict_all, provenance
 
 BOOTSTRAP_SCHEMA_VERSION = 1
@@ -294,37 +295,47 @@ def bootstrap(runs: RunTable, law, *, n_replicates: int = 1000, level: float = 0
       progress: progress bars.
       devices, memory_bytes: where the engine runs and its per-device memory budget, as in :func:`mixlaw_jax.fit`.
     """
-    if not isinstance(n_replicates, (int, np.integer)) or n_replicates < 2:
-        raise MixlawError(f"n_replicates must be an integer >= 2, not {n_replicates!r}")
+    n_replicates = whole_number(n_replicates, "n_replicates", minimum=2)
     level = _check_level(level)
-    options = dict(loss_space=loss_space, huber_delta=huber_delta, reduction=reduction, bounds=bounds)
-    law, index, x, space, y = prepare(runs, law, targets, n_starts, **options)
+    objective = Objective(loss_space, huber_delta, reduction)
+    search = Search(n_starts, schedule, seed, chunk_size, warm_starts=1)
+    law, index, x, space, y = prepare(runs, law, targets, objective, bounds)
     chosen = [runs.targets[j] for j in index]
-    weights = resample_weights(runs, n_replicates, resample, seed)
+    weights = resample_weights(runs, n_replicates, resample, search.seed)
     if full_fit is None:
         full_fit = fit_law(runs, law, targets=chosen, n_starts=full_fit_starts, seed=seed,
                            schedule=full_fit_schedule, chunk_size=chunk_size, progress=progress, devices=devices,
-                           memory_bytes=memory_bytes, **options)
+                           memory_bytes=memory_bytes, loss_space=loss_space, huber_delta=huber_delta,
+                           reduction=reduction, bounds=bounds)
     elif full_fit.law != law.name or list(full_fit.targets) != chosen or full_fit.k != runs.k:
         raise MixlawError(f"full_fit is a {full_fit.law!r} fit of {list(full_fit.targets)}; this bootstrap needs "
                           f"law {law.name!r} on targets {chosen}")
+    else:
+        asked = {"loss_space": objective.loss_space, "huber_delta": objective.huber_delta,
+                 "reduction": objective.reduction, "bounds": bounds_setting(bounds)}
+        differ = {k: (full_fit.settings.get(k), v) for k, v in asked.items() if full_fit.settings.get(k) != v}
+        if differ:
+            listed = "; ".join(f"{k}: full fit {a!r}, bootstrap {b!r}" for k, (a, b) in differ.items())
+            raise MixlawError(f"full_fit was made with another objective than this bootstrap's ({listed}); "
+                              f"resample with the full fit's settings")
     n_targets = len(chosen)
-    problems = make_problems(np.tile(y, (n_replicates, 1)), np.repeat(weights, n_targets, axis=0), loss_space,
-                             reduction)
+    problems = make_problems(np.tile(y, (n_replicates, 1)), np.repeat(weights, n_targets, axis=0),
+                             objective.loss_space, objective.reduction)
     warm = space.from_law(jnp.asarray(full_fit.coordinates))                    # (T, P)
     warm = jnp.tile(warm[None, None], (n_replicates, 1, 1, 1)).reshape(n_replicates * n_targets, 1, -1)
-    update, close = progress_bar(len(schedule), f"bootstrap {law.name} x{n_replicates}", progress)
+    update, close = progress_bar(len(search.schedule), f"bootstrap {law.name} x{n_replicates}", progress)
     try:
-        solution = solve(space, x, problems, key=jax.random.fold_in(jax.random.PRNGKey(seed), 1), n_starts=n_starts,
-                         schedule=schedule, delta=huber_delta, chunk_size=chunk_size, warm_starts=warm,
-                         progress=update, devices=devices, memory_bytes=memory_bytes)
+        solution = solve(space, x, problems, key=jax.random.fold_in(jax.random.PRNGKey(search.seed), 1),
+                         n_starts=search.n_starts, schedule=search.stages, delta=objective.huber_delta,
+                         chunk_size=search.chunk_size, warm_starts=warm, progress=update, devices=devices,
+                         memory_bytes=memory_bytes)
     finally:
         close()
     shape = (n_replicates, n_targets)
     coordinates = np.asarray(space.to_law(jnp.asarray(solution.z))).reshape(shape + (-1,))
     objective = solution.objective.reshape(shape)
     settings = {**full_fit.settings, "n_replicates": int(n_replicates), "resample": resample,
-                "replicate_starts": int(n_starts), "replicate_schedule": [list(s) for s in schedule]}
+                "replicate_starts": search.n_starts, "replicate_schedule": [list(s) for s in search.stages]}
     return BootstrapResult(fit=full_fit, coordinates=coordinates, objective=np.where(np.isfinite(objective),
                                                                                       objective, np.inf),
                            converged=solution.converged.reshape(shape), n_in_basin=solution.n_in_basin.reshape(shape),

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import signal
 import sys
+import warnings
 
-from .errors import MixlawError
+from .errors import MixlawError, MixlawWarning
 
 #: Programs that took at least this long to compile are kept in the on-disk cache (``use_compilation_cache``).
 CACHE_MIN_COMPILE_SECONDS = 0.2
@@ -29,7 +32,8 @@ def _add_table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--D", default="n_tokens", help="token column, or 'none' (default: %(default)s)")
     p.add_argument("--targets", default="*_loss", help="loss columns: a glob or comma-separated names "
                                                        "(default: %(default)s)")
-    p.add_argument("--where", help="pandas query selecting the rows to fit, e.g. 'model_size <= 1.3e9'")
+    p.add_argument("--where", help="rows to fit: comparisons of columns with numbers or strings joined by and / or / "
+                                   "not, e.g. 'model_size <= 1.3e9 and n_tokens > 1e9'")
     p.add_argument("--drop-first-checkpoints", type=int, default=0, metavar="K",
                    help="drop each run's K smallest-D checkpoints before fitting (Shukor et al.'s protocol: 2)")
     p.add_argument("--run-id", help="column identifying runs (default: a run is a distinct mixture and N)")
@@ -46,22 +50,15 @@ def _columns(spec: str):
 
 
 def _load(args):
-    """The run table named by the table arguments; its warnings are printed as one 'mixlaw: warning:' line each."""
-    import warnings
-
+    """The run table named by the table arguments, with the rows ``--where`` selects."""
     from .data import load_runs
-    from .errors import MixlawWarning
-    none = lambda v: None if v is None or v.lower() == "none" else v
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MixlawWarning)
-        runs = load_runs(args.runs, weights=_columns(args.weights), N=none(args.N), D=none(args.D),
-                         targets=_columns(args.targets), run_id=args.run_id, renormalize=args.renormalize,
-                         duplicates=args.duplicates, k=args.k)
-    for w in caught:
-        if issubclass(w.category, MixlawWarning):
-            print(f"mixlaw: warning: {w.message}", file=sys.stderr)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+    def none(v):
+        return None if v is None or v.lower() == "none" else v
+
+    runs = load_runs(args.runs, weights=_columns(args.weights), N=none(args.N), D=none(args.D),
+                     targets=_columns(args.targets), run_id=args.run_id, renormalize=args.renormalize,
+                     duplicates=args.duplicates, k=args.k)
     if args.where:
         runs = runs.query(args.where)
     if args.drop_first_checkpoints:
@@ -70,15 +67,19 @@ def _load(args):
 
 
 def _fit_schedule(text: str):
-    """'1024x30x0.25,256x60' -> ((1024, 30, 0.25), (256, 60)): successive-halving stages."""
+    """'1024x30x0.25,256x60' -> ((1024, 30, 0.25), (256, 60)): successive-halving stages (``options.Stage``)."""
+    from .options import Stage
+    usage = "expected stages KEEPxITERS[xROWFRACTION] separated by commas, e.g. 64x100,16x300"
     try:
         stages = tuple(tuple(int(v) if i < 2 else float(v) for i, v in enumerate(stage.split("x")))
                        for stage in text.split(","))
     except ValueError:
-        stages = ()
-    if not stages or any(len(s) not in (2, 3) or s[0] < 1 or s[1] < 1 for s in stages):
-        raise argparse.ArgumentTypeError(f"invalid schedule {text!r}: expected stages KEEPxITERS[xROWFRACTION] "
-                                         f"separated by commas, e.g. 64x100,16x300")
+        raise argparse.ArgumentTypeError(f"invalid schedule {text!r}: {usage}") from None
+    try:
+        for stage in stages:
+            Stage.of(stage)
+    except MixlawError as err:
+        raise argparse.ArgumentTypeError(f"invalid schedule {text!r}: {err}; {usage}") from None
     return stages
 
 
@@ -166,19 +167,26 @@ def _write_frame(frame, path: str) -> None:
         atomic_write_bytes(path, frame.to_csv(index=False).encode("utf-8"))
 
 
+def _percent(value: float) -> str:
+    """An MRE for printing: 0.234%, or 1.2e+05% when it is huge (never dozens of digits)."""
+    return f"{value:.3f}%" if abs(value) < 1e4 else f"{value:.3g}%"
+
+
 def _print_fit(result, train) -> None:
     train_mre = result.mre(train)
     print(f"law {result.law}: {len(result.targets)} targets")
     for j, t in enumerate(result.targets):
         d = result.diagnostics[t]
-        print(f"  {t:24s} objective {result.objective[j]:.6g}  train MRE {train_mre[t]:.3f}%"
+        print(f"  {t:24s} objective {result.objective[j]:.6g}  train MRE {_percent(train_mre[t])}"
               f"  best basin {d['n_in_basin']}/{d['n_final']}")
         for flag in d["flags"]:
             print(f"      note: {flag}")
 
 
 def cmd_fit(args) -> None:
+    from ._io import output_file
     from .fit import fit
+    output_file(args.out, [args.runs])
     runs = _load(args)
     result = fit(runs, args.law, n_starts=args.starts, schedule=args.schedule, seed=args.seed,
                  loss_space=args.loss_space, bounds=None if args.unbounded else "default", progress=not args.quiet)
@@ -188,21 +196,19 @@ def cmd_fit(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    import warnings
-
-    from .data import _read
-    from .errors import MixlawWarning
+    from ._io import output_file
+    from .data import read_table
+    if args.out:
+        output_file(args.out, [args.fit, args.runs])
     result, boot = _load_result(args.fit)
-    frame = _read(args.runs)
-    with warnings.catch_warnings():                  # warnings about fitting (e.g. a constant domain) do not apply
-        warnings.simplefilter("ignore", MixlawWarning)
-        predicted = boot.predict_interval(frame) if boot is not None else result.predict(frame)
-        mre = result.mre(frame) if any(t in frame.columns for t in result.targets) else {}
+    frame = read_table(args.runs)
+    predicted = boot.predict_interval(frame) if boot is not None else result.predict(frame)
+    mre = result.mre(frame) if any(t in frame.columns for t in result.targets) else {}
     out = frame.copy()
     for column in predicted.columns:
         out[f"predicted_{column}"] = predicted[column].to_numpy()
     for t, value in mre.items():
-        print(f"  {t:24s} MRE {value:.3f}%")
+        print(f"  {t:24s} MRE {_percent(value)}")
     if args.out:
         _write_frame(out, args.out)
         print(f"wrote predictions of {len(out)} rows to {args.out}")
@@ -211,7 +217,10 @@ def cmd_predict(args) -> None:
 
 
 def cmd_optimize(args) -> None:
+    from ._io import output_file
     from .mixture import WEIGHTED, optimal_mixture
+    if args.out:
+        output_file(args.out, [args.fit])
     result, boot = _load_result(args.fit)
     targets = _columns(args.targets) if args.targets else None
     if isinstance(targets, str):
@@ -246,7 +255,9 @@ def cmd_optimize(args) -> None:
 
 
 def cmd_bootstrap(args) -> None:
+    from ._io import output_file
     from .bootstrap import bootstrap
+    output_file(args.out, [args.runs])
     runs = _load(args)
     boot = bootstrap(runs, args.law, n_replicates=args.replicates, level=args.level, resample=args.resample,
                      seed=args.seed, n_starts=args.replicate_starts, schedule=args.replicate_schedule,
@@ -458,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "mixtures with bootstrap intervals, draw the figures and write a self-contained HTML page."))
     _add_table_args(p)
     p.add_argument("--law", action="append", required=True, help="law to fit (repeatable)")
-    p.add_argument("--holdout", help="pandas query selecting the held-out rows, e.g. 'model_size > 1.3e9' "
+    p.add_argument("--holdout", help="held-out rows, a selection like --where's, e.g. 'model_size > 1.3e9' "
                                      "(default: none; every row is fitted)")
     p.add_argument("--budget", type=_positive_numbers, metavar="N,D",
                    help="model size and tokens at which h* is reported (default: 10x the largest model, 20 tokens "
@@ -496,26 +507,73 @@ def use_compilation_cache() -> str | None:
     return folder
 
 
+#: A negative number given as an option's value ('--N -7e9'), which argparse would take for an option.
+NEGATIVE_NUMBER = re.compile(r"-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """'--N', '-7e9' -> '--N=-7e9', so that the option's own check names the bad value."""
+    out: list[str] = []
+    for item in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and NEGATIVE_NUMBER.match(item):
+            out[-1] = f"{out[-1]}={item}"
+        else:
+            out.append(item)
+    return out
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """One line on stderr per distinct warning of a command: 'mixlaw: warning: ...'."""
+    text = str(message)
+    if text not in _printed_warnings:
+        _printed_warnings.add(text)
+        kind = "" if issubclass(category, MixlawWarning) else f"{category.__name__}: "
+        print(f"mixlaw: warning: {kind}{text}", file=sys.stderr)
+
+
+_printed_warnings: set[str] = set()
+
+
 def main(argv=None) -> int:
-    """Run the command; returns the exit code (0, 2 for bad input, 1 for a file-system error)."""
+    """Run the command; returns the exit code (0, 2 for bad input, 1 for a file-system error, 130 when
+    interrupted). Warnings are printed once each, as one line."""
+    argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as done:                       # --help, or a usage error already printed
         return done.code if isinstance(done.code, int) else 0
     use_compilation_cache()
-    try:
-        args.func(args)
-    except MixlawError as err:
-        print(f"mixlaw: error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"mixlaw: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("mixlaw: interrupted", file=sys.stderr)
-        return 130
+    _printed_warnings.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", MixlawWarning)
+        warnings.showwarning = _print_warning
+        try:
+            args.func(args)
+        except MixlawError as err:
+            print(f"mixlaw: error: {err}", file=sys.stderr)
+            return 2
+        except OSError as err:
+            print(f"mixlaw: error: {err}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("mixlaw: interrupted", file=sys.stderr)
+            return 130
     return 0
 
 
+def _exit_on_interrupt(signum, frame) -> None:
+    """Ctrl-C after the command has finished (while JAX shuts down): exit at once, quietly, with code 130."""
+    sys.stdout.flush()
+    print("mixlaw: interrupted", file=sys.stderr, flush=True)
+    os._exit(130)
+
+
+def run() -> None:
+    """The ``mixlaw`` program: :func:`main`, then an exit that Ctrl-C cannot turn into a traceback."""
+    code = main()
+    signal.signal(signal.SIGINT, _exit_on_interrupt)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

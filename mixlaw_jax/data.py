@@ -6,11 +6,17 @@ row-selection protocols such as dropping each run's first checkpoints.
 """
 from __future__ import annotations
 
+import bz2
+import csv
 import dataclasses
 import difflib
 import fnmatch
+import gzip
 import hashlib
+import io
+import lzma
 import os
+import re
 import warnings
 from typing import Sequence
 
@@ -18,11 +24,16 @@ import numpy as np
 import pandas as pd
 
 from .errors import MixlawError, MixlawWarning
+from .options import whole_number
+from .selection import select_rows
 
 #: Mixture weights must sum to 1 within this tolerance (RegMix rounds weights to 3 decimals: +-0.004).
 WEIGHT_SUM_TOL = 5e-3
 #: Weight sums within this of 1 are floating-point rounding: renormalising them is not worth a warning.
 ROUNDING = 1e-12
+#: Losses above this are warned about: a cross-entropy over a vocabulary of V tokens starts near ln V (about 11 nats
+#: for V = 50,000; 16 bits), so no table of losses holds such values (perplexities do).
+IMPLAUSIBLE_LOSS = 100.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +50,8 @@ class RunTable:
       frame: the source rows (for queries and reports).
       duplicate_rtol: relative gap in D below which two checkpoints of a run count as one
         (see :meth:`duplicate_report`).
+      warned_constant: weight columns ``load_runs`` already warned about as never varying (a fit does not
+        repeat that warning).
     """
 
     h: np.ndarray
@@ -52,6 +65,7 @@ class RunTable:
     n_column: str | None = None
     d_column: str | None = None
     duplicate_rtol: float = 1e-3
+    warned_constant: tuple[str, ...] = ()
 
     @property
     def k(self) -> int:
@@ -113,12 +127,26 @@ class RunTable:
         return digest.hexdigest()
 
     def subset(self, rows) -> "RunTable":
-        """The rows selected by a boolean mask or index array, with run ids renumbered."""
-        rows = np.asarray(rows)
+        """The rows selected by a boolean mask of length ``n_rows`` or an array of row positions in
+        [-n_rows, n_rows), with run ids renumbered."""
+        try:
+            rows = np.asarray(rows)
+        except (TypeError, ValueError) as err:
+            raise MixlawError(f"a row selection must be a boolean mask or row positions: {err}") from None
         if rows.dtype == bool:
+            if rows.shape != (self.n_rows,):
+                raise MixlawError(f"a boolean row mask must have one entry per row ({self.n_rows}), not shape "
+                                  f"{rows.shape}")
             rows = np.flatnonzero(rows)
+        elif rows.size and (rows.ndim != 1 or rows.dtype.kind not in "iu"):
+            raise MixlawError(f"row positions must be a 1-D array of whole numbers, not {rows.dtype} of shape "
+                              f"{rows.shape}")
+        elif rows.size and not ((rows >= -self.n_rows) & (rows < self.n_rows)).all():
+            bad = rows[(rows < -self.n_rows) | (rows >= self.n_rows)][0]
+            raise MixlawError(f"row position {int(bad)} is out of range: the table has {self.n_rows} rows")
         if rows.size == 0:
             raise MixlawError("the row selection is empty: no rows left to fit")
+        rows = rows.astype(np.int64)
         _, run_id = np.unique(self.run_id[rows], return_inverse=True)
         pick = lambda a: None if a is None else a[rows]
         return dataclasses.replace(self, h=self.h[rows], n=pick(self.n), d=pick(self.d),
@@ -126,12 +154,9 @@ class RunTable:
                                    frame=self.frame.iloc[rows])
 
     def query(self, expr: str) -> "RunTable":
-        """Rows matching a pandas query on the source columns, e.g. ``"model_size <= 1.3e9"``."""
-        try:
-            mask = self.frame.eval(expr).to_numpy(dtype=bool)
-        except Exception as err:  # pandas raises many types for a bad expression
-            raise MixlawError(f"cannot evaluate row selection {expr!r}: {err}") from None
-        return self.subset(mask)
+        """Rows where a selection on the source columns holds, e.g. ``"model_size <= 1.3e9"``: comparisons of
+        columns with numbers or strings joined by and / or / not (``selection``; nothing is executed)."""
+        return self.subset(select_rows(self.frame, expr))
 
     def drop_first_checkpoints(self, n_first: int) -> "RunTable":
         """Drop each run's ``n_first`` smallest-D checkpoints (rows with equal D count once).
@@ -240,7 +265,8 @@ def _merge_duplicates(h, n, d, losses, run_id, frame, d_column, target_cols, rto
     return h[keep], (None if n is None else n[keep]), merged_d, merged_losses, run_id[keep], frame
 
 
-def _read(source) -> pd.DataFrame:
+def read_table(source) -> pd.DataFrame:
+    """A DataFrame as it is, or a CSV / Parquet file read (``_read_csv``); a header that repeats a name is refused."""
     if isinstance(source, pd.DataFrame):
         frame = source
     else:
@@ -251,11 +277,12 @@ def _read(source) -> pd.DataFrame:
                               f"{type(source).__name__}") from None
         if not os.path.exists(path):
             raise MixlawError(f"no such file: {path}")
+        if os.path.isdir(path):
+            raise MixlawError(f"{path} is a folder, not a CSV or Parquet file")
         try:
-            if path.endswith((".parquet", ".pq")):
-                frame = pd.read_parquet(path)
-            else:
-                frame = pd.read_csv(path)
+            frame = pd.read_parquet(path) if path.endswith((".parquet", ".pq")) else _read_csv(path)
+        except MixlawError:
+            raise
         except Exception as err:  # pandas and pyarrow raise many types for an unreadable file
             raise MixlawError(f"cannot read {path}: {' '.join(str(err).split())}") from None
     names = [str(c) for c in frame.columns]
@@ -265,6 +292,42 @@ def _read(source) -> pd.DataFrame:
     if list(frame.columns) != names:
         frame = frame.set_axis(names, axis=1)
     return frame
+
+
+#: Byte-order marks and the encodings they announce (UTF-32 before UTF-16: FF FE starts both).
+BYTE_ORDER_MARKS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
+                    (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+#: Compressed CSV files, by suffix.
+COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def _read_csv(path: str) -> pd.DataFrame:
+    """A CSV file (or one compressed with gzip, bzip2 or xz) as a frame: UTF-8, or UTF-16 / UTF-32 with a byte-order mark; comma-separated, or separated by
+    semicolons or tabs when the header holds no comma. A header that repeats a name is refused (pandas would rename
+    the second ``name.1``)."""
+    opener = next((o for suffix, o in COMPRESSED.items() if path.endswith(suffix)), open)
+    with opener(path, "rb") as f:
+        raw = f.read()
+    encoding = next((name for mark, name in BYTE_ORDER_MARKS if raw.startswith(mark)), "utf-8")
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        hint = (" (it looks like UTF-16 without a byte-order mark)" if raw[:200].count(b"\x00") > 20 else "")
+        raise MixlawError(f"cannot read {path}: not {encoding.upper()} text, byte 0x{raw[err.start]:02x} at position "
+                          f"{err.start}{hint}; save the table as UTF-8") from None
+    if encoding == "utf-8-sig":
+        text = text[1:] if text.startswith("\ufeff") else text
+    header = text.lstrip("\ufeff").split("\n", 1)[0]
+    sep = "," if "," in header else next((s for s in (";", "\t") if s in header), ",")
+    names = next(csv.reader([header], delimiter=sep)) if header.strip() else []
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise MixlawError(f"column {repeated[0]!r} appears {names.count(repeated[0])} times in the header of {path}")
+    if "\x00" in text:
+        raise MixlawError(f"cannot read {path}: it holds NUL characters, so it is not a text table")
+    return pd.read_csv(io.StringIO(text.lstrip("\ufeff")), sep=sep)
 
 
 def _resolve_columns(frame: pd.DataFrame, spec, what: str) -> list[str]:
@@ -307,6 +370,9 @@ def _numeric(frame: pd.DataFrame, column: str, *, allow_nan: bool) -> np.ndarray
     Missing cells (NaN, None, empty) are allowed only when ``allow_nan``.
     """
     cells = frame[column]
+    if cells.dtype.kind in "mM" or isinstance(cells.dtype, pd.DatetimeTZDtype):
+        raise MixlawError(f"column {column!r} holds {'durations' if cells.dtype.kind == 'm' else 'dates'} "
+                          f"({cells.dtype}), not numbers")
     try:
         numeric = pd.to_numeric(cells, errors="coerce")
     except (TypeError, ValueError, OverflowError):   # huge integers, odd objects
@@ -320,7 +386,10 @@ def _numeric(frame: pd.DataFrame, column: str, *, allow_nan: bool) -> np.ndarray
         bad |= cells.map(_is_bool).to_numpy(dtype=bool)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise MixlawError(f"column {column!r}, row {frame.index[i]}: non-numeric value {_show(cells.iloc[i])}")
+        value = cells.iloc[i]
+        hint = (" (a decimal comma? write numbers with a decimal point)"
+                if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+,\d+\s*", value) else "")
+        raise MixlawError(f"column {column!r}, row {frame.index[i]}: non-numeric value {_show(value)}{hint}")
     if not allow_nan and np.isnan(values).any():
         i = int(np.flatnonzero(np.isnan(values))[0])
         raise MixlawError(f"column {column!r}, row {frame.index[i]}: missing value (empty cell or NaN)")
@@ -394,11 +463,13 @@ def load_runs(source, *, weights, N: str | None = None, D: str | None = None, ta
         raise MixlawError(f"duplicates must be 'keep', 'merge' or 'error', not {duplicates!r}")
     if not (isinstance(duplicate_rtol, (int, float)) and 0 <= duplicate_rtol < 1):
         raise MixlawError(f"duplicate_rtol must be a number in [0, 1), not {duplicate_rtol!r}")
-    frame = _read(source)
+    frame = read_table(source)
     if len(frame) == 0:
         raise MixlawError("the run table is empty (no rows)")
     weight_cols = _resolve_columns(frame, weights, "weight")
     target_cols = _resolve_columns(frame, targets, "target")
+    if k is not None:
+        k = whole_number(k, "k", minimum=1)
     if k is not None and len(weight_cols) != k:
         raise MixlawError(f"weights {weights!r} resolve to {len(weight_cols)} columns ({', '.join(weight_cols)}), "
                           f"but k = {k} domains are expected")
@@ -444,6 +515,16 @@ def load_runs(source, *, weights, N: str | None = None, D: str | None = None, ta
     for j, c in enumerate(target_cols):
         if not np.isfinite(losses[:, j]).any():
             raise MixlawError(f"target column {c!r} has no values")
+        not_positive = np.flatnonzero(np.nan_to_num(losses[:, j], nan=1.0) <= 0)
+        if not_positive.size:
+            r = int(not_positive[0])
+            raise MixlawError(f"column {c!r}, row {frame.index[r]}: loss {float(losses[r, j])!r} must be > 0 "
+                              f"(a cross-entropy)")
+    if warn and np.nanmax(losses) > IMPLAUSIBLE_LOSS:
+        r, j = np.unravel_index(np.nanargmax(losses), losses.shape)
+        warnings.warn(f"column {target_cols[j]!r}, row {frame.index[r]}: loss {float(losses[r, j]):.6g} is above "
+                      f"{IMPLAUSIBLE_LOSS:g}, more than any cross-entropy in nats or bits; are these perplexities "
+                      f"(fit their logarithm)?", MixlawWarning, stacklevel=2)
 
     if id_col is not None:
         _, ids = np.unique(frame[id_col].astype(str).to_numpy(), return_inverse=True)
@@ -473,4 +554,5 @@ def load_runs(source, *, weights, N: str | None = None, D: str | None = None, ta
         listed = ", ".join(f"column {c!r} is {v:.6g} in every row" for c, v in constant.items())
         warnings.warn(f"weights that never vary: {listed}; a law's parameters for such a domain (its exponent) "
                       f"are not identifiable from this table", MixlawWarning, stacklevel=2)
+        runs = dataclasses.replace(runs, warned_constant=tuple(constant))
     return runs

@@ -2,11 +2,18 @@
 
 Every function takes result objects or frames and returns a :class:`matplotlib.figure.Figure` built without
 pyplot (no global state, no GUI backend); ``fig.savefig("x.png")`` renders it with Agg.
+
+Every text is plain text: titles, labels, legends and tick labels come from column, law and domain names, which may
+hold ``$``, ``_``, ``^`` or ``\\`` (a name such as ``$\\badcmd{x$_loss`` must not go to mathtext). Each figure is
+built with ``text.parse_math`` off, which a Text reads when it is created, so it holds when the figure is saved
+later; log axes get plain tick labels (``2e9``) instead of mathtext powers of ten.
 """
 from __future__ import annotations
 
+import functools
 from typing import Mapping, Sequence
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps, colors
@@ -46,6 +53,29 @@ def _short_power(value: float, _pos=None) -> str:
     return f"{_mantissa(value)}e{exponent}"
 
 
+def _plain_log_ticks(axis, minor_decades: float = np.inf) -> None:
+    """Plain tick labels on a log axis: ``2e9`` at the major ticks, and at the minor ticks of mantissa 2 and 5
+    while the view spans fewer than ``minor_decades`` decades."""
+    def minor(value, pos=None):
+        lo, hi = sorted(axis.get_view_interval())
+        few = lo > 0 and np.log10(hi / lo) < minor_decades
+        return _short_power(value, pos) if few and _mantissa(value) in (2, 5) else ""
+
+    axis.set_major_formatter(FuncFormatter(_short_power))
+    axis.set_minor_formatter(FuncFormatter(minor))
+
+
+def _plain_text(draw):
+    """Build the figure with ``text.parse_math`` off: every Text it creates (titles, labels, legends, tick labels,
+    annotations) is drawn as given, never parsed as mathtext, now and whenever the figure is saved."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
 def _panels(n: int, ncols: int = 3):
     """A figure with n panels on rows of ``ncols``; returns (figure, the n axes)."""
     ncols = max(1, min(ncols, n))
@@ -62,6 +92,7 @@ def _targets(fit: FitResult, targets) -> list[str]:
                                                       for t in targets]
 
 
+@_plain_text
 def predicted_vs_observed(fit: FitResult, train: RunTable, held_out: RunTable | None = None, *,
                           targets: Sequence[str] | None = None) -> Figure:
     """Predicted against observed loss, one panel per target: training rows and held-out rows marked apart,
@@ -92,6 +123,7 @@ def predicted_vs_observed(fit: FitResult, train: RunTable, held_out: RunTable | 
     return fig
 
 
+@_plain_text
 def loss_curves(fit: FitResult, runs: RunTable, held_out: RunTable | None = None, *,
                 targets: Sequence[str] | None = None, max_runs_per_size: int = 6, seed: int = 0) -> Figure:
     """Loss against training tokens: observed checkpoints (markers) and the fitted law along each run (lines),
@@ -128,9 +160,7 @@ def loss_curves(fit: FitResult, runs: RunTable, held_out: RunTable | None = None
                                edgecolors=color, lw=0.9)
     for ax, t in zip(axes, chosen):
         ax.set(xscale="log", title=t, xlabel="training tokens D", ylabel="loss")
-        ax.xaxis.set_major_formatter(FuncFormatter(_short_power))
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, pos: _short_power(v, pos) if _mantissa(v) in (2, 5)
-                                                   else ""))
+        _plain_log_ticks(ax.xaxis)
     handles = [Line2D([], [], color=palette(n), marker="o", lw=1, label=f"N = {n:.3g}") for n in sizes]
     if held_out is not None:
         handles.append(Line2D([], [], color="0.3", ls="--", marker="^", mfc="none", label="held-out runs"))
@@ -139,6 +169,7 @@ def loss_curves(fit: FitResult, runs: RunTable, held_out: RunTable | None = None
     return fig
 
 
+@_plain_text
 def mixture_intervals(intervals: "pd.DataFrame | Mapping[str, pd.DataFrame]", *, title: str | None = None) -> Figure:
     """Optimal weight h* per domain as bars, with error bars from the columns ``lo`` and ``hi`` where present.
 
@@ -168,6 +199,7 @@ def mixture_intervals(intervals: "pd.DataFrame | Mapping[str, pd.DataFrame]", *,
     return fig
 
 
+@_plain_text
 def mixture_path(result: MixtureResult, *, objective: str = WEIGHTED) -> Figure:
     """h*(N, D) across the budgets of a :class:`MixtureResult`: stacked optimal weights against compute 6ND."""
     if result.n is None or result.d is None:
@@ -180,10 +212,12 @@ def mixture_path(result: MixtureResult, *, objective: str = WEIGHTED) -> Figure:
     ax.stackplot(compute[order], result.h[order, o, :].T, labels=domain_labels(result.domains), alpha=0.85)
     ax.set(xscale="log", xlim=(compute.min(), compute.max()), ylim=(0, 1), xlabel="compute C = 6 N D (FLOPs)",
            ylabel="optimal weight h*", title=f"{result.law} law: h*(N, D), objective {objective}")
+    _plain_log_ticks(ax.xaxis, minor_decades=2)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=8, reverse=True)
     return fig
 
 
+@_plain_text
 def simplex_heatmap(fit: FitResult, *, N: float | None = None, D: float | None = None, target: str | None = None,
                     runs: RunTable | None = None, optimum: Sequence[float] | None = None,
                     resolution: int = 120) -> Figure:

@@ -535,6 +535,9 @@ def _request(fit: FitResult, targets, target_weights, bounds, token_budget, fixe
     if not isinstance(fit, FitResult):
         raise MixlawError(f"fit must be a FitResult (mixlaw_jax.fit or load_fit), not {type(fit).__name__}")
     law = get_law(fit.law)
+    if not law.uses_h:
+        raise MixlawError(f"law {law.name!r} does not depend on the mixture (it has no per-domain parameters), so "
+                          f"it has no optimal mixture; fit a mixture law such as 'additive' or 'joint'")
     k = fit.k
     domains = tuple(fit.weight_columns)
     if len(domains) != k:

@@ -9,16 +9,25 @@ self-contained HTML page (figures embedded as base64 PNG data URIs; no external 
     mixture_<law>.json       h* along the budget path up to (N, D) (``load_mixture``)
     bootstrap_<law>.json     the bootstrap (``load_bootstrap``), when replicates > 0
     summary.json             scores, h* with intervals and settings, as plain JSON
+
+The folder is written whole or not at all: every file goes into a hidden temporary folder beside it, which then
+takes the folder's place, so the folder holds the whole earlier report or the whole new one, never a mix; a
+report that fails or is interrupted leaves it as it was. ``out`` must be a new path, an empty folder or a folder
+holding only what an earlier report writes, which the new report replaces.
 """
 from __future__ import annotations
 
 import base64
 import dataclasses
 import datetime
+import fnmatch
 import html
 import io
 import multiprocessing
 import os
+import shutil
+import stat
+import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Sequence
@@ -34,6 +43,7 @@ from .fit import DEFAULT_SCHEDULE, DEFAULT_STARTS, fit, progress_bar
 from .laws import get_law
 from .mixture import WEIGHTED, MixtureResult, optimal_mixture
 from .results import FitResult
+from .selection import select_rows
 
 #: budgets on the h*(N, D) path: from the smallest model size in the table up to (N, D), at a fixed D / N.
 PATH_BUDGETS = 8
@@ -47,8 +57,8 @@ class LawReport:
     fit: FitResult
     train_mre: dict
     held_out_mre: dict
-    path: MixtureResult                  # h* along the budget path; the last budget is (N, D)
-    optimum: pd.DataFrame                # h* at (N, D) per domain: h_star (and lo, hi with a bootstrap)
+    path: MixtureResult | None           # h* along the budget path (the last budget is (N, D)); None for a law
+    optimum: pd.DataFrame | None         # without h. h* at (N, D) per domain: h_star (and lo, hi with a bootstrap)
     bootstrap: BootstrapResult | None = None
     held_out_interval: pd.DataFrame | None = None    # predictions with intervals, one row per held-out row
     held_out_mre_interval: pd.DataFrame | None = None  # per target: mre, lo, hi
@@ -70,12 +80,78 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def split_holdout(runs: RunTable, holdout: str) -> tuple[RunTable, RunTable]:
-    """(training rows, held-out rows): the rows where the pandas query ``holdout`` is false, and where it is true."""
+#: the files an earlier report may have left in its folder (besides figures/*.png); anything else stops the report.
+REPORT_FILES = ("index.html", "summary.json", "fit_*.json", "mixture_*.json", "bootstrap_*.json")
+
+
+def _foreign_entries(out: Path) -> list[str]:
+    """The entries of the folder ``out`` that no report writes (other files, symbolic links, other folders), as
+    paths relative to ``out``."""
+    foreign = []
+    with os.scandir(out) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                foreign.append(entry.name)
+            elif entry.is_dir(follow_symlinks=False) and entry.name == "figures":
+                with os.scandir(entry.path) as drawn:
+                    foreign += [f"figures/{e.name}" for e in drawn
+                                if not (e.is_file(follow_symlinks=False) and e.name.endswith(".png"))]
+            elif not (entry.is_file(follow_symlinks=False)
+                      and any(fnmatch.fnmatchcase(entry.name, p) for p in REPORT_FILES)):
+                foreign.append(entry.name)
+    return sorted(foreign)
+
+
+def _check_out(out: Path, shown) -> os.stat_result | None:
+    """Check that the report may take the place of ``out`` (absolute; ``shown`` is how the user wrote it): a new
+    path, an empty folder or an earlier report's folder. Returns ``out``'s stat, None for a new path.
+
+    Raises:
+      MixlawError: naming what is in the way.
+    """
     try:
-        held = runs.frame.eval(holdout).to_numpy(dtype=bool)
-    except Exception as err:  # pandas raises many types for a bad expression
-        raise MixlawError(f"cannot evaluate held-out selection {holdout!r}: {err}") from None
+        info = os.lstat(out)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        kind = ("a symbolic link" if stat.S_ISLNK(info.st_mode) else "a file" if stat.S_ISREG(info.st_mode)
+                else "not a folder (a FIFO, socket or device)")
+        raise MixlawError(f"the report folder {shown} is {kind}; choose a new or empty folder for the report")
+    foreign = _foreign_entries(out)
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise MixlawError(f"the report folder {shown} holds {os.path.join(str(shown), foreign[0])}{more}, which a "
+                          f"mixlaw report does not write; the report replaces the folder's contents, so choose a new "
+                          f"or empty folder")
+    return info
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Put the finished report folder ``tmp`` in the place of ``out``: a rename when ``out`` is new; otherwise the
+    old folder is renamed aside, ``tmp`` renamed to ``out`` (the old folder is put back if that fails), and the old
+    folder deleted. ``out`` is never a mix of the two."""
+    if not os.path.lexists(out):
+        os.rename(tmp, out)
+    else:
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.mixlaw-old-"))
+        os.rmdir(old)                                   # a free name for the old folder
+        moved = False
+        try:
+            os.rename(out, old)
+            moved = True
+            os.rename(tmp, out)
+        except BaseException:
+            if moved and not os.path.lexists(out):
+                os.rename(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    _io._fsync_folder(str(out.parent))
+
+
+def split_holdout(runs: RunTable, holdout: str) -> tuple[RunTable, RunTable]:
+    """(training rows, held-out rows): the rows where the selection ``holdout`` (``selection``) is false, and where
+    it is true."""
+    held = select_rows(runs.frame, holdout, what="held-out selection")
     if held.all() or not held.any():
         raise MixlawError(f"the held-out selection {holdout!r} selects {'every' if held.all() else 'no'} row; "
                           f"it must leave rows on both sides")
@@ -95,16 +171,19 @@ def _law_report(law: str, train: RunTable, held_out: RunTable | None, N: float, 
     """Fit one law to the training rows, score them and the held-out rows, find h* along the budget path and,
     with replicates, bootstrap: intervals for h* at (N, D) and for the held-out predictions and MRE."""
     result = fit(train, law, n_starts=n_starts, schedule=schedule, seed=seed, progress=progress)
-    n_path, d_path = _budget_path(train, N, D)
-    path = optimal_mixture(result, N=n_path, D=d_path, seed=seed)
-    o = path.objectives.index(WEIGHTED)
-    optimum = pd.DataFrame({"h_star": path.h[-1, o]}, index=pd.Index(path.domains, name="domain"))
+    path = optimum = None
+    if get_law(law).uses_h:                      # a law without h (Chinchilla) has no optimal mixture
+        n_path, d_path = _budget_path(train, N, D)
+        path = optimal_mixture(result, N=n_path, D=d_path, seed=seed)
+        o = path.objectives.index(WEIGHTED)
+        optimum = pd.DataFrame({"h_star": path.h[-1, o]}, index=pd.Index(path.domains, name="domain"))
     report = LawReport(law=law, fit=result, train_mre=result.mre(train),
                        held_out_mre=result.mre(held_out) if held_out is not None else {}, path=path, optimum=optimum)
     if replicates > 0:
         report.bootstrap = bootstrap(train, law, n_replicates=replicates, level=level, seed=seed, full_fit=result,
                                      n_starts=replicate_starts, schedule=replicate_schedule, progress=progress)
-        report.optimum = report.bootstrap.mixture_interval(N, D, seed=seed)
+        if path is not None:
+            report.optimum = report.bootstrap.mixture_interval(N, D, seed=seed)
         if held_out is not None:
             report.held_out_interval = report.bootstrap.predict_interval(held_out)
             report.held_out_mre_interval = report.bootstrap.mre_interval(held_out)
@@ -141,7 +220,10 @@ def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | Non
     Args:
       runs: the run table (needs N and D columns).
       laws: law names, e.g. ``["additive", "joint"]``.
-      out: output folder (created).
+      out: output folder: a new path (created, with its parent), an empty folder or the folder of an earlier
+        report, whose files the new report replaces. Its files are written into a hidden temporary folder beside
+        it, which takes its place once the report is complete; a report that fails or is interrupted leaves
+        ``out`` as it was and no temporary folder.
       holdout: pandas query selecting the held-out rows (e.g. ``"model_size > 1.3e9"``); the rest are fitted.
         None: fit every row, no held-out score.
       N, D: the budget at which h* is reported (default: 10x the largest model size, D = 20 N); the h* path runs
@@ -160,6 +242,10 @@ def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | Non
 
     Returns:
       A :class:`Report` (the per-law results, figure paths and the page's path).
+
+    Raises:
+      MixlawError: for bad settings, and, before any fit, for an ``out`` that is not a folder (a file, a
+        symbolic link, a FIFO or device) or holds anything an earlier report does not write (e.g. the run table).
     """
     if not laws:
         raise MixlawError("the report needs at least one law")
@@ -180,7 +266,8 @@ def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | Non
     N = float(N) if N is not None else 10 * float(np.max(runs.n))
     D = float(D) if D is not None else 20 * N
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    target = Path(os.path.abspath(out))
+    _check_out(target, out)
     log(f"{train.n_rows} training rows ({train.n_runs} runs)"
         + (f", {held_out.n_rows} held-out rows ({held_out.n_runs} runs) where {holdout}"
            if held_out is not None else "")
@@ -191,31 +278,79 @@ def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | Non
     options = dict(n_starts=n_starts, schedule=schedule, replicates=replicates, replicate_starts=replicate_starts,
                    replicate_schedule=replicate_schedule, level=level, seed=seed)
     reports = _law_reports(laws, (train, held_out, N, D), options, jobs, progress)
+    created = [p for p in target.parents if not os.path.lexists(p)]     # missing parents, deepest first
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.mixlaw-tmp-"))
+    except BaseException:
+        _remove_empty(created)
+        raise
+    try:
+        figure_names = _write_report(tmp, reports, runs, train, held_out, laws, holdout, N, D, options, title,
+                                     source, log)
+        old = _check_out(target, out)     # again: nothing may have come into the folder during the fits
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, old.st_mode & 0o7777 if old is not None else 0o777 & ~umask)
+        cwd = _cwd()
+        _publish(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(created)
+        raise
+    if cwd is not None and (cwd == str(target) or cwd.startswith(os.path.join(str(target), ""))):
+        try:                                    # the process worked inside the replaced folder: go on in the new one
+            os.chdir(cwd)
+        except OSError:
+            pass
+    figure_paths = {name: out / "figures" / f"{name}.png" for name in figure_names}
+    log(f"wrote {out}/index.html and {len(figure_paths)} figures")
+    return Report(out=out, laws=reports, figures=figure_paths, html=out / "index.html")
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:                                     # a working folder that was deleted
+        return None
+
+
+def _remove_empty(folders) -> None:
+    """Remove the folders this report created (deepest first) while they are empty."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+
+
+def _write_report(folder: Path, reports: list[LawReport], runs, train, held_out, laws, holdout, N, D, options,
+                  title, source, log) -> list[str]:
+    """Write every file of the report into ``folder``; returns the figure names."""
     for r in reports:
         law = r.law
-        r.fit.save(out / f"fit_{law}.json")
-        r.path.save(out / f"mixture_{law}.json")
+        r.fit.save(folder / f"fit_{law}.json")
+        if r.path is not None:
+            r.path.save(folder / f"mixture_{law}.json")
         if r.bootstrap is not None:
-            r.bootstrap.save(out / f"bootstrap_{law}.json")
+            r.bootstrap.save(folder / f"bootstrap_{law}.json")
         scores = "  ".join(f"{t} {r.train_mre[t]:.3f}%" + (f" / {r.held_out_mre[t]:.3f}%" if t in r.held_out_mre
                                                               else "") for t in r.fit.targets)
         log(f"  {law} MRE train{' / held-out' if held_out is not None else ''}: {scores}")
 
     log("figures")
     drawn = {name: (_png(fig), caption) for name, (fig, caption) in _figures(reports, train, held_out, N, D).items()}
-    figure_paths = {}
     for name, (data, _) in drawn.items():
-        figure_paths[name] = out / "figures" / f"{name}.png"
-        _io.atomic_write_bytes(figure_paths[name], data)
-    settings = {"laws": list(laws), "holdout": holdout, "N": N, "D": D, "n_starts": n_starts,
-                "schedule": [list(s) for s in schedule], "replicates": replicates,
-                "replicate_starts": replicate_starts,
-                "replicate_schedule": [list(s) for s in replicate_schedule], "level": level, "seed": seed}
+        _io.atomic_write_bytes(folder / "figures" / f"{name}.png", data)
+    settings = {"laws": list(laws), "holdout": holdout, "N": N, "D": D, "n_starts": options["n_starts"],
+                "schedule": [list(s) for s in options["schedule"]], "replicates": options["replicates"],
+                "replicate_starts": options["replicate_starts"],
+                "replicate_schedule": [list(s) for s in options["replicate_schedule"]], "level": options["level"],
+                "seed": options["seed"]}
     page = _html(title, source, runs, train, held_out, reports, drawn, settings)
-    _io.atomic_write_bytes(out / "index.html", page.encode("utf-8"))
-    _io.atomic_write_json(out / "summary.json", _summary(reports, settings, runs))
-    log(f"wrote {out}/index.html and {len(figure_paths)} figures")
-    return Report(out=out, laws=reports, figures=figure_paths, html=out / "index.html")
+    _io.atomic_write_bytes(folder / "index.html", page.encode("utf-8"))
+    _io.atomic_write_json(folder / "summary.json", _summary(reports, settings, runs))
+    return list(drawn)
 
 
 def _figures(reports: list[LawReport], train, held_out, N, D) -> dict:
@@ -228,16 +363,19 @@ def _figures(reports: list[LawReport], train, held_out, N, D) -> dict:
         drawn[f"loss_curves_{r.law}"] = (
             figures.loss_curves(r.fit, train, held_out),
             f"{r.law}: loss against tokens per model size; lines are the fitted law along each run.")
-    has_interval = any(r.bootstrap is not None for r in reports)
+    mixing = [r for r in reports if r.path is not None]
+    if not mixing:
+        return drawn
+    has_interval = any(r.bootstrap is not None for r in mixing)
     drawn["optimal_mixture"] = (
-        figures.mixture_intervals({r.law: r.optimum for r in reports},
+        figures.mixture_intervals({r.law: r.optimum for r in mixing},
                                   title=f"h* at N = {N:.3g}, D = {D:.3g} (mean loss over targets)"),
         "Optimal mixture per domain" + (" with bootstrap percentile intervals." if has_interval else "."))
-    for r in reports:
+    for r in mixing:
         drawn[f"mixture_path_{r.law}"] = (figures.mixture_path(r.path),
                                           f"{r.law}: h* along budgets up to N = {N:.3g}, D = {D:.3g}.")
     if train.k == 3:
-        for r in reports:
+        for r in mixing:
             drawn[f"simplex_{r.law}"] = (
                 figures.simplex_heatmap(r.fit, N=N, D=D, runs=train, optimum=r.optimum["h_star"].to_numpy()),
                 f"{r.law}: predicted mean loss over the simplex at N = {N:.3g}, D = {D:.3g}; star: h*.")
@@ -252,8 +390,9 @@ def _summary(reports: list[LawReport], settings: dict, runs: RunTable) -> dict:
     for r in reports:
         entry = {"train_mre": r.train_mre, "held_out_mre": r.held_out_mre,
                  "objective": dict(zip(r.fit.targets, np.asarray(r.fit.objective).tolist())),
-                 "flags": {t: r.fit.diagnostics[t]["flags"] for t in r.fit.targets},
-                 "optimal_mixture": clean(r.optimum), "loss_at_optimum": r.optimum.attrs.get("loss")}
+                 "flags": {t: r.fit.diagnostics[t]["flags"] for t in r.fit.targets}}
+        if r.optimum is not None:
+            entry.update(optimal_mixture=clean(r.optimum), loss_at_optimum=r.optimum.attrs.get("loss"))
         if r.held_out_mre_interval is not None:
             entry["held_out_mre_interval"] = clean(r.held_out_mre_interval)
         if r.bootstrap is not None:
@@ -317,6 +456,8 @@ def _scores_frame(reports: list[LawReport], held: bool) -> pd.DataFrame:
 
 
 def _optimum_table(reports: list[LawReport]) -> pd.DataFrame:
+    """h* per domain and law (with intervals), the predicted loss there and the gain over the uniform mixture, for
+    the laws that depend on the mixture (``reports``)."""
     columns = {}
     for r in reports:
         o = r.optimum
@@ -380,9 +521,13 @@ def _html(title, source, runs, train, held_out, reports, drawn, settings) -> str
         parts.append("<p class='note'>Parameters at a bound or at an extreme value:</p><ul>"
                      + "".join(f"<li class='flag'>{esc(law)}, {esc(t)}: {esc(f)}</li>" for law, t, f in flags)
                      + "</ul>")
-    parts.append(f"<h2>Optimal mixture at N = {settings['N']:.3g}, D = {settings['D']:.3g}</h2>"
-                 "<p class='note'>Minimises the mean predicted loss over the targets, within the range of weights "
-                 "each domain has in the training runs.</p>" + _table(_optimum_table(reports)))
+    mixing = [r for r in reports if r.path is not None]
+    if mixing:
+        parts.append(f"<h2>Optimal mixture at N = {settings['N']:.3g}, D = {settings['D']:.3g}</h2>"
+                     "<p class='note'>Minimises the mean predicted loss over the targets, within the range of weights "
+                     "each domain has in the training runs"
+                     + "".join(f"; law {esc(r.law)} does not depend on the mixture" for r in reports
+                               if r.path is None) + ".</p>" + _table(_optimum_table(mixing)))
     parts.append("<h2>Figures</h2>")
     for name, (png, caption) in drawn.items():
         data = base64.b64encode(png).decode("ascii")

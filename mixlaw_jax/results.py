@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import platform
+import warnings
 from typing import Sequence
 
 import jax
@@ -12,11 +13,13 @@ import numpy as np
 import pandas as pd
 
 from . import _io, metrics
-from .data import RunTable, load_runs
-from .errors import MixlawError
+from .data import RunTable, load_runs, read_table
+from .errors import MixlawError, MixlawWarning
 from .laws import Inputs, get_law
 
 FIT_SCHEMA_VERSION = 1
+#: Predictions at N or D more than this factor outside the fitted range are warned about.
+EXTRAPOLATION_WARN = 1e3
 
 
 def provenance(seed: int | None = None, table_hash: str | None = None) -> dict:
@@ -45,6 +48,8 @@ class FitResult:
         iterations, and flags for parameters at a bound or at an extreme.
       settings: loss space, Huber delta, reduction, bounds, starts and schedule used.
       provenance: seed, input-table hash and package versions.
+      scale_range: ``{"N": [min, max], "D": [min, max]}`` of the fitted rows (the columns the table has), or
+        None (a file from an earlier version); predictions far outside it are warned about.
     """
 
     law: str
@@ -59,6 +64,7 @@ class FitResult:
     diagnostics: dict
     settings: dict
     provenance: dict
+    scale_range: dict | None = None
 
     @property
     def params(self) -> dict[str, dict]:
@@ -72,11 +78,20 @@ class FitResult:
 
     def _table(self, runs) -> RunTable:
         if isinstance(runs, RunTable):
+            if runs.weight_columns != self.weight_columns:
+                raise MixlawError(f"the table's weight columns ({', '.join(runs.weight_columns)}) are not those this "
+                                  f"fit was made with ({', '.join(self.weight_columns)})")
             return runs
-        frame = runs if isinstance(runs, pd.DataFrame) else None
-        if frame is None:
-            return load_runs(runs, weights=list(self.weight_columns), N=self.n_column, D=self.d_column,
-                             targets=[t for t in self.targets], warn=False)
+        frame = runs if isinstance(runs, pd.DataFrame) else read_table(runs)
+        needed = [*(("weight", c) for c in self.weight_columns), ("size", self.n_column), ("token", self.d_column)]
+        missing = [(role, c) for role, c in needed if c is not None and c not in frame.columns]
+        if missing:
+            role, column = missing[0]
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise MixlawError(f"unknown {role} column {column!r}{more}: the table has no such column, and this fit was "
+                              f"made with weight columns {', '.join(self.weight_columns)}"
+                              + "".join(f", {what} column {c}" for what, c in (("N", self.n_column),
+                                                                              ("D", self.d_column)) if c))
         present = [t for t in self.targets if t in frame.columns]
         frame = frame.copy()
         dummy = "__mixlaw_no_target__"
@@ -95,6 +110,7 @@ class FitResult:
         rows = h.shape[0]
         n = np.ones(rows) if n is None else np.broadcast_to(np.asarray(n, float), (rows,))
         d = np.ones(rows) if d is None else np.broadcast_to(np.asarray(d, float), (rows,))
+        self._warn_far_outside(n, d)
         x = Inputs.from_arrays(n, d, h)
         pred = np.asarray(predict_all(law, self.k, jnp.asarray(self.coordinates), x)).T
         bad = ~np.isfinite(pred)
@@ -104,6 +120,21 @@ class FitResult:
                               f"(N = {n[row]:.6g}, D = {d[row]:.6g}; {int(bad.any(axis=1).sum())} rows in all): "
                               f"far outside the fitted range")
         return pred
+
+    def _warn_far_outside(self, n: np.ndarray, d: np.ndarray) -> None:
+        """A MixlawWarning when rows lie more than a factor EXTRAPOLATION_WARN outside the fitted N or D range."""
+        for name, values in (("N", n), ("D", d)):
+            fitted = (self.scale_range or {}).get(name)
+            if fitted is None:
+                continue
+            lo, hi = fitted
+            far = (values < lo / EXTRAPOLATION_WARN) | (values > hi * EXTRAPOLATION_WARN)
+            if far.any():
+                row = int(np.flatnonzero(far)[0])
+                warnings.warn(f"{int(far.sum())} rows have {name} more than {EXTRAPOLATION_WARN:g}x outside the "
+                              f"fitted range [{lo:.4g}, {hi:.4g}] (first: row {row}, {name} = {values[row]:.4g}); "
+                              f"the law's predictions there are extrapolations far beyond the data", MixlawWarning,
+                              stacklevel=4)
 
     def predict(self, runs) -> pd.DataFrame:
         """Predicted loss per target (one column each) for a RunTable, DataFrame or file of runs."""
@@ -120,7 +151,12 @@ class FitResult:
         out = {}
         for t in self.targets:
             if t in table.targets:
-                out[t] = metrics.mre(table.losses[:, table.targets.index(t)], pred[t].to_numpy())
+                with np.errstate(over="ignore"):
+                    out[t] = metrics.mre(table.losses[:, table.targets.index(t)], pred[t].to_numpy())
+                if not np.isfinite(out[t]):
+                    raise MixlawError(f"the relative error of {t!r} overflows: the fitted law's predictions are "
+                                      f"astronomically far from the observed losses (far outside the fitted range, or a "
+                                      f"corrupt fit)")
         return out
 
     def summary(self) -> pd.DataFrame:
@@ -140,7 +176,7 @@ class FitResult:
                 "weight_range": np.asarray(self.weight_range).tolist(),
                 "coordinates": np.asarray(self.coordinates).tolist(), "objective": np.asarray(self.objective).tolist(),
                 "params": _finite_or_none(self.params), "diagnostics": self.diagnostics,
-                "settings": self.settings, "provenance": self.provenance}
+                "settings": self.settings, "provenance": self.provenance, "scale_range": self.scale_range}
 
     def save(self, path) -> None:
         """Write the result as versioned JSON, atomically (a crash leaves the old file or none)."""
@@ -172,9 +208,13 @@ def fit_from_dict(p: dict, path) -> FitResult:
                          weight_columns=tuple(p["weight_columns"]), n_column=p["n_column"], d_column=p["d_column"],
                          weight_range=np.asarray(p["weight_range"], dtype=float), coordinates=coordinates,
                          objective=np.asarray(p["objective"], dtype=float), diagnostics=p["diagnostics"],
-                         settings=p["settings"], provenance=p["provenance"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise MixlawError(f"{path} is not a valid fit file: {err!r}") from None
+                         settings=p["settings"], provenance=p["provenance"], scale_range=p.get("scale_range"))
+    except MixlawError as err:
+        raise MixlawError(f"{path} is not a valid fit file: {err}") from None
+    except KeyError as err:
+        raise MixlawError(f"{path} is not a valid fit file: the field {err} is missing") from None
+    except (TypeError, ValueError) as err:
+        raise MixlawError(f"{path} is not a valid fit file: {err}") from None
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))

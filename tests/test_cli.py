@@ -267,7 +267,7 @@ def test_bad_table_is_one_line_on_stderr_with_exit_code_2(command, kind, bad, fi
     (["fit", "{table}", "--law", "nonsense", "--out", "f.json"], "unknown law 'nonsense'"),
     (["report", "{table}", "--law", "additive", "--law", "nonsense", "--quiet"], "unknown law 'nonsense'"),
     (["report", "{table}", "--law", "additive", "--holdout", "model_size > 1e12", "--quiet"], "selects no row"),
-    (["report", "{table}", "--law", "additive", "--holdout", "model_size >", "--quiet"], "cannot evaluate"),
+    (["report", "{table}", "--law", "additive", "--holdout", "model_size >", "--quiet"], "cannot parse"),
     (["report", "{table}", "--law", "additive", "--budget", "7e9"], "--budget takes two numbers"),
     (["report", "{table}", "--law", "additive", "--jobs", "0", "--quiet"], "jobs must be >= 1"),
     (["report", "{table}", "--law", "additive", "--law", "additive", "--quiet"], "named more than once"),

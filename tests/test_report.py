@@ -112,9 +112,10 @@ def test_two_laws_in_worker_processes_without_holdout_or_bootstrap(tmp_path):
     assert not list((tmp_path / "r").glob("bootstrap_*.json"))
     assert mj.load_fit(tmp_path / "r" / "fit_chinchilla.json").mre(runs.query("model_size < 1e9"))["x_loss"] == \
         pytest.approx(result.laws[1].train_mre["x_loss"])
-    assert {"simplex_additive", "simplex_chinchilla", "mixture_path_chinchilla"} <= set(result.figures)
-    for r in result.laws:
-        assert np.isclose(r.optimum["h_star"].sum(), 1.0)
+    assert {"simplex_additive", "mixture_path_additive", "predicted_vs_observed_chinchilla"} <= set(result.figures)
+    assert not {"simplex_chinchilla", "mixture_path_chinchilla"} & set(result.figures)   # no h* without h
+    assert np.isclose(result.laws[0].optimum["h_star"].sum(), 1.0) and result.laws[1].optimum is None
+    assert not (tmp_path / "r" / "mixture_chinchilla.json").exists()
     page = Page()
     page.feed(result.html.read_text())
     assert len([1 for tag, _ in page.tags if tag == "img"]) == len(result.figures)

@@ -11,6 +11,7 @@ import numpy as np
 from ..data import RunTable
 from ..errors import MixlawError, MixlawWarning
 from ..laws import Inputs, Law, get_law
+from ..options import Objective, Search
 from ..results import FitResult, provenance
 from .engine import DEFAULT_SCHEDULE, Problems, Solution, make_problems, solve
 from .space import ParamSpace, make_space
@@ -20,16 +21,20 @@ DEFAULT_STARTS = 16384
 
 def law_inputs(law: Law, runs: RunTable) -> Inputs:
     """The law's row inputs; N and D may be absent only for laws that do not use them."""
-    for uses, values, what in ((law.uses_n, runs.n, "N"), (law.uses_d, runs.d, "D")):
+    for uses, values, what in ((law.uses_n, runs.n, "N (model size)"), (law.uses_d, runs.d, "D (training tokens)")):
         if uses and values is None:
-            raise MixlawError(f"law {law.name!r} needs {what}: pass the {what} column to load_runs")
+            raise MixlawError(f"law {law.name!r} needs {what}, and the run table has no such column")
     ones = np.ones(runs.n_rows)
     return Inputs.from_arrays(runs.n if runs.n is not None else ones, runs.d if runs.d is not None else ones, runs.h)
 
 
 def check_identifiable(law: Law, runs: RunTable, target_index: Sequence[int]) -> None:
     """A law cannot be fitted to fewer observed rows, or fewer runs, than it has parameters; a domain whose
-    weight never varies in the fitted rows leaves its per-domain parameters unidentifiable (a warning)."""
+    weight never varies in the fitted rows leaves its per-domain parameters unidentifiable (a warning, unless
+    ``load_runs`` already gave it for that domain)."""
+    if law.uses_h and runs.k < 2:
+        raise MixlawError(f"law {law.name!r} fits mixtures of two or more domains; the run table has {runs.k} weight "
+                          f"column ({', '.join(runs.weight_columns)})")
     n_params = law.n_params(runs.k)
     for j in target_index:
         observed = runs.observed[:, j]
@@ -40,8 +45,8 @@ def check_identifiable(law: Law, runs: RunTable, target_index: Sequence[int]) ->
         if n_runs < n_params:
             raise MixlawError(f"target {runs.targets[j]!r} is observed in {n_runs} runs, fewer than the "
                               f"{n_params} parameters of law {law.name!r}")
-    constant = runs.constant_domains()
-    if constant and any(p.shape == "domain" for p in law.params):
+    constant = {c: v for c, v in runs.constant_domains().items() if c not in runs.warned_constant}
+    if constant and law.uses_h:
         listed = ", ".join(f"{c!r} = {v:g}" for c, v in constant.items())
         warnings.warn(f"the weight of {listed} is the same in every fitted row: the per-domain parameters of law "
                       f"{law.name!r} for that domain are not identifiable", MixlawWarning, stacklevel=3)
@@ -97,42 +102,45 @@ def fit(runs: RunTable, law: "str | Law", *, targets: Sequence[str] | None = Non
     Returns:
       A :class:`FitResult`.
     """
-    law, index, x, space, y = prepare(runs, law, targets, n_starts, loss_space, huber_delta, reduction, bounds)
-    problems = make_problems(y, np.ones_like(y), loss_space, reduction)
-    update, close = progress_bar(len(schedule), f"fit {law.name}", progress)
+    objective = Objective(loss_space, huber_delta, reduction)
+    search = Search(n_starts, schedule, seed, chunk_size)
+    law, index, x, space, y = prepare(runs, law, targets, objective, bounds)
+    problems = make_problems(y, np.ones_like(y), objective.loss_space, objective.reduction)
+    update, close = progress_bar(len(search.schedule), f"fit {law.name}", progress)
     try:
-        solution = solve(space, x, problems, key=jax.random.PRNGKey(seed), n_starts=n_starts, schedule=schedule,
-                         delta=huber_delta, chunk_size=chunk_size, progress=update, devices=devices,
-                         memory_bytes=memory_bytes)
+        solution = solve(space, x, problems, key=jax.random.PRNGKey(search.seed), n_starts=search.n_starts,
+                         schedule=search.stages, delta=objective.huber_delta, chunk_size=search.chunk_size,
+                         progress=update, devices=devices, memory_bytes=memory_bytes)
     finally:
         close()
-    settings = {"loss_space": loss_space, "huber_delta": huber_delta, "reduction": reduction,
-                "bounds": bounds_setting(bounds), "n_starts": n_starts,
-                "schedule": [list(s) for s in schedule], "rows": int(runs.n_rows)}
+    settings = {"loss_space": objective.loss_space, "huber_delta": objective.huber_delta,
+                "reduction": objective.reduction, "bounds": bounds_setting(bounds), "n_starts": search.n_starts,
+                "schedule": [list(s) for s in search.stages], "rows": int(runs.n_rows)}
     return build_result(law, runs, [runs.targets[j] for j in index], space, solution, settings,
-                        provenance(seed, runs.hash()))
+                        provenance(search.seed, runs.hash()))
 
 
-def prepare(runs: RunTable, law: "str | Law", targets, n_starts: int, loss_space: str, huber_delta: float,
-            reduction: str, bounds) -> tuple[Law, list[int], Inputs, ParamSpace, np.ndarray]:
-    """Validate fitting options; returns (law, target indices, row inputs, coordinate space, losses (T, rows))."""
+def prepare(runs: RunTable, law: "str | Law", targets, objective: Objective,
+            bounds) -> tuple[Law, list[int], Inputs, ParamSpace, np.ndarray]:
+    """Check the table, the law and its targets; returns (law, target indices, row inputs, coordinate space,
+    losses (T, rows))."""
+    check_run_table(runs)
     law = get_law(law)
-    if loss_space not in ("raw", "log"):
-        raise MixlawError(f"loss_space must be 'raw' or 'log', not {loss_space!r}")
-    if reduction not in ("mean", "sum"):
-        raise MixlawError(f"reduction must be 'mean' or 'sum', not {reduction!r}")
-    if not huber_delta > 0:
-        raise MixlawError(f"huber_delta must be > 0, not {huber_delta!r}")
-    if n_starts < 1:
-        raise MixlawError(f"n_starts must be >= 1, not {n_starts!r}")
-    index = runs.target_index(targets)
+    index = runs.target_index([targets] if isinstance(targets, str) else targets)
     check_identifiable(law, runs, index)
     x = law_inputs(law, runs)
-    space = make_space(law, runs.k, loss_space, bounds)
+    space = make_space(law, runs.k, objective.loss_space, bounds)
     y = runs.losses[:, index].T
-    if loss_space == "log" and (np.nan_to_num(y, nan=1.0) <= 0).any():
-        raise MixlawError("loss_space='log' needs positive losses")
+    if (np.nan_to_num(y, nan=1.0) <= 0).any():
+        raise MixlawError("losses must be > 0 (cross-entropies); this RunTable holds a loss <= 0")
     return law, index, x, space, y
+
+
+def check_run_table(runs) -> None:
+    """A fit takes a RunTable; a frame or a path gets a MixlawError saying how to make one."""
+    if not isinstance(runs, RunTable):
+        raise MixlawError(f"runs must be a RunTable, not {type(runs).__name__}: load the table first, e.g. "
+                          f"mj.load_runs(table, weights='weight_*', N='model_size', D='n_tokens', targets='*_loss')")
 
 
 def bounds_setting(bounds):
@@ -149,7 +157,7 @@ def build_result(law: Law, runs: RunTable, targets: list[str], space: ParamSpace
     naming it, and listed in ``settings["failed_targets"]``; if every target failed, that is a MixlawError.
     """
     failed = [t for t, f in zip(targets, solution.objective) if not np.isfinite(f)]
-    advice = "check the data and the law's init ranges"
+    advice = "check the data, the law and the parameter bounds"
     if len(failed) == len(targets):
         raise MixlawError(f"every start failed (non-finite objective) for targets {failed}; {advice}")
     if failed:
@@ -177,7 +185,8 @@ def build_result(law: Law, runs: RunTable, targets: list[str], space: ParamSpace
                      n_column=runs.n_column, d_column=runs.d_column,
                      weight_range=np.stack([runs.h.min(axis=0), runs.h.max(axis=0)], axis=1), coordinates=u,
                      objective=np.asarray(solution.objective), diagnostics=diagnostics, settings=settings,
-                     provenance=prov)
+                     provenance=prov, scale_range={name: [float(v.min()), float(v.max())]
+                                                   for name, v in (("N", runs.n), ("D", runs.d)) if v is not None})
 
 
 __all__ = ["DEFAULT_SCHEDULE", "DEFAULT_STARTS", "Problems", "fit", "make_problems", "make_space", "solve"]

@@ -18,8 +18,9 @@ bound is reported as at its bound.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from functools import partial
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -174,6 +175,18 @@ class ParamSpace:
         return notes
 
 
+def _value_bounds(name: str, pair) -> tuple[float, float]:
+    """A parameter's (low, high) value bounds as floats; ±inf leaves a side open, NaN and non-numbers are refused."""
+    if isinstance(pair, (str, bytes, Mapping)) or not isinstance(pair, Sequence) or len(pair) != 2:
+        raise MixlawError(f"bounds for {name!r} must be a pair (low, high), not {pair!r}")
+    out = []
+    for side, value in zip(("low", "high"), pair):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or np.isnan(value):
+            raise MixlawError(f"bounds for {name!r}: the {side} bound must be a number (±inf for none), not {value!r}")
+        out.append(float(value))
+    return out[0], out[1]
+
+
 def make_space(law: Law, k: int, loss_space: str = "raw",
                bounds: "str | None | Mapping[str, tuple[float, float]]" = "default") -> ParamSpace:
     """Lay out the coordinates of ``law`` for k domains.
@@ -196,7 +209,7 @@ def make_space(law: Law, k: int, loss_space: str = "raw",
             raise MixlawError(f"bounds name unknown parameters {sorted(unknown)} of law {law.name!r}; "
                               f"parameters: {', '.join(p.name for p in law.params)}")
         value_bounds = {p.name: p.bounds for p in law.params if p.bounds is not None}
-        value_bounds.update({n: tuple(map(float, b)) for n, b in bounds.items()})
+        value_bounds.update({n: _value_bounds(n, b) for n, b in bounds.items()})
 
     kind, lo, hi, ilo, ihi, c_exp, c_of = [], [], [], [], [], [], []
     starts = np.cumsum([0] + [p.size(k) for p in law.params])
@@ -205,6 +218,9 @@ def make_space(law: Law, k: int, loss_space: str = "raw",
         b_lo, b_hi = value_bounds.get(p.name, (-np.inf, np.inf))
         if b_lo >= b_hi:
             raise MixlawError(f"bounds for {p.name!r}: low {b_lo} must be below high {b_hi}")
+        if p.positive and b_hi <= 0:
+            raise MixlawError(f"bounds for {p.name!r}: the parameter is positive, so its high bound must be > 0, "
+                              f"not {b_hi}")
         positive_offset = loss_space == "log" and p.name == law.offset
         if p.positive:
             with np.errstate(divide="ignore"):

@@ -178,6 +178,12 @@ class Law:
 
         return cls(name, tuple(params), terms, uses_n, uses_d, None, formula)
 
+    @property
+    def uses_h(self) -> bool:
+        """Whether the mixture enters the law: it has per-domain parameters (a law without any, such as
+        Chinchilla, predicts the same loss for every mixture)."""
+        return any(p.shape == "domain" for p in self.params)
+
     def n_params(self, k: int) -> int:
         return sum(p.size(k) for p in self.params)
 

@@ -1,0 +1,141 @@
+"""Typed options of a fit, validated once where they are made; each error names the field and the value.
+
+- :class:`Objective` — what is minimised: the loss space of the residuals, the Huber threshold δ and the
+  reduction (mean or sum over rows).
+- :class:`Stage` — one successive-halving stage of the search: starts kept, Levenberg–Marquardt iterations, and
+  the fraction of rows it uses.
+- :class:`Search` — how the minimum is searched for: random starts screened, the stages, the seed, and how many
+  starts are scored at once.
+
+``fit`` and ``bootstrap`` build them from their keyword arguments, so a bad value is refused before any work.
+"""
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Literal, Sequence
+
+from .errors import MixlawError
+
+LossSpace = Literal["raw", "log"]
+Reduction = Literal["mean", "sum"]
+
+#: Seeds are integers in [0, MAX_SEED] (a JAX PRNG key holds 64 bits).
+MAX_SEED = 2**63 - 1
+
+
+def whole_number(value, name: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """``value`` as an int when it is a whole number (not a bool, not a float or a string) in
+    [minimum, maximum]; otherwise a MixlawError naming ``name`` and the value."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise MixlawError(f"{name} must be a whole number, not {value!r} ({type(value).__name__})")
+    value = int(value)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise MixlawError(f"{name} must be {bound}, not {value!r}")
+    return value
+
+
+def real_number(value, name: str) -> float:
+    """``value`` as a finite float (not a bool or a string); otherwise a MixlawError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise MixlawError(f"{name} must be a number, not {value!r} ({type(value).__name__})")
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise MixlawError(f"{name} must be finite, not {value!r}")
+    return value
+
+
+def choice(value, name: str, allowed: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise MixlawError(f"{name} must be {' or '.join(repr(a) for a in allowed)}, not {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """H(θ) = c Σ_j w_j Huber_δ(r_j(θ)), r = L̂ − L (``raw``) or log L̂ − log L (``log``), c = 1 / Σ_j w_j for
+    ``mean`` (Shukor et al.) or 1 for ``sum`` (Hoffmann et al. / Epoch)."""
+
+    loss_space: LossSpace = "raw"
+    huber_delta: float = 1e-3
+    reduction: Reduction = "mean"
+
+    def __post_init__(self):
+        choice(self.loss_space, "loss_space", ("raw", "log"))
+        choice(self.reduction, "reduction", ("mean", "sum"))
+        delta = real_number(self.huber_delta, "huber_delta")
+        if delta <= 0:
+            raise MixlawError(f"huber_delta must be > 0, not {self.huber_delta!r}")
+        object.__setattr__(self, "huber_delta", delta)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One successive-halving stage: the best ``keep`` starts run ``iterations`` LM iterations on a random
+    ``row_fraction`` of the rows (1: all rows)."""
+
+    keep: int
+    iterations: int
+    row_fraction: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "keep", whole_number(self.keep, "a stage's starts kept", minimum=1))
+        object.__setattr__(self, "iterations", whole_number(self.iterations, "a stage's iterations", minimum=1))
+        fraction = real_number(self.row_fraction, "a stage's row fraction")
+        if not 0 < fraction <= 1:
+            raise MixlawError(f"a stage's row fraction must lie in (0, 1], not {self.row_fraction!r}")
+        object.__setattr__(self, "row_fraction", fraction)
+
+    @classmethod
+    def of(cls, stage) -> "Stage":
+        """A Stage from a Stage or a tuple ``(keep, iterations)`` / ``(keep, iterations, row_fraction)``."""
+        if isinstance(stage, Stage):
+            return stage
+        if isinstance(stage, (str, bytes)) or not isinstance(stage, Sequence) or len(stage) not in (2, 3):
+            raise MixlawError(f"a schedule stage must be (keep, iterations) or (keep, iterations, row_fraction), "
+                              f"not {stage!r}")
+        return cls(*stage)
+
+    def as_tuple(self) -> tuple[int, int, float]:
+        return self.keep, self.iterations, self.row_fraction
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+    """``n_starts`` random starts screened per problem, refined through ``schedule`` (successive halving: each
+    stage keeps at most as many starts as the one before); ``chunk_size`` starts scored at once per device.
+
+    ``warm_starts`` counts starts the caller adds to the screened ones (the bootstrap's full-data optimum), which
+    the first stage may keep besides the random ones.
+    """
+
+    n_starts: int
+    schedule: tuple[Stage, ...]
+    seed: int = 0
+    chunk_size: int = 2048
+    warm_starts: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "n_starts", whole_number(self.n_starts, "n_starts", minimum=0 if self.warm_starts
+                                                          else 1))
+        object.__setattr__(self, "seed", whole_number(self.seed, "seed", maximum=MAX_SEED))
+        object.__setattr__(self, "chunk_size", whole_number(self.chunk_size, "chunk_size", minimum=1))
+        if isinstance(self.schedule, (str, bytes)) or not isinstance(self.schedule, Sequence) or not self.schedule:
+            raise MixlawError(f"schedule must be a non-empty sequence of stages (keep, iterations[, row_fraction]), "
+                              f"not {self.schedule!r}")
+        stages = tuple(Stage.of(s) for s in self.schedule)
+        available = self.n_starts + self.warm_starts
+        if stages[0].keep > available:
+            raise MixlawError(f"the schedule's first stage keeps {stages[0].keep} starts, but only {available} are "
+                              f"screened (n_starts = {self.n_starts}); raise n_starts or keep fewer")
+        for before, after in zip(stages, stages[1:]):
+            if after.keep > before.keep:
+                raise MixlawError(f"a schedule stage keeps {after.keep} starts after one that kept {before.keep}; "
+                                  f"each stage keeps at most as many as the one before")
+        object.__setattr__(self, "schedule", stages)
+
+    @property
+    def stages(self) -> tuple[tuple[int, int, float], ...]:
+        """The schedule as ``(keep, iterations, row_fraction)`` tuples (the engine's form)."""
+        return tuple(s.as_tuple() for s in self.schedule)
