@@ -15,6 +15,7 @@ with ``merge(previous, new) -> dict`` keeps parts of the file it replaces (speed
 is rebuilt from every full-size result file present, so a partial run keeps the others' tables, and ends with
 the GPU runs on file (``benchmarks/gpu.sh``, ``benchmarks/gpu.py``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from mixlaw_jax._io import atomic_write_bytes, atomic_write_json
-
 from benchmarks import gpu
 from benchmarks.common import DTYPES, RESULTS, provenance, set_precision
+from mixlaw_jax._io import atomic_write_bytes, atomic_write_json
 
 #: Benchmark modules, in the order RESULTS.md shows them.
 SUITE = ("speed", "scaling", "accuracy", "regmix")
@@ -50,9 +50,11 @@ def result_path(out: Path, name: str, quick: bool) -> Path:
 
 def describe(prov: dict) -> str:
     m = prov.get("machine", {})
-    return (f"*Measured {prov.get('date', '?')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores, "
-            f"JAX backend {m.get('jax_backend', '?')}), jax {prov.get('versions', {}).get('jax', '?')}, "
-            f"commit `{prov.get('commit', '?')[:12]}`.*")
+    return (
+        f"*Measured {prov.get('date', '?')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores, "
+        f"JAX backend {m.get('jax_backend', '?')}), jax {prov.get('versions', {}).get('jax', '?')}, "
+        f"commit `{prov.get('commit', '?')[:12]}`.*"
+    )
 
 
 def write_report(out: Path, quick: bool) -> Path:
@@ -72,22 +74,25 @@ def write_report(out: Path, quick: bool) -> Path:
         sections.append(accelerator)
     target = out.parent / "RESULTS.md" if out == RESULTS else out / "RESULTS.md"
     text = "\n".join(sections)
-    if out == RESULTS:   # figure links relative to benchmarks/
+    if out == RESULTS:  # figure links relative to benchmarks/
         text = text.replace(str(figures) + "/", "results/figures/")
     atomic_write_bytes(target, text.encode())
     return target
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that every script runs")
     parser.add_argument("--only", nargs="+", choices=SUITE, metavar="NAME", help=f"a subset of {', '.join(SUITE)}")
     parser.add_argument("--report", action="store_true", help="only rebuild RESULTS.md from the result files")
-    parser.add_argument("--out", type=Path, help=f"folder for result files (default {RESULTS}, or its quick/ "
-                                                  f"subfolder with --quick)")
-    parser.add_argument("--dtype", choices=DTYPES, help="JAX precision (default float64; also read from "
-                                                         "$MIXLAW_BENCH_DTYPE)")
+    parser.add_argument(
+        "--out", type=Path, help=f"folder for result files (default {RESULTS}, or its quick/ subfolder with --quick)"
+    )
+    parser.add_argument(
+        "--dtype", choices=DTYPES, help="JAX precision (default float64; also read from $MIXLAW_BENCH_DTYPE)"
+    )
     args = parser.parse_args(argv)
     set_precision(args.dtype)
     out = (args.out or (RESULTS / "quick" if args.quick else RESULTS)).resolve()

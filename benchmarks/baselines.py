@@ -20,6 +20,7 @@ In log space E is replaced by e = log E, so log L̂ = LSE(e, log-terms) is defin
 The layout is that of the engine's law coordinates; only the joint law's power means differ: the engine fits
 log P_i and τ with C_i = P_i^τ, γ = 1/τ (``to_engine`` / ``to_natural`` convert).
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,8 +38,13 @@ LAWS = ("chinchilla", "additive", "joint")
 #: (scipy stops when the decrease is below ftol * max(|F|, 1), and F ~ 1e-5 here).
 TOLERANCES = {"default": {}, "tight": {"ftol": 1e-15, "gtol": 1e-12, "maxiter": 100_000, "maxfun": 1_000_000}}
 #: Epoch's grid of starts for the Chinchilla law, in (e, a, α, b, β).
-HOFFMANN_GRID = {"e": np.arange(-1.0, 1.01, 0.5), "a": np.arange(0.0, 25.1, 5.0), "alpha": np.arange(0.0, 2.01, 0.5),
-                 "b": np.arange(0.0, 25.1, 5.0), "beta": np.arange(0.0, 2.01, 0.5)}
+HOFFMANN_GRID = {
+    "e": np.arange(-1.0, 1.01, 0.5),
+    "a": np.arange(0.0, 25.1, 5.0),
+    "alpha": np.arange(0.0, 2.01, 0.5),
+    "b": np.arange(0.0, 25.1, 5.0),
+    "beta": np.arange(0.0, 2.01, 0.5),
+}
 #: A returned trace keeps at most about this many points: the last improvement at or before each of as many
 #: log-spaced times (so it tells the best at any time t as it was at a time within a few % of t) and the last one.
 TRACE_POINTS = 500
@@ -55,8 +61,7 @@ def _lse(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class Problem:
     """One law fitted to one target: rows with an observed loss, and the objective's settings."""
 
-    def __init__(self, law: str, n, d, h, y, *, delta: float = 1e-3, loss_space: str = "raw",
-                 reduction: str = "mean"):
+    def __init__(self, law: str, n, d, h, y, *, delta: float = 1e-3, loss_space: str = "raw", reduction: str = "mean"):
         if law not in LAWS:
             raise ValueError(f"no numpy model for law {law!r}; have {LAWS}")
         y = np.asarray(y, dtype=np.float64)
@@ -67,14 +72,14 @@ class Problem:
         self.log_n = np.log(np.asarray(n, dtype=np.float64)[keep])
         self.log_d = np.log(np.asarray(d, dtype=np.float64)[keep])
         with np.errstate(divide="ignore"):
-            self.log_h = np.log(self.h)                           # −inf where h_i = 0: the term drops out
+            self.log_h = np.log(self.h)  # −inf where h_i = 0: the term drops out
         self.log_h_finite = np.where(self.h > 0, self.log_h, 0.0)
         self.y = np.log(y[keep]) if loss_space == "log" else y[keep]
         self.scale = 1.0 / len(self.y) if reduction == "mean" else 1.0
         self.n_params = mj.get_law(law).n_params(self.k)
 
     @classmethod
-    def from_runs(cls, runs: mj.RunTable, target: str, law: str, **settings) -> "Problem":
+    def from_runs(cls, runs: mj.RunTable, target: str, law: str, **settings) -> Problem:
         j = runs.targets.index(target)
         return cls(law, runs.n, runs.d, runs.h, runs.losses[:, j], **settings)
 
@@ -106,23 +111,36 @@ class Problem:
                 grad[s["gamma"]] -= g @ (p * self.log_h_finite)
 
             out.append((-value, mixture))
-        for coef, exponent, log_x, pure, power in (("A", "alpha", self.log_n, "A_pure", "tau_A"),
-                                                   ("B", "beta", self.log_d, "B_pure", "tau_B")):
+        for coef, exponent, log_x, pure, power in (
+            ("A", "alpha", self.log_n, "A_pure", "tau_A"),
+            ("B", "beta", self.log_d, "B_pure", "tau_B"),
+        ):
             if self.law == "joint":
                 gamma, c = theta[s[power]], theta[s[pure]]
                 top = c.max()
                 weights = np.exp(c - top)
-                total = self.h @ weights                       # Σ_i e^{c_i} h_i = e^top · total
+                total = self.h @ weights  # Σ_i e^{c_i} h_i = e^top · total
                 log_mean = top + np.log(total)
 
-                def power_term(g, grad, gamma=gamma, weights=weights, total=total, log_mean=log_mean, pure=pure,
-                               power=power, exponent=exponent, log_x=log_x):
+                def power_term(
+                    g,
+                    grad,
+                    gamma=gamma,
+                    weights=weights,
+                    total=total,
+                    log_mean=log_mean,
+                    pure=pure,
+                    power=power,
+                    exponent=exponent,
+                    log_x=log_x,
+                ):
                     grad[s[pure]] += gamma * weights * ((g / total) @ self.h)
                     grad[s[power]] += g @ log_mean
                     grad[s[exponent]] -= g @ log_x
 
                 log_coef = gamma * log_mean
             else:
+
                 def power_term(g, grad, coef=coef, exponent=exponent, log_x=log_x):
                     grad[s[coef]] += g.sum()
                     grad[s[exponent]] -= g @ log_x
@@ -138,9 +156,9 @@ class Problem:
         terms = self._log_terms(theta)
         logs = np.stack([t[0] for t in terms], axis=1)
         with np.errstate(over="ignore", invalid="ignore"):
-            if self.loss_space == "log":      # f = log L̂ = LSE(e, ℓ_1, …): weights are the softmax
+            if self.loss_space == "log":  # f = log L̂ = LSE(e, ℓ_1, …): weights are the softmax
                 f, weights = _lse(np.concatenate([np.full((len(self.y), 1), theta[i_e]), logs], axis=1))
-            else:                             # f = L̂ = E + Σ e^ℓ: weights 1 and e^ℓ
+            else:  # f = L̂ = E + Σ e^ℓ: weights 1 and e^ℓ
                 size = np.exp(logs)
                 f = theta[i_e] + size.sum(axis=1)
                 weights = np.concatenate([np.ones((len(self.y), 1)), size], axis=1)
@@ -198,8 +216,7 @@ class Problem:
         coordinates, unbounded), power-term coefficients centred at the table's mean log N and log D."""
         space = make_space(mj.get_law(self.law), self.k, self.loss_space, bounds=None)
         u = rng.uniform(space.init_lo, space.init_hi, size=(count, space.size))
-        centre = np.select([space.centre_of == 1, space.centre_of == 2],
-                           [self.log_n.mean(), self.log_d.mean()], 0.0)
+        centre = np.select([space.centre_of == 1, space.centre_of == 2], [self.log_n.mean(), self.log_d.mean()], 0.0)
         u += np.where(space.centre_exponent >= 0, u[:, np.maximum(space.centre_exponent, 0)] * centre, 0.0)
         return self.to_natural(u)
 
@@ -233,15 +250,28 @@ class Tracker:
 
     def result(self, method: str, **extra) -> dict:
         """JSON-ready summary: best objective, θ, engine coordinates, seconds, evaluations and the trace."""
-        return {"method": method, "objective": float(self.best), "seconds": float(self.elapsed()),
-                "evaluations": self.evaluations, "theta": self.best_theta.tolist(),
-                "coordinates": self.problem.to_engine(self.best_theta).tolist(),
-                "trace": [[float(t), float(f)] for t, f in thin(self.trace)]} | extra
+        return {
+            "method": method,
+            "objective": float(self.best),
+            "seconds": float(self.elapsed()),
+            "evaluations": self.evaluations,
+            "theta": self.best_theta.tolist(),
+            "coordinates": self.problem.to_engine(self.best_theta).tolist(),
+            "trace": [[float(t), float(f)] for t, f in thin(self.trace)],
+        } | extra
 
 
-def paper_recipe(problem: Problem, *, tolerance: str = "default", n_random: int = 4096, niter: int = 100,
-                 seed: int = 0, max_seconds: float = np.inf, temperature: float = 1.0,
-                 stepsize: float = 0.5) -> dict:
+def paper_recipe(
+    problem: Problem,
+    *,
+    tolerance: str = "default",
+    n_random: int = 4096,
+    niter: int = 100,
+    seed: int = 0,
+    max_seconds: float = np.inf,
+    temperature: float = 1.0,
+    stepsize: float = 0.5,
+) -> dict:
     """Random search, then basin hopping with L-BFGS-B (Shukor et al. 2025, sec. 2.3).
 
     The best of ``n_random`` points from the engine's init box starts ``scipy.optimize.basinhopping`` (``niter``
@@ -262,15 +292,27 @@ def paper_recipe(problem: Problem, *, tolerance: str = "default", n_random: int 
             local_searches += 1
 
         scipy.optimize.basinhopping(
-            track, track.best_theta, niter=niter, T=temperature, stepsize=stepsize, seed=seed,
+            track,
+            track.best_theta,
+            niter=niter,
+            T=temperature,
+            stepsize=stepsize,
+            seed=seed,
             callback=count_local_search,
-            minimizer_kwargs={"method": "L-BFGS-B", "jac": True, "options": TOLERANCES[tolerance]})
+            minimizer_kwargs={"method": "L-BFGS-B", "jac": True, "options": TOLERANCES[tolerance]},
+        )
     except TimeUp:
         stopped = "time cap"
     random_best = track.best if random_best is None else random_best
-    return track.result(f"paper ({tolerance})", random_search_objective=float(random_best),
-                        local_searches=local_searches, stopped=stopped, n_random=n_random, niter=niter,
-                        max_seconds=_finite(max_seconds))
+    return track.result(
+        f"paper ({tolerance})",
+        random_search_objective=float(random_best),
+        local_searches=local_searches,
+        stopped=stopped,
+        n_random=n_random,
+        niter=niter,
+        max_seconds=_finite(max_seconds),
+    )
 
 
 def hoffmann_recipe(problem: Problem, *, every: int = 1, max_seconds: float = np.inf) -> dict:
@@ -287,8 +329,9 @@ def hoffmann_recipe(problem: Problem, *, every: int = 1, max_seconds: float = np
             done += 1
     except TimeUp:
         stopped = "time cap"
-    return track.result("Hoffmann/Epoch grid", starts=done, grid_size=len(grid), stopped=stopped,
-                        max_seconds=_finite(max_seconds))
+    return track.result(
+        "Hoffmann/Epoch grid", starts=done, grid_size=len(grid), stopped=stopped, max_seconds=_finite(max_seconds)
+    )
 
 
 def thin(trace: list, points: int = TRACE_POINTS) -> list:

@@ -11,21 +11,20 @@ interval holds the truth.
 
 Writes benchmarks/results/bootstrap_calibration.json.
 """
+
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import mixlaw_jax as mj
+from benchmarks.common import RESULTS
 from mixlaw_jax._io import atomic_write_json
 from mixlaw_jax.results import provenance
 from mixlaw_jax.simulate import design, random_mixtures, simulate
-
-from benchmarks.common import RESULTS
 
 LAW = "additive"
 K = 3
@@ -43,8 +42,9 @@ REPLICATE_STARTS, REPLICATE_SCHEDULE = 256, ((4, 40, 1.0), (2, 100, 1.0))
 def truth_coordinates() -> np.ndarray:
     """The flat law coordinates of TRUTH (log of positive parameters)."""
     law = mj.get_law(LAW)
-    return np.concatenate([np.log(np.atleast_1d(TRUTH[p.name])) if p.positive else np.atleast_1d(TRUTH[p.name])
-                           for p in law.params])
+    return np.concatenate(
+        [np.log(np.atleast_1d(TRUTH[p.name])) if p.positive else np.atleast_1d(TRUTH[p.name]) for p in law.params]
+    )
 
 
 def tables(n_tables: int, seed: int = 0) -> tuple[mj.RunTable, pd.DataFrame, np.ndarray]:
@@ -52,8 +52,10 @@ def tables(n_tables: int, seed: int = 0) -> tuple[mj.RunTable, pd.DataFrame, np.
     frame = design(random_mixtures(20, K, min_weight=0.05, seed=seed), SIZES, TOKENS)
     u = truth_coordinates()
     h = frame[[f"weight_{i}" for i in range(K)]].to_numpy()
-    losses = {f"loss_{t}": simulate(LAW, u, frame["N"], frame["D"], h, noise=NOISE, seed=seed * 100_003 + t + 1)
-              for t in range(n_tables)}
+    losses = {
+        f"loss_{t}": simulate(LAW, u, frame["N"], frame["D"], h, noise=NOISE, seed=seed * 100_003 + t + 1)
+        for t in range(n_tables)
+    }
     frame = pd.concat([frame, pd.DataFrame(losses, index=frame.index)], axis=1)
     runs = mj.load_runs(frame, weights="weight_*", N="N", D="D", targets="loss_*")
     held_out = design(random_mixtures(4, K, min_weight=0.05, seed=seed + 999), [HELD_OUT_N], [HELD_OUT_D])
@@ -66,20 +68,37 @@ def coverage(n_tables: int, n_replicates: int, seed: int = 0, progress: bool = F
     runs, held_out, true_loss = tables(n_tables, seed)
     start = time.perf_counter()
     full = mj.fit(runs, LAW, n_starts=FULL_STARTS, schedule=FULL_SCHEDULE, seed=seed, progress=progress)
-    boot = mj.bootstrap(runs, LAW, n_replicates=n_replicates, level=LEVEL, seed=seed, full_fit=full,
-                        n_starts=REPLICATE_STARTS, schedule=REPLICATE_SCHEDULE, progress=progress)
+    boot = mj.bootstrap(
+        runs,
+        LAW,
+        n_replicates=n_replicates,
+        level=LEVEL,
+        seed=seed,
+        full_fit=full,
+        n_starts=REPLICATE_STARTS,
+        schedule=REPLICATE_SCHEDULE,
+        progress=progress,
+    )
     seconds = time.perf_counter() - start
     pred = boot.predict_interval(held_out)
-    lo = np.stack([pred[f"{t}_lo"].to_numpy() for t in runs.targets])           # (tables, points)
+    lo = np.stack([pred[f"{t}_lo"].to_numpy() for t in runs.targets])  # (tables, points)
     hi = np.stack([pred[f"{t}_hi"].to_numpy() for t in runs.targets])
     point = np.stack([pred[t].to_numpy() for t in runs.targets])
     inside = (lo <= true_loss[None]) & (true_loss[None] <= hi)
-    return {"tables": n_tables, "replicates": n_replicates, "level": LEVEL, "noise": NOISE, "law": LAW, "k": K,
-            "coverage": float(inside.mean()), "coverage_per_point": inside.mean(axis=0).tolist(),
-            "mean_relative_width": float(np.mean((hi - lo) / true_loss[None])),
-            "mean_relative_error": float(np.mean(np.abs(point - true_loss[None]) / true_loss[None])),
-            "fraction_unconverged": float(np.mean(list(boot.fraction_unconverged.values()))),
-            "seconds": seconds}
+    return {
+        "tables": n_tables,
+        "replicates": n_replicates,
+        "level": LEVEL,
+        "noise": NOISE,
+        "law": LAW,
+        "k": K,
+        "coverage": float(inside.mean()),
+        "coverage_per_point": inside.mean(axis=0).tolist(),
+        "mean_relative_width": float(np.mean((hi - lo) / true_loss[None])),
+        "mean_relative_error": float(np.mean(np.abs(point - true_loss[None]) / true_loss[None])),
+        "fraction_unconverged": float(np.mean(list(boot.fraction_unconverged.values()))),
+        "seconds": seconds,
+    }
 
 
 def main() -> None:

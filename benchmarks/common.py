@@ -1,5 +1,6 @@
 """What every benchmark shares: data paths, the provenance written with each result, timing, and the synthetic
 joint-law tables with a known truth (also used by tests/test_synthetic.py)."""
+
 from __future__ import annotations
 
 import os
@@ -35,12 +36,13 @@ def set_precision(dtype: str | None = None) -> str:
     whose float64 rate is low. Returns the precision in force.
     """
     import jax
+
     dtype = dtype or os.environ.get(DTYPE_VARIABLE) or "float64"
     if dtype not in DTYPES:
         raise ValueError(f"{DTYPE_VARIABLE}={dtype!r}: choose one of {DTYPES}")
     os.environ[DTYPE_VARIABLE] = dtype
     jax.config.update("jax_enable_x64", dtype == "float64")
-    if dtype == "float32":   # the package asks for float64 arrays; JAX truncates them, warning each time
+    if dtype == "float32":  # the package asks for float64 arrays; JAX truncates them, warning each time
         warnings.filterwarnings("ignore", message="Explicitly requested dtype")
     return dtype
 
@@ -57,14 +59,16 @@ def commit() -> str:
     if os.environ.get("MIXLAW_BENCH_COMMIT"):
         return os.environ["MIXLAW_BENCH_COMMIT"]
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     return (head or "unknown") + ("+dirty" if dirty else "")
 
 
 def machine() -> dict:
     """The machine the numbers were taken on: CPU model, cores, memory, JAX's devices, load at the start."""
     import jax
+
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -78,11 +82,18 @@ def machine() -> dict:
     except (ValueError, OSError, AttributeError):
         memory = None
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_bytes": memory, "system": platform.platform(),
-            "python": platform.python_version(), "jax_backend": jax.default_backend(),
-            "jax_devices": [str(d) for d in jax.devices()], "x64": bool(jax.config.jax_enable_x64),
-            "dtype": "float64" if jax.config.jax_enable_x64 else "float32",
-            "load_average_1min_at_start": load}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_bytes": memory,
+        "system": platform.platform(),
+        "python": platform.python_version(),
+        "jax_backend": jax.default_backend(),
+        "jax_devices": [str(d) for d in jax.devices()],
+        "x64": bool(jax.config.jax_enable_x64),
+        "dtype": "float64" if jax.config.jax_enable_x64 else "float32",
+        "load_average_1min_at_start": load,
+    }
 
 
 def versions() -> dict:
@@ -97,8 +108,12 @@ def versions() -> dict:
 
 def provenance() -> dict:
     """Machine, package versions and commit: recorded with every benchmark result."""
-    return {"machine": machine(), "versions": versions(), "commit": commit(),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {
+        "machine": machine(),
+        "versions": versions(),
+        "commit": commit(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def require(path: Path) -> Path:
@@ -133,12 +148,21 @@ def synthetic_table(seed: int) -> tuple[mj.RunTable, np.ndarray]:
     Returns the run table (target ``loss``) and the true law coordinates.
     """
     from mixlaw_jax.simulate import random_mixtures, simulate
+
     rng = np.random.default_rng(seed)
     k = SYNTHETIC_K
     law = mj.get_law("joint")
-    truth = {"E": rng.uniform(1.2, 2.0), "C": rng.uniform(-1, 1, k), "gamma": rng.uniform(0.2, 1.0, k),
-             "A_pure": rng.uniform(6.0, 8.0, k), "tau_A": rng.uniform(0.3, 1.5), "alpha": rng.uniform(0.25, 0.4),
-             "B_pure": rng.uniform(7.0, 9.0, k), "tau_B": rng.uniform(0.3, 1.5), "beta": rng.uniform(0.25, 0.4)}
+    truth = {
+        "E": rng.uniform(1.2, 2.0),
+        "C": rng.uniform(-1, 1, k),
+        "gamma": rng.uniform(0.2, 1.0, k),
+        "A_pure": rng.uniform(6.0, 8.0, k),
+        "tau_A": rng.uniform(0.3, 1.5),
+        "alpha": rng.uniform(0.25, 0.4),
+        "B_pure": rng.uniform(7.0, 9.0, k),
+        "tau_B": rng.uniform(0.3, 1.5),
+        "beta": rng.uniform(0.25, 0.4),
+    }
     u = np.concatenate([np.atleast_1d(truth[p.name]) for p in law.params])
     mixtures = random_mixtures(20, k, seed=seed)
     rows = [(h, n, d) for h in mixtures for n in SYNTHETIC_SIZES for d in SYNTHETIC_TOKENS]
@@ -156,6 +180,7 @@ def objective_at(law_name: str, coordinates, runs: mj.RunTable, delta: float = 1
 
     from mixlaw_jax.laws import Inputs
     from mixlaw_jax.objective import huber
+
     law = mj.get_law(law_name)
     x = Inputs.from_arrays(runs.n, runs.d, runs.h)
     prediction = law.predict(law.unflatten(jnp.asarray(coordinates), runs.h.shape[1]), x)

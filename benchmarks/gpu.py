@@ -8,6 +8,7 @@ files are ``results/gpu/speed-<dtype>-<problem>.json`` and ``results/gpu/scaling
 ``results/speed*.json`` and ``results/scaling.json`` (this 2-core machine, float64). CPU and GPU numbers come
 from different invocations on different machines: they are set side by side, not divided into ratios.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,22 +54,33 @@ def _objective(rung: dict | None) -> str:
 
 
 def speed_table(cpu: dict, gpu: dict) -> list[str]:
-    lines = ["| problem | starts | CPU float64 s, cold / warm | GPU float64 | GPU float32 | objective (sum over "
-             "targets): CPU / GPU float64 / GPU float32 scored in float64 |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| problem | starts | CPU float64 s, cold / warm | GPU float64 | GPU float32 | objective (sum over "
+        "targets): CPU / GPU float64 / GPU float32 scored in float64 |",
+        "|---|---|---|---|---|---|",
+    ]
     for problem in sorted({name for name, _ in gpu}, key=PROBLEMS.index):
         ladders = [cpu.get(problem)] + [gpu.get((problem, d)) for d in DTYPES]
-        n_rungs = max(len(l) for l in ladders if l)
+        n_rungs = max(len(ladder) for ladder in ladders if ladder)
         for i in range(n_rungs):
-            rungs = [l[i] if l and i < len(l) else None for l in ladders]
+            rungs = [ladder[i] if ladder and i < len(ladder) else None for ladder in ladders]
             starts = next(r["settings"]["n_starts"] for r in rungs if r)
-            lines.append(f"| {problem} | {starts} | " + " | ".join(_cell(r) for r in rungs) + " | "
-                         + " / ".join(_objective(r) for r in rungs) + " |")
+            lines.append(
+                f"| {problem} | {starts} | "
+                + " | ".join(_cell(r) for r in rungs)
+                + " | "
+                + " / ".join(_objective(r) for r in rungs)
+                + " |"
+            )
     return lines
 
 
 def scaling_table(cpu: dict | None, gpu: dict) -> list[str]:
-    lines = ["| axis | size | CPU float64 s, first / warm | GPU float64 | GPU float32 | GPU peak memory in use "
-             "(MiB, float64) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| axis | size | CPU float64 s, first / warm | GPU float64 | GPU float32 | GPU peak memory in use "
+        "(MiB, float64) |",
+        "|---|---|---|---|---|---|",
+    ]
     sources = [cpu] + [gpu.get(d) for d in DTYPES]
     axes = [a for a in SWEEPS if any(s and a in s["sweeps"] for s in sources)]
     for axis in axes:
@@ -76,11 +88,15 @@ def scaling_table(cpu: dict | None, gpu: dict) -> list[str]:
         for size in sizes:
             cells, peak = [], "—"
             for j, s in enumerate(sources):
-                point = next((p for p in s["sweeps"][axis]["points"] if p["size"] == size), None) \
-                    if s and axis in s["sweeps"] else None
+                point = (
+                    next((p for p in s["sweeps"][axis]["points"] if p["size"] == size), None)
+                    if s and axis in s["sweeps"]
+                    else None
+                )
                 ok = point is not None and "error" not in point
-                cells.append(f"{point['time_first_s']:.1f} / {point['time_warm_s']:.3g}" if ok else
-                             "failed" if point else "—")
+                cells.append(
+                    f"{point['time_first_s']:.1f} / {point['time_warm_s']:.3g}" if ok else "failed" if point else "—"
+                )
                 if j == 1 and ok and point.get("device_peak_bytes"):
                     peak = f"{point['device_peak_bytes'] / 2**20:.0f}"
             lines.append(f"| {axis} | {size} | " + " | ".join(cells) + f" | {peak} |")
@@ -90,8 +106,10 @@ def scaling_table(cpu: dict | None, gpu: dict) -> list[str]:
 def plot(cpu: dict | None, gpu: dict, path: Path) -> None:
     """Warm time per scaling axis, CPU against GPU float64 and float32."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     axes = [a for a in SWEEPS if any(a in s["sweeps"] for s in gpu.values())]
     fig, panels = plt.subplots(1, len(axes), figsize=(4 * len(axes), 3.4), squeeze=False)
     for ax, axis in zip(panels[0], axes):
@@ -115,11 +133,15 @@ def markdown(figures: Path, folder: Path = FOLDER, results: Path = RESULTS) -> s
         return None
     any_result = _load(next(iter(sorted(folder.glob("*.json")))))
     m, v = any_result["provenance"]["machine"], any_result["provenance"]["versions"]
-    lines = ["## GPU", "",
-             f"`benchmarks/gpu.sh` on {', '.join(m['jax_devices'])} ({m['cpu']}, {m['cores']} cores), jax "
-             f"{v['jax']}, commit `{any_result['provenance']['commit'][:12]}`, {any_result['provenance']['date']}; "
-             "the CPU columns are this 2-core machine's own files. Cold = a fresh call including XLA compilation; "
-             "warm = the same call again.", ""]
+    lines = [
+        "## GPU",
+        "",
+        f"`benchmarks/gpu.sh` on {', '.join(m['jax_devices'])} ({m['cpu']}, {m['cores']} cores), jax "
+        f"{v['jax']}, commit `{any_result['provenance']['commit'][:12]}`, {any_result['provenance']['date']}; "
+        "the CPU columns are this 2-core machine's own files. Cold = a fresh call including XLA compilation; "
+        "warm = the same call again.",
+        "",
+    ]
     if gpu_speed:
         lines += ["**Speed ladder** (the engine's rungs of `speed.py`; seconds cold / warm):", ""]
         lines += speed_table(cpu_ladders(results), gpu_speed) + [""]

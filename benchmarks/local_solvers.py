@@ -1,8 +1,8 @@
 """The local solver: the design's "Huber-loss gradient descent plus L-BFGS" (optax) beside the engine's
 Levenberg-Marquardt IRLS, from the same screened starts, on the same objective.
 
-Both refine the best ``N_STARTS[problem]`` starts of one screen (16,384 random starts, linear parameters profiled), vmapped
-over the starts in one jitted call each:
+Both refine the best ``N_STARTS[problem]`` starts of one screen (16,384 random starts, linear parameters
+profiled), vmapped over the starts in one jitted call each:
 
 * ``lm`` — ``solvers.lm_run``, ``LM_ITERATIONS`` iterations (early stop when every start has stalled);
 * ``adam+lbfgs`` — ``optax.adam`` on the Huber objective for ``ADAM_STEPS`` steps, then ``optax.lbfgs`` (zoom
@@ -18,6 +18,7 @@ reached in LM's run time.
 
 Writes benchmarks/results/local_solvers.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,16 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import mixlaw_jax as mj
-from mixlaw_jax._io import atomic_write_json
-from mixlaw_jax.fit import make_problems, prepare
-from mixlaw_jax.options import Objective
-from mixlaw_jax.fit import solvers
-from mixlaw_jax.fit.devices import Placement
-from mixlaw_jax.fit.engine import _model, _model_and_jacobian, screen
-
 from benchmarks.common import RESULTS, objective_at, provenance, synthetic_table
 from benchmarks.speed import slimpajama_runs
+from mixlaw_jax._io import atomic_write_json
+from mixlaw_jax.fit import make_problems, prepare, solvers
+from mixlaw_jax.fit.devices import Placement
+from mixlaw_jax.fit.engine import _model, _model_and_jacobian, screen
+from mixlaw_jax.options import Objective
 
 N_SCREENED = 16384
 #: Starts refined per problem (fewer on SlimPajama: 2408 rows make the gradient methods' 6000 steps slow).
@@ -77,7 +75,9 @@ def lm_method(space, x, rows, n_iter: int):
     def run(states):
         def one(state):
             return solvers.lm_run(partial(solvers.linearise, model_jac, rows, 1e-3), state, 0, n_iter).f
+
         return jax.vmap(one)(states)
+
     return run
 
 
@@ -85,7 +85,7 @@ def gradient_method(space, x, rows, adam_steps: int, lbfgs_steps: int, trace_eve
     """Adam then L-BFGS on f(z); returns the final f per start and the trace of the best f every ``trace_every``
     steps (adam steps first, then L-BFGS steps)."""
     model = _model(space, x)
-    f = lambda z: solvers.objective(model, rows, 1e-3, z)   # noqa: E731
+    f = lambda z: solvers.objective(model, rows, 1e-3, z)  # noqa: E731
 
     @jax.jit
     def run(z0):
@@ -111,10 +111,16 @@ def gradient_method(space, x, rows, adam_steps: int, lbfgs_steps: int, trace_eve
 
             (z, _), lbfgs_trace = jax.lax.scan(lbfgs_step, (z, lbfgs.init(z)), None, length=lbfgs_steps)
             final = f(z)
-            trace = jnp.concatenate([adam_trace, jnp.minimum(best, jax.lax.cummin(
-                jnp.where(jnp.isfinite(lbfgs_trace), lbfgs_trace, jnp.inf)))])
-            return jnp.minimum(final, trace[-1]), trace[trace_every - 1::trace_every]
+            trace = jnp.concatenate(
+                [
+                    adam_trace,
+                    jnp.minimum(best, jax.lax.cummin(jnp.where(jnp.isfinite(lbfgs_trace), lbfgs_trace, jnp.inf))),
+                ]
+            )
+            return jnp.minimum(final, trace[-1]), trace[trace_every - 1 :: trace_every]
+
         return jax.vmap(one)(z0)
+
     return run
 
 
@@ -129,35 +135,70 @@ def timed(fn, *args):
 
 
 def run(quick: bool) -> dict:
-    q = QUICK if quick else {"n_screened": N_SCREENED, "lm": LM_ITERATIONS, "adam": ADAM_STEPS,
-                             "lbfgs": LBFGS_STEPS, "trace": TRACE_EVERY}
+    q = (
+        QUICK
+        if quick
+        else {
+            "n_screened": N_SCREENED,
+            "lm": LM_ITERATIONS,
+            "adam": ADAM_STEPS,
+            "lbfgs": LBFGS_STEPS,
+            "trace": TRACE_EVERY,
+        }
+    )
     out = {"quick": quick, "settings": q, "problems": []}
     for name in ("synthetic",) if quick else ("synthetic", "slimpajama_github"):
         law, runs, target, at_truth = problem(name)
         n_starts = q["n_starts"] if quick else N_STARTS[name]
         space, x, rows, z0 = screened_starts(law, runs, target, q["n_screened"], n_starts)
         lm_cold, lm_warm, lm_f = timed(lm_method(space, x, rows, q["lm"]), solvers.start_states(z0))
-        gd_cold, gd_warm, (gd_f, trace) = timed(gradient_method(space, x, rows, q["adam"], q["lbfgs"], q["trace"]),
-                                                z0)
+        gd_cold, gd_warm, (gd_f, trace) = timed(gradient_method(space, x, rows, q["adam"], q["lbfgs"], q["trace"]), z0)
         lm_f, gd_f, trace = np.asarray(lm_f), np.asarray(gd_f), np.asarray(trace)
         best = float(min(lm_f.min(), gd_f.min()))
         steps = q["adam"] + q["lbfgs"]
         per_checkpoint = gd_warm / trace.shape[1]
-        at_lm_time = trace.min(axis=0)[min(int(lm_warm / per_checkpoint), trace.shape[1]) - 1] \
-            if lm_warm >= per_checkpoint else None
-        in_basin = lambda f: int(np.sum(f <= best * (1 + BASIN_RTOL)))   # noqa: E731
-        row = {"problem": name, "law": law, "target": target, "rows": int(runs.n_rows), "parameters": space.size,
-               "truth_objective": at_truth, "best_objective": best,
-               "lm": {"iterations": q["lm"], "compile_s": lm_cold, "warm_s": lm_warm, "best": float(lm_f.min()),
-                      "in_basin": in_basin(lm_f), "median": float(np.median(lm_f))},
-               "adam+lbfgs": {"adam_steps": q["adam"], "lbfgs_steps": q["lbfgs"], "compile_s": gd_cold,
-                              "warm_s": gd_warm, "best": float(gd_f.min()), "in_basin": in_basin(gd_f),
-                              "median": float(np.median(gd_f)),
-                              "best_at_lm_time": None if at_lm_time is None else float(at_lm_time),
-                              "trace_every_steps": q["trace"], "best_trace": trace.min(axis=0).tolist()},
-               "starts": n_starts, "total_steps_gradient": steps}
-        print({k: v for k, v in row.items() if k != "adam+lbfgs"} | {"adam+lbfgs": {
-            k: v for k, v in row["adam+lbfgs"].items() if k != "best_trace"}}, flush=True)
+        at_lm_time = (
+            trace.min(axis=0)[min(int(lm_warm / per_checkpoint), trace.shape[1]) - 1]
+            if lm_warm >= per_checkpoint
+            else None
+        )
+        in_basin = lambda f: int(np.sum(f <= best * (1 + BASIN_RTOL)))  # noqa: E731
+        row = {
+            "problem": name,
+            "law": law,
+            "target": target,
+            "rows": int(runs.n_rows),
+            "parameters": space.size,
+            "truth_objective": at_truth,
+            "best_objective": best,
+            "lm": {
+                "iterations": q["lm"],
+                "compile_s": lm_cold,
+                "warm_s": lm_warm,
+                "best": float(lm_f.min()),
+                "in_basin": in_basin(lm_f),
+                "median": float(np.median(lm_f)),
+            },
+            "adam+lbfgs": {
+                "adam_steps": q["adam"],
+                "lbfgs_steps": q["lbfgs"],
+                "compile_s": gd_cold,
+                "warm_s": gd_warm,
+                "best": float(gd_f.min()),
+                "in_basin": in_basin(gd_f),
+                "median": float(np.median(gd_f)),
+                "best_at_lm_time": None if at_lm_time is None else float(at_lm_time),
+                "trace_every_steps": q["trace"],
+                "best_trace": trace.min(axis=0).tolist(),
+            },
+            "starts": n_starts,
+            "total_steps_gradient": steps,
+        }
+        print(
+            {k: v for k, v in row.items() if k != "adam+lbfgs"}
+            | {"adam+lbfgs": {k: v for k, v in row["adam+lbfgs"].items() if k != "best_trace"}},
+            flush=True,
+        )
         out["problems"].append(row)
     return out
 

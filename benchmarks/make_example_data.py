@@ -7,6 +7,7 @@ plus 4 mixtures at a larger model for held-out evaluation, with 0.3% relative no
 
     python -m benchmarks.make_example_data ../shared/data/slimpajama/dmsl_llm_slimpajama.csv
 """
+
 from __future__ import annotations
 
 import sys
@@ -35,12 +36,21 @@ def main(source: str) -> None:
         for h in mixtures:
             for n in sizes:
                 for d in tokens:
-                    rows.append({**{f"weight_{name}": w for name, w in zip(DOMAINS, h)}, "model_size": n, "n_tokens": d})
+                    rows.append(
+                        {**{f"weight_{name}": w for name, w in zip(DOMAINS, h)}, "model_size": n, "n_tokens": d}
+                    )
     table = pd.DataFrame(rows)
     h = table.filter(like="weight_").to_numpy()
     for j, target in enumerate(TARGETS):
-        table[target] = simulate("joint", result.coordinates[j], table.model_size, table.n_tokens, h, noise=0.003,
-                                 seed=int(rng.integers(1 << 31)))
+        table[target] = simulate(
+            "joint",
+            result.coordinates[j],
+            table.model_size,
+            table.n_tokens,
+            h,
+            noise=0.003,
+            seed=int(rng.integers(1 << 31)),
+        )
     table.to_csv(OUT, index=False, float_format="%.6g")
     print(f"wrote {OUT} ({len(table)} rows)")
 

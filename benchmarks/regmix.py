@@ -29,6 +29,7 @@ Methods:
   early-stopped on the 1M *test* runs, i.e. on the labels it is scored on. It reproduces their numbers but is
   not a fair held-out score; no verdict uses it.
 """
+
 from __future__ import annotations
 
 import time
@@ -49,29 +50,44 @@ NAME = "regmix"
 ID = "index"
 PRIMARY = "metric/the_pile_pile_cc_val_loss"
 #: (mixture file, loss file) per split.
-FILES = {"train": ("train_mixture_1m.csv", "train_pile_loss_1m.csv"),
-         "1m": ("test_mixture_1m.csv", "test_pile_loss_1m.csv"),
-         "60m": ("test_mixture_60m.csv", "test_pile_loss_60m.csv"),
-         "1b": ("test_mixture_1B.csv", "test_pile_loss_1B.csv")}
+FILES = {
+    "train": ("train_mixture_1m.csv", "train_pile_loss_1m.csv"),
+    "1m": ("test_mixture_1m.csv", "test_pile_loss_1m.csv"),
+    "60m": ("test_mixture_60m.csv", "test_pile_loss_60m.csv"),
+    "1b": ("test_mixture_1B.csv", "test_pile_loss_1B.csv"),
+}
 EXPECTED_ROWS = {"train": 512, "1m": 256, "60m": 256, "1b": 64}
 WEIGHT_PREFIX, TARGET_PREFIX = "train_the_pile_", "metric/"
 WEIGHT_SUM_TOL = 5e-3
 LAWS = ("mixing_exp", "additive_mixture")
 FIT = {"n_starts": 4096, "schedule": ((256, 30), (64, 100), (16, 300))}
 QUICK_FIT = {"n_starts": 256, "schedule": ((16, 20), (4, 50))}
-LIGHTGBM = {"boosting_type": "gbdt", "objective": "regression", "metric": ["l1", "l2"], "learning_rate": 1e-2,
-            "seed": 42, "verbosity": -1, "num_threads": 1}
+LIGHTGBM = {
+    "boosting_type": "gbdt",
+    "objective": "regression",
+    "metric": ["l1", "l2"],
+    "learning_rate": 1e-2,
+    "seed": 42,
+    "verbosity": -1,
+    "num_threads": 1,
+}
 ROUNDS = 1000
 EARLY_STOPPING_ROUNDS = 3
 VALIDATION_RUNS = 128
 METHODS = ("mixing_exp", "additive_mixture", "lightgbm", "linear", "lightgbm_test_es")
-LABELS = {"mixing_exp": "mixing_exp (Ye et al.)", "additive_mixture": "additive, mixture part (Shukor et al.)",
-          "lightgbm": "LightGBM (RegMix settings, early stop on 128 training runs)",
-          "linear": "linear regression", "lightgbm_test_es": "LightGBM as RegMix's notebook (early stop on test set)*"}
+LABELS = {
+    "mixing_exp": "mixing_exp (Ye et al.)",
+    "additive_mixture": "additive, mixture part (Shukor et al.)",
+    "lightgbm": "LightGBM (RegMix settings, early stop on 128 training runs)",
+    "linear": "linear regression",
+    "lightgbm_test_es": "LightGBM as RegMix's notebook (early stop on test set)*",
+}
 METRICS = ("spearman_1m", "mre_1m", "spearman_60m", "spearman_1b")
 #: Published numbers (SPEC.md section 5): RegMix LightGBM and linear regression on the Pile-CC target.
-PUBLISHED = {"lightgbm": {"spearman_1m": 0.9892, "spearman_60m": 0.985, "spearman_1b": 0.965},
-             "linear": {"spearman_1m": 0.90, "spearman_60m": 0.89, "spearman_1b": 0.88}}
+PUBLISHED = {
+    "lightgbm": {"spearman_1m": 0.9892, "spearman_60m": 0.985, "spearman_1b": 0.965},
+    "linear": {"spearman_1m": 0.90, "spearman_60m": 0.89, "spearman_1b": 0.88},
+}
 
 
 def _additive_mixture_terms(p: dict, x: mj.Inputs):
@@ -79,12 +95,21 @@ def _additive_mixture_terms(p: dict, x: mj.Inputs):
     return p["E"] * jnp.ones_like(log_term), log_term[None]
 
 
-ADDITIVE_MIXTURE = mj.register_law(mj.Law(
-    "additive_mixture", (SCALE_PARAMS[0],) + MIXTURE_PARAMS, _additive_mixture_terms, uses_n=False, uses_d=False,
-    formula="L(h) = E + 1/(sum_i C_i h_i^gamma_i)"), overwrite=True)
+ADDITIVE_MIXTURE = mj.register_law(
+    mj.Law(
+        "additive_mixture",
+        (SCALE_PARAMS[0],) + MIXTURE_PARAMS,
+        _additive_mixture_terms,
+        uses_n=False,
+        uses_d=False,
+        formula="L(h) = E + 1/(sum_i C_i h_i^gamma_i)",
+    ),
+    overwrite=True,
+)
 
 
 # --- data ----------------------------------------------------------------------------------------------------------
+
 
 def load_split(mixture_path: Path, loss_path: Path) -> pd.DataFrame:
     """Mixture and loss tables joined one-to-one on their id column; any mismatch is an error naming the ids."""
@@ -98,8 +123,10 @@ def load_split(mixture_path: Path, loss_path: Path) -> pd.DataFrame:
     only_mixture = sorted(set(mixture[ID]) - set(loss[ID]))
     only_loss = sorted(set(loss[ID]) - set(mixture[ID]))
     if only_mixture or only_loss:
-        raise ValueError(f"{mixture_path.name} / {loss_path.name}: ids only in the mixture file {only_mixture[:10]}, "
-                         f"only in the loss file {only_loss[:10]}")
+        raise ValueError(
+            f"{mixture_path.name} / {loss_path.name}: ids only in the mixture file {only_mixture[:10]}, "
+            f"only in the loss file {only_loss[:10]}"
+        )
     frame = mixture.merge(loss, on=ID, validate="one_to_one").sort_values(ID).reset_index(drop=True)
     h = frame[weight_columns(frame)].to_numpy(float)
     losses = frame[target_columns(frame)].to_numpy(float)
@@ -123,7 +150,7 @@ def target_columns(frame: pd.DataFrame) -> list[str]:
 
 def load_tables(root: Path = REGMIX) -> dict[str, pd.DataFrame]:
     """The four joined splits (train, 1m, 60m, 1b), checked for row counts and shared columns."""
-    tables = {name: load_split(root / m, root / l) for name, (m, l) in FILES.items()}
+    tables = {name: load_split(root / mixture, root / loss) for name, (mixture, loss) in FILES.items()}
     for name, frame in tables.items():
         if len(frame) != EXPECTED_ROWS[name]:
             raise ValueError(f"split {name}: {len(frame)} joined rows, expected {EXPECTED_ROWS[name]}")
@@ -137,6 +164,7 @@ def load_tables(root: Path = REGMIX) -> dict[str, pd.DataFrame]:
 
 # --- methods: each maps (train frame, targets, test frames) -> {split: (rows, targets) predictions} ---------------
 
+
 def _simplex(frame: pd.DataFrame) -> np.ndarray:
     h = frame[weight_columns(frame)].to_numpy(float)
     return h / h.sum(axis=1, keepdims=True)
@@ -148,8 +176,9 @@ def linear_predictions(train: pd.DataFrame, targets: list[str], tests: dict[str,
     return {name: _simplex(frame) @ beta for name, frame in tests.items()}
 
 
-def lightgbm_predictions(train: pd.DataFrame, targets: list[str], tests: dict[str, pd.DataFrame],
-                         stop_on: pd.DataFrame | None = None) -> tuple[dict, list[int]]:
+def lightgbm_predictions(
+    train: pd.DataFrame, targets: list[str], tests: dict[str, pd.DataFrame], stop_on: pd.DataFrame | None = None
+) -> tuple[dict, list[int]]:
     """LightGBM per target with RegMix's settings; returns predictions and the boosting rounds used per target.
 
     ``stop_on=None``: early stopping on the first ``VALIDATION_RUNS`` training runs (fitted on the others), then a
@@ -158,6 +187,7 @@ def lightgbm_predictions(train: pd.DataFrame, targets: list[str], tests: dict[st
     RegMix's ``LGBMRegressor``, which needs scikit-learn.)
     """
     import lightgbm as lgb
+
     x = train[weight_columns(train)].to_numpy(float)
     out = {name: np.empty((len(frame), len(targets))) for name, frame in tests.items()}
     rounds = []
@@ -166,8 +196,13 @@ def lightgbm_predictions(train: pd.DataFrame, targets: list[str], tests: dict[st
     def boost(x_fit, y_fit, n_rounds, valid=None):
         data = lgb.Dataset(x_fit, y_fit)
         valid_sets = None if valid is None else [lgb.Dataset(*valid, reference=data)]
-        return lgb.train(LIGHTGBM, data, num_boost_round=n_rounds, valid_sets=valid_sets,
-                         callbacks=stop if valid is not None else None)
+        return lgb.train(
+            LIGHTGBM,
+            data,
+            num_boost_round=n_rounds,
+            valid_sets=valid_sets,
+            callbacks=stop if valid is not None else None,
+        )
 
     for j, target in enumerate(targets):
         y = train[target].to_numpy(float)
@@ -179,27 +214,33 @@ def lightgbm_predictions(train: pd.DataFrame, targets: list[str], tests: dict[st
             model = boost(x, y, ROUNDS, valid)
         rounds.append(int(model.best_iteration or model.current_iteration()))
         for name, frame in tests.items():
-            out[name][:, j] = model.predict(frame[weight_columns(frame)].to_numpy(float),
-                                            num_iteration=model.best_iteration or None)
+            out[name][:, j] = model.predict(
+                frame[weight_columns(frame)].to_numpy(float), num_iteration=model.best_iteration or None
+            )
     return out, rounds
 
 
-def law_predictions(train: pd.DataFrame, targets: list[str], tests: dict[str, pd.DataFrame], law: str,
-                    fit_settings: dict) -> tuple[dict, dict]:
+def law_predictions(
+    train: pd.DataFrame, targets: list[str], tests: dict[str, pd.DataFrame], law: str, fit_settings: dict
+) -> tuple[dict, dict]:
     """One ``mj.fit`` of ``law`` to every target of the training runs; predictions and per-target diagnostics."""
     runs = mj.load_runs(train, weights=weight_columns(train), targets=targets, warn=False)
     fit = mj.fit(runs, law, **fit_settings)
     predictions = {name: fit.predict(frame)[targets].to_numpy(float) for name, frame in tests.items()}
-    diagnostics = {t: {k: fit.diagnostics[t][k] for k in ("objective", "n_in_basin", "n_final", "converged", "flags")}
-                   for t in targets}
+    diagnostics = {
+        t: {k: fit.diagnostics[t][k] for k in ("objective", "n_in_basin", "n_final", "converged", "flags")}
+        for t in targets
+    }
     return predictions, diagnostics
 
 
 # --- scoring -------------------------------------------------------------------------------------------------------
 
+
 def spearman(predicted, actual) -> float | None:
     """scipy.stats.spearmanr statistic (None when undefined, e.g. constant predictions)."""
     from scipy.stats import spearmanr
+
     if np.ptp(predicted) == 0 or np.ptp(actual) == 0:
         return None
     rho = float(spearmanr(predicted, actual).statistic)
@@ -211,10 +252,12 @@ def scores(predictions: dict, tests: dict[str, pd.DataFrame], targets: list[str]
     out = {}
     for j, t in enumerate(targets):
         actual_1m = tests["1m"][t].to_numpy(float)
-        out[t] = {"spearman_1m": spearman(predictions["1m"][:, j], actual_1m),
-                  "mre_1m": mre(actual_1m, predictions["1m"][:, j]),
-                  "spearman_60m": spearman(predictions["60m"][:, j], tests["60m"][t].to_numpy(float)),
-                  "spearman_1b": spearman(predictions["1b"][:, j], tests["1b"][t].to_numpy(float))}
+        out[t] = {
+            "spearman_1m": spearman(predictions["1m"][:, j], actual_1m),
+            "mre_1m": mre(actual_1m, predictions["1m"][:, j]),
+            "spearman_60m": spearman(predictions["60m"][:, j], tests["60m"][t].to_numpy(float)),
+            "spearman_1b": spearman(predictions["1b"][:, j], tests["1b"][t].to_numpy(float)),
+        }
     return out
 
 
@@ -256,62 +299,89 @@ def run(quick: bool) -> dict:
             stop_on = tests["1m"] if method == "lightgbm_test_es" else None
             predictions, extra["rounds"] = lightgbm_predictions(train, targets, tests, stop_on)
         per_target = scores(predictions, tests, targets)
-        methods[method] = {"per_target": per_target, "primary": per_target[PRIMARY], "mean": mean_scores(per_target),
-                           "seconds": time.perf_counter() - start,
-                           "primary_predictions": {name: predictions[name][:, targets.index(PRIMARY)].tolist()
-                                                   for name in tests}, **extra}
-        print(f"   {method}: {methods[method]['seconds']:.0f} s, primary rho 1M "
-              f"{methods[method]['primary']['spearman_1m']:.4f}", flush=True)
-    return {"targets": targets, "primary": PRIMARY, "rows": {name: len(frame) for name, frame in tables.items()},
-            "fit_settings": {"n_starts": fit_settings["n_starts"],
-                             "schedule": [list(s) for s in fit_settings["schedule"]]},
-            "lightgbm": {**LIGHTGBM, "rounds": ROUNDS, "early_stopping_rounds": EARLY_STOPPING_ROUNDS,
-                         "validation_runs": VALIDATION_RUNS},
-            "actual_primary": {name: frame[PRIMARY].tolist() for name, frame in tests.items()},
-            "methods": methods, "published": PUBLISHED,
-            "verdict": {law: {which: verdict(methods, law, which) for which in ("primary", "mean")} for law in LAWS}}
+        methods[method] = {
+            "per_target": per_target,
+            "primary": per_target[PRIMARY],
+            "mean": mean_scores(per_target),
+            "seconds": time.perf_counter() - start,
+            "primary_predictions": {name: predictions[name][:, targets.index(PRIMARY)].tolist() for name in tests},
+            **extra,
+        }
+        print(
+            f"   {method}: {methods[method]['seconds']:.0f} s, primary rho 1M "
+            f"{methods[method]['primary']['spearman_1m']:.4f}",
+            flush=True,
+        )
+    return {
+        "targets": targets,
+        "primary": PRIMARY,
+        "rows": {name: len(frame) for name, frame in tables.items()},
+        "fit_settings": {"n_starts": fit_settings["n_starts"], "schedule": [list(s) for s in fit_settings["schedule"]]},
+        "lightgbm": {
+            **LIGHTGBM,
+            "rounds": ROUNDS,
+            "early_stopping_rounds": EARLY_STOPPING_ROUNDS,
+            "validation_runs": VALIDATION_RUNS,
+        },
+        "actual_primary": {name: frame[PRIMARY].tolist() for name, frame in tests.items()},
+        "methods": methods,
+        "published": PUBLISHED,
+        "verdict": {law: {which: verdict(methods, law, which) for which in ("primary", "mean")} for law in LAWS},
+    }
 
 
 # --- report --------------------------------------------------------------------------------------------------------
+
 
 def _rho(v) -> str:
     return "—" if v is None else f"{100 * v:.2f}"
 
 
 def _score_table(methods: dict, which: str) -> list[str]:
-    lines = ["| method | Spearman ×100, 1M held-out | MRE %, 1M held-out | Spearman ×100, 60M | Spearman ×100, 1B |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| method | Spearman ×100, 1M held-out | MRE %, 1M held-out | Spearman ×100, 60M | Spearman ×100, 1B |",
+        "|---|---|---|---|---|",
+    ]
     for method in METHODS:
         s = methods[method][which]
         mre = "—" if s["mre_1m"] is None else f"{s['mre_1m']:.2f}"
-        lines.append(f"| {LABELS[method]} | {_rho(s['spearman_1m'])} | {mre} | {_rho(s['spearman_60m'])} "
-                     f"| {_rho(s['spearman_1b'])} |")
+        lines.append(
+            f"| {LABELS[method]} | {_rho(s['spearman_1m'])} | {mre} | {_rho(s['spearman_60m'])} "
+            f"| {_rho(s['spearman_1b'])} |"
+        )
     return lines
 
 
 def _verdict_line(v: dict, what: str) -> str:
     def say(flag):
         return "n/a" if flag is None else ("yes" if flag else "no")
-    return (f"- {what} — 1M held-out Spearman {_rho(v['spearman_1m_law'])} vs LightGBM "
-            f"{_rho(v['spearman_1m_lightgbm'])} (matches or beats: **{say(v['spearman_1m_at_least_lightgbm'])}**); "
-            f"1B transfer {_rho(v['spearman_1b_law'])} vs {_rho(v['spearman_1b_lightgbm'])} (at least as well: "
-            f"**{say(v['spearman_1b_at_least_lightgbm'])}**).")
+
+    return (
+        f"- {what} — 1M held-out Spearman {_rho(v['spearman_1m_law'])} vs LightGBM "
+        f"{_rho(v['spearman_1m_lightgbm'])} (matches or beats: **{say(v['spearman_1m_at_least_lightgbm'])}**); "
+        f"1B transfer {_rho(v['spearman_1b_law'])} vs {_rho(v['spearman_1b_lightgbm'])} (at least as well: "
+        f"**{say(v['spearman_1b_at_least_lightgbm'])}**)."
+    )
 
 
 def plot(result: dict, path: Path) -> None:
     """Predicted (1M fit) vs actual loss of the primary target at 1M held-out, 60M and 1B, per method."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     actual = {name: np.asarray(v, float) for name, v in result["actual_primary"].items()}
-    for ax, (name, title) in zip(axes, (("1m", "1M held-out"), ("60m", "60M (rank transfer)"),
-                                        ("1b", "1B (rank transfer)"))):
+    for ax, (name, title) in zip(
+        axes, (("1m", "1M held-out"), ("60m", "60M (rank transfer)"), ("1b", "1B (rank transfer)"))
+    ):
         for method in ("additive_mixture", "mixing_exp", "lightgbm", "linear"):
             m = result["methods"][method]
             rho = m["primary"][f"spearman_{name}"]
-            ax.scatter(m["primary_predictions"][name], actual[name], s=8, alpha=0.6,
-                       label=f"{method} (ρ = {_rho(rho)})")
+            ax.scatter(
+                m["primary_predictions"][name], actual[name], s=8, alpha=0.6, label=f"{method} (ρ = {_rho(rho)})"
+            )
         ax.set_title(title)
         ax.set_xlabel("predicted loss (fitted on 1M runs)")
         ax.set_ylabel("actual loss")
@@ -325,32 +395,48 @@ def plot(result: dict, path: Path) -> None:
 def markdown(result: dict, figures: Path) -> str:
     methods = result["methods"]
     settings = result["fit_settings"]
-    lines = ["## RegMix: mixture laws vs LightGBM and linear regression", "",
-             f"Fitted on the {result['rows']['train']} training runs of 1M-parameter models only; scored on "
-             f"{result['rows']['1m']} held-out 1M runs, and by rank transfer to {result['rows']['60m']} 60M and "
-             f"{result['rows']['1b']} 1B runs (`benchmarks/regmix.py`). Laws: one `mj.fit` call for the "
-             f"{len(result['targets'])} target(s), {settings['n_starts']} starts, schedule {settings['schedule']}. "
-             f"LightGBM: {ROUNDS} rounds, learning rate {LIGHTGBM['learning_rate']}, early stopping "
-             f"after {EARLY_STOPPING_ROUNDS} rounds on the first {VALIDATION_RUNS} training runs, then refitted on all "
-             "training runs with the rounds found.", "",
-             f"**Primary target** (`{result['primary']}`, the one RegMix optimises):", ""]
+    lines = [
+        "## RegMix: mixture laws vs LightGBM and linear regression",
+        "",
+        f"Fitted on the {result['rows']['train']} training runs of 1M-parameter models only; scored on "
+        f"{result['rows']['1m']} held-out 1M runs, and by rank transfer to {result['rows']['60m']} 60M and "
+        f"{result['rows']['1b']} 1B runs (`benchmarks/regmix.py`). Laws: one `mj.fit` call for the "
+        f"{len(result['targets'])} target(s), {settings['n_starts']} starts, schedule {settings['schedule']}. "
+        f"LightGBM: {ROUNDS} rounds, learning rate {LIGHTGBM['learning_rate']}, early stopping "
+        f"after {EARLY_STOPPING_ROUNDS} rounds on the first {VALIDATION_RUNS} training runs, then refitted on all "
+        "training runs with the rounds found.",
+        "",
+        f"**Primary target** (`{result['primary']}`, the one RegMix optimises):",
+        "",
+    ]
     lines += _score_table(methods, "primary")
     if len(result["targets"]) > 1:
         lines += ["", f"**Mean over the {len(result['targets'])} targets:**", ""]
         lines += _score_table(methods, "mean")
         for metric, what in (("spearman_1m", "on the 1M held-out runs"), ("spearman_1b", "of the 1B runs (transfer)")):
-            lines += ["", f"Spearman ×100 {what}, per target:", "",
-                      "| target | " + " | ".join(METHODS) + " |", "|---|" + "---|" * len(METHODS)]
+            lines += [
+                "",
+                f"Spearman ×100 {what}, per target:",
+                "",
+                "| target | " + " | ".join(METHODS) + " |",
+                "|---|" + "---|" * len(METHODS),
+            ]
             for t in result["targets"]:
                 short = t.removeprefix("metric/the_pile_").removesuffix("_val_loss")
-                lines.append(f"| {short} | " + " | ".join(_rho(methods[m]["per_target"][t][metric])
-                                                           for m in METHODS) + " |")
+                lines.append(
+                    f"| {short} | " + " | ".join(_rho(methods[m]["per_target"][t][metric]) for m in METHODS) + " |"
+                )
     pub = {name: " / ".join(f"{100 * v:g}" for v in values.values()) for name, values in result["published"].items()}
-    lines += ["", "\\* early-stopped on the labels it is scored on (RegMix's published notebook does this); shown "
-              "only to connect with their numbers, not used in the verdict. Published (Pile-CC, SPEC.md §5), "
-              f"Spearman ×100 at 1M / 60M / 1B: LightGBM {pub['lightgbm']}; linear ≈ {pub['linear']}.", "",
-              "Issue bar (a law matches or beats LightGBM's 1M held-out Spearman and transfers to 1B at least as "
-              "well; no setting was tuned on the test runs):", ""]
+    lines += [
+        "",
+        "\\* early-stopped on the labels it is scored on (RegMix's published notebook does this); shown "
+        "only to connect with their numbers, not used in the verdict. Published (Pile-CC, SPEC.md §5), "
+        f"Spearman ×100 at 1M / 60M / 1B: LightGBM {pub['lightgbm']}; linear ≈ {pub['linear']}.",
+        "",
+        "Issue bar (a law matches or beats LightGBM's 1M held-out Spearman and transfers to 1B at least as "
+        "well; no setting was tuned on the test runs):",
+        "",
+    ]
     for law in LAWS:
         lines.append(_verdict_line(result["verdict"][law]["primary"], f"`{law}`, primary target"))
         if len(result["targets"]) > 1:
@@ -358,9 +444,11 @@ def markdown(result: dict, figures: Path) -> str:
     for law in LAWS:
         d = methods[law]["diagnostics"][result["primary"]]
         flags = "; ".join(d["flags"]) or "none"
-        lines.append(f"- `{law}` on the primary target: objective {d['objective']:.4g}, {d['n_in_basin']}/"
-                     f"{d['n_final']} final starts in the best basin, flags: {flags}; whole fit "
-                     f"{methods[law]['seconds']:.0f} s.")
+        lines.append(
+            f"- `{law}` on the primary target: objective {d['objective']:.4g}, {d['n_in_basin']}/"
+            f"{d['n_final']} final starts in the best basin, flags: {flags}; whole fit "
+            f"{methods[law]['seconds']:.0f} s."
+        )
     figures.mkdir(parents=True, exist_ok=True)
     path = figures / "regmix.png"
     plot(result, path)

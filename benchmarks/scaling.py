@@ -24,6 +24,7 @@ per point, default 600; a point over it is recorded as timed out). The replicate
 ``mj.bootstrap`` accepts. Quick mode shares a persistent JAX compilation cache between its points (so that it
 takes about a minute); its first-call times then mostly exclude compilation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,19 +65,34 @@ BOOT_SCHEDULE = ((4, 20), (1, 60))
 BOOT_TARGETS = 1
 #: Budget of the chunking check (bytes): screening then holds ~130 starts x 4 targets x 600 rows at a time.
 SMALL_MEMORY = 1e7
-QUICK = {"sweeps": {"starts": (64, 256), "targets": (1,), "replicates": (2,), "rows": (60,)},
-         "fixed": {"starts": 64, "targets": 1, "replicates": 2, "rows": 60},
-         "schedule": ((4, 5), (2, 10)), "boot_starts": 8, "boot_schedule": ((2, 5), (1, 10)), "small_memory": 2e4}
+QUICK = {
+    "sweeps": {"starts": (64, 256), "targets": (1,), "replicates": (2,), "rows": (60,)},
+    "fixed": {"starts": 64, "targets": 1, "replicates": 2, "rows": 60},
+    "schedule": ((4, 5), (2, 10)),
+    "boot_starts": 8,
+    "boot_schedule": ((2, 5), (1, 10)),
+    "small_memory": 2e4,
+}
 #: What the axis means, for tables and plots.
-LABELS = {"starts": "random starts screened", "targets": "target columns", "replicates": "bootstrap replicates",
-          "rows": "rows"}
+LABELS = {
+    "starts": "random starts screened",
+    "targets": "target columns",
+    "replicates": "bootstrap replicates",
+    "rows": "rows",
+}
 
 
 def settings(quick: bool) -> dict:
     if quick:
         return QUICK
-    return {"sweeps": SWEEPS, "fixed": FIXED, "schedule": SCHEDULE, "boot_starts": BOOT_STARTS,
-            "boot_schedule": BOOT_SCHEDULE, "small_memory": SMALL_MEMORY}
+    return {
+        "sweeps": SWEEPS,
+        "fixed": FIXED,
+        "schedule": SCHEDULE,
+        "boot_starts": BOOT_STARTS,
+        "boot_schedule": BOOT_SCHEDULE,
+        "small_memory": SMALL_MEMORY,
+    }
 
 
 def synthetic_table(n_rows: int, n_targets: int, seed: int = 0):
@@ -89,6 +105,7 @@ def synthetic_table(n_rows: int, n_targets: int, seed: int = 0):
 
     import mixlaw_jax as mj
     from mixlaw_jax.simulate import design, random_mixtures, simulate
+
     mixtures = random_mixtures(max(1, round(n_rows / (len(SIZES) * len(TOKENS)))), K, seed=seed)
     frame = design(mixtures, SIZES, TOKENS)
     h = frame[[f"weight_{i}" for i in range(K)]].to_numpy()
@@ -97,14 +114,20 @@ def synthetic_table(n_rows: int, n_targets: int, seed: int = 0):
     for j in range(n_targets):
         rng = np.random.default_rng(seed + j)
         alpha, beta = rng.uniform(0.25, 0.4, 2)
-        u = np.concatenate([[rng.uniform(1.5, 2.5), np.log(0.5) + alpha * log_n, alpha,
-                             np.log(0.5) + beta * log_d, beta], rng.uniform(0.0, 1.5, K), rng.uniform(0.2, 1.0, K)])
+        u = np.concatenate(
+            [
+                [rng.uniform(1.5, 2.5), np.log(0.5) + alpha * log_n, alpha, np.log(0.5) + beta * log_d, beta],
+                rng.uniform(0.0, 1.5, K),
+                rng.uniform(0.2, 1.0, K),
+            ]
+        )
         targets[f"loss_{j}"] = simulate(LAW, u, frame["N"], frame["D"], h, noise=5e-3, seed=seed + j)
     frame = pd.concat([frame, pd.DataFrame(targets)], axis=1)
     return mj.load_runs(frame, weights="weight_*", N="N", D="D", targets=list(targets), warn=False)
 
 
 # --- one point, in its own process -------------------------------------------------------------------------------
+
 
 def rss_bytes() -> int:
     """Current resident memory of this process."""
@@ -123,6 +146,7 @@ def peak_bytes() -> int:
 def device_peak_bytes() -> int | None:
     """Peak memory in use on the first accelerator since the process started (None on CPU, which reports none)."""
     import jax
+
     stats = jax.local_devices()[0].memory_stats() or {}
     return stats.get("peak_bytes_in_use")
 
@@ -140,18 +164,32 @@ def reset_peak() -> bool:
 def point_call(spec: dict):
     """The table of a point and the engine call to time (a zero-argument function)."""
     import mixlaw_jax as mj
+
     cfg = settings(spec["quick"])
     size = {**cfg["fixed"], spec["axis"]: spec["size"]}
     memory = spec.get("memory_bytes")
     if spec["axis"] == "replicates":
         runs = synthetic_table(size["rows"], BOOT_TARGETS)
         full = mj.fit(runs, LAW, n_starts=size["starts"], schedule=cfg["schedule"])
-        return runs, lambda: mj.bootstrap(runs, LAW, n_replicates=size["replicates"], full_fit=full,
-                                          n_starts=cfg["boot_starts"], schedule=cfg["boot_schedule"],
-                                          memory_bytes=memory).objective
+        return (
+            runs,
+            lambda: (
+                mj.bootstrap(
+                    runs,
+                    LAW,
+                    n_replicates=size["replicates"],
+                    full_fit=full,
+                    n_starts=cfg["boot_starts"],
+                    schedule=cfg["boot_schedule"],
+                    memory_bytes=memory,
+                ).objective
+            ),
+        )
     runs = synthetic_table(size["rows"], size["targets"])
-    return runs, lambda: mj.fit(runs, LAW, n_starts=size["starts"], schedule=cfg["schedule"],
-                                memory_bytes=memory).objective
+    return (
+        runs,
+        lambda: mj.fit(runs, LAW, n_starts=size["starts"], schedule=cfg["schedule"], memory_bytes=memory).objective,
+    )
 
 
 def run_point(spec: dict) -> dict:
@@ -170,13 +208,20 @@ def run_point(spec: dict) -> dict:
     objective = np.asarray(call(), float)
     warm = time.perf_counter() - start
     peak_warm = peak_bytes()
-    return {**spec, "rows": int(runs.n_rows), "time_first_s": first, "time_warm_s": warm,
-            "baseline_bytes": baseline, "peak_first_bytes": peak_first,
-            "peak_first_net_bytes": peak_first - baseline if resettable else None,
-            "peak_warm_bytes": peak_warm if warm_reset else None,
-            "peak_warm_net_bytes": peak_warm - before_warm if warm_reset else None,
-            "device_peak_first_bytes": device_first, "device_peak_bytes": device_peak_bytes(),
-            "objective": [float(v) if np.isfinite(v) else None for v in objective.ravel()]}
+    return {
+        **spec,
+        "rows": int(runs.n_rows),
+        "time_first_s": first,
+        "time_warm_s": warm,
+        "baseline_bytes": baseline,
+        "peak_first_bytes": peak_first,
+        "peak_first_net_bytes": peak_first - baseline if resettable else None,
+        "peak_warm_bytes": peak_warm if warm_reset else None,
+        "peak_warm_net_bytes": peak_warm - before_warm if warm_reset else None,
+        "device_peak_first_bytes": device_first,
+        "device_peak_bytes": device_peak_bytes(),
+        "objective": [float(v) if np.isfinite(v) else None for v in objective.ravel()],
+    }
 
 
 def measure(spec: dict, timeout: float, cache: str | None = None) -> dict:
@@ -187,8 +232,11 @@ def measure(spec: dict, timeout: float, cache: str | None = None) -> dict:
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     if cache:
-        env.update(JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+        env.update(
+            JAX_COMPILATION_CACHE_DIR=cache,
+            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+            JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+        )
     else:
         env.pop("JAX_COMPILATION_CACHE_DIR", None)
     cmd = [sys.executable, "-m", "benchmarks.scaling", "--point", json.dumps(spec)]
@@ -199,10 +247,11 @@ def measure(spec: dict, timeout: float, cache: str | None = None) -> dict:
     lines = [line for line in done.stdout.splitlines() if line.startswith("POINT ")]
     if done.returncode != 0 or not lines:
         return {**spec, "error": (done.stderr or done.stdout).strip()[-2000:] or f"exit code {done.returncode}"}
-    return json.loads(lines[-1][len("POINT "):])
+    return json.loads(lines[-1][len("POINT ") :])
 
 
 # --- sweeps and exponents ----------------------------------------------------------------------------------------
+
 
 def loglog_slope(x, y) -> float | None:
     """Least-squares slope b of log y = a + b log x over the points with finite positive x, y (None if < 2)."""
@@ -225,8 +274,10 @@ def exponents(points: list[dict]) -> dict:
     """Growth exponent of each metric over the upper half of a sweep (None where not measurable)."""
     ok = [p for p in points if "error" not in p]
     top = ok[upper_half(len(ok))]
-    return {m: loglog_slope([p["size"] for p in top], [p.get(m) if p.get(m) is not None else np.nan for p in top])
-            for m in METRICS}
+    return {
+        m: loglog_slope([p["size"] for p in top], [p.get(m) if p.get(m) is not None else np.nan for p in top])
+        for m in METRICS
+    }
 
 
 def run(quick: bool) -> dict:
@@ -246,22 +297,39 @@ def sweep_all(cfg: dict, axes: list[str], quick: bool, timeout: float, cache: st
         points = []
         for size in cfg["sweeps"][axis]:
             p = measure({"axis": axis, "size": int(size), "quick": quick}, timeout, cache)
-            print(f"   {axis}={size}: " + (p["error"].splitlines()[-1] if "error" in p else
-                                          f"{p['time_first_s']:.1f} s first, {p['time_warm_s']:.1f} s warm, "
-                                          f"peak {p['peak_first_bytes'] / 2**20:.0f} MiB"), flush=True)
+            print(
+                f"   {axis}={size}: "
+                + (
+                    p["error"].splitlines()[-1]
+                    if "error" in p
+                    else f"{p['time_first_s']:.1f} s first, {p['time_warm_s']:.1f} s warm, "
+                    f"peak {p['peak_first_bytes'] / 2**20:.0f} MiB"
+                ),
+                flush=True,
+            )
             points.append(p)
         sweeps[axis] = {"points": points, "exponents": exponents(points)}
-    result = {"law": LAW, "k": K, "settings": cfg, "timeout_s": timeout, "compilation_cache": bool(cache),
-              "sweeps": sweeps}
+    result = {
+        "law": LAW,
+        "k": K,
+        "settings": cfg,
+        "timeout_s": timeout,
+        "compilation_cache": bool(cache),
+        "sweeps": sweeps,
+    }
     if "starts" in sweeps:
         largest = cfg["sweeps"]["starts"][-1]
-        small = measure({"axis": "starts", "size": int(largest), "quick": quick,
-                         "memory_bytes": cfg["small_memory"]}, timeout, cache)
+        small = measure(
+            {"axis": "starts", "size": int(largest), "quick": quick, "memory_bytes": cfg["small_memory"]},
+            timeout,
+            cache,
+        )
         result["chunking"] = {"default": sweeps["starts"]["points"][-1], "small_budget": small}
     return result
 
 
 # --- report ------------------------------------------------------------------------------------------------------
+
 
 def _mib(v) -> str:
     """MiB; a net peak below zero (the call freed more than it took) shows as 0."""
@@ -278,12 +346,18 @@ def _exp(v) -> str:
 
 def plot(result: dict, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     sweeps = result["sweeps"]
     fig, axes = plt.subplots(2, len(sweeps), figsize=(4 * len(sweeps), 7), squeeze=False)
-    series = (("time_first_s", "first call", 0, 1.0), ("time_warm_s", "warm call", 0, 1.0),
-              ("peak_first_net_bytes", "first call", 1, 2**-20), ("peak_warm_net_bytes", "warm call", 1, 2**-20))
+    series = (
+        ("time_first_s", "first call", 0, 1.0),
+        ("time_warm_s", "warm call", 0, 1.0),
+        ("peak_first_net_bytes", "first call", 1, 2**-20),
+        ("peak_warm_net_bytes", "warm call", 1, 2**-20),
+    )
     for col, (axis, sweep) in enumerate(sweeps.items()):
         ok = [p for p in sweep["points"] if "error" not in p]
         for metric, label, row, scale in series:
@@ -305,33 +379,45 @@ def plot(result: dict, path: Path) -> None:
 
 def markdown(result: dict, figures: Path) -> str:
     s = result["settings"]
-    lines = ["## Scaling: time and memory of one batched call per axis", "",
-             f"Law `{result['law']}`, k = {result['k']}, synthetic table (`benchmarks/scaling.py`: every mixture at "
-             f"{len(SIZES)} sizes × {len(TOKENS)} token counts, one random truth per target, 0.5% noise). Fixed "
-             f"unless varied: {s['fixed']['starts']} starts, {s['fixed']['targets']} target(s), "
-             f"{s['fixed']['rows']} rows; fit schedule {[list(x) for x in s['schedule']]}; bootstrap: "
-             f"{s['boot_starts']} fresh starts per replicate, schedule {[list(x) for x in s['boot_schedule']]}, "
-             f"{BOOT_TARGETS} target(s), around a precomputed full fit (not timed). Each point runs in a fresh "
-             "process; memory is peak RSS (raw, and above the resident memory before the call); the warm call is "
-             "a second call of the same shapes (no compilation). The first call's peak includes XLA's "
-             "compilation, a few hundred MiB whatever the size: the warm column is the working memory of the "
-             "computation."
-             + (" Quick run: the points shared a compilation cache." if result["compilation_cache"] else ""), ""]
+    lines = [
+        "## Scaling: time and memory of one batched call per axis",
+        "",
+        f"Law `{result['law']}`, k = {result['k']}, synthetic table (`benchmarks/scaling.py`: every mixture at "
+        f"{len(SIZES)} sizes × {len(TOKENS)} token counts, one random truth per target, 0.5% noise). Fixed "
+        f"unless varied: {s['fixed']['starts']} starts, {s['fixed']['targets']} target(s), "
+        f"{s['fixed']['rows']} rows; fit schedule {[list(x) for x in s['schedule']]}; bootstrap: "
+        f"{s['boot_starts']} fresh starts per replicate, schedule {[list(x) for x in s['boot_schedule']]}, "
+        f"{BOOT_TARGETS} target(s), around a precomputed full fit (not timed). Each point runs in a fresh "
+        "process; memory is peak RSS (raw, and above the resident memory before the call); the warm call is "
+        "a second call of the same shapes (no compilation). The first call's peak includes XLA's "
+        "compilation, a few hundred MiB whatever the size: the warm column is the working memory of the "
+        "computation." + (" Quick run: the points shared a compilation cache." if result["compilation_cache"] else ""),
+        "",
+    ]
     for axis, sweep in result["sweeps"].items():
-        lines += [f"**{LABELS[axis]}**", "",
-                  "| size | rows | first call (s) | warm call (s) | peak RSS (MiB) | first call above baseline (MiB) "
-                  "| warm call above its start (MiB) |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"**{LABELS[axis]}**",
+            "",
+            "| size | rows | first call (s) | warm call (s) | peak RSS (MiB) | first call above baseline (MiB) "
+            "| warm call above its start (MiB) |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for p in sweep["points"]:
             if "error" in p:
                 lines.append(f"| {p['size']} | — | failed: {p['error'].splitlines()[-1][:80]} | | | | |")
                 continue
-            lines.append(f"| {p['size']} | {p['rows']} | {_sec(p['time_first_s'])} | {_sec(p['time_warm_s'])} "
-                         f"| {_mib(p['peak_first_bytes'])} | {_mib(p['peak_first_net_bytes'])} "
-                         f"| {_mib(p['peak_warm_net_bytes'])} |")
+            lines.append(
+                f"| {p['size']} | {p['rows']} | {_sec(p['time_first_s'])} | {_sec(p['time_warm_s'])} "
+                f"| {_mib(p['peak_first_bytes'])} | {_mib(p['peak_first_net_bytes'])} "
+                f"| {_mib(p['peak_warm_net_bytes'])} |"
+            )
         lines.append("")
-    lines += ["Growth exponents (value ∝ size^exponent; least squares on log–log, upper half of each sweep):",
-              "", "| axis | time, first call | time, warm | memory, first call | memory, warm |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "Growth exponents (value ∝ size^exponent; least squares on log–log, upper half of each sweep):",
+        "",
+        "| axis | time, first call | time, warm | memory, first call | memory, warm |",
+        "|---|---|---|---|---|",
+    ]
     for axis, sweep in result["sweeps"].items():
         e = sweep["exponents"]
         lines.append(f"| {LABELS[axis]} | " + " | ".join(_exp(e[m]) for m in METRICS) + " |")
@@ -347,21 +433,28 @@ def markdown(result: dict, figures: Path) -> str:
         else:
             od, oc = np.asarray(d["objective"], float), np.asarray(c["objective"], float)
             gap = float(np.max(np.abs(od - oc) / np.abs(od)))
-            lines += [f"**Chunking** ({d['size']} starts, {d['rows']} rows, {len(od)} target(s)): default budget vs "
-                      f"`memory_bytes={s['small_memory']:g}`.", "",
-                      "| budget | first call (s) | warm call (s) | first call above baseline (MiB) "
-                      "| warm call above its start (MiB) |", "|---|---|---|---|---|"]
+            lines += [
+                f"**Chunking** ({d['size']} starts, {d['rows']} rows, {len(od)} target(s)): default budget vs "
+                f"`memory_bytes={s['small_memory']:g}`.",
+                "",
+                "| budget | first call (s) | warm call (s) | first call above baseline (MiB) "
+                "| warm call above its start (MiB) |",
+                "|---|---|---|---|---|",
+            ]
             for label, p in (("default", d), (f"{s['small_memory']:g} bytes", c)):
-                lines.append(f"| {label} | {_sec(p['time_first_s'])} | {_sec(p['time_warm_s'])} "
-                             f"| {_mib(p['peak_first_net_bytes'])} | {_mib(p['peak_warm_net_bytes'])} |")
+                lines.append(
+                    f"| {label} | {_sec(p['time_first_s'])} | {_sec(p['time_warm_s'])} "
+                    f"| {_mib(p['peak_first_net_bytes'])} | {_mib(p['peak_warm_net_bytes'])} |"
+                )
             lines += ["", f"Largest relative difference of the best objectives: {gap:.1e}."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="one scaling point (used by run(); prints 'POINT {json}')")
-    parser.add_argument("--point", required=True, help='JSON: {"axis": ..., "size": ..., "quick": ..., '
-                                                       '"memory_bytes": optional}')
+    parser.add_argument(
+        "--point", required=True, help='JSON: {"axis": ..., "size": ..., "quick": ..., "memory_bytes": optional}'
+    )
     args = parser.parse_args(argv)
     print("POINT " + json.dumps(run_point(json.loads(args.point))), flush=True)
 

@@ -10,6 +10,7 @@ first call (with compilation) and a second, warm call of each workload, and the 
 from one device. Each run is cut off after ``--timeout`` seconds and recorded as timed out (``--forced`` used to
 deadlock with jaxlib 0.10's LAPACK solve, which the engine no longer calls: docs/multihost.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,6 +34,7 @@ def load(table=None):
     """``table`` (weight_*, model_size, n_tokens, *_loss columns; all rows), or the bundled table's training rows."""
     import mixlaw_jax as mj
     from mixlaw_jax.datasets import example_path
+
     runs = mj.load_runs(table or example_path(), weights="weight_*", N="model_size", D="n_tokens", targets="*_loss")
     return runs if table else runs.query("model_size <= 1.3e9")
 
@@ -46,17 +48,28 @@ def timed(call):
 def worker(count: int | None) -> dict:
     """Fit and bootstrap the additive law twice each on ``count`` devices (None: all); timings and results."""
     import jax
+
     import mixlaw_jax as mj
+
     runs = load()
     fit, fit_first = timed(lambda: mj.fit(runs, "additive", devices=count, **FIT))
     fit, fit_warm = timed(lambda: mj.fit(runs, "additive", devices=count, **FIT))
     boot, boot_first = timed(lambda: mj.bootstrap(runs, "additive", full_fit=fit, devices=count, **BOOT))
     boot, boot_warm = timed(lambda: mj.bootstrap(runs, "additive", full_fit=fit, devices=count, **BOOT))
-    return {"devices": count or jax.device_count(), "processes": jax.process_count(),
-            "platform": jax.devices()[0].platform, "device_kind": jax.devices()[0].device_kind,
-            "cpu_count": os.cpu_count(), "fit_first_s": fit_first, "fit_warm_s": fit_warm,
-            "boot_first_s": boot_first, "boot_warm_s": boot_warm,
-            "fit": fit.coordinates.tolist(), "objective": fit.objective.tolist(), "boot": boot.coordinates.tolist()}
+    return {
+        "devices": count or jax.device_count(),
+        "processes": jax.process_count(),
+        "platform": jax.devices()[0].platform,
+        "device_kind": jax.devices()[0].device_kind,
+        "cpu_count": os.cpu_count(),
+        "fit_first_s": fit_first,
+        "fit_warm_s": fit_warm,
+        "boot_first_s": boot_first,
+        "boot_warm_s": boot_warm,
+        "fit": fit.coordinates.tolist(),
+        "objective": fit.objective.tolist(),
+        "boot": boot.coordinates.tolist(),
+    }
 
 
 def launch(count: int, layout: str, timeout: float) -> dict:
@@ -65,19 +78,30 @@ def launch(count: int, layout: str, timeout: float) -> dict:
     env = dict(os.environ)
     command = [sys.executable, __file__, "--worker", str(count if layout == "gpu" else 0)]
     if layout != "gpu":
-        env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count="
-                                                  f"{count if layout == 'forced' else 1}")
+        env.update(
+            JAX_PLATFORMS="cpu",
+            XLA_FLAGS=f"--xla_force_host_platform_device_count={count if layout == 'forced' else 1}",
+        )
     if layout == "processes" and count > 1:
         with socket.socket() as s:
             s.bind(("localhost", 0))
             port = s.getsockname()[1]
-        commands = [command + ["--coordinator", f"localhost:{port}", "--num-processes", str(count),
-                               "--process-id", str(i)] for i in range(count)]
+        commands = [
+            command + ["--coordinator", f"localhost:{port}", "--num-processes", str(count), "--process-id", str(i)]
+            for i in range(count)
+        ]
     else:
         commands = [command]
-    procs = [subprocess.Popen(c, stdout=subprocess.PIPE if i == 0 else subprocess.DEVNULL,
-                              stderr=subprocess.PIPE if i == 0 else subprocess.DEVNULL, text=True, env=env)
-             for i, c in enumerate(commands)]
+    procs = [
+        subprocess.Popen(
+            c,
+            stdout=subprocess.PIPE if i == 0 else subprocess.DEVNULL,
+            stderr=subprocess.PIPE if i == 0 else subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        for i, c in enumerate(commands)
+    ]
     try:
         out, err = procs[0].communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -94,9 +118,11 @@ def float32_accuracy(table=None) -> dict:
     """Optima of plain float32 fits (x64 switched off) vs float64, both scored in float64, per law and target."""
     import jax
     import jax.numpy as jnp
+
     import mixlaw_jax as mj
     from mixlaw_jax.fit import engine, prepare, solvers
     from mixlaw_jax.options import Objective
+
     runs = load(table)
     options = {"n_starts": 2048, "schedule": ((128, 30, 0.25), (32, 60, 1.0), (8, 100, 1.0))}
     out = {}
@@ -104,17 +130,25 @@ def float32_accuracy(table=None) -> dict:
         reference = mj.fit(runs, law, **options)
         jax.config.update("jax_enable_x64", False)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")                    # float64 requests truncated to float32
+            warnings.simplefilter("ignore")  # float64 requests truncated to float32
             low = mj.fit(runs, law, **options)
         jax.config.update("jax_enable_x64", True)
         _, _, x, space, y = prepare(runs, law, None, Objective(), "default")
         problems = engine.make_problems(y, np.ones_like(y), "raw", "mean")
         model = engine._model(space, x)
         z = space.from_law(jnp.asarray(low.coordinates))
-        scored = [float(solvers.objective(model, solvers.Rows(problems.y[b], problems.w[b], problems.c[b]), 1e-3, z[b]))
-                  for b in range(len(y))]
-        out[law] = {t: {"float64": float(reference.objective[j]), "float32_scored_in_float64": scored[j],
-                        "ratio": scored[j] / float(reference.objective[j])} for j, t in enumerate(reference.targets)}
+        scored = [
+            float(solvers.objective(model, solvers.Rows(problems.y[b], problems.w[b], problems.c[b]), 1e-3, z[b]))
+            for b in range(len(y))
+        ]
+        out[law] = {
+            t: {
+                "float64": float(reference.objective[j]),
+                "float32_scored_in_float64": scored[j],
+                "ratio": scored[j] / float(reference.objective[j]),
+            }
+            for j, t in enumerate(reference.targets)
+        }
     return out
 
 
@@ -133,8 +167,10 @@ def main() -> None:
     if args.worker is not None:
         if args.coordinator:
             import jax
-            jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
-                                       process_id=args.process_id)
+
+            jax.distributed.initialize(
+                coordinator_address=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
+            )
         print(json.dumps(worker(args.worker or None)), flush=True)
         return
     RESULTS.mkdir(exist_ok=True)
@@ -158,8 +194,7 @@ def main() -> None:
         for key in ("fit", "boot"):
             run.pop(key, None)
     name = runs[0]["platform"] + ("_forced" if args.forced else "")
-    (RESULTS / f"sharding_{name}.json").write_text(json.dumps({"fit": FIT, "bootstrap": BOOT, "runs": runs},
-                                                              indent=1))
+    (RESULTS / f"sharding_{name}.json").write_text(json.dumps({"fit": FIT, "bootstrap": BOOT, "runs": runs}, indent=1))
 
 
 if __name__ == "__main__":

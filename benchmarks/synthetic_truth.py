@@ -6,16 +6,16 @@ higher than the objective at the true parameters?
 
 Writes benchmarks/results/synthetic_truth.json.
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 
 import mixlaw_jax as mj
+from benchmarks.common import RESULTS, objective_at, synthetic_table
 from mixlaw_jax._io import atomic_write_json
 from mixlaw_jax.results import provenance
-
-from benchmarks.common import RESULTS, objective_at, synthetic_table
 
 
 def main() -> None:
@@ -29,8 +29,15 @@ def main() -> None:
         result = mj.fit(runs, "joint")
         seconds = time.perf_counter() - start
         at_truth = objective_at("joint", truth, runs)
-        rows.append({"seed": seed, "objective": float(result.objective[0]), "at_truth": at_truth,
-                     "reached": bool(result.objective[0] <= at_truth), "seconds": seconds})
+        rows.append(
+            {
+                "seed": seed,
+                "objective": float(result.objective[0]),
+                "at_truth": at_truth,
+                "reached": bool(result.objective[0] <= at_truth),
+                "seconds": seconds,
+            }
+        )
         print(rows[-1], flush=True)
     out = {"reached": sum(r["reached"] for r in rows), "seeds": args.seeds, "rows": rows, "provenance": provenance(0)}
     print(f"reached the truth's objective in {out['reached']} of {args.seeds} seeds")

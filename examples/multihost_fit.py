@@ -9,6 +9,7 @@ Each process reads the same table and makes the same ``mj.fit`` call; the engine
 global device mesh and every process receives the whole result. Process 0 writes ``--out``; every process
 prints one JSON line with its view of the devices and the fitted coordinates (as hex floats).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,21 +30,32 @@ def main() -> None:
     args = parser.parse_args()
 
     # before anything else touches JAX's backends
-    jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
-                               process_id=args.process_id)
+    jax.distributed.initialize(
+        coordinator_address=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
+    )
     import mixlaw_jax as mj
     from mixlaw_jax.datasets import example_path
 
-    runs = mj.load_runs(args.table or example_path(), weights="weight_*", N="model_size", D="n_tokens",
-                        targets="*_loss")
+    runs = mj.load_runs(
+        args.table or example_path(), weights="weight_*", N="model_size", D="n_tokens", targets="*_loss"
+    )
     options = dict(n_starts=256, schedule=((8, 30),)) if args.quick else {}
     result = mj.fit(runs, args.law, **options)
     if args.out and jax.process_index() == 0:
         result.save(args.out)
-    print(json.dumps({"process": jax.process_index(), "processes": jax.process_count(),
-                      "devices": jax.device_count(), "local_devices": jax.local_device_count(),
-                      "objective": [float(v) for v in result.objective],
-                      "coordinates": [[float(v).hex() for v in row] for row in result.coordinates]}), flush=True)
+    print(
+        json.dumps(
+            {
+                "process": jax.process_index(),
+                "processes": jax.process_count(),
+                "devices": jax.device_count(),
+                "local_devices": jax.local_device_count(),
+                "objective": [float(v) for v in result.objective],
+                "coordinates": [[float(v).hex() for v in row] for row in result.coordinates],
+            }
+        ),
+        flush=True,
+    )
     jax.distributed.shutdown()
 
 

@@ -2,6 +2,7 @@
 
 Float64 is switched on at import: residuals of ~1e-3 on losses of ~3 need it (benchmarks/NOTES.md).
 """
+
 import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
@@ -16,6 +17,25 @@ from .laws import Inputs, Law, Param, available_laws, get_law, register_law  # n
 from .mixture import MixtureResult, compute_optimal, load_mixture, optimal_mixture  # noqa: E402
 from .results import FitResult, load_fit  # noqa: E402
 
-__all__ = ["BootstrapResult", "FitResult", "Inputs", "Law", "MixlawError", "MixlawWarning", "MixtureResult", "Param", "RunTable",
-           "available_laws", "bootstrap", "compute_optimal", "fit", "get_law", "load_bootstrap", "load_fit",
-           "load_mixture", "load_runs", "optimal_mixture", "register_law"]
+__all__ = [
+    "BootstrapResult",
+    "FitResult",
+    "Inputs",
+    "Law",
+    "MixlawError",
+    "MixlawWarning",
+    "MixtureResult",
+    "Param",
+    "RunTable",
+    "available_laws",
+    "bootstrap",
+    "compute_optimal",
+    "fit",
+    "get_law",
+    "load_bootstrap",
+    "load_fit",
+    "load_mixture",
+    "load_runs",
+    "optimal_mixture",
+    "register_law",
+]

@@ -1,4 +1,5 @@
 """Crash-safe result files: versioned JSON written atomically, read back with a clear error for anything else."""
+
 from __future__ import annotations
 
 import json
@@ -52,12 +53,16 @@ def output_file(path, inputs=()) -> str:
     except OSError as err:
         raise MixlawError(f"cannot write {path}: {err.strerror or err}") from None
     if info is not None and not stat.S_ISREG(info.st_mode):
-        raise MixlawError(f"will not write {path}: it is {_file_type(info.st_mode)}, not a regular file; mixlaw writes "
-                          f"results only to new or regular files")
+        raise MixlawError(
+            f"will not write {path}: it is {_file_type(info.st_mode)}, not a regular file; mixlaw writes "
+            f"results only to new or regular files"
+        )
     for source in inputs:
         if source is not None and _same_file(path, os.fspath(source)):
-            raise MixlawError(f"will not write {path}: it is an input of this command ({os.fspath(source)}); "
-                              f"choose another output path")
+            raise MixlawError(
+                f"will not write {path}: it is an input of this command ({os.fspath(source)}); "
+                f"choose another output path"
+            )
     return path
 
 
@@ -70,9 +75,14 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _file_type(mode: int) -> str:
-    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -157,12 +167,14 @@ def read_json(path, kind: str, schema_version: int) -> dict:
         raise MixlawError(f"no such file: {path}") from None
     except OSError as err:
         raise MixlawError(f"cannot read {path}: {err.strerror or err}") from None
-    except (ValueError, UnicodeDecodeError, RecursionError) as err:   # JSONDecodeError is a ValueError
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # JSONDecodeError is a ValueError
         raise MixlawError(f"{path} is not a valid result file (corrupt or truncated JSON: {err})") from None
     if not isinstance(payload, dict) or payload.get("kind") != kind:
         found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
         raise MixlawError(f"{path} holds a {found!r} result, not a {kind!r} result")
     if payload.get("schema_version") != schema_version:
-        raise MixlawError(f"{path} has schema version {payload.get('schema_version')!r}; this version of mixlaw_jax "
-                          f"reads version {schema_version}")
+        raise MixlawError(
+            f"{path} has schema version {payload.get('schema_version')!r}; this version of mixlaw_jax "
+            f"reads version {schema_version}"
+        )
     return payload

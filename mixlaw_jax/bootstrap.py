@@ -16,10 +16,11 @@ each warm-started from the full-data optimum θ̂_t and from fresh random starts
 A replicate whose best start did not meet the solver's stopping rule within its iterations is counted as not
 converged (``fraction_unconverged``); a replicate whose every start failed is excluded and counted.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +30,8 @@ import pandas as pd
 from . import _io, metrics
 from .data import RunTable
 from .errors import MixlawError
-from .fit import DEFAULT_STARTS, bounds_setting, fit as fit_law, make_problems, prepare, progress_bar, solve
+from .fit import DEFAULT_STARTS, bounds_setting, make_problems, prepare, progress_bar, solve
+from .fit import fit as fit_law
 from .fit.engine import DEFAULT_SCHEDULE
 from .laws import Inputs, get_law
 from .mixture import optimal_mixture, replicate_mixtures
@@ -165,7 +167,7 @@ class BootstrapResult:
         if table.k != self.fit.k:
             raise MixlawError(f"the table has {table.k} weight columns; this fit has {self.fit.k}")
         point = self.fit.predict(table)
-        reps = self._replicate_predictions(table)                               # (R, T, rows)
+        reps = self._replicate_predictions(table)  # (R, T, rows)
         q = _quantiles(self.level if level is None else _check_level(level))
         out = {}
         for j, t in enumerate(self.targets):
@@ -200,13 +202,26 @@ class BootstrapResult:
         x = Inputs.from_arrays(n, d, table.h)
         pred = np.asarray(jax.vmap(lambda c: predict_all(law, self.fit.k, c, x))(jnp.asarray(self.coordinates)))
         if not np.isfinite(pred[self.valid]).all():
-            raise MixlawError("a bootstrap replicate predicts a non-finite loss on these runs (extreme replicate "
-                              "parameters); refit with bounds='default'")
+            raise MixlawError(
+                "a bootstrap replicate predicts a non-finite loss on these runs (extreme replicate "
+                "parameters); refit with bounds='default'"
+            )
         return pred
 
-    def mixture_interval(self, N=None, D=None, *, targets: Sequence[str] | None = None, target_weights=None,
-                         bounds="data", token_budget=None, fixed: Mapping[str, float] | None = None,
-                         level: float | None = None, n_starts: int = 8, seed: int = 0) -> pd.DataFrame:
+    def mixture_interval(
+        self,
+        N=None,
+        D=None,
+        *,
+        targets: Sequence[str] | None = None,
+        target_weights=None,
+        bounds="data",
+        token_budget=None,
+        fixed: Mapping[str, float] | None = None,
+        level: float | None = None,
+        n_starts: int = 8,
+        seed: int = 0,
+    ) -> pd.DataFrame:
         """Optimal mixture h* of the weighted objective at (N, D), with percentile intervals over replicates.
 
         Returns a frame indexed by domain with columns ``h_star`` (the full-data fit's h*), ``lo``, ``hi``;
@@ -214,17 +229,21 @@ class BootstrapResult:
         ``frame.attrs["targets"]`` the objective's targets. Options as in :func:`optimal_mixture`.
         """
         q = _quantiles(self.level if level is None else _check_level(level))
-        options = dict(targets=targets, target_weights=target_weights, bounds=bounds, token_budget=token_budget,
-                       fixed=fixed)
+        options = dict(
+            targets=targets, target_weights=target_weights, bounds=bounds, token_budget=token_budget, fixed=fixed
+        )
         point = optimal_mixture(self.fit, N=N, D=D, n_starts=max(n_starts, 64), seed=seed, **options)
         h_point = point.h[0, -1]
         valid = self.valid[:, [self.targets.index(t) for t in point.targets]].all(axis=1)
-        h, f, chosen = replicate_mixtures(self.fit, self.coordinates[valid], N=N, D=D, n_starts=n_starts, seed=seed,
-                                          warm=h_point, **options)
+        h, f, chosen = replicate_mixtures(
+            self.fit, self.coordinates[valid], N=N, D=D, n_starts=n_starts, seed=seed, warm=h_point, **options
+        )
         bad = ~(np.isfinite(h).all(axis=1) & np.isfinite(f))
         if bad.any():
-            raise MixlawError(f"{int(bad.sum())} of {len(f)} replicates give a non-finite loss at N = {N}, D = {D}: "
-                              f"the budget is far outside what their laws can extrapolate to")
+            raise MixlawError(
+                f"{int(bad.sum())} of {len(f)} replicates give a non-finite loss at N = {N}, D = {D}: "
+                f"the budget is far outside what their laws can extrapolate to"
+            )
         lo, hi = np.quantile(h, q, axis=0)
         frame = pd.DataFrame({"h_star": h_point, "lo": lo, "hi": hi}, index=pd.Index(point.domains, name="domain"))
         f_lo, f_hi = np.quantile(f, q)
@@ -233,11 +252,19 @@ class BootstrapResult:
         return frame
 
     def to_dict(self) -> dict:
-        return {"kind": "bootstrap", "schema_version": BOOTSTRAP_SCHEMA_VERSION, "fit": self.fit.to_dict(),
-                "coordinates": np.where(np.isfinite(self.coordinates), self.coordinates, 0.0).tolist(),
-                "objective": [[v if np.isfinite(v) else None for v in row] for row in self.objective.tolist()],
-                "converged": self.converged.tolist(), "n_in_basin": self.n_in_basin.tolist(), "level": self.level,
-                "resample": self.resample, "settings": self.settings, "provenance": self.provenance}
+        return {
+            "kind": "bootstrap",
+            "schema_version": BOOTSTRAP_SCHEMA_VERSION,
+            "fit": self.fit.to_dict(),
+            "coordinates": np.where(np.isfinite(self.coordinates), self.coordinates, 0.0).tolist(),
+            "objective": [[v if np.isfinite(v) else None for v in row] for row in self.objective.tolist()],
+            "converged": self.converged.tolist(),
+            "n_in_basin": self.n_in_basin.tolist(),
+            "level": self.level,
+            "resample": self.resample,
+            "settings": self.settings,
+            "provenance": self.provenance,
+        }
 
     def save(self, path) -> None:
         """Write the result as versioned JSON, atomically (a crash leaves the old file or none)."""
@@ -252,12 +279,21 @@ def load_bootstrap(path) -> BootstrapResult:
         objective = np.array([[np.inf if v is None else v for v in row] for row in p["objective"]], dtype=float)
         coordinates = np.asarray(p["coordinates"], dtype=float)
         if coordinates.ndim != 3 or coordinates.shape[1:] != full.coordinates.shape:
-            raise MixlawError(f"{path}: replicate coordinates have shape {coordinates.shape}, expected "
-                              f"(R, {full.coordinates.shape[0]}, {full.coordinates.shape[1]})")
-        return BootstrapResult(fit=full, coordinates=coordinates, objective=objective,
-                               converged=np.asarray(p["converged"], dtype=bool),
-                               n_in_basin=np.asarray(p["n_in_basin"], dtype=int), level=float(p["level"]),
-                               resample=p["resample"], settings=p["settings"], provenance=p["provenance"])
+            raise MixlawError(
+                f"{path}: replicate coordinates have shape {coordinates.shape}, expected "
+                f"(R, {full.coordinates.shape[0]}, {full.coordinates.shape[1]})"
+            )
+        return BootstrapResult(
+            fit=full,
+            coordinates=coordinates,
+            objective=objective,
+            converged=np.asarray(p["converged"], dtype=bool),
+            n_in_basin=np.asarray(p["n_in_basin"], dtype=int),
+            level=float(p["level"]),
+            resample=p["resample"],
+            settings=p["settings"],
+            provenance=p["provenance"],
+        )
     except (KeyError, TypeError, ValueError) as err:
         raise MixlawError(f"{path} is not a valid bootstrap file: {err!r}") from None
 
@@ -268,13 +304,29 @@ def _check_level(level) -> float:
     return float(level)
 
 
-def bootstrap(runs: RunTable, law, *, n_replicates: int = 1000, level: float = 0.95, resample: str = "runs",
-              seed: int = 0, targets: Sequence[str] | None = None, n_starts: int = BOOTSTRAP_STARTS,
-              full_fit: FitResult | None = None, full_fit_starts: int = DEFAULT_STARTS, loss_space: str = "raw",
-              huber_delta: float = 1e-3, reduction: str = "mean", bounds="default",
-              schedule: Sequence[tuple] = BOOTSTRAP_SCHEDULE, full_fit_schedule: Sequence[tuple] = DEFAULT_SCHEDULE,
-              chunk_size: int = 2048, progress: bool = False, devices=None,
-              memory_bytes: float | None = None) -> BootstrapResult:
+def bootstrap(
+    runs: RunTable,
+    law,
+    *,
+    n_replicates: int = 1000,
+    level: float = 0.95,
+    resample: str = "runs",
+    seed: int = 0,
+    targets: Sequence[str] | None = None,
+    n_starts: int = BOOTSTRAP_STARTS,
+    full_fit: FitResult | None = None,
+    full_fit_starts: int = DEFAULT_STARTS,
+    loss_space: str = "raw",
+    huber_delta: float = 1e-3,
+    reduction: str = "mean",
+    bounds="default",
+    schedule: Sequence[tuple] = BOOTSTRAP_SCHEDULE,
+    full_fit_schedule: Sequence[tuple] = DEFAULT_SCHEDULE,
+    chunk_size: int = 2048,
+    progress: bool = False,
+    devices=None,
+    memory_bytes: float | None = None,
+) -> BootstrapResult:
     """Bootstrap a law's fit: ``n_replicates`` resampled tables, every replicate x target in one engine call.
 
     Args:
@@ -298,50 +350,98 @@ def bootstrap(runs: RunTable, law, *, n_replicates: int = 1000, level: float = 0
     n_replicates = whole_number(n_replicates, "n_replicates", minimum=2)
     level = _check_level(level)
     objective = Objective(loss_space, huber_delta, reduction)
-    search = Search(n_starts, schedule, seed, chunk_size, warm_starts=1)
     law, index, x, space, y = prepare(runs, law, targets, objective, bounds)
+    search = Search(n_starts, schedule, seed, chunk_size, warm_starts=1)
     chosen = [runs.targets[j] for j in index]
     weights = resample_weights(runs, n_replicates, resample, search.seed)
     if full_fit is None:
-        full_fit = fit_law(runs, law, targets=chosen, n_starts=full_fit_starts, seed=seed,
-                           schedule=full_fit_schedule, chunk_size=chunk_size, progress=progress, devices=devices,
-                           memory_bytes=memory_bytes, loss_space=loss_space, huber_delta=huber_delta,
-                           reduction=reduction, bounds=bounds)
+        full_fit = fit_law(
+            runs,
+            law,
+            targets=chosen,
+            n_starts=full_fit_starts,
+            seed=seed,
+            schedule=full_fit_schedule,
+            chunk_size=chunk_size,
+            progress=progress,
+            devices=devices,
+            memory_bytes=memory_bytes,
+            loss_space=loss_space,
+            huber_delta=huber_delta,
+            reduction=reduction,
+            bounds=bounds,
+        )
     elif full_fit.law != law.name or list(full_fit.targets) != chosen or full_fit.k != runs.k:
-        raise MixlawError(f"full_fit is a {full_fit.law!r} fit of {list(full_fit.targets)}; this bootstrap needs "
-                          f"law {law.name!r} on targets {chosen}")
+        raise MixlawError(
+            f"full_fit is a {full_fit.law!r} fit of {list(full_fit.targets)}; this bootstrap needs "
+            f"law {law.name!r} on targets {chosen}"
+        )
     else:
-        asked = {"loss_space": objective.loss_space, "huber_delta": objective.huber_delta,
-                 "reduction": objective.reduction, "bounds": bounds_setting(bounds)}
+        asked = {
+            "loss_space": objective.loss_space,
+            "huber_delta": objective.huber_delta,
+            "reduction": objective.reduction,
+            "bounds": bounds_setting(bounds),
+        }
         differ = {k: (full_fit.settings.get(k), v) for k, v in asked.items() if full_fit.settings.get(k) != v}
         if differ:
             listed = "; ".join(f"{k}: full fit {a!r}, bootstrap {b!r}" for k, (a, b) in differ.items())
-            raise MixlawError(f"full_fit was made with another objective than this bootstrap's ({listed}); "
-                              f"resample with the full fit's settings")
+            raise MixlawError(
+                f"full_fit was made with another objective than this bootstrap's ({listed}); "
+                f"resample with the full fit's settings"
+            )
     n_targets = len(chosen)
-    problems = make_problems(np.tile(y, (n_replicates, 1)), np.repeat(weights, n_targets, axis=0),
-                             objective.loss_space, objective.reduction)
-    warm = space.from_law(jnp.asarray(full_fit.coordinates))                    # (T, P)
+    problems = make_problems(
+        np.tile(y, (n_replicates, 1)), np.repeat(weights, n_targets, axis=0), objective.loss_space, objective.reduction
+    )
+    warm = space.from_law(jnp.asarray(full_fit.coordinates))  # (T, P)
     warm = jnp.tile(warm[None, None], (n_replicates, 1, 1, 1)).reshape(n_replicates * n_targets, 1, -1)
     update, close = progress_bar(len(search.schedule), f"bootstrap {law.name} x{n_replicates}", progress)
     try:
-        solution = solve(space, x, problems, key=jax.random.fold_in(jax.random.PRNGKey(search.seed), 1),
-                         n_starts=search.n_starts, schedule=search.stages, delta=objective.huber_delta,
-                         chunk_size=search.chunk_size, warm_starts=warm, progress=update, devices=devices,
-                         memory_bytes=memory_bytes)
+        solution = solve(
+            space,
+            x,
+            problems,
+            key=jax.random.fold_in(jax.random.PRNGKey(search.seed), 1),
+            n_starts=search.n_starts,
+            schedule=search.stages,
+            delta=objective.huber_delta,
+            chunk_size=search.chunk_size,
+            warm_starts=warm,
+            progress=update,
+            devices=devices,
+            memory_bytes=memory_bytes,
+        )
     finally:
         close()
     shape = (n_replicates, n_targets)
     coordinates = np.asarray(space.to_law(jnp.asarray(solution.z))).reshape(shape + (-1,))
     objective = solution.objective.reshape(shape)
-    settings = {**full_fit.settings, "n_replicates": int(n_replicates), "resample": resample,
-                "replicate_starts": search.n_starts, "replicate_schedule": [list(s) for s in search.stages]}
-    return BootstrapResult(fit=full_fit, coordinates=coordinates, objective=np.where(np.isfinite(objective),
-                                                                                      objective, np.inf),
-                           converged=solution.converged.reshape(shape), n_in_basin=solution.n_in_basin.reshape(shape),
-                           level=level, resample=resample, settings=settings,
-                           provenance=provenance(seed, runs.hash()))
+    settings = {
+        **full_fit.settings,
+        "n_replicates": int(n_replicates),
+        "resample": resample,
+        "replicate_starts": search.n_starts,
+        "replicate_schedule": [list(s) for s in search.stages],
+    }
+    return BootstrapResult(
+        fit=full_fit,
+        coordinates=coordinates,
+        objective=np.where(np.isfinite(objective), objective, np.inf),
+        converged=solution.converged.reshape(shape),
+        n_in_basin=solution.n_in_basin.reshape(shape),
+        level=level,
+        resample=resample,
+        settings=settings,
+        provenance=provenance(seed, runs.hash()),
+    )
 
 
-__all__ = ["BOOTSTRAP_SCHEDULE", "BOOTSTRAP_STARTS", "BootstrapResult", "bootstrap", "load_bootstrap",
-           "resample_weights"]
+__all__ = [
+    "BOOTSTRAP_SCHEDULE",
+    "BOOTSTRAP_STARTS",
+    "BootstrapResult",
+    "bootstrap",
+    "load_bootstrap",
+    "resample_weights",
+]

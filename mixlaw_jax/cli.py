@@ -9,6 +9,7 @@
 
 Errors in the input are one line on stderr and exit code 2, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,22 +27,41 @@ CACHE_MIN_COMPILE_SECONDS = 0.2
 
 def _add_table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", help="CSV or Parquet table, one row per run and checkpoint")
-    p.add_argument("--weights", default="weight_*", help="mixture-weight columns: a glob or comma-separated names "
-                                                         "(default: %(default)s)")
+    p.add_argument(
+        "--weights",
+        default="weight_*",
+        help="mixture-weight columns: a glob or comma-separated names (default: %(default)s)",
+    )
     p.add_argument("--N", default="model_size", help="model-size column, or 'none' (default: %(default)s)")
     p.add_argument("--D", default="n_tokens", help="token column, or 'none' (default: %(default)s)")
-    p.add_argument("--targets", default="*_loss", help="loss columns: a glob or comma-separated names "
-                                                       "(default: %(default)s)")
-    p.add_argument("--where", help="rows to fit: comparisons of columns with numbers or strings joined by and / or / "
-                                   "not, e.g. 'model_size <= 1.3e9 and n_tokens > 1e9'")
-    p.add_argument("--drop-first-checkpoints", type=int, default=0, metavar="K",
-                   help="drop each run's K smallest-D checkpoints before fitting (Shukor et al.'s protocol: 2)")
+    p.add_argument(
+        "--targets", default="*_loss", help="loss columns: a glob or comma-separated names (default: %(default)s)"
+    )
+    p.add_argument(
+        "--where",
+        help="rows to fit: comparisons of columns with numbers or strings joined by and / or / "
+        "not, e.g. 'model_size <= 1.3e9 and n_tokens > 1e9'",
+    )
+    p.add_argument(
+        "--drop-first-checkpoints",
+        type=int,
+        default=0,
+        metavar="K",
+        help="drop each run's K smallest-D checkpoints before fitting (Shukor et al.'s protocol: 2)",
+    )
     p.add_argument("--run-id", help="column identifying runs (default: a run is a distinct mixture and N)")
-    p.add_argument("--renormalize", action="store_true",
-                   help="rescale weight rows that do not sum to 1 onto the simplex (with a warning saying by how much)")
-    p.add_argument("--duplicates", choices=["keep", "merge", "error"], default="keep",
-                   help="rows repeating a checkpoint of a run: keep them (with a warning), merge each group into one "
-                        "row, or stop with an error (default: %(default)s)")
+    p.add_argument(
+        "--renormalize",
+        action="store_true",
+        help="rescale weight rows that do not sum to 1 onto the simplex (with a warning saying by how much)",
+    )
+    p.add_argument(
+        "--duplicates",
+        choices=["keep", "merge", "error"],
+        default="keep",
+        help="rows repeating a checkpoint of a run: keep them (with a warning), merge each group into one "
+        "row, or stop with an error (default: %(default)s)",
+    )
     p.add_argument("--k", type=int, help="number of mixture domains expected; an error if the weight columns differ")
 
 
@@ -56,9 +76,17 @@ def _load(args):
     def none(v):
         return None if v is None or v.lower() == "none" else v
 
-    runs = load_runs(args.runs, weights=_columns(args.weights), N=none(args.N), D=none(args.D),
-                     targets=_columns(args.targets), run_id=args.run_id, renormalize=args.renormalize,
-                     duplicates=args.duplicates, k=args.k)
+    runs = load_runs(
+        args.runs,
+        weights=_columns(args.weights),
+        N=none(args.N),
+        D=none(args.D),
+        targets=_columns(args.targets),
+        run_id=args.run_id,
+        renormalize=args.renormalize,
+        duplicates=args.duplicates,
+        k=args.k,
+    )
     if args.where:
         runs = runs.query(args.where)
     if args.drop_first_checkpoints:
@@ -69,10 +97,12 @@ def _load(args):
 def _fit_schedule(text: str):
     """'1024x30x0.25,256x60' -> ((1024, 30, 0.25), (256, 60)): successive-halving stages (``options.Stage``)."""
     from .options import Stage
+
     usage = "expected stages KEEPxITERS[xROWFRACTION] separated by commas, e.g. 64x100,16x300"
     try:
-        stages = tuple(tuple(int(v) if i < 2 else float(v) for i, v in enumerate(stage.split("x")))
-                       for stage in text.split(","))
+        stages = tuple(
+            tuple(int(v) if i < 2 else float(v) for i, v in enumerate(stage.split("x"))) for stage in text.split(",")
+        )
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid schedule {text!r}: {usage}") from None
     try:
@@ -92,7 +122,9 @@ def _positive_numbers(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number list {text!r}: expected numbers separated by commas")
+        raise argparse.ArgumentTypeError(
+            f"invalid number list {text!r}: expected numbers separated by commas"
+        ) from None
     if not all(v > 0 and v != float("inf") for v in values):
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: every number must be finite and > 0")
     return values
@@ -104,8 +136,9 @@ def _pairs(text: str) -> dict[str, str]:
     for item in text.split(","):
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip():
-            raise argparse.ArgumentTypeError(f"invalid item {item!r} in {text!r}: expected NAME=VALUE pairs "
-                                             f"separated by commas")
+            raise argparse.ArgumentTypeError(
+                f"invalid item {item!r} in {text!r}: expected NAME=VALUE pairs separated by commas"
+            )
         out[name.strip()] = value.strip()
     return out
 
@@ -116,7 +149,7 @@ def _number_pairs(text: str) -> dict[str, float]:
         try:
             out[name] = float(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid value {value!r} for {name!r}: not a number")
+            raise argparse.ArgumentTypeError(f"invalid value {value!r} for {name!r}: not a number") from None
     return out
 
 
@@ -139,6 +172,7 @@ def _bounds(text: str):
 def _file_kind(path: str) -> str | None:
     """The ``kind`` recorded in a result file, or None when it cannot be read (the loader then says why)."""
     import json
+
     try:
         with open(path) as f:
             payload = json.load(f)
@@ -151,6 +185,7 @@ def _load_result(path: str):
     """(FitResult, BootstrapResult or None) from a fit file or a bootstrap file."""
     from .bootstrap import load_bootstrap
     from .results import load_fit
+
     if _file_kind(path) == "bootstrap":
         boot = load_bootstrap(path)
         return boot.fit, boot
@@ -160,9 +195,17 @@ def _load_result(path: str):
 def _write_frame(frame, path: str) -> None:
     """A table as CSV, or as JSON records (``.json``), written atomically."""
     from ._io import atomic_write_bytes, atomic_write_json
+
     if path.endswith(".json"):
-        atomic_write_json(path, {"kind": "predictions", "schema_version": 1, "columns": list(map(str, frame.columns)),
-                                 "rows": frame.to_dict(orient="records")})
+        atomic_write_json(
+            path,
+            {
+                "kind": "predictions",
+                "schema_version": 1,
+                "columns": list(map(str, frame.columns)),
+                "rows": frame.to_dict(orient="records"),
+            },
+        )
     else:
         atomic_write_bytes(path, frame.to_csv(index=False).encode("utf-8"))
 
@@ -177,8 +220,10 @@ def _print_fit(result, train) -> None:
     print(f"law {result.law}: {len(result.targets)} targets")
     for j, t in enumerate(result.targets):
         d = result.diagnostics[t]
-        print(f"  {t:24s} objective {result.objective[j]:.6g}  train MRE {_percent(train_mre[t])}"
-              f"  best basin {d['n_in_basin']}/{d['n_final']}")
+        print(
+            f"  {t:24s} objective {result.objective[j]:.6g}  train MRE {_percent(train_mre[t])}"
+            f"  best basin {d['n_in_basin']}/{d['n_final']}"
+        )
         for flag in d["flags"]:
             print(f"      note: {flag}")
 
@@ -186,10 +231,19 @@ def _print_fit(result, train) -> None:
 def cmd_fit(args) -> None:
     from ._io import output_file
     from .fit import fit
+
     output_file(args.out, [args.runs])
     runs = _load(args)
-    result = fit(runs, args.law, n_starts=args.starts, schedule=args.schedule, seed=args.seed,
-                 loss_space=args.loss_space, bounds=None if args.unbounded else "default", progress=not args.quiet)
+    result = fit(
+        runs,
+        args.law,
+        n_starts=args.starts,
+        schedule=args.schedule,
+        seed=args.seed,
+        loss_space=args.loss_space,
+        bounds=None if args.unbounded else "default",
+        progress=not args.quiet,
+    )
     result.save(args.out)
     _print_fit(result, runs)
     print(f"wrote {args.out}")
@@ -198,6 +252,7 @@ def cmd_fit(args) -> None:
 def cmd_predict(args) -> None:
     from ._io import output_file
     from .data import read_table
+
     if args.out:
         output_file(args.out, [args.fit, args.runs])
     result, boot = _load_result(args.fit)
@@ -219,25 +274,35 @@ def cmd_predict(args) -> None:
 def cmd_optimize(args) -> None:
     from ._io import output_file
     from .mixture import WEIGHTED, optimal_mixture
+
     if args.out:
         output_file(args.out, [args.fit])
     result, boot = _load_result(args.fit)
     targets = _columns(args.targets) if args.targets else None
     if isinstance(targets, str):
         import fnmatch
+
         targets = [t for t in result.targets if fnmatch.fnmatchcase(t, targets)] or [targets]
-    options = dict(targets=targets, target_weights=args.target_weights, bounds=args.bounds,
-                   token_budget=args.token_budget, fixed=args.fixed)
+    options = dict(
+        targets=targets,
+        target_weights=args.target_weights,
+        bounds=args.bounds,
+        token_budget=args.token_budget,
+        fixed=args.fixed,
+    )
     mixture = optimal_mixture(result, N=args.N, D=args.D, n_starts=args.starts, seed=args.seed, **options)
     if args.out:
         mixture.save(args.out)
     o = mixture.objectives.index(WEIGHTED)
     print(f"law {mixture.law}: optimal mixture of the weighted objective over {', '.join(mixture.targets)}")
     for b in range(mixture.h.shape[0]):
-        budget = ", ".join(f"{name} = {v[b, o]:.4g}" for name, v in (("N", mixture.n), ("D", mixture.d))
-                           if v is not None)
-        print(f"  {budget or 'budget'}: predicted loss {mixture.objective[b, o]:.5g} "
-              f"(uniform mixture {mixture.reference_objective[b, o]:.5g}, gain {mixture.gain[b, o]:.4g})")
+        budget = ", ".join(
+            f"{name} = {v[b, o]:.4g}" for name, v in (("N", mixture.n), ("D", mixture.d)) if v is not None
+        )
+        print(
+            f"  {budget or 'budget'}: predicted loss {mixture.objective[b, o]:.5g} "
+            f"(uniform mixture {mixture.reference_objective[b, o]:.5g}, gain {mixture.gain[b, o]:.4g})"
+        )
         interval = None
         if boot is not None and mixture.h.shape[0] == 1:
             interval = boot.mixture_interval(args.N and args.N[0], args.D and args.D[0], seed=args.seed, **options)
@@ -257,16 +322,30 @@ def cmd_optimize(args) -> None:
 def cmd_bootstrap(args) -> None:
     from ._io import output_file
     from .bootstrap import bootstrap
+
     output_file(args.out, [args.runs])
     runs = _load(args)
-    boot = bootstrap(runs, args.law, n_replicates=args.replicates, level=args.level, resample=args.resample,
-                     seed=args.seed, n_starts=args.replicate_starts, schedule=args.replicate_schedule,
-                     full_fit_starts=args.starts, full_fit_schedule=args.schedule, loss_space=args.loss_space,
-                     bounds=None if args.unbounded else "default", progress=not args.quiet)
+    boot = bootstrap(
+        runs,
+        args.law,
+        n_replicates=args.replicates,
+        level=args.level,
+        resample=args.resample,
+        seed=args.seed,
+        n_starts=args.replicate_starts,
+        schedule=args.replicate_schedule,
+        full_fit_starts=args.starts,
+        full_fit_schedule=args.schedule,
+        loss_space=args.loss_space,
+        bounds=None if args.unbounded else "default",
+        progress=not args.quiet,
+    )
     boot.save(args.out)
     intervals, errors = boot.intervals(), boot.standard_errors
-    print(f"law {boot.fit.law}: {boot.n_replicates} replicates ({boot.resample} resampled), "
-          f"{100 * boot.level:g}% percentile intervals")
+    print(
+        f"law {boot.fit.law}: {boot.n_replicates} replicates ({boot.resample} resampled), "
+        f"{100 * boot.level:g}% percentile intervals"
+    )
     for t in boot.targets:
         print(f"  {t}  (replicates not converged: {100 * boot.fraction_unconverged[t]:.0f}%)")
         for name, value in boot.fit.params[t].items():
@@ -280,31 +359,51 @@ def cmd_bootstrap(args) -> None:
 
 
 def _report_settings(args) -> dict:
-    return dict(n_starts=args.starts, schedule=args.schedule, replicates=args.replicates,
-                replicate_starts=args.replicate_starts, replicate_schedule=args.replicate_schedule,
-                level=args.level, seed=args.seed, jobs=args.jobs, progress=not args.quiet)
+    return dict(
+        n_starts=args.starts,
+        schedule=args.schedule,
+        replicates=args.replicates,
+        replicate_starts=args.replicate_starts,
+        replicate_schedule=args.replicate_schedule,
+        level=args.level,
+        seed=args.seed,
+        jobs=args.jobs,
+        progress=not args.quiet,
+    )
 
 
 def cmd_report(args) -> None:
     from .report import build_report
+
     if args.budget is not None and len(args.budget) != 2:
         raise MixlawError(f"--budget takes two numbers N,D, not {len(args.budget)}")
     runs = _load(args)
     N, D = args.budget or (None, None)
-    build_report(runs, args.law, args.out, holdout=args.holdout, N=N, D=D, source=f"table {args.runs}",
-                 **_report_settings(args))
+    build_report(
+        runs, args.law, args.out, holdout=args.holdout, N=N, D=D, source=f"table {args.runs}", **_report_settings(args)
+    )
 
 
 def cmd_demo(args) -> None:
     from .datasets import load_example
     from .report import build_report
-    build_report(load_example(), args.law or DEMO_LAWS, args.out, holdout=DEMO_HOLDOUT, N=DEMO_N, D=DEMO_D,
-                 title="mixlaw demo", source="bundled synthetic table (mixlaw_jax/datasets/synthetic_mixtures.csv)",
-                 **_report_settings(args))
+
+    build_report(
+        load_example(),
+        args.law or DEMO_LAWS,
+        args.out,
+        holdout=DEMO_HOLDOUT,
+        N=DEMO_N,
+        D=DEMO_D,
+        title="mixlaw demo",
+        source="bundled synthetic table (mixlaw_jax/datasets/synthetic_mixtures.csv)",
+        **_report_settings(args),
+    )
 
 
 def _wrap(text: str) -> str:
     import textwrap
+
     return textwrap.fill(text, 100)
 
 
@@ -337,18 +436,22 @@ EPILOG_REPORT = """example:
       --out report/
 writes report/index.html (self-contained: figures embedded), report/figures/*.png, fit_<law>.json,
 mixture_<law>.json, bootstrap_<law>.json and summary.json."""
-EPILOG_DEMO = _wrap(
-    f"The demo runs `mixlaw report` on the bundled synthetic table (7 domains, 3 targets): laws "
-    f"{' and '.join(DEMO_LAWS)}, held-out rows {DEMO_HOLDOUT!r}, h* at N = {DEMO_N:g}, D = {DEMO_D:g}, with lighter "
-    f"settings than `mixlaw report` so that it finishes in a few minutes on 2 CPU cores: {DEMO_STARTS} random "
-    f"starts per target, schedule {_schedule_text(DEMO_SCHEDULE)}, {DEMO_REPLICATES} bootstrap replicates of "
-    f"{DEMO_REPLICATE_STARTS} starts each (schedule {_schedule_text(DEMO_REPLICATE_SCHEDULE)}), the two laws in "
-    f"parallel. On this table they give the held-out MRE of the library defaults (additive identical, joint "
-    f"0.241% vs 0.234% mean), and bootstrap intervals of h* within 0.002 of those of the default replicate "
-    f"settings.") + """
+EPILOG_DEMO = (
+    _wrap(
+        f"The demo runs `mixlaw report` on the bundled synthetic table (7 domains, 3 targets): laws "
+        f"{' and '.join(DEMO_LAWS)}, held-out rows {DEMO_HOLDOUT!r}, h* at N = {DEMO_N:g}, D = {DEMO_D:g}, with "
+        f"lighter settings than `mixlaw report` so that it finishes in a few minutes on 2 CPU cores: {DEMO_STARTS} "
+        f"random starts per target, schedule {_schedule_text(DEMO_SCHEDULE)}, {DEMO_REPLICATES} bootstrap "
+        f"replicates of {DEMO_REPLICATE_STARTS} starts each (schedule {_schedule_text(DEMO_REPLICATE_SCHEDULE)}), "
+        f"the two laws in parallel. On this table they give the held-out MRE of the library defaults (additive "
+        f"identical, joint 0.241% vs 0.234% mean), and bootstrap intervals of h* within 0.002 of those of the default "
+        f"replicate settings."
+    )
+    + """
 
 example:
   mixlaw demo --out mixlaw-demo        then open mixlaw-demo/index.html"""
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -362,54 +465,94 @@ def _add_fit_args(p, *, starts: int, schedule, law: bool = True) -> None:
     if law:
         p.add_argument("--law", required=True, help="law name: chinchilla, additive, joint, full, simple, mixing_exp")
     p.add_argument("--starts", type=int, default=starts, help="random starts per target (default: %(default)s)")
-    p.add_argument("--schedule", type=_fit_schedule, default=schedule, metavar="STAGES",
-                   help="successive-halving stages KEEPxITERS[xROWFRACTION],... "
-                        f"(default: {_schedule_text(schedule)})")
+    p.add_argument(
+        "--schedule",
+        type=_fit_schedule,
+        default=schedule,
+        metavar="STAGES",
+        help=f"successive-halving stages KEEPxITERS[xROWFRACTION],... (default: {_schedule_text(schedule)})",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default: %(default)s)")
 
 
 def _add_bootstrap_args(p, *, replicates: int, replicate_starts: int, replicate_schedule) -> None:
-    p.add_argument("--replicates", type=int, default=replicates,
-                   help="bootstrap replicates, whole runs resampled (default: %(default)s)")
-    p.add_argument("--replicate-starts", type=int, default=replicate_starts,
-                   help="random starts per replicate, besides the warm start at the full fit (default: %(default)s)")
-    p.add_argument("--replicate-schedule", type=_fit_schedule, default=replicate_schedule, metavar="STAGES",
-                   help=f"stages of each replicate's refit (default: {_schedule_text(replicate_schedule)})")
+    p.add_argument(
+        "--replicates",
+        type=int,
+        default=replicates,
+        help="bootstrap replicates, whole runs resampled (default: %(default)s)",
+    )
+    p.add_argument(
+        "--replicate-starts",
+        type=int,
+        default=replicate_starts,
+        help="random starts per replicate, besides the warm start at the full fit (default: %(default)s)",
+    )
+    p.add_argument(
+        "--replicate-schedule",
+        type=_fit_schedule,
+        default=replicate_schedule,
+        metavar="STAGES",
+        help=f"stages of each replicate's refit (default: {_schedule_text(replicate_schedule)})",
+    )
     p.add_argument("--level", type=float, default=0.95, help="interval level (default: %(default)s)")
 
 
 def _add_jobs_arg(p) -> None:
-    p.add_argument("--jobs", type=int, help="laws fitted at once, each in its own process (default: as many as "
-                                            "laws and CPU cores allow)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        help="laws fitted at once, each in its own process (default: as many as laws and CPU cores allow)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .bootstrap import BOOTSTRAP_SCHEDULE, BOOTSTRAP_STARTS
     from .fit import DEFAULT_SCHEDULE, DEFAULT_STARTS
+
     raw = argparse.RawDescriptionHelpFormatter
-    parser = _Parser(prog="mixlaw", formatter_class=raw,
-                     description=_wrap("Fit data-mixture scaling laws and find optimal training-data mixtures."),
-                     epilog="Run `mixlaw COMMAND --help` for the options and examples of each command.\n\n"
-                            "Compiled programs are kept in ~/.cache/mixlaw_jax/xla, so a command repeated on tables of "
-                            "the same shapes starts\nfaster; MIXLAW_COMPILE_CACHE=DIR moves that folder, "
-                            "MIXLAW_COMPILE_CACHE=off turns the cache off.")
+    parser = _Parser(
+        prog="mixlaw",
+        formatter_class=raw,
+        description=_wrap("Fit data-mixture scaling laws and find optimal training-data mixtures."),
+        epilog="Run `mixlaw COMMAND --help` for the options and examples of each command.\n\n"
+        "Compiled programs are kept in ~/.cache/mixlaw_jax/xla, so a command repeated on tables of "
+        "the same shapes starts\nfaster; MIXLAW_COMPILE_CACHE=DIR moves that folder, "
+        "MIXLAW_COMPILE_CACHE=off turns the cache off.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="the whole report on the bundled example table", epilog=EPILOG_DEMO,
-                       formatter_class=raw, description=_wrap("Fit the additive and joint laws to the bundled "
-                       "synthetic table, score the held-out larger model, find optimal mixtures with bootstrap intervals, and "
-                       "write figures and a self-contained HTML report."))
+    p = sub.add_parser(
+        "demo",
+        help="the whole report on the bundled example table",
+        epilog=EPILOG_DEMO,
+        formatter_class=raw,
+        description=_wrap(
+            "Fit the additive and joint laws to the bundled "
+            "synthetic table, score the held-out larger model, find optimal mixtures with bootstrap intervals, and "
+            "write figures and a self-contained HTML report."
+        ),
+    )
     p.add_argument("--out", default="mixlaw-demo", help="output folder (default: %(default)s)")
     p.add_argument("--law", action="append", help=f"law to fit (repeatable; default: {', '.join(DEMO_LAWS)})")
     _add_fit_args(p, starts=DEMO_STARTS, schedule=DEMO_SCHEDULE, law=False)
-    _add_bootstrap_args(p, replicates=DEMO_REPLICATES, replicate_starts=DEMO_REPLICATE_STARTS,
-                        replicate_schedule=DEMO_REPLICATE_SCHEDULE)
+    _add_bootstrap_args(
+        p,
+        replicates=DEMO_REPLICATES,
+        replicate_starts=DEMO_REPLICATE_STARTS,
+        replicate_schedule=DEMO_REPLICATE_SCHEDULE,
+    )
     _add_jobs_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("fit", help="fit a law to a run table", epilog=EPILOG_FIT, formatter_class=raw,
-                       description=_wrap("Fit one law to every target column at once and write the fit as JSON."))
+    p = sub.add_parser(
+        "fit",
+        help="fit a law to a run table",
+        epilog=EPILOG_FIT,
+        formatter_class=raw,
+        description=_wrap("Fit one law to every target column at once and write the fit as JSON."),
+    )
     _add_table_args(p)
     _add_fit_args(p, starts=DEFAULT_STARTS, schedule=DEFAULT_SCHEDULE)
     p.add_argument("--out", required=True, help="where to write the fit (JSON)")
@@ -418,62 +561,115 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("predict", help="predict losses of runs from a fit", epilog=EPILOG_PREDICT,
-                       formatter_class=raw, description=_wrap("Predict every target's loss for the runs of a CSV / "
-                       "Parquet table with the fit's weight, N and D columns; score the targets present."))
+    p = sub.add_parser(
+        "predict",
+        help="predict losses of runs from a fit",
+        epilog=EPILOG_PREDICT,
+        formatter_class=raw,
+        description=_wrap(
+            "Predict every target's loss for the runs of a CSV / "
+            "Parquet table with the fit's weight, N and D columns; score the targets present."
+        ),
+    )
     p.add_argument("fit", help="fit (JSON from `mixlaw fit`) or bootstrap (JSON from `mixlaw bootstrap`)")
     p.add_argument("runs", help="CSV or Parquet table of runs")
     p.add_argument("--out", help="write the table with predicted_<target> columns: CSV, or JSON for a .json name")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("optimize", help="optimal mixture h* of a fit at given budgets", epilog=EPILOG_OPTIMIZE,
-                       formatter_class=raw, description=_wrap("Minimise the weighted mean of the targets' predicted "
-                       "losses over the mixture simplex at each budget (N, D), by default within the range of "
-                       "weights each domain has in the fitted runs."))
-    p.add_argument("fit", help="fit (JSON from `mixlaw fit`) or bootstrap (JSON from `mixlaw bootstrap`; with one "
-                               "budget, h* then comes with bootstrap intervals)")
+    p = sub.add_parser(
+        "optimize",
+        help="optimal mixture h* of a fit at given budgets",
+        epilog=EPILOG_OPTIMIZE,
+        formatter_class=raw,
+        description=_wrap(
+            "Minimise the weighted mean of the targets' predicted "
+            "losses over the mixture simplex at each budget (N, D), by default within the range of "
+            "weights each domain has in the fitted runs."
+        ),
+    )
+    p.add_argument(
+        "fit",
+        help="fit (JSON from `mixlaw fit`) or bootstrap (JSON from `mixlaw bootstrap`; with one "
+        "budget, h* then comes with bootstrap intervals)",
+    )
     p.add_argument("--N", type=_positive_numbers, help="model size(s), comma-separated for several budgets")
     p.add_argument("--D", type=_positive_numbers, help="training tokens, one per budget (or one for all)")
     p.add_argument("--targets", help="targets of the objective: a glob or comma-separated names (default: all)")
-    p.add_argument("--target-weights", type=_number_pairs, metavar="T=W,...",
-                   help="weights of the targets in the objective, e.g. 'arxiv_loss=2,c4_loss=1' (default: equal)")
-    p.add_argument("--bounds", type=_bounds, default="data", metavar="data|simplex|DOMAIN=LO:HI,...",
-                   help="per-domain bounds on h: the fitted runs' range ('data', default), the whole simplex, or "
-                        "explicit ranges (other domains 0:1)")
+    p.add_argument(
+        "--target-weights",
+        type=_number_pairs,
+        metavar="T=W,...",
+        help="weights of the targets in the objective, e.g. 'arxiv_loss=2,c4_loss=1' (default: equal)",
+    )
+    p.add_argument(
+        "--bounds",
+        type=_bounds,
+        default="data",
+        metavar="data|simplex|DOMAIN=LO:HI,...",
+        help="per-domain bounds on h: the fitted runs' range ('data', default), the whole simplex, or "
+        "explicit ranges (other domains 0:1)",
+    )
     p.add_argument("--fixed", type=_number_pairs, metavar="DOMAIN=W,...", help="domains held at given weights")
-    p.add_argument("--token-budget", type=_number_pairs, metavar="DOMAIN=TOKENS,...",
-                   help="unique tokens per domain; caps h_i <= tokens / D")
+    p.add_argument(
+        "--token-budget",
+        type=_number_pairs,
+        metavar="DOMAIN=TOKENS,...",
+        help="unique tokens per domain; caps h_i <= tokens / D",
+    )
     p.add_argument("--starts", type=int, default=64, help="starts per budget and objective (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default: %(default)s)")
     p.add_argument("--out", help="write the result as JSON (load with mixlaw_jax.load_mixture)")
     p.set_defaults(func=cmd_optimize)
 
-    p = sub.add_parser("bootstrap", help="bootstrap intervals of a law's parameters", epilog=EPILOG_BOOTSTRAP,
-                       formatter_class=raw, description=_wrap("Fit a law to the table, refit it to resampled tables "
-                       "(all replicates in one batched call) and write the replicates as JSON; prints standard "
-                       "errors and percentile intervals of every parameter."))
+    p = sub.add_parser(
+        "bootstrap",
+        help="bootstrap intervals of a law's parameters",
+        epilog=EPILOG_BOOTSTRAP,
+        formatter_class=raw,
+        description=_wrap(
+            "Fit a law to the table, refit it to resampled tables "
+            "(all replicates in one batched call) and write the replicates as JSON; prints standard "
+            "errors and percentile intervals of every parameter."
+        ),
+    )
     _add_table_args(p)
     _add_fit_args(p, starts=DEFAULT_STARTS, schedule=DEFAULT_SCHEDULE)
     _add_bootstrap_args(p, replicates=1000, replicate_starts=BOOTSTRAP_STARTS, replicate_schedule=BOOTSTRAP_SCHEDULE)
-    p.add_argument("--resample", choices=["runs", "rows"], default="runs",
-                   help="resample whole runs (all their checkpoints together) or single rows (default: %(default)s)")
+    p.add_argument(
+        "--resample",
+        choices=["runs", "rows"],
+        default="runs",
+        help="resample whole runs (all their checkpoints together) or single rows (default: %(default)s)",
+    )
     p.add_argument("--out", required=True, help="where to write the bootstrap (JSON)")
     p.add_argument("--loss-space", choices=["raw", "log"], default="raw", help="residuals of L or of log L")
     p.add_argument("--unbounded", action="store_true", help="fit without the default parameter bounds")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bootstrap)
 
-    p = sub.add_parser("report", help="fits, held-out scores, h*, bootstrap and figures as an HTML report",
-                       epilog=EPILOG_REPORT, formatter_class=raw,
-                       description=_wrap("Fit each law to the training rows, score the held-out rows, find optimal "
-                       "mixtures with bootstrap intervals, draw the figures and write a self-contained HTML page."))
+    p = sub.add_parser(
+        "report",
+        help="fits, held-out scores, h*, bootstrap and figures as an HTML report",
+        epilog=EPILOG_REPORT,
+        formatter_class=raw,
+        description=_wrap(
+            "Fit each law to the training rows, score the held-out rows, find optimal "
+            "mixtures with bootstrap intervals, draw the figures and write a self-contained HTML page."
+        ),
+    )
     _add_table_args(p)
     p.add_argument("--law", action="append", required=True, help="law to fit (repeatable)")
-    p.add_argument("--holdout", help="held-out rows, a selection like --where's, e.g. 'model_size > 1.3e9' "
-                                     "(default: none; every row is fitted)")
-    p.add_argument("--budget", type=_positive_numbers, metavar="N,D",
-                   help="model size and tokens at which h* is reported (default: 10x the largest model, 20 tokens "
-                        "per parameter)")
+    p.add_argument(
+        "--holdout",
+        help="held-out rows, a selection like --where's, e.g. 'model_size > 1.3e9' "
+        "(default: none; every row is fitted)",
+    )
+    p.add_argument(
+        "--budget",
+        type=_positive_numbers,
+        metavar="N,D",
+        help="model size and tokens at which h* is reported (default: 10x the largest model, 20 tokens per parameter)",
+    )
     _add_fit_args(p, starts=DEFAULT_STARTS, schedule=DEFAULT_SCHEDULE, law=False)
     _add_bootstrap_args(p, replicates=200, replicate_starts=BOOTSTRAP_STARTS, replicate_schedule=BOOTSTRAP_SCHEDULE)
     _add_jobs_arg(p)
@@ -493,16 +689,18 @@ def use_compilation_cache() -> str | None:
     each entry by its program, JAX version and platform, so a stale entry is never used.
     """
     import jax
+
     setting = os.environ.get("MIXLAW_COMPILE_CACHE", "")
     if setting.lower() == "off":
         return None
     if jax.config.jax_compilation_cache_dir:
         return jax.config.jax_compilation_cache_dir
-    folder = setting or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
-                                     "mixlaw_jax", "xla")
+    folder = setting or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mixlaw_jax", "xla"
+    )
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_SECONDS)
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder       # worker processes of `--jobs` start with it too
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder  # worker processes of `--jobs` start with it too
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = str(CACHE_MIN_COMPILE_SECONDS)
     return folder
 
@@ -540,7 +738,7 @@ def main(argv=None) -> int:
     argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
     try:
         args = build_parser().parse_args(argv)
-    except SystemExit as done:                       # --help, or a usage error already printed
+    except SystemExit as done:  # --help, or a usage error already printed
         return done.code if isinstance(done.code, int) else 0
     use_compilation_cache()
     _printed_warnings.clear()

@@ -4,6 +4,7 @@ A *run* is one trained model (one mixture h, one size N); it may contribute seve
 token checkpoint D. Runs matter for the bootstrap (a resample keeps a run's rows together) and for
 row-selection protocols such as dropping each run's first checkpoints.
 """
+
 from __future__ import annotations
 
 import bz2
@@ -18,7 +19,7 @@ import lzma
 import os
 import re
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -87,8 +88,11 @@ class RunTable:
     def missing_report(self) -> dict[str, list[int]]:
         """target -> source row labels whose loss is missing (those rows are left out of that target's fit)."""
         labels = self.frame.index.to_numpy()
-        return {t: labels[~self.observed[:, j]].tolist() for j, t in enumerate(self.targets)
-                if not self.observed[:, j].all()}
+        return {
+            t: labels[~self.observed[:, j]].tolist()
+            for j, t in enumerate(self.targets)
+            if not self.observed[:, j].all()
+        }
 
     def duplicate_report(self) -> list[dict]:
         """Groups of rows that repeat a checkpoint: same run, mixture and N, with D within relative
@@ -103,8 +107,13 @@ class RunTable:
         for g in _duplicate_groups(self.h, self.n, self.d, self.run_id, self.losses, self.duplicate_rtol):
             same_d = self.d is None or np.all(self.d[g] == self.d[g[0]])
             same_loss = all(_equal_nan(self.losses[g[0]], self.losses[i]) for i in g[1:])
-            out.append({"rows": labels[g].tolist(), "D": None if self.d is None else self.d[g].tolist(),
-                        "identical": bool(same_d and same_loss)})
+            out.append(
+                {
+                    "rows": labels[g].tolist(),
+                    "D": None if self.d is None else self.d[g].tolist(),
+                    "identical": bool(same_d and same_loss),
+                }
+            )
         return out
 
     def constant_domains(self) -> dict[str, float]:
@@ -114,8 +123,9 @@ class RunTable:
         """
         if self.k < 2:
             return {}
-        return {c: float(self.h[0, i]) for i, c in enumerate(self.weight_columns)
-                if np.all(self.h[:, i] == self.h[0, i])}
+        return {
+            c: float(self.h[0, i]) for i, c in enumerate(self.weight_columns) if np.all(self.h[:, i] == self.h[0, i])
+        }
 
     def hash(self) -> str:
         """SHA-256 of the arrays, to record which table a result came from."""
@@ -126,7 +136,7 @@ class RunTable:
         digest.update(repr((self.weight_columns, self.targets)).encode())
         return digest.hexdigest()
 
-    def subset(self, rows) -> "RunTable":
+    def subset(self, rows) -> RunTable:
         """The rows selected by a boolean mask of length ``n_rows`` or an array of row positions in
         [-n_rows, n_rows), with run ids renumbered."""
         try:
@@ -135,12 +145,14 @@ class RunTable:
             raise MixlawError(f"a row selection must be a boolean mask or row positions: {err}") from None
         if rows.dtype == bool:
             if rows.shape != (self.n_rows,):
-                raise MixlawError(f"a boolean row mask must have one entry per row ({self.n_rows}), not shape "
-                                  f"{rows.shape}")
+                raise MixlawError(
+                    f"a boolean row mask must have one entry per row ({self.n_rows}), not shape {rows.shape}"
+                )
             rows = np.flatnonzero(rows)
         elif rows.size and (rows.ndim != 1 or rows.dtype.kind not in "iu"):
-            raise MixlawError(f"row positions must be a 1-D array of whole numbers, not {rows.dtype} of shape "
-                              f"{rows.shape}")
+            raise MixlawError(
+                f"row positions must be a 1-D array of whole numbers, not {rows.dtype} of shape {rows.shape}"
+            )
         elif rows.size and not ((rows >= -self.n_rows) & (rows < self.n_rows)).all():
             bad = rows[(rows < -self.n_rows) | (rows >= self.n_rows)][0]
             raise MixlawError(f"row position {int(bad)} is out of range: the table has {self.n_rows} rows")
@@ -148,17 +160,26 @@ class RunTable:
             raise MixlawError("the row selection is empty: no rows left to fit")
         rows = rows.astype(np.int64)
         _, run_id = np.unique(self.run_id[rows], return_inverse=True)
-        pick = lambda a: None if a is None else a[rows]
-        return dataclasses.replace(self, h=self.h[rows], n=pick(self.n), d=pick(self.d),
-                                   losses=self.losses[rows], run_id=run_id.astype(np.int64),
-                                   frame=self.frame.iloc[rows])
 
-    def query(self, expr: str) -> "RunTable":
+        def pick(a):
+            return None if a is None else a[rows]
+
+        return dataclasses.replace(
+            self,
+            h=self.h[rows],
+            n=pick(self.n),
+            d=pick(self.d),
+            losses=self.losses[rows],
+            run_id=run_id.astype(np.int64),
+            frame=self.frame.iloc[rows],
+        )
+
+    def query(self, expr: str) -> RunTable:
         """Rows where a selection on the source columns holds, e.g. ``"model_size <= 1.3e9"``: comparisons of
         columns with numbers or strings joined by and / or / not (``selection``; nothing is executed)."""
         return self.subset(select_rows(self.frame, expr))
 
-    def drop_first_checkpoints(self, n_first: int) -> "RunTable":
+    def drop_first_checkpoints(self, n_first: int) -> RunTable:
         """Drop each run's ``n_first`` smallest-D checkpoints (rows with equal D count once).
 
         Shukor et al.'s train MRE is reproduced under ``n_first=2``: each run's early checkpoints sit
@@ -172,14 +193,26 @@ class RunTable:
         for run in range(self.n_runs):
             rows = np.flatnonzero(self.run_id == run)
             distinct = np.unique(self.d[rows])
-            keep[rows] = self.d[rows] > (distinct[n_first - 1] if n_first > 0 and len(distinct) >= n_first
-                                         else (np.inf if n_first > 0 else -np.inf))
+            keep[rows] = self.d[rows] > (
+                distinct[n_first - 1]
+                if n_first > 0 and len(distinct) >= n_first
+                else (np.inf if n_first > 0 else -np.inf)
+            )
         return self.subset(keep)
 
     def target_index(self, targets: Sequence[str] | None) -> list[int]:
+        """Positions of the named targets (all when None); names must be target columns, given once each."""
         if targets is None:
             return list(range(len(self.targets)))
-        return [_index_of(self.targets, t, "target") for t in targets]
+        if isinstance(targets, str) or not isinstance(targets, Sequence) or not targets:
+            raise MixlawError(f"targets must be a non-empty list of target column names, not {targets!r}")
+        for t in targets:
+            if not isinstance(t, str):
+                raise MixlawError(f"targets must be column names, not {t!r} ({type(t).__name__})")
+        index = [_index_of(self.targets, t, "target") for t in targets]
+        if len(set(index)) != len(index):
+            raise MixlawError(f"targets names a column more than once: {list(targets)}")
+        return index
 
 
 def _index_of(names: Sequence[str], name: str, what: str) -> int:
@@ -201,7 +234,7 @@ def _checkpoint_clusters(h, n, d, run_id, losses, rtol: float) -> np.ndarray:
     rows = len(h)
     key = [h, run_id[:, None].astype(np.float64)] + ([n[:, None]] if n is not None else [])
     if d is None:
-        key.append(np.where(np.isnan(losses), np.inf, losses))      # losses are finite or NaN
+        key.append(np.where(np.isnan(losses), np.inf, losses))  # losses are finite or NaN
     _, key_id = np.unique(np.concatenate(key, axis=1), axis=0, return_inverse=True)
     key_id = key_id.reshape(-1)
     dd = d if d is not None else np.zeros(rows)
@@ -253,8 +286,9 @@ def _merge_duplicates(h, n, d, losses, run_id, frame, d_column, target_cols, rto
     np.minimum.at(first, cluster, np.arange(len(h)))
     keep = np.sort(first)
     observed = np.isfinite(losses)
-    merged_losses = np.stack([_cluster_mean(cluster, losses[:, j], observed[:, j]) for j in range(losses.shape[1])],
-                             axis=1)[cluster[keep]]
+    merged_losses = np.stack(
+        [_cluster_mean(cluster, losses[:, j], observed[:, j]) for j in range(losses.shape[1])], axis=1
+    )[cluster[keep]]
     frame = frame.iloc[keep].copy()
     for j, c in enumerate(target_cols):
         frame[c] = merged_losses[:, j]
@@ -273,8 +307,9 @@ def read_table(source) -> pd.DataFrame:
         try:
             path = os.fspath(source)
         except TypeError:
-            raise MixlawError(f"the run table must be a DataFrame or a CSV / Parquet path, not "
-                              f"{type(source).__name__}") from None
+            raise MixlawError(
+                f"the run table must be a DataFrame or a CSV / Parquet path, not {type(source).__name__}"
+            ) from None
         if not os.path.exists(path):
             raise MixlawError(f"no such file: {path}")
         if os.path.isdir(path):
@@ -295,8 +330,13 @@ def read_table(source) -> pd.DataFrame:
 
 
 #: Byte-order marks and the encodings they announce (UTF-32 before UTF-16: FF FE starts both).
-BYTE_ORDER_MARKS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
-                    (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+BYTE_ORDER_MARKS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
 
 
 #: Compressed CSV files, by suffix.
@@ -304,9 +344,9 @@ COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
 def _read_csv(path: str) -> pd.DataFrame:
-    """A CSV file (or one compressed with gzip, bzip2 or xz) as a frame: UTF-8, or UTF-16 / UTF-32 with a byte-order mark; comma-separated, or separated by
-    semicolons or tabs when the header holds no comma. A header that repeats a name is refused (pandas would rename
-    the second ``name.1``)."""
+    """A CSV file (or one compressed with gzip, bzip2 or xz) as a frame: UTF-8, or UTF-16 / UTF-32 with a byte-order
+    mark; comma-separated, or separated by semicolons or tabs when the header holds no comma. A header that repeats
+    a name is refused (pandas would rename the second ``name.1``)."""
     opener = next((o for suffix, o in COMPRESSED.items() if path.endswith(suffix)), open)
     with opener(path, "rb") as f:
         raw = f.read()
@@ -314,9 +354,11 @@ def _read_csv(path: str) -> pd.DataFrame:
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as err:
-        hint = (" (it looks like UTF-16 without a byte-order mark)" if raw[:200].count(b"\x00") > 20 else "")
-        raise MixlawError(f"cannot read {path}: not {encoding.upper()} text, byte 0x{raw[err.start]:02x} at position "
-                          f"{err.start}{hint}; save the table as UTF-8") from None
+        hint = " (it looks like UTF-16 without a byte-order mark)" if raw[:200].count(b"\x00") > 20 else ""
+        raise MixlawError(
+            f"cannot read {path}: not {encoding.upper()} text, byte 0x{raw[err.start]:02x} at position "
+            f"{err.start}{hint}; save the table as UTF-8"
+        ) from None
     if encoding == "utf-8-sig":
         text = text[1:] if text.startswith("\ufeff") else text
     header = text.lstrip("\ufeff").split("\n", 1)[0]
@@ -371,15 +413,17 @@ def _numeric(frame: pd.DataFrame, column: str, *, allow_nan: bool) -> np.ndarray
     """
     cells = frame[column]
     if cells.dtype.kind in "mM" or isinstance(cells.dtype, pd.DatetimeTZDtype):
-        raise MixlawError(f"column {column!r} holds {'durations' if cells.dtype.kind == 'm' else 'dates'} "
-                          f"({cells.dtype}), not numbers")
+        raise MixlawError(
+            f"column {column!r} holds {'durations' if cells.dtype.kind == 'm' else 'dates'} "
+            f"({cells.dtype}), not numbers"
+        )
     try:
         numeric = pd.to_numeric(cells, errors="coerce")
-    except (TypeError, ValueError, OverflowError):   # huge integers, odd objects
+    except (TypeError, ValueError, OverflowError):  # huge integers, odd objects
         numeric = None
     if numeric is not None and numeric.dtype.kind in "biuf":
         values = numeric.to_numpy(dtype=np.float64)
-    else:                                            # complex numbers and anything pandas cannot convert
+    else:  # complex numbers and anything pandas cannot convert
         values = np.array([_to_float(v) for v in cells], dtype=np.float64)
     bad = np.isnan(values) & cells.notna().to_numpy()
     if cells.dtype.kind in "bO":
@@ -387,8 +431,11 @@ def _numeric(frame: pd.DataFrame, column: str, *, allow_nan: bool) -> np.ndarray
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         value = cells.iloc[i]
-        hint = (" (a decimal comma? write numbers with a decimal point)"
-                if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+,\d+\s*", value) else "")
+        hint = (
+            " (a decimal comma? write numbers with a decimal point)"
+            if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+,\d+\s*", value)
+            else ""
+        )
         raise MixlawError(f"column {column!r}, row {frame.index[i]}: non-numeric value {_show(value)}{hint}")
     if not allow_nan and np.isnan(values).any():
         i = int(np.flatnonzero(np.isnan(values))[0])
@@ -407,7 +454,7 @@ def _is_bool(value) -> bool:
 def _show(value, limit: int = 60) -> str:
     """repr of a cell, shortened to ``limit`` characters."""
     text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _to_float(value) -> float:
@@ -429,9 +476,20 @@ def _check_roles(roles: dict[str, list[str]]) -> None:
             seen[c] = role
 
 
-def load_runs(source, *, weights, N: str | None = None, D: str | None = None, targets,
-              run_id: str | None = None, renormalize: bool = False, duplicates: str = "keep",
-              duplicate_rtol: float = 1e-3, k: int | None = None, warn: bool = True) -> RunTable:
+def load_runs(
+    source,
+    *,
+    weights,
+    N: str | None = None,
+    D: str | None = None,
+    targets,
+    run_id: str | None = None,
+    renormalize: bool = False,
+    duplicates: str = "keep",
+    duplicate_rtol: float = 1e-3,
+    k: int | None = None,
+    warn: bool = True,
+) -> RunTable:
     """Load and validate a run table.
 
     Args:
@@ -459,6 +517,9 @@ def load_runs(source, *, weights, N: str | None = None, D: str | None = None, ta
     Raises:
       MixlawError: naming the column, row and value of the first problem found.
     """
+    for name, flag in (("renormalize", renormalize), ("warn", warn)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise MixlawError(f"{name} must be True or False, not {flag!r}")
     if duplicates not in ("keep", "merge", "error"):
         raise MixlawError(f"duplicates must be 'keep', 'merge' or 'error', not {duplicates!r}")
     if not (isinstance(duplicate_rtol, (int, float)) and 0 <= duplicate_rtol < 1):
@@ -471,12 +532,22 @@ def load_runs(source, *, weights, N: str | None = None, D: str | None = None, ta
     if k is not None:
         k = whole_number(k, "k", minimum=1)
     if k is not None and len(weight_cols) != k:
-        raise MixlawError(f"weights {weights!r} resolve to {len(weight_cols)} columns ({', '.join(weight_cols)}), "
-                          f"but k = {k} domains are expected")
-    n_col, d_col, id_col = (_one_column(frame, name, what) for name, what in ((N, "size"), (D, "token"),
-                                                                              (run_id, "run id")))
-    _check_roles({"a weight": weight_cols, "a target": target_cols, "N": [n_col] if n_col else [],
-                  "D": [d_col] if d_col else [], "the run id": [id_col] if id_col else []})
+        raise MixlawError(
+            f"weights {weights!r} resolve to {len(weight_cols)} columns ({', '.join(weight_cols)}), "
+            f"but k = {k} domains are expected"
+        )
+    n_col, d_col, id_col = (
+        _one_column(frame, name, what) for name, what in ((N, "size"), (D, "token"), (run_id, "run id"))
+    )
+    _check_roles(
+        {
+            "a weight": weight_cols,
+            "a target": target_cols,
+            "N": [n_col] if n_col else [],
+            "D": [d_col] if d_col else [],
+            "the run id": [id_col] if id_col else [],
+        }
+    )
 
     h = np.stack([_numeric(frame, c, allow_nan=False) for c in weight_cols], axis=1)
     negative = np.argwhere(h < 0)
@@ -493,13 +564,19 @@ def load_runs(source, *, weights, N: str | None = None, D: str | None = None, ta
         corrected = np.flatnonzero(off > ROUNDING)
         if corrected.size:
             r = int(np.argmax(off))
-            warnings.warn(f"renormalised the weights of {_count(corrected, 'row')} onto the simplex; largest "
-                          f"correction at row {frame.index[r]}: the weights summed to {sums[r]:.6g} (off by "
-                          f"{off[r]:.3g})", MixlawWarning, stacklevel=2)
+            warnings.warn(
+                f"renormalised the weights of {_count(corrected, 'row')} onto the simplex; largest "
+                f"correction at row {frame.index[r]}: the weights summed to {sums[r]:.6g} (off by "
+                f"{off[r]:.3g})",
+                MixlawWarning,
+                stacklevel=2,
+            )
     elif (off > WEIGHT_SUM_TOL).any():
         r = int(np.flatnonzero(off > WEIGHT_SUM_TOL)[0])
-        raise MixlawError(f"row {frame.index[r]}: weights sum to {sums[r]:.6g}, not 1 (tolerance {WEIGHT_SUM_TOL}; "
-                          f"columns {', '.join(weight_cols)}); pass renormalize=True to rescale them")
+        raise MixlawError(
+            f"row {frame.index[r]}: weights sum to {sums[r]:.6g}, not 1 (tolerance {WEIGHT_SUM_TOL}; "
+            f"columns {', '.join(weight_cols)}); pass renormalize=True to rescale them"
+        )
 
     def positive_column(column):
         if column is None:
@@ -518,13 +595,18 @@ def load_runs(source, *, weights, N: str | None = None, D: str | None = None, ta
         not_positive = np.flatnonzero(np.nan_to_num(losses[:, j], nan=1.0) <= 0)
         if not_positive.size:
             r = int(not_positive[0])
-            raise MixlawError(f"column {c!r}, row {frame.index[r]}: loss {float(losses[r, j])!r} must be > 0 "
-                              f"(a cross-entropy)")
+            raise MixlawError(
+                f"column {c!r}, row {frame.index[r]}: loss {float(losses[r, j])!r} must be > 0 (a cross-entropy)"
+            )
     if warn and np.nanmax(losses) > IMPLAUSIBLE_LOSS:
         r, j = np.unravel_index(np.nanargmax(losses), losses.shape)
-        warnings.warn(f"column {target_cols[j]!r}, row {frame.index[r]}: loss {float(losses[r, j]):.6g} is above "
-                      f"{IMPLAUSIBLE_LOSS:g}, more than any cross-entropy in nats or bits; are these perplexities "
-                      f"(fit their logarithm)?", MixlawWarning, stacklevel=2)
+        warnings.warn(
+            f"column {target_cols[j]!r}, row {frame.index[r]}: loss {float(losses[r, j]):.6g} is above "
+            f"{IMPLAUSIBLE_LOSS:g}, more than any cross-entropy in nats or bits; are these perplexities "
+            f"(fit their logarithm)?",
+            MixlawWarning,
+            stacklevel=2,
+        )
 
     if id_col is not None:
         _, ids = np.unique(frame[id_col].astype(str).to_numpy(), return_inverse=True)
@@ -534,25 +616,44 @@ def load_runs(source, *, weights, N: str | None = None, D: str | None = None, ta
     ids = ids.reshape(-1).astype(np.int64)
 
     if duplicates == "merge":
-        h, n, d, losses, ids, frame = _merge_duplicates(h, n, d, losses, ids, frame, d_col, target_cols,
-                                                        duplicate_rtol)
-    runs = RunTable(h=h, n=n, d=d, losses=losses, run_id=ids, weight_columns=tuple(weight_cols),
-                    targets=tuple(target_cols), frame=frame, n_column=n_col, d_column=d_col,
-                    duplicate_rtol=float(duplicate_rtol))
+        h, n, d, losses, ids, frame = _merge_duplicates(h, n, d, losses, ids, frame, d_col, target_cols, duplicate_rtol)
+    runs = RunTable(
+        h=h,
+        n=n,
+        d=d,
+        losses=losses,
+        run_id=ids,
+        weight_columns=tuple(weight_cols),
+        targets=tuple(target_cols),
+        frame=frame,
+        n_column=n_col,
+        d_column=d_col,
+        duplicate_rtol=float(duplicate_rtol),
+    )
     if duplicates != "merge" and (duplicates == "error" or warn):
         groups = runs.duplicate_report()
         if groups and duplicates == "error":
-            raise MixlawError(f"{_count(groups, 'group')} of rows repeat a checkpoint of the same run (D within "
-                              f"relative {duplicate_rtol}): {_describe_groups(groups, d_col)}; pass "
-                              f"duplicates='merge' to average each group, or duplicates='keep'")
+            raise MixlawError(
+                f"{_count(groups, 'group')} of rows repeat a checkpoint of the same run (D within "
+                f"relative {duplicate_rtol}): {_describe_groups(groups, d_col)}; pass "
+                f"duplicates='merge' to average each group, or duplicates='keep'"
+            )
         if groups:
-            warnings.warn(f"kept {_count(groups, 'group')} of rows that repeat a checkpoint of the same run (D within "
-                          f"relative {duplicate_rtol}): {_describe_groups(groups, d_col)}; pass duplicates='merge' "
-                          f"to average each group, or duplicates='error' to refuse them", MixlawWarning, stacklevel=2)
+            warnings.warn(
+                f"kept {_count(groups, 'group')} of rows that repeat a checkpoint of the same run (D within "
+                f"relative {duplicate_rtol}): {_describe_groups(groups, d_col)}; pass duplicates='merge' "
+                f"to average each group, or duplicates='error' to refuse them",
+                MixlawWarning,
+                stacklevel=2,
+            )
     constant = runs.constant_domains()
     if warn and constant:
         listed = ", ".join(f"column {c!r} is {v:.6g} in every row" for c, v in constant.items())
-        warnings.warn(f"weights that never vary: {listed}; a law's parameters for such a domain (its exponent) "
-                      f"are not identifiable from this table", MixlawWarning, stacklevel=2)
+        warnings.warn(
+            f"weights that never vary: {listed}; a law's parameters for such a domain (its exponent) "
+            f"are not identifiable from this table",
+            MixlawWarning,
+            stacklevel=2,
+        )
         runs = dataclasses.replace(runs, warned_constant=tuple(constant))
     return runs

@@ -8,10 +8,11 @@ hold ``$``, ``_``, ``^`` or ``\\`` (a name such as ``$\\badcmd{x$_loss`` must no
 built with ``text.parse_math`` off, which a Text reads when it is created, so it holds when the figure is saved
 later; log axes get plain tick labels (``2e9``) instead of mathtext powers of ten.
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 import numpy as np
@@ -37,7 +38,7 @@ def domain_labels(columns: Sequence[str]) -> list[str]:
     names = list(columns)
     prefix = names[0].split("_")[0] + "_" if "_" in names[0] else ""
     if prefix and len(names) > 1 and all(n.startswith(prefix) and len(n) > len(prefix) for n in names):
-        return [n[len(prefix):] for n in names]
+        return [n[len(prefix) :] for n in names]
     return names
 
 
@@ -56,6 +57,7 @@ def _short_power(value: float, _pos=None) -> str:
 def _plain_log_ticks(axis, minor_decades: float = np.inf) -> None:
     """Plain tick labels on a log axis: ``2e9`` at the major ticks, and at the minor ticks of mantissa 2 and 5
     while the view spans fewer than ``minor_decades`` decades."""
+
     def minor(value, pos=None):
         lo, hi = sorted(axis.get_view_interval())
         few = lo > 0 and np.log10(hi / lo) < minor_decades
@@ -68,6 +70,7 @@ def _plain_log_ticks(axis, minor_decades: float = np.inf) -> None:
 def _plain_text(draw):
     """Build the figure with ``text.parse_math`` off: every Text it creates (titles, labels, legends, tick labels,
     annotations) is drawn as given, never parsed as mathtext, now and whenever the figure is saved."""
+
     @functools.wraps(draw)
     def wrapper(*args, **kwargs):
         with matplotlib.rc_context({"text.parse_math": False}):
@@ -88,13 +91,13 @@ def _panels(n: int, ncols: int = 3):
 
 
 def _targets(fit: FitResult, targets) -> list[str]:
-    return list(fit.targets) if targets is None else [fit.targets[_index_of(fit.targets, t, "target")]
-                                                      for t in targets]
+    return list(fit.targets) if targets is None else [fit.targets[_index_of(fit.targets, t, "target")] for t in targets]
 
 
 @_plain_text
-def predicted_vs_observed(fit: FitResult, train: RunTable, held_out: RunTable | None = None, *,
-                          targets: Sequence[str] | None = None) -> Figure:
+def predicted_vs_observed(
+    fit: FitResult, train: RunTable, held_out: RunTable | None = None, *, targets: Sequence[str] | None = None
+) -> Figure:
     """Predicted against observed loss, one panel per target: training rows and held-out rows marked apart,
     the line y = x, and each set's MRE in the legend."""
     chosen = _targets(fit, targets)
@@ -112,8 +115,15 @@ def predicted_vs_observed(fit: FitResult, train: RunTable, held_out: RunTable | 
             predicted = predictions[name][t].to_numpy()
             ok = np.isfinite(observed)
             mre = metrics.mre(observed[ok], predicted[ok])
-            ax.scatter(observed[ok], predicted[ok], s=12, marker=marker, color=color, alpha=0.7,
-                       label=f"{name} ({ok.sum()} rows, MRE {mre:.2f}%)")
+            ax.scatter(
+                observed[ok],
+                predicted[ok],
+                s=12,
+                marker=marker,
+                color=color,
+                alpha=0.7,
+                label=f"{name} ({ok.sum()} rows, MRE {mre:.2f}%)",
+            )
             lo, hi = min(lo, observed[ok].min(), predicted[ok].min()), max(hi, observed[ok].max(), predicted[ok].max())
         pad = 0.03 * (hi - lo)
         ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.4", lw=0.8, ls="--")
@@ -124,8 +134,15 @@ def predicted_vs_observed(fit: FitResult, train: RunTable, held_out: RunTable | 
 
 
 @_plain_text
-def loss_curves(fit: FitResult, runs: RunTable, held_out: RunTable | None = None, *,
-                targets: Sequence[str] | None = None, max_runs_per_size: int = 6, seed: int = 0) -> Figure:
+def loss_curves(
+    fit: FitResult,
+    runs: RunTable,
+    held_out: RunTable | None = None,
+    *,
+    targets: Sequence[str] | None = None,
+    max_runs_per_size: int = 6,
+    seed: int = 0,
+) -> Figure:
     """Loss against training tokens: observed checkpoints (markers) and the fitted law along each run (lines),
     coloured by model size; held-out runs dashed with open markers. At most ``max_runs_per_size`` runs
     (mixtures) are drawn per model size, chosen at random with ``seed``."""
@@ -135,7 +152,10 @@ def loss_curves(fit: FitResult, runs: RunTable, held_out: RunTable | None = None
     tables = [(runs, False)] + ([(held_out, True)] if held_out is not None else [])
     sizes = np.unique(np.concatenate([t.n for t, _ in tables]))
     norm = colors.LogNorm(sizes.min(), sizes.max() * 1.0001)
-    palette = lambda n: colormaps["viridis"](0.85 * norm(n))
+
+    def palette(n):
+        return colormaps["viridis"](0.85 * norm(n))
+
     rng = np.random.default_rng(seed)
     fig, axes = _panels(len(chosen))
     grid_size = 40
@@ -147,17 +167,29 @@ def loss_curves(fit: FitResult, runs: RunTable, held_out: RunTable | None = None
         rows = [np.flatnonzero(table.run_id == run) for run in picked]
         grids = np.concatenate([np.geomspace(table.d[r].min(), table.d[r].max(), grid_size) for r in rows])
         first = np.repeat([r[0] for r in rows], grid_size)
-        curves = fit.predict_arrays(table.n[first], grids, table.h[first])      # one call for every run's curve
+        curves = fit.predict_arrays(table.n[first], grids, table.h[first])  # one call for every run's curve
         for i, r in enumerate(rows):
             color = palette(table.n[r[0]])
             span = slice(i * grid_size, (i + 1) * grid_size)
             for ax, t in zip(axes, chosen):
-                ax.plot(grids[span], curves[span, fit.targets.index(t)], color=color, lw=0.9,
-                        ls="--" if dashed else "-", alpha=0.8)
+                ax.plot(
+                    grids[span],
+                    curves[span, fit.targets.index(t)],
+                    color=color,
+                    lw=0.9,
+                    ls="--" if dashed else "-",
+                    alpha=0.8,
+                )
                 if t in table.targets:
-                    ax.scatter(table.d[r], table.losses[r, table.targets.index(t)], s=14,
-                               marker="^" if dashed else "o", facecolors="none" if dashed else color,
-                               edgecolors=color, lw=0.9)
+                    ax.scatter(
+                        table.d[r],
+                        table.losses[r, table.targets.index(t)],
+                        s=14,
+                        marker="^" if dashed else "o",
+                        facecolors="none" if dashed else color,
+                        edgecolors=color,
+                        lw=0.9,
+                    )
     for ax, t in zip(axes, chosen):
         ax.set(xscale="log", title=t, xlabel="training tokens D", ylabel="loss")
         _plain_log_ticks(ax.xaxis)
@@ -170,7 +202,7 @@ def loss_curves(fit: FitResult, runs: RunTable, held_out: RunTable | None = None
 
 
 @_plain_text
-def mixture_intervals(intervals: "pd.DataFrame | Mapping[str, pd.DataFrame]", *, title: str | None = None) -> Figure:
+def mixture_intervals(intervals: pd.DataFrame | Mapping[str, pd.DataFrame], *, title: str | None = None) -> Figure:
     """Optimal weight h* per domain as bars, with error bars from the columns ``lo`` and ``hi`` where present.
 
     ``intervals`` is a frame indexed by domain with columns ``h_star`` (and ``lo``, ``hi``), as
@@ -210,17 +242,30 @@ def mixture_path(result: MixtureResult, *, objective: str = WEIGHTED) -> Figure:
     fig = Figure(figsize=(7.0, 3.8), layout="constrained")
     ax = fig.subplots()
     ax.stackplot(compute[order], result.h[order, o, :].T, labels=domain_labels(result.domains), alpha=0.85)
-    ax.set(xscale="log", xlim=(compute.min(), compute.max()), ylim=(0, 1), xlabel="compute C = 6 N D (FLOPs)",
-           ylabel="optimal weight h*", title=f"{result.law} law: h*(N, D), objective {objective}")
+    ax.set(
+        xscale="log",
+        xlim=(compute.min(), compute.max()),
+        ylim=(0, 1),
+        xlabel="compute C = 6 N D (FLOPs)",
+        ylabel="optimal weight h*",
+        title=f"{result.law} law: h*(N, D), objective {objective}",
+    )
     _plain_log_ticks(ax.xaxis, minor_decades=2)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=8, reverse=True)
     return fig
 
 
 @_plain_text
-def simplex_heatmap(fit: FitResult, *, N: float | None = None, D: float | None = None, target: str | None = None,
-                    runs: RunTable | None = None, optimum: Sequence[float] | None = None,
-                    resolution: int = 120) -> Figure:
+def simplex_heatmap(
+    fit: FitResult,
+    *,
+    N: float | None = None,
+    D: float | None = None,
+    target: str | None = None,
+    runs: RunTable | None = None,
+    optimum: Sequence[float] | None = None,
+    resolution: int = 120,
+) -> Figure:
     """Predicted loss over the simplex of a k = 3 mixture as a ternary heat map at one (N, D): ``target``, or the
     mean over targets when None; fitted mixtures (``runs``) and an optimum h* marked."""
     if fit.k != 3:
@@ -230,8 +275,11 @@ def simplex_heatmap(fit: FitResult, *, N: float | None = None, D: float | None =
     a, b = i[keep] / resolution, j[keep] / resolution
     h = np.stack([a, b, 1 - a - b], axis=1).clip(0, 1)
     pred = fit.predict_arrays(N, D, h)
-    loss = pred.mean(axis=1) if target is None else pred[:, fit.targets.index(
-        fit.targets[_index_of(fit.targets, target, "target")])]
+    loss = (
+        pred.mean(axis=1)
+        if target is None
+        else pred[:, fit.targets.index(fit.targets[_index_of(fit.targets, target, "target")])]
+    )
 
     def xy(w):
         w = np.atleast_2d(w)

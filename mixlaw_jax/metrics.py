@@ -1,4 +1,5 @@
 """Goodness-of-fit measures."""
+
 from __future__ import annotations
 
 import numpy as np

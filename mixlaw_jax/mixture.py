@@ -47,13 +47,14 @@ would trap a projected method on the face h_i = 0.
 
 ``compute_optimal`` adds the split of a FLOPs budget C ≈ 6 N D between N and D (see its docstring).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import math
 import warnings
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -65,6 +66,7 @@ from . import _io
 from .data import _index_of
 from .errors import MixlawError
 from .laws import Inputs, Law, get_law
+from .options import MAX_SEED, whole_number
 from .results import FitResult, provenance
 
 MIXTURE_SCHEMA_VERSION = 1
@@ -90,6 +92,7 @@ STEP_TOL = 1e-15
 # ----------------------------------------------------------------------------------------------------------------
 # projection and solver (pure JAX, one problem and one start; vmapped by ``_solve``)
 
+
 def project(v: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
     """Euclidean projection of v (k,) onto F = {h : Σ h = 1, lo <= h <= hi} (F must be non-empty).
 
@@ -104,7 +107,7 @@ def project(v: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
       The projection, shape (k,): lo <= h <= hi exactly and Σ h = 1 to rounding.
     """
     breaks = jnp.sort(jnp.concatenate([v - hi, v - lo]))
-    phi = jnp.sum(jnp.clip(v[None, :] - breaks[:, None], lo, hi), axis=1)       # non-increasing in breaks
+    phi = jnp.sum(jnp.clip(v[None, :] - breaks[:, None], lo, hi), axis=1)  # non-increasing in breaks
     j = jnp.clip(jnp.sum(phi >= 1.0) - 1, 0, breaks.shape[0] - 2)
     p0, p1, b0, b1 = phi[j], phi[j + 1], breaks[j], breaks[j + 1]
     drop = p0 - p1
@@ -130,6 +133,7 @@ def _target_losses(law: Law, k: int, coords, log_n, log_d, h):
 
 def _descend(f, h0, lo, hi, softmax: bool, adam_steps: int, spg_iter: int):
     """Explore (softmax or projected Adam) then polish (SPG) from one start; returns (h, f(h))."""
+
     def safe(h):
         value = f(h)
         return jnp.where(jnp.isfinite(value), value, jnp.inf)
@@ -254,8 +258,7 @@ def _polish(f, safe, h, lo, hi, max_iter: int):
 
 
 @functools.partial(jax.jit, static_argnames=("law", "k", "softmax", "adam_steps", "spg_iter"))
-def _solve(law: Law, k: int, coords, w, log_n, log_d, lo, hi, starts, *, softmax: bool, adam_steps: int,
-           spg_iter: int):
+def _solve(law: Law, k: int, coords, w, log_n, log_d, lo, hi, starts, *, softmax: bool, adam_steps: int, spg_iter: int):
     """Q problems x S starts in one program.
 
     Args:
@@ -267,6 +270,7 @@ def _solve(law: Law, k: int, coords, w, log_n, log_d, lo, hi, starts, *, softmax
       h (Q, k) best point, f (Q,) its objective, n_best (Q,) starts that reached the best value (within 1e-9
       relative).
     """
+
     def problem(coords_q, w_q, ln, ld, lo_q, hi_q, starts_q):
         def f(h):
             return jnp.dot(w_q, _target_losses(law, k, coords_q, ln, ld, h))
@@ -287,6 +291,7 @@ def _losses(law: Law, k: int, coords, log_n, log_d, h):
 
 # ----------------------------------------------------------------------------------------------------------------
 # the result
+
 
 @dataclasses.dataclass
 class MixtureResult:
@@ -360,8 +365,7 @@ class MixtureResult:
         Per-target losses at each h* are in the ``loss`` array attribute.
         """
         n_budgets, n_obj, k = self.h.shape
-        b, o, i = (a.ravel() for a in np.meshgrid(np.arange(n_budgets), np.arange(n_obj), np.arange(k),
-                                                   indexing="ij"))
+        b, o, i = (a.ravel() for a in np.meshgrid(np.arange(n_budgets), np.arange(n_obj), np.arange(k), indexing="ij"))
         columns = {"budget": b}
         if self.compute is not None:
             columns["C"] = self.compute[b]
@@ -369,29 +373,50 @@ class MixtureResult:
             columns["N"] = self.n[b, o]
         if self.d is not None:
             columns["D"] = self.d[b, o]
-        columns.update({
-            "objective": np.asarray(self.objectives, dtype=object)[o],
-            "domain": np.asarray(self.domains, dtype=object)[i],
-            "h": self.h[b, o, i], "lower": self.lower[b, o, i], "upper": self.upper[b, o, i],
-            "active": self.active[b, o, i], "reference_h": self.reference_h[i],
-            "loss": self.objective[b, o], "reference_loss": self.reference_objective[b, o],
-            "gain": self.gain[b, o],
-        })
+        columns.update(
+            {
+                "objective": np.asarray(self.objectives, dtype=object)[o],
+                "domain": np.asarray(self.domains, dtype=object)[i],
+                "h": self.h[b, o, i],
+                "lower": self.lower[b, o, i],
+                "upper": self.upper[b, o, i],
+                "active": self.active[b, o, i],
+                "reference_h": self.reference_h[i],
+                "loss": self.objective[b, o],
+                "reference_loss": self.reference_objective[b, o],
+                "gain": self.gain[b, o],
+            }
+        )
         return pd.DataFrame(columns)
 
     def to_dict(self) -> dict:
         def arr(a):
             return None if a is None else np.asarray(a).tolist()
 
-        return {"kind": "mixture", "schema_version": MIXTURE_SCHEMA_VERSION, "law": self.law,
-                "domains": list(self.domains), "targets": list(self.targets), "objectives": list(self.objectives),
-                "target_weights": arr(self.target_weights), "n": arr(self.n), "d": arr(self.d),
-                "compute": arr(self.compute), "h": arr(self.h), "loss": arr(self.loss),
-                "objective": arr(self.objective), "reference_h": arr(self.reference_h),
-                "reference_loss": arr(self.reference_loss), "reference_objective": arr(self.reference_objective),
-                "lower": arr(self.lower), "upper": arr(self.upper), "active": arr(self.active),
-                "starts_at_best": arr(self.starts_at_best), "settings": self.settings,
-                "provenance": self.provenance}
+        return {
+            "kind": "mixture",
+            "schema_version": MIXTURE_SCHEMA_VERSION,
+            "law": self.law,
+            "domains": list(self.domains),
+            "targets": list(self.targets),
+            "objectives": list(self.objectives),
+            "target_weights": arr(self.target_weights),
+            "n": arr(self.n),
+            "d": arr(self.d),
+            "compute": arr(self.compute),
+            "h": arr(self.h),
+            "loss": arr(self.loss),
+            "objective": arr(self.objective),
+            "reference_h": arr(self.reference_h),
+            "reference_loss": arr(self.reference_loss),
+            "reference_objective": arr(self.reference_objective),
+            "lower": arr(self.lower),
+            "upper": arr(self.upper),
+            "active": arr(self.active),
+            "starts_at_best": arr(self.starts_at_best),
+            "settings": self.settings,
+            "provenance": self.provenance,
+        }
 
     def save(self, path) -> None:
         """Write the result as versioned JSON (kind "mixture", schema 1), atomically."""
@@ -409,16 +434,32 @@ def load_mixture(path) -> MixtureResult:
     """
     p = _io.read_json(path, "mixture", MIXTURE_SCHEMA_VERSION)
     try:
+
         def arr(key, dtype=float):
             return None if p[key] is None else np.asarray(p[key], dtype=dtype)
 
         out = MixtureResult(
-            law=p["law"], domains=tuple(p["domains"]), targets=tuple(p["targets"]), objectives=tuple(p["objectives"]),
-            target_weights=arr("target_weights"), n=arr("n"), d=arr("d"), compute=arr("compute"), h=arr("h"),
-            loss=arr("loss"), objective=arr("objective"), reference_h=arr("reference_h"),
-            reference_loss=arr("reference_loss"), reference_objective=arr("reference_objective"),
-            lower=arr("lower"), upper=arr("upper"), active=arr("active", str),
-            starts_at_best=arr("starts_at_best", np.int64), settings=p["settings"], provenance=p["provenance"])
+            law=p["law"],
+            domains=tuple(p["domains"]),
+            targets=tuple(p["targets"]),
+            objectives=tuple(p["objectives"]),
+            target_weights=arr("target_weights"),
+            n=arr("n"),
+            d=arr("d"),
+            compute=arr("compute"),
+            h=arr("h"),
+            loss=arr("loss"),
+            objective=arr("objective"),
+            reference_h=arr("reference_h"),
+            reference_loss=arr("reference_loss"),
+            reference_objective=arr("reference_objective"),
+            lower=arr("lower"),
+            upper=arr("upper"),
+            active=arr("active", str),
+            starts_at_best=arr("starts_at_best", np.int64),
+            settings=p["settings"],
+            provenance=p["provenance"],
+        )
         shape = (len(out.objectives), len(out.domains))
         if out.h.ndim != 3 or out.h.shape[1:] != shape:
             raise MixlawError(f"{path}: h has shape {out.h.shape}, expected (budgets, {shape[0]}, {shape[1]})")
@@ -432,22 +473,23 @@ def load_mixture(path) -> MixtureResult:
 # ----------------------------------------------------------------------------------------------------------------
 # request validation
 
+
 @dataclasses.dataclass
 class _Request:
     law: Law
     k: int
     domains: tuple[str, ...]
     targets: tuple[str, ...]
-    coords: np.ndarray          # (T, P)
-    weights: np.ndarray         # (T,) normalised
-    W: np.ndarray               # (O, T) objective weights
-    lo: np.ndarray              # (k,) from bounds and fixed
+    coords: np.ndarray  # (T, P)
+    weights: np.ndarray  # (T,) normalised
+    W: np.ndarray  # (O, T) objective weights
+    lo: np.ndarray  # (k,) from bounds and fixed
     hi: np.ndarray
-    lo_source: list             # per domain: what set lo (for error messages)
+    lo_source: list  # per domain: what set lo (for error messages)
     hi_source: list
-    fixed: np.ndarray           # (k,) bool
-    tokens: np.ndarray | None   # (k,) unique tokens per domain (inf = unlimited)
-    reference: np.ndarray       # (k,)
+    fixed: np.ndarray  # (k,) bool
+    tokens: np.ndarray | None  # (k,) unique tokens per domain (inf = unlimited)
+    reference: np.ndarray  # (k,)
     settings: dict
 
     @property
@@ -465,7 +507,7 @@ class _Request:
                 cap = self.tokens[None, :] / d[:, None]
             for b in range(n_budgets):
                 for i in range(self.k):
-                    if cap[b, i] < hi[b, i]:        # for a fixed domain this makes lo > hi: reported
+                    if cap[b, i] < hi[b, i]:  # for a fixed domain this makes lo > hi: reported
                         sources[b][i] = f"token budget {self.tokens[i]:.6g} / D = {d[b]:.6g}"
                         hi[b, i] = cap[b, i]
         return lo, hi, sources
@@ -475,8 +517,7 @@ class _Request:
         lo, hi, sources = self.box(d)
         feasible, messages = [], []
         for b in range(lo.shape[0]):
-            msg = _infeasibility(self.domains, lo[b], hi[b], self.lo_source, sources[b],
-                                 None if d is None else d[b])
+            msg = _infeasibility(self.domains, lo[b], hi[b], self.lo_source, sources[b], None if d is None else d[b])
             feasible.append(msg is None)
             messages.append(msg)
         return lo, hi, np.asarray(feasible), messages
@@ -492,15 +533,16 @@ def _infeasibility(domains, lo, hi, lo_source, hi_source, d) -> str | None:
     at = "" if d is None else f" (at D = {d:.6g})"
     bad = [i for i in range(len(domains)) if lo[i] > hi[i] + FEASIBILITY_TOL]
     if bad:
-        parts = [f"{domains[i]!r}: lower {lo[i]:.6g} ({lo_source[i]}) > upper {hi[i]:.6g} ({hi_source[i]})"
-                 for i in bad]
+        parts = [
+            f"{domains[i]!r}: lower {lo[i]:.6g} ({lo_source[i]}) > upper {hi[i]:.6g} ({hi_source[i]})" for i in bad
+        ]
         return "no feasible mixture" + at + ": " + "; ".join(parts)
     if lo.sum() > 1.0 + FEASIBILITY_TOL:
         parts = [f"{domains[i]!r} >= {lo[i]:.6g} ({lo_source[i]})" for i in range(len(domains)) if lo[i] > 0]
-        return (f"no feasible mixture{at}: lower bounds sum to {lo.sum():.6g} > 1: " + ", ".join(parts))
+        return f"no feasible mixture{at}: lower bounds sum to {lo.sum():.6g} > 1: " + ", ".join(parts)
     if hi.sum() < 1.0 - FEASIBILITY_TOL:
         parts = [f"{domains[i]!r} <= {hi[i]:.6g} ({hi_source[i]})" for i in range(len(domains)) if hi[i] < 1]
-        return (f"no feasible mixture{at}: upper bounds sum to {hi.sum():.6g} < 1: " + ", ".join(parts))
+        return f"no feasible mixture{at}: upper bounds sum to {hi.sum():.6g} < 1: " + ", ".join(parts)
     return None
 
 
@@ -515,11 +557,13 @@ def _domain_vector(value, fit: FitResult, what: str, *, default: float) -> np.nd
     try:
         out = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        raise MixlawError(f"{what} must be a dict {{domain: value}} or a sequence of {k} numbers, "
-                          f"not {value!r}") from None
+        raise MixlawError(
+            f"{what} must be a dict {{domain: value}} or a sequence of {k} numbers, not {value!r}"
+        ) from None
     if out.shape != (k,):
-        raise MixlawError(f"{what} has shape {out.shape}; the fit has k = {k} domains "
-                          f"({', '.join(fit.weight_columns)})")
+        raise MixlawError(
+            f"{what} has shape {out.shape}; the fit has k = {k} domains ({', '.join(fit.weight_columns)})"
+        )
     return out
 
 
@@ -536,16 +580,20 @@ def _request(fit: FitResult, targets, target_weights, bounds, token_budget, fixe
         raise MixlawError(f"fit must be a FitResult (mixlaw_jax.fit or load_fit), not {type(fit).__name__}")
     law = get_law(fit.law)
     if not law.uses_h:
-        raise MixlawError(f"law {law.name!r} does not depend on the mixture (it has no per-domain parameters), so "
-                          f"it has no optimal mixture; fit a mixture law such as 'additive' or 'joint'")
+        raise MixlawError(
+            f"law {law.name!r} does not depend on the mixture (it has no per-domain parameters), so "
+            f"it has no optimal mixture; fit a mixture law such as 'additive' or 'joint'"
+        )
     k = fit.k
     domains = tuple(fit.weight_columns)
     if len(domains) != k:
         raise MixlawError(f"the fit has k = {k} but {len(domains)} weight columns")
     coords_all = np.asarray(fit.coordinates, dtype=float)
     if coords_all.shape != (len(fit.targets), law.n_params(k)):
-        raise MixlawError(f"fit coordinates have shape {coords_all.shape}; law {law.name!r} with k = {k} needs "
-                          f"({len(fit.targets)}, {law.n_params(k)})")
+        raise MixlawError(
+            f"fit coordinates have shape {coords_all.shape}; law {law.name!r} with k = {k} needs "
+            f"({len(fit.targets)}, {law.n_params(k)})"
+        )
 
     # targets and their weights
     if targets is None:
@@ -594,8 +642,9 @@ def _request(fit: FitResult, targets, target_weights, bounds, token_budget, fixe
         lo_src, hi_src = ["data range"] * k, ["data range"] * k
         bounds_setting = "data"
     elif isinstance(bounds, str):
-        raise MixlawError(f"bounds must be 'data', 'simplex', a dict {{domain: (lo, hi)}} or a (k, 2) array, "
-                          f"not {bounds!r}")
+        raise MixlawError(
+            f"bounds must be 'data', 'simplex', a dict {{domain: (lo, hi)}} or a (k, 2) array, not {bounds!r}"
+        )
     elif isinstance(bounds, Mapping):
         lo, hi = np.zeros(k), np.ones(k)
         lo_src, hi_src = ["simplex"] * k, ["simplex"] * k
@@ -607,16 +656,16 @@ def _request(fit: FitResult, targets, target_weights, bounds, token_budget, fixe
                 raise MixlawError(f"bounds[{name!r}] must be a pair (lo, hi), not {pair!r}") from None
             lo[i], hi[i] = _number(a, f"bounds[{name!r}] lower"), _number(b, f"bounds[{name!r}] upper")
             lo_src[i] = hi_src[i] = "bounds"
-        bounds_setting = {name: [float(lo[domains.index(name)]), float(hi[domains.index(name)])]
-                          for name in bounds}
+        bounds_setting = {name: [float(lo[domains.index(name)]), float(hi[domains.index(name)])] for name in bounds}
     else:
         try:
             arr = np.asarray(bounds, dtype=float)
         except (TypeError, ValueError):
             raise MixlawError(f"bounds must be 'data', 'simplex', a dict or a (k, 2) array, not {bounds!r}") from None
         if arr.shape != (k, 2):
-            raise MixlawError(f"bounds has shape {arr.shape}; expected ({k}, 2) for the k = {k} domains "
-                              f"({', '.join(domains)})")
+            raise MixlawError(
+                f"bounds has shape {arr.shape}; expected ({k}, 2) for the k = {k} domains ({', '.join(domains)})"
+            )
         lo, hi = arr[:, 0].copy(), arr[:, 1].copy()
         lo_src, hi_src = ["bounds"] * k, ["bounds"] * k
         bounds_setting = arr.tolist()
@@ -657,15 +706,36 @@ def _request(fit: FitResult, targets, target_weights, bounds, token_budget, fixe
     else:
         ref = _domain_vector(reference, fit, "reference", default=0.0)
         if not np.isfinite(ref).all() or (ref < 0).any() or abs(ref.sum() - 1) > 1e-6:
-            raise MixlawError(f"reference must be a mixture (weights >= 0 summing to 1), not {ref.tolist()} "
-                              f"(sum {ref.sum():.6g})")
+            raise MixlawError(
+                f"reference must be a mixture (weights >= 0 summing to 1), not {ref.tolist()} (sum {ref.sum():.6g})"
+            )
         ref_setting = ref.tolist()
 
-    settings = {"targets": chosen, "target_weights": w.tolist(), "bounds": bounds_setting,
-                "token_budget": tokens_setting, "fixed": fixed_setting, "reference": ref_setting}
-    return _Request(law=law, k=k, domains=domains, targets=tuple(chosen), coords=coords_all[index], weights=w, W=W,
-                    lo=lo, hi=hi, lo_source=lo_src, hi_source=hi_src, fixed=is_fixed, tokens=tokens,
-                    reference=ref, settings=settings)
+    settings = {
+        "targets": chosen,
+        "target_weights": w.tolist(),
+        "bounds": bounds_setting,
+        "token_budget": tokens_setting,
+        "fixed": fixed_setting,
+        "reference": ref_setting,
+    }
+    return _Request(
+        law=law,
+        k=k,
+        domains=domains,
+        targets=tuple(chosen),
+        coords=coords_all[index],
+        weights=w,
+        W=W,
+        lo=lo,
+        hi=hi,
+        lo_source=lo_src,
+        hi_source=hi_src,
+        fixed=is_fixed,
+        tokens=tokens,
+        reference=ref,
+        settings=settings,
+    )
 
 
 def _budget_array(value, what: str) -> np.ndarray | None:
@@ -704,6 +774,7 @@ def _check_starts(n_starts) -> int:
 
 
 def _random_starts(n_random: int, k: int, seed: int) -> np.ndarray:
+    seed = whole_number(seed, "seed", maximum=MAX_SEED)
     """(n_random, k) Dirichlet(1) points, the uniform mixture first."""
     rng = np.random.default_rng(seed)
     z = rng.dirichlet(np.ones(k), size=max(n_random - 1, 0))
@@ -720,9 +791,20 @@ def _run(req: _Request, log_n, log_d, lo, hi, w, starts, softmax: bool, coords=N
     """Solve Q problems (with the fit's coordinates, or per-problem ``coords`` (Q, T, P)); numpy (h, f, n_best)."""
     if coords is None:
         coords = np.broadcast_to(req.coords, (len(w),) + req.coords.shape)
-    h, f, n_best = _solve(req.law, req.k, jnp.asarray(coords), jnp.asarray(w), jnp.asarray(log_n),
-                          jnp.asarray(log_d), jnp.asarray(lo), jnp.asarray(hi), jnp.asarray(starts),
-                          softmax=softmax, adam_steps=ADAM_STEPS, spg_iter=SPG_MAX_ITER)
+    h, f, n_best = _solve(
+        req.law,
+        req.k,
+        jnp.asarray(coords),
+        jnp.asarray(w),
+        jnp.asarray(log_n),
+        jnp.asarray(log_d),
+        jnp.asarray(lo),
+        jnp.asarray(hi),
+        jnp.asarray(starts),
+        softmax=softmax,
+        adam_steps=ADAM_STEPS,
+        spg_iter=SPG_MAX_ITER,
+    )
     return np.asarray(h), np.asarray(f), np.asarray(n_best)
 
 
@@ -731,19 +813,39 @@ def _finish(req: _Request, n, d, compute, log_n, log_d, lo, hi, h, n_best, setti
     n_budgets, n_obj, k = h.shape
     flat = (n_budgets * n_obj,)
     h = np.clip(h, lo, hi)
-    loss = np.asarray(_losses(req.law, k, jnp.asarray(req.coords), jnp.asarray(log_n.reshape(flat)),
-                              jnp.asarray(log_d.reshape(flat)), jnp.asarray(h.reshape(flat + (k,)))))
+    loss = np.asarray(
+        _losses(
+            req.law,
+            k,
+            jnp.asarray(req.coords),
+            jnp.asarray(log_n.reshape(flat)),
+            jnp.asarray(log_d.reshape(flat)),
+            jnp.asarray(h.reshape(flat + (k,))),
+        )
+    )
     ref = np.broadcast_to(req.reference, flat + (k,))
-    ref_loss = np.asarray(_losses(req.law, k, jnp.asarray(req.coords), jnp.asarray(log_n.reshape(flat)),
-                                  jnp.asarray(log_d.reshape(flat)), jnp.asarray(ref)))
+    ref_loss = np.asarray(
+        _losses(
+            req.law,
+            k,
+            jnp.asarray(req.coords),
+            jnp.asarray(log_n.reshape(flat)),
+            jnp.asarray(log_d.reshape(flat)),
+            jnp.asarray(ref),
+        )
+    )
     T = len(req.targets)
     bad = ~np.isfinite(loss).all(axis=1) | ~np.isfinite(ref_loss).all(axis=1)
     if bad.any():
         q = int(np.argmax(bad))
-        where = (f"N = {np.exp(log_n.reshape(flat)[q]):.6g}, D = {np.exp(log_d.reshape(flat)[q]):.6g}"
-                 if req.law.uses_n or req.law.uses_d else "this budget")
-        raise MixlawError(f"the fitted law gives a non-finite loss at {where} (budget {q // n_obj}): far outside "
-                          f"the fitted range")
+        where = (
+            f"N = {np.exp(log_n.reshape(flat)[q]):.6g}, D = {np.exp(log_d.reshape(flat)[q]):.6g}"
+            if req.law.uses_n or req.law.uses_d
+            else "this budget"
+        )
+        raise MixlawError(
+            f"the fitted law gives a non-finite loss at {where} (budget {q // n_obj}): far outside the fitted range"
+        )
     loss = loss.reshape(n_budgets, n_obj, T)
     ref_loss = ref_loss.reshape(n_budgets, n_obj, T)
     objective = np.einsum("bot,ot->bo", loss, req.W)
@@ -753,11 +855,28 @@ def _finish(req: _Request, n, d, compute, log_n, log_d, lo, hi, h, n_best, setti
     active[hi - h <= ACTIVE_TOL] = "upper"
     active[hi - lo <= ACTIVE_TOL] = "fixed"
     prov = provenance(seed, fit.provenance.get("table_hash") if isinstance(fit.provenance, dict) else None)
-    return MixtureResult(law=req.law.name, domains=req.domains, targets=req.targets, objectives=req.objectives,
-                         target_weights=req.weights.copy(), n=n, d=d, compute=compute, h=h, loss=loss,
-                         objective=objective, reference_h=req.reference.copy(), reference_loss=ref_loss,
-                         reference_objective=ref_objective, lower=lo, upper=hi, active=active,
-                         starts_at_best=n_best.astype(np.int64), settings=settings, provenance=prov)
+    return MixtureResult(
+        law=req.law.name,
+        domains=req.domains,
+        targets=req.targets,
+        objectives=req.objectives,
+        target_weights=req.weights.copy(),
+        n=n,
+        d=d,
+        compute=compute,
+        h=h,
+        loss=loss,
+        objective=objective,
+        reference_h=req.reference.copy(),
+        reference_loss=ref_loss,
+        reference_objective=ref_objective,
+        lower=lo,
+        upper=hi,
+        active=active,
+        starts_at_best=n_best.astype(np.int64),
+        settings=settings,
+        provenance=prov,
+    )
 
 
 def _softmax_mode(lo: np.ndarray, hi: np.ndarray) -> bool:
@@ -768,9 +887,21 @@ def _softmax_mode(lo: np.ndarray, hi: np.ndarray) -> bool:
 # ----------------------------------------------------------------------------------------------------------------
 # public API
 
-def optimal_mixture(fit: FitResult, *, N=None, D=None, targets: Sequence[str] | None = None,
-                    target_weights=None, bounds="data", token_budget=None, fixed: Mapping[str, float] | None = None,
-                    reference=None, n_starts: int = 64, seed: int = 0) -> MixtureResult:
+
+def optimal_mixture(
+    fit: FitResult,
+    *,
+    N=None,
+    D=None,
+    targets: Sequence[str] | None = None,
+    target_weights=None,
+    bounds="data",
+    token_budget=None,
+    fixed: Mapping[str, float] | None = None,
+    reference=None,
+    n_starts: int = 64,
+    seed: int = 0,
+) -> MixtureResult:
     """Optimal mixture h*(N, D) of a fitted law, per target and for a weighted average of targets.
 
     Solves, for every budget b and objective o (each target t alone, then the weighted combination),
@@ -830,14 +961,38 @@ def optimal_mixture(fit: FitResult, *, N=None, D=None, targets: Sequence[str] | 
     settings = dict(req.settings, n_starts=n_starts, seed=seed, method=_method(softmax))
     n2 = None if n is None else np.broadcast_to(n[:, None], (n_budgets, n_obj)).copy()
     d2 = None if d is None else np.broadcast_to(d[:, None], (n_budgets, n_obj)).copy()
-    return _finish(req, n2, d2, None, log_n, log_d, lo, hi, h.reshape(n_budgets, n_obj, req.k),
-                   n_best.reshape(n_budgets, n_obj), settings, seed, fit)
+    return _finish(
+        req,
+        n2,
+        d2,
+        None,
+        log_n,
+        log_d,
+        lo,
+        hi,
+        h.reshape(n_budgets, n_obj, req.k),
+        n_best.reshape(n_budgets, n_obj),
+        settings,
+        seed,
+        fit,
+    )
 
 
-def replicate_mixtures(fit: FitResult, coordinates: np.ndarray, *, N=None, D=None,
-                       targets: Sequence[str] | None = None, target_weights=None, bounds="data", token_budget=None,
-                       fixed: Mapping[str, float] | None = None, n_starts: int = 8, seed: int = 0,
-                       warm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def replicate_mixtures(
+    fit: FitResult,
+    coordinates: np.ndarray,
+    *,
+    N=None,
+    D=None,
+    targets: Sequence[str] | None = None,
+    target_weights=None,
+    bounds="data",
+    token_budget=None,
+    fixed: Mapping[str, float] | None = None,
+    n_starts: int = 8,
+    seed: int = 0,
+    warm: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """h* of the weighted objective for R other coordinate sets of the fit's law (bootstrap replicates).
 
     Solves, for each replicate r, h*_r = argmin_{h ∈ F} Σ_t w_t L_t(N, D, h; θ_rt) at one budget (N, D), all
@@ -878,15 +1033,30 @@ def replicate_mixtures(fit: FitResult, coordinates: np.ndarray, *, N=None, D=Non
 
 
 def _method(softmax: bool) -> dict:
-    return {"explore": ("adam on h = softmax(theta)" if softmax else "projected adam"), "adam_steps": ADAM_STEPS,
-            "polish": "spectral projected gradient (Barzilai-Borwein, Armijo backtracking)",
-            "max_polish_iterations": SPG_MAX_ITER}
+    return {
+        "explore": ("adam on h = softmax(theta)" if softmax else "projected adam"),
+        "adam_steps": ADAM_STEPS,
+        "polish": "spectral projected gradient (Barzilai-Borwein, Armijo backtracking)",
+        "max_polish_iterations": SPG_MAX_ITER,
+    }
 
 
-def compute_optimal(fit: FitResult, *, C, targets: Sequence[str] | None = None, target_weights=None,
-                    bounds="data", token_budget=None, fixed: Mapping[str, float] | None = None, reference=None,
-                    n_starts: int = 64, seed: int = 0, tokens_per_parameter: tuple[float, float] = (1e-2, 1e5),
-                    n_grid: int = 29, refine_rounds: int = 5) -> MixtureResult:
+def compute_optimal(
+    fit: FitResult,
+    *,
+    C,
+    targets: Sequence[str] | None = None,
+    target_weights=None,
+    bounds="data",
+    token_budget=None,
+    fixed: Mapping[str, float] | None = None,
+    reference=None,
+    n_starts: int = 64,
+    seed: int = 0,
+    tokens_per_parameter: tuple[float, float] = (1e-2, 1e5),
+    n_grid: int = 29,
+    refine_rounds: int = 5,
+) -> MixtureResult:
     """Compute-optimal (N, D, h) for FLOPs budgets C ≈ 6 N D, per target and for the weighted objective.
 
     For each budget C and objective o, minimises the profile
@@ -942,7 +1112,7 @@ def compute_optimal(fit: FitResult, *, C, targets: Sequence[str] | None = None, 
     n_budgets, n_obj, k, T = len(c), len(req.objectives), req.k, len(req.targets)
     log_c6 = np.log(c / 6.0)
     # u = log N and r = D / N = (C/6) / N^2, so u = (log(C/6) - log r) / 2
-    u_min = (log_c6 - math.log(r_hi)) / 2              # (B,)
+    u_min = (log_c6 - math.log(r_hi)) / 2  # (B,)
     u_max = (log_c6 - math.log(r_lo)) / 2
     spacing = (u_max - u_min) / (n_grid - 1)
     z_all = _random_starts(n_starts, k, seed)
@@ -963,19 +1133,28 @@ def compute_optimal(fit: FitResult, *, C, targets: Sequence[str] | None = None, 
         h, f, n_best = _run(req, u.reshape(q), log_d.reshape(q), lo_s, hi_s, w, starts, _softmax_mode(lo, hi))
         f = np.where(feasible, f, np.inf)
         shape = (n_budgets, n_obj, m)
-        return (h.reshape(shape + (k,)), f.reshape(shape), n_best.reshape(shape), lo.reshape(shape + (k,)),
-                hi.reshape(shape + (k,)), feasible.reshape(shape), messages)
+        return (
+            h.reshape(shape + (k,)),
+            f.reshape(shape),
+            n_best.reshape(shape),
+            lo.reshape(shape + (k,)),
+            hi.reshape(shape + (k,)),
+            feasible.reshape(shape),
+            messages,
+        )
 
     # 1. grid (the same u for every objective)
-    grid = u_min[:, None] + spacing[:, None] * np.arange(n_grid)[None, :]          # (B, J)
+    grid = u_min[:, None] + spacing[:, None] * np.arange(n_grid)[None, :]  # (B, J)
     u = np.broadcast_to(grid[:, None, :], (n_budgets, n_obj, n_grid)).copy()
     uniform = np.full((n_budgets, n_obj, k), 1.0 / k)
     h, f, _, _, _, feasible, messages = evaluate(u, uniform, few)
     for b in range(n_budgets):
         if not feasible[b, 0].any():
-            raise MixlawError(f"C = {c[b]:.6g}: no feasible mixture anywhere on the grid of N; at the largest N: "
-                              f"{messages[(b * n_obj) * n_grid + n_grid - 1]}")
-    j = np.argmin(f, axis=2)                                                        # (B, O)
+            raise MixlawError(
+                f"C = {c[b]:.6g}: no feasible mixture anywhere on the grid of N; at the largest N: "
+                f"{messages[(b * n_obj) * n_grid + n_grid - 1]}"
+            )
+    j = np.argmin(f, axis=2)  # (B, O)
     u_best, h_best, f_best = u[ij + (j,)], h[ij + (j,)], f[ij + (j,)]
     # 2. zoom: n_grid points on [u - delta, u + delta], same shapes as the grid (one compiled program)
     delta = np.broadcast_to(spacing[:, None], (n_budgets, n_obj)).copy()
@@ -996,12 +1175,22 @@ def compute_optimal(fit: FitResult, *, C, targets: Sequence[str] | None = None, 
     edge = (u_best - u_min[:, None] < spacing[:, None] / 2) | (u_max[:, None] - u_best < spacing[:, None] / 2)
     at_edge = [[float(c[b]), req.objectives[o]] for b, o in zip(*np.nonzero(edge))]
     if at_edge:
-        warnings.warn(f"compute_optimal: the best N is at the edge of tokens_per_parameter={tokens_per_parameter} "
-                      f"for (C, objective) {at_edge}; widen the range", stacklevel=2)
+        warnings.warn(
+            f"compute_optimal: the best N is at the edge of tokens_per_parameter={tokens_per_parameter} "
+            f"for (C, objective) {at_edge}; widen the range",
+            stacklevel=2,
+        )
     log_n, log_d = u_best, log_c6[:, None] - u_best
-    settings = dict(req.settings, n_starts=n_starts, seed=seed, method=_method(_softmax_mode(lo, hi)),
-                    tokens_per_parameter=[r_lo, r_hi], n_grid=int(n_grid), refine_rounds=int(refine_rounds),
-                    at_edge=at_edge)
+    settings = dict(
+        req.settings,
+        n_starts=n_starts,
+        seed=seed,
+        method=_method(_softmax_mode(lo, hi)),
+        tokens_per_parameter=[r_lo, r_hi],
+        n_grid=int(n_grid),
+        refine_rounds=int(refine_rounds),
+        at_edge=at_edge,
+    )
     return _finish(req, np.exp(log_n), np.exp(log_d), c.copy(), log_n, log_d, lo, hi, h, n_best, settings, seed, fit)
 
 

@@ -9,6 +9,7 @@
 with r_j = L_j - L_hat_j (loss_space="raw") or r_j = log L_j - log L_hat_j (loss_space="log").
 Row weights w_j are 0/1 masks for missing cells and multinomial counts for bootstrap replicates.
 """
+
 from __future__ import annotations
 
 from typing import Literal

@@ -9,11 +9,13 @@
 
 ``fit`` and ``bootstrap`` build them from their keyword arguments, so a bad value is refused before any work.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 from .errors import MixlawError
 
@@ -88,13 +90,14 @@ class Stage:
         object.__setattr__(self, "row_fraction", fraction)
 
     @classmethod
-    def of(cls, stage) -> "Stage":
+    def of(cls, stage) -> Stage:
         """A Stage from a Stage or a tuple ``(keep, iterations)`` / ``(keep, iterations, row_fraction)``."""
         if isinstance(stage, Stage):
             return stage
         if isinstance(stage, (str, bytes)) or not isinstance(stage, Sequence) or len(stage) not in (2, 3):
-            raise MixlawError(f"a schedule stage must be (keep, iterations) or (keep, iterations, row_fraction), "
-                              f"not {stage!r}")
+            raise MixlawError(
+                f"a schedule stage must be (keep, iterations) or (keep, iterations, row_fraction), not {stage!r}"
+            )
         return cls(*stage)
 
     def as_tuple(self) -> tuple[int, int, float]:
@@ -117,22 +120,29 @@ class Search:
     warm_starts: int = 0
 
     def __post_init__(self):
-        object.__setattr__(self, "n_starts", whole_number(self.n_starts, "n_starts", minimum=0 if self.warm_starts
-                                                          else 1))
+        object.__setattr__(
+            self, "n_starts", whole_number(self.n_starts, "n_starts", minimum=0 if self.warm_starts else 1)
+        )
         object.__setattr__(self, "seed", whole_number(self.seed, "seed", maximum=MAX_SEED))
         object.__setattr__(self, "chunk_size", whole_number(self.chunk_size, "chunk_size", minimum=1))
         if isinstance(self.schedule, (str, bytes)) or not isinstance(self.schedule, Sequence) or not self.schedule:
-            raise MixlawError(f"schedule must be a non-empty sequence of stages (keep, iterations[, row_fraction]), "
-                              f"not {self.schedule!r}")
+            raise MixlawError(
+                f"schedule must be a non-empty sequence of stages (keep, iterations[, row_fraction]), "
+                f"not {self.schedule!r}"
+            )
         stages = tuple(Stage.of(s) for s in self.schedule)
         available = self.n_starts + self.warm_starts
         if stages[0].keep > available:
-            raise MixlawError(f"the schedule's first stage keeps {stages[0].keep} starts, but only {available} are "
-                              f"screened (n_starts = {self.n_starts}); raise n_starts or keep fewer")
+            raise MixlawError(
+                f"the schedule's first stage keeps {stages[0].keep} starts, but only {available} are "
+                f"screened (n_starts = {self.n_starts}); raise n_starts or keep fewer"
+            )
         for before, after in zip(stages, stages[1:]):
             if after.keep > before.keep:
-                raise MixlawError(f"a schedule stage keeps {after.keep} starts after one that kept {before.keep}; "
-                                  f"each stage keeps at most as many as the one before")
+                raise MixlawError(
+                    f"a schedule stage keeps {after.keep} starts after one that kept {before.keep}; "
+                    f"each stage keeps at most as many as the one before"
+                )
         object.__setattr__(self, "schedule", stages)
 
     @property

@@ -15,6 +15,7 @@ takes the folder's place, so the folder holds the whole earlier report or the wh
 report that fails or is interrupted leaves it as it was. ``out`` must be a new path, an empty folder or a folder
 holding only what an earlier report writes, which the new report replaces.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,9 +29,9 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -57,10 +58,10 @@ class LawReport:
     fit: FitResult
     train_mre: dict
     held_out_mre: dict
-    path: MixtureResult | None           # h* along the budget path (the last budget is (N, D)); None for a law
-    optimum: pd.DataFrame | None         # without h. h* at (N, D) per domain: h_star (and lo, hi with a bootstrap)
+    path: MixtureResult | None  # h* along the budget path (the last budget is (N, D)); None for a law
+    optimum: pd.DataFrame | None  # without h. h* at (N, D) per domain: h_star (and lo, hi with a bootstrap)
     bootstrap: BootstrapResult | None = None
-    held_out_interval: pd.DataFrame | None = None    # predictions with intervals, one row per held-out row
+    held_out_interval: pd.DataFrame | None = None  # predictions with intervals, one row per held-out row
     held_out_mre_interval: pd.DataFrame | None = None  # per target: mre, lo, hi
 
 
@@ -94,10 +95,14 @@ def _foreign_entries(out: Path) -> list[str]:
                 foreign.append(entry.name)
             elif entry.is_dir(follow_symlinks=False) and entry.name == "figures":
                 with os.scandir(entry.path) as drawn:
-                    foreign += [f"figures/{e.name}" for e in drawn
-                                if not (e.is_file(follow_symlinks=False) and e.name.endswith(".png"))]
-            elif not (entry.is_file(follow_symlinks=False)
-                      and any(fnmatch.fnmatchcase(entry.name, p) for p in REPORT_FILES)):
+                    foreign += [
+                        f"figures/{e.name}"
+                        for e in drawn
+                        if not (e.is_file(follow_symlinks=False) and e.name.endswith(".png"))
+                    ]
+            elif not (
+                entry.is_file(follow_symlinks=False) and any(fnmatch.fnmatchcase(entry.name, p) for p in REPORT_FILES)
+            ):
                 foreign.append(entry.name)
     return sorted(foreign)
 
@@ -114,15 +119,22 @@ def _check_out(out: Path, shown) -> os.stat_result | None:
     except FileNotFoundError:
         return None
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        kind = ("a symbolic link" if stat.S_ISLNK(info.st_mode) else "a file" if stat.S_ISREG(info.st_mode)
-                else "not a folder (a FIFO, socket or device)")
+        kind = (
+            "a symbolic link"
+            if stat.S_ISLNK(info.st_mode)
+            else "a file"
+            if stat.S_ISREG(info.st_mode)
+            else "not a folder (a FIFO, socket or device)"
+        )
         raise MixlawError(f"the report folder {shown} is {kind}; choose a new or empty folder for the report")
     foreign = _foreign_entries(out)
     if foreign:
         more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
-        raise MixlawError(f"the report folder {shown} holds {os.path.join(str(shown), foreign[0])}{more}, which a "
-                          f"mixlaw report does not write; the report replaces the folder's contents, so choose a new "
-                          f"or empty folder")
+        raise MixlawError(
+            f"the report folder {shown} holds {os.path.join(str(shown), foreign[0])}{more}, which a "
+            f"mixlaw report does not write; the report replaces the folder's contents, so choose a new "
+            f"or empty folder"
+        )
     return info
 
 
@@ -134,7 +146,7 @@ def _publish(tmp: Path, out: Path) -> None:
         os.rename(tmp, out)
     else:
         old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.mixlaw-old-"))
-        os.rmdir(old)                                   # a free name for the old folder
+        os.rmdir(old)  # a free name for the old folder
         moved = False
         try:
             os.rename(out, old)
@@ -153,8 +165,10 @@ def split_holdout(runs: RunTable, holdout: str) -> tuple[RunTable, RunTable]:
     it is true."""
     held = select_rows(runs.frame, holdout, what="held-out selection")
     if held.all() or not held.any():
-        raise MixlawError(f"the held-out selection {holdout!r} selects {'every' if held.all() else 'no'} row; "
-                          f"it must leave rows on both sides")
+        raise MixlawError(
+            f"the held-out selection {holdout!r} selects {'every' if held.all() else 'no'} row; "
+            f"it must leave rows on both sides"
+        )
     return runs.subset(~held), runs.subset(held)
 
 
@@ -165,23 +179,51 @@ def _budget_path(runs: RunTable, N: float, D: float) -> tuple[np.ndarray, np.nda
     return N * scale, D * scale
 
 
-def _law_report(law: str, train: RunTable, held_out: RunTable | None, N: float, D: float, *, n_starts: int,
-                schedule, replicates: int, replicate_starts: int, replicate_schedule, level: float, seed: int,
-                progress: bool) -> LawReport:
+def _law_report(
+    law: str,
+    train: RunTable,
+    held_out: RunTable | None,
+    N: float,
+    D: float,
+    *,
+    n_starts: int,
+    schedule,
+    replicates: int,
+    replicate_starts: int,
+    replicate_schedule,
+    level: float,
+    seed: int,
+    progress: bool,
+) -> LawReport:
     """Fit one law to the training rows, score them and the held-out rows, find h* along the budget path and,
     with replicates, bootstrap: intervals for h* at (N, D) and for the held-out predictions and MRE."""
     result = fit(train, law, n_starts=n_starts, schedule=schedule, seed=seed, progress=progress)
     path = optimum = None
-    if get_law(law).uses_h:                      # a law without h (Chinchilla) has no optimal mixture
+    if get_law(law).uses_h:  # a law without h (Chinchilla) has no optimal mixture
         n_path, d_path = _budget_path(train, N, D)
         path = optimal_mixture(result, N=n_path, D=d_path, seed=seed)
         o = path.objectives.index(WEIGHTED)
         optimum = pd.DataFrame({"h_star": path.h[-1, o]}, index=pd.Index(path.domains, name="domain"))
-    report = LawReport(law=law, fit=result, train_mre=result.mre(train),
-                       held_out_mre=result.mre(held_out) if held_out is not None else {}, path=path, optimum=optimum)
+    report = LawReport(
+        law=law,
+        fit=result,
+        train_mre=result.mre(train),
+        held_out_mre=result.mre(held_out) if held_out is not None else {},
+        path=path,
+        optimum=optimum,
+    )
     if replicates > 0:
-        report.bootstrap = bootstrap(train, law, n_replicates=replicates, level=level, seed=seed, full_fit=result,
-                                     n_starts=replicate_starts, schedule=replicate_schedule, progress=progress)
+        report.bootstrap = bootstrap(
+            train,
+            law,
+            n_replicates=replicates,
+            level=level,
+            seed=seed,
+            full_fit=result,
+            n_starts=replicate_starts,
+            schedule=replicate_schedule,
+            progress=progress,
+        )
         if path is not None:
             report.optimum = report.bootstrap.mixture_interval(N, D, seed=seed)
         if held_out is not None:
@@ -209,12 +251,27 @@ def _law_reports(laws: Sequence[str], data: tuple, options: dict, jobs: int, pro
         close()
 
 
-def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | None = None, N: float | None = None,
-                 D: float | None = None, n_starts: int = DEFAULT_STARTS, schedule=DEFAULT_SCHEDULE,
-                 replicates: int = 200, replicate_starts: int = BOOTSTRAP_STARTS,
-                 replicate_schedule=BOOTSTRAP_SCHEDULE, level: float = 0.95, seed: int = 0,
-                 jobs: int | None = None, title: str = "mixlaw report", source: str = "", progress: bool = False,
-                 log=print) -> Report:
+def build_report(
+    runs: RunTable,
+    laws: Sequence[str],
+    out,
+    *,
+    holdout: str | None = None,
+    N: float | None = None,
+    D: float | None = None,
+    n_starts: int = DEFAULT_STARTS,
+    schedule=DEFAULT_SCHEDULE,
+    replicates: int = 200,
+    replicate_starts: int = BOOTSTRAP_STARTS,
+    replicate_schedule=BOOTSTRAP_SCHEDULE,
+    level: float = 0.95,
+    seed: int = 0,
+    jobs: int | None = None,
+    title: str = "mixlaw report",
+    source: str = "",
+    progress: bool = False,
+    log=print,
+) -> Report:
     """Fit each law to the training rows, score the held-out rows, find h*, bootstrap, draw and write the report.
 
     Args:
@@ -224,7 +281,7 @@ def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | Non
         report, whose files the new report replaces. Its files are written into a hidden temporary folder beside
         it, which takes its place once the report is complete; a report that fails or is interrupted leaves
         ``out`` as it was and no temporary folder.
-      holdout: pandas query selecting the held-out rows (e.g. ``"model_size > 1.3e9"``); the rest are fitted.
+      holdout: a selection (``selection``) of the held-out rows (e.g. ``"model_size > 1.3e9"``); the rest are fitted.
         None: fit every row, no held-out score.
       N, D: the budget at which h* is reported (default: 10x the largest model size, D = 20 N); the h* path runs
         from the smallest model size in the table to it at the same D / N.
@@ -268,17 +325,32 @@ def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | Non
     out = Path(out)
     target = Path(os.path.abspath(out))
     _check_out(target, out)
-    log(f"{train.n_rows} training rows ({train.n_runs} runs)"
-        + (f", {held_out.n_rows} held-out rows ({held_out.n_runs} runs) where {holdout}"
-           if held_out is not None else "")
-        + f"; {runs.k} domains; targets {', '.join(runs.targets)}")
+    log(
+        f"{train.n_rows} training rows ({train.n_runs} runs)"
+        + (
+            f", {held_out.n_rows} held-out rows ({held_out.n_runs} runs) where {holdout}"
+            if held_out is not None
+            else ""
+        )
+        + f"; {runs.k} domains; targets {', '.join(runs.targets)}"
+    )
 
-    log(f"laws {', '.join(laws)}: fit" + (f" and {replicates} bootstrap replicates" if replicates else "")
-        + (f", {min(jobs, len(laws))} at once" if jobs > 1 and len(laws) > 1 else ""))
-    options = dict(n_starts=n_starts, schedule=schedule, replicates=replicates, replicate_starts=replicate_starts,
-                   replicate_schedule=replicate_schedule, level=level, seed=seed)
+    log(
+        f"laws {', '.join(laws)}: fit"
+        + (f" and {replicates} bootstrap replicates" if replicates else "")
+        + (f", {min(jobs, len(laws))} at once" if jobs > 1 and len(laws) > 1 else "")
+    )
+    options = dict(
+        n_starts=n_starts,
+        schedule=schedule,
+        replicates=replicates,
+        replicate_starts=replicate_starts,
+        replicate_schedule=replicate_schedule,
+        level=level,
+        seed=seed,
+    )
     reports = _law_reports(laws, (train, held_out, N, D), options, jobs, progress)
-    created = [p for p in target.parents if not os.path.lexists(p)]     # missing parents, deepest first
+    created = [p for p in target.parents if not os.path.lexists(p)]  # missing parents, deepest first
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.mixlaw-tmp-"))
@@ -286,9 +358,10 @@ def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | Non
         _remove_empty(created)
         raise
     try:
-        figure_names = _write_report(tmp, reports, runs, train, held_out, laws, holdout, N, D, options, title,
-                                     source, log)
-        old = _check_out(target, out)     # again: nothing may have come into the folder during the fits
+        figure_names = _write_report(
+            tmp, reports, runs, train, held_out, laws, holdout, N, D, options, title, source, log
+        )
+        old = _check_out(target, out)  # again: nothing may have come into the folder during the fits
         umask = os.umask(0o022)
         os.umask(umask)
         os.chmod(tmp, old.st_mode & 0o7777 if old is not None else 0o777 & ~umask)
@@ -299,7 +372,7 @@ def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | Non
         _remove_empty(created)
         raise
     if cwd is not None and (cwd == str(target) or cwd.startswith(os.path.join(str(target), ""))):
-        try:                                    # the process worked inside the replaced folder: go on in the new one
+        try:  # the process worked inside the replaced folder: go on in the new one
             os.chdir(cwd)
         except OSError:
             pass
@@ -311,7 +384,7 @@ def build_report(runs: RunTable, laws: Sequence[str], out, *, holdout: str | Non
 def _cwd() -> str | None:
     try:
         return os.getcwd()
-    except OSError:                                     # a working folder that was deleted
+    except OSError:  # a working folder that was deleted
         return None
 
 
@@ -324,8 +397,9 @@ def _remove_empty(folders) -> None:
             return
 
 
-def _write_report(folder: Path, reports: list[LawReport], runs, train, held_out, laws, holdout, N, D, options,
-                  title, source, log) -> list[str]:
+def _write_report(
+    folder: Path, reports: list[LawReport], runs, train, held_out, laws, holdout, N, D, options, title, source, log
+) -> list[str]:
     """Write every file of the report into ``folder``; returns the figure names."""
     for r in reports:
         law = r.law
@@ -334,19 +408,29 @@ def _write_report(folder: Path, reports: list[LawReport], runs, train, held_out,
             r.path.save(folder / f"mixture_{law}.json")
         if r.bootstrap is not None:
             r.bootstrap.save(folder / f"bootstrap_{law}.json")
-        scores = "  ".join(f"{t} {r.train_mre[t]:.3f}%" + (f" / {r.held_out_mre[t]:.3f}%" if t in r.held_out_mre
-                                                              else "") for t in r.fit.targets)
+        scores = "  ".join(
+            f"{t} {r.train_mre[t]:.3f}%" + (f" / {r.held_out_mre[t]:.3f}%" if t in r.held_out_mre else "")
+            for t in r.fit.targets
+        )
         log(f"  {law} MRE train{' / held-out' if held_out is not None else ''}: {scores}")
 
     log("figures")
     drawn = {name: (_png(fig), caption) for name, (fig, caption) in _figures(reports, train, held_out, N, D).items()}
     for name, (data, _) in drawn.items():
         _io.atomic_write_bytes(folder / "figures" / f"{name}.png", data)
-    settings = {"laws": list(laws), "holdout": holdout, "N": N, "D": D, "n_starts": options["n_starts"],
-                "schedule": [list(s) for s in options["schedule"]], "replicates": options["replicates"],
-                "replicate_starts": options["replicate_starts"],
-                "replicate_schedule": [list(s) for s in options["replicate_schedule"]], "level": options["level"],
-                "seed": options["seed"]}
+    settings = {
+        "laws": list(laws),
+        "holdout": holdout,
+        "N": N,
+        "D": D,
+        "n_starts": options["n_starts"],
+        "schedule": [list(s) for s in options["schedule"]],
+        "replicates": options["replicates"],
+        "replicate_starts": options["replicate_starts"],
+        "replicate_schedule": [list(s) for s in options["replicate_schedule"]],
+        "level": options["level"],
+        "seed": options["seed"],
+    }
     page = _html(title, source, runs, train, held_out, reports, drawn, settings)
     _io.atomic_write_bytes(folder / "index.html", page.encode("utf-8"))
     _io.atomic_write_json(folder / "summary.json", _summary(reports, settings, runs))
@@ -359,26 +443,33 @@ def _figures(reports: list[LawReport], train, held_out, N, D) -> dict:
     for r in reports:
         drawn[f"predicted_vs_observed_{r.law}"] = (
             figures.predicted_vs_observed(r.fit, train, held_out),
-            f"{r.law}: predicted against observed loss, training and held-out rows.")
+            f"{r.law}: predicted against observed loss, training and held-out rows.",
+        )
         drawn[f"loss_curves_{r.law}"] = (
             figures.loss_curves(r.fit, train, held_out),
-            f"{r.law}: loss against tokens per model size; lines are the fitted law along each run.")
+            f"{r.law}: loss against tokens per model size; lines are the fitted law along each run.",
+        )
     mixing = [r for r in reports if r.path is not None]
     if not mixing:
         return drawn
     has_interval = any(r.bootstrap is not None for r in mixing)
     drawn["optimal_mixture"] = (
-        figures.mixture_intervals({r.law: r.optimum for r in mixing},
-                                  title=f"h* at N = {N:.3g}, D = {D:.3g} (mean loss over targets)"),
-        "Optimal mixture per domain" + (" with bootstrap percentile intervals." if has_interval else "."))
+        figures.mixture_intervals(
+            {r.law: r.optimum for r in mixing}, title=f"h* at N = {N:.3g}, D = {D:.3g} (mean loss over targets)"
+        ),
+        "Optimal mixture per domain" + (" with bootstrap percentile intervals." if has_interval else "."),
+    )
     for r in mixing:
-        drawn[f"mixture_path_{r.law}"] = (figures.mixture_path(r.path),
-                                          f"{r.law}: h* along budgets up to N = {N:.3g}, D = {D:.3g}.")
+        drawn[f"mixture_path_{r.law}"] = (
+            figures.mixture_path(r.path),
+            f"{r.law}: h* along budgets up to N = {N:.3g}, D = {D:.3g}.",
+        )
     if train.k == 3:
         for r in mixing:
             drawn[f"simplex_{r.law}"] = (
                 figures.simplex_heatmap(r.fit, N=N, D=D, runs=train, optimum=r.optimum["h_star"].to_numpy()),
-                f"{r.law}: predicted mean loss over the simplex at N = {N:.3g}, D = {D:.3g}; star: h*.")
+                f"{r.law}: predicted mean loss over the simplex at N = {N:.3g}, D = {D:.3g}; star: h*.",
+            )
     return drawn
 
 
@@ -388,9 +479,12 @@ def _summary(reports: list[LawReport], settings: dict, runs: RunTable) -> dict:
 
     laws = {}
     for r in reports:
-        entry = {"train_mre": r.train_mre, "held_out_mre": r.held_out_mre,
-                 "objective": dict(zip(r.fit.targets, np.asarray(r.fit.objective).tolist())),
-                 "flags": {t: r.fit.diagnostics[t]["flags"] for t in r.fit.targets}}
+        entry = {
+            "train_mre": r.train_mre,
+            "held_out_mre": r.held_out_mre,
+            "objective": dict(zip(r.fit.targets, np.asarray(r.fit.objective).tolist())),
+            "flags": {t: r.fit.diagnostics[t]["flags"] for t in r.fit.targets},
+        }
         if r.optimum is not None:
             entry.update(optimal_mixture=clean(r.optimum), loss_at_optimum=r.optimum.attrs.get("loss"))
         if r.held_out_mre_interval is not None:
@@ -399,8 +493,14 @@ def _summary(reports: list[LawReport], settings: dict, runs: RunTable) -> dict:
             entry["parameter_intervals"] = _jsonable(r.bootstrap.intervals())
             entry["standard_errors"] = _jsonable(r.bootstrap.standard_errors)
         laws[r.law] = entry
-    return {"kind": "report", "schema_version": 1, "settings": settings, "targets": list(runs.targets),
-            "domains": list(runs.weight_columns), "laws": laws}
+    return {
+        "kind": "report",
+        "schema_version": 1,
+        "settings": settings,
+        "targets": list(runs.targets),
+        "domains": list(runs.weight_columns),
+        "laws": laws,
+    }
 
 
 def _jsonable(tree):
@@ -462,16 +562,18 @@ def _optimum_table(reports: list[LawReport]) -> pd.DataFrame:
     for r in reports:
         o = r.optimum
         if {"lo", "hi"} <= set(o.columns):
-            columns[r.law] = [f"{100 * a:.1f} [{100 * b:.1f}, {100 * c:.1f}]"
-                              for a, b, c in zip(o["h_star"], o["lo"], o["hi"])]
+            columns[r.law] = [
+                f"{100 * a:.1f} [{100 * b:.1f}, {100 * c:.1f}]" for a, b, c in zip(o["h_star"], o["lo"], o["hi"])
+            ]
         else:
             columns[r.law] = [f"{100 * a:.1f}" for a in o["h_star"]]
     frame = pd.DataFrame(columns, index=pd.Index(reports[0].optimum.index, name="h* %"))
     for r in reports:
         o = r.path.objectives.index(WEIGHTED)
         loss = r.optimum.attrs.get("loss")
-        frame.loc["predicted mean loss at h*", r.law] = (f"{r.path.objective[-1, o]:.4f}" + (
-            f" [{loss['lo']:.4f}, {loss['hi']:.4f}]" if loss else ""))
+        frame.loc["predicted mean loss at h*", r.law] = f"{r.path.objective[-1, o]:.4f}" + (
+            f" [{loss['lo']:.4f}, {loss['hi']:.4f}]" if loss else ""
+        )
         frame.loc["gain vs uniform mixture", r.law] = f"{r.path.gain[-1, o]:.4f}"
     return frame
 
@@ -500,49 +602,76 @@ def _html(title, source, runs, train, held_out, reports, drawn, settings) -> str
     """The page; ``drawn`` maps figure name -> (PNG bytes, caption)."""
     esc = html.escape
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
-             f"<style>{CSS}</style></head><body>", f"<h1>{esc(title)}</h1>",
-             f"<p class='note'>{esc(source)} generated {when} by mixlaw_jax</p>"]
-    parts.append("<h2>Data and settings</h2><ul>"
-                 f"<li>{runs.n_rows} rows, {runs.n_runs} runs, {runs.k} domains: "
-                 f"{esc(', '.join(runs.weight_columns))}</li><li>targets: {esc(', '.join(runs.targets))}</li>"
-                 f"<li>training rows: {train.n_rows} ({train.n_runs} runs)</li>"
-                 + (f"<li>held-out rows: {held_out.n_rows} ({held_out.n_runs} runs), "
-                    f"selected by <code>{esc(settings['holdout'])}</code></li>" if held_out is not None else "")
-                 + f"<li>fit: {settings['n_starts']} random starts per target, successive-halving schedule "
-                 f"{esc(str(settings['schedule']))}, seed {settings['seed']}</li>"
-                 f"<li>bootstrap: {settings['replicates']} replicates (runs resampled), "
-                 f"{100 * settings['level']:.0f}% percentile intervals</li></ul>")
-    parts.append("<h2>Scores (MRE %)</h2>" + _table(_scores_frame(reports, held_out is not None))
-                 + ("<p class='note'>Brackets: bootstrap percentile interval of the held-out MRE.</p>"
-                    if any(r.held_out_mre_interval is not None for r in reports) else ""))
+    parts = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+        f"<p class='note'>{esc(source)} generated {when} by mixlaw_jax</p>",
+    ]
+    parts.append(
+        "<h2>Data and settings</h2><ul>"
+        f"<li>{runs.n_rows} rows, {runs.n_runs} runs, {runs.k} domains: "
+        f"{esc(', '.join(runs.weight_columns))}</li><li>targets: {esc(', '.join(runs.targets))}</li>"
+        f"<li>training rows: {train.n_rows} ({train.n_runs} runs)</li>"
+        + (
+            f"<li>held-out rows: {held_out.n_rows} ({held_out.n_runs} runs), "
+            f"selected by <code>{esc(settings['holdout'])}</code></li>"
+            if held_out is not None
+            else ""
+        )
+        + f"<li>fit: {settings['n_starts']} random starts per target, successive-halving schedule "
+        f"{esc(str(settings['schedule']))}, seed {settings['seed']}</li>"
+        f"<li>bootstrap: {settings['replicates']} replicates (runs resampled), "
+        f"{100 * settings['level']:.0f}% percentile intervals</li></ul>"
+    )
+    parts.append(
+        "<h2>Scores (MRE %)</h2>"
+        + _table(_scores_frame(reports, held_out is not None))
+        + (
+            "<p class='note'>Brackets: bootstrap percentile interval of the held-out MRE.</p>"
+            if any(r.held_out_mre_interval is not None for r in reports)
+            else ""
+        )
+    )
     flags = [(r.law, t, f) for r in reports for t in r.fit.targets for f in r.fit.diagnostics[t]["flags"]]
     if flags:
-        parts.append("<p class='note'>Parameters at a bound or at an extreme value:</p><ul>"
-                     + "".join(f"<li class='flag'>{esc(law)}, {esc(t)}: {esc(f)}</li>" for law, t, f in flags)
-                     + "</ul>")
+        parts.append(
+            "<p class='note'>Parameters at a bound or at an extreme value:</p><ul>"
+            + "".join(f"<li class='flag'>{esc(law)}, {esc(t)}: {esc(f)}</li>" for law, t, f in flags)
+            + "</ul>"
+        )
     mixing = [r for r in reports if r.path is not None]
     if mixing:
-        parts.append(f"<h2>Optimal mixture at N = {settings['N']:.3g}, D = {settings['D']:.3g}</h2>"
-                     "<p class='note'>Minimises the mean predicted loss over the targets, within the range of weights "
-                     "each domain has in the training runs"
-                     + "".join(f"; law {esc(r.law)} does not depend on the mixture" for r in reports
-                               if r.path is None) + ".</p>" + _table(_optimum_table(mixing)))
+        parts.append(
+            f"<h2>Optimal mixture at N = {settings['N']:.3g}, D = {settings['D']:.3g}</h2>"
+            "<p class='note'>Minimises the mean predicted loss over the targets, within the range of weights "
+            "each domain has in the training runs"
+            + "".join(f"; law {esc(r.law)} does not depend on the mixture" for r in reports if r.path is None)
+            + ".</p>"
+            + _table(_optimum_table(mixing))
+        )
     parts.append("<h2>Figures</h2>")
     for name, (png, caption) in drawn.items():
         data = base64.b64encode(png).decode("ascii")
-        parts.append(f"<figure id='{esc(name)}'><img alt='{esc(name)}' src='data:image/png;base64,{data}'>"
-                     f"<figcaption>{esc(caption)}</figcaption></figure>")
+        parts.append(
+            f"<figure id='{esc(name)}'><img alt='{esc(name)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{esc(caption)}</figcaption></figure>"
+        )
     parts.append("<h2>Parameters</h2>")
     for r in reports:
-        parts.append(f"<details><summary>{esc(r.law)} law"
-                     + (" (bootstrap intervals in brackets)" if r.bootstrap is not None else "") + "</summary>"
-                     + _table(_parameter_table(r)) + "</details>")
+        parts.append(
+            f"<details><summary>{esc(r.law)} law"
+            + (" (bootstrap intervals in brackets)" if r.bootstrap is not None else "")
+            + "</summary>"
+            + _table(_parameter_table(r))
+            + "</details>"
+        )
     if any(r.held_out_interval is not None for r in reports):
         parts.append("<h2>Held-out predictions with bootstrap intervals</h2>")
         for r in reports:
             if r.held_out_interval is not None:
-                parts.append(f"<details><summary>{esc(r.law)} law</summary>"
-                             + _table(r.held_out_interval) + "</details>")
+                parts.append(
+                    f"<details><summary>{esc(r.law)} law</summary>" + _table(r.held_out_interval) + "</details>"
+                )
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -1,11 +1,11 @@
 """Fitted laws as values: named parameters, diagnostics, prediction, scoring and JSON round trip."""
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import platform
 import warnings
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -27,9 +27,18 @@ def provenance(seed: int | None = None, table_hash: str | None = None) -> dict:
     import optax
 
     from . import __version__
-    return {"seed": seed, "table_hash": table_hash, "mixlaw_jax": __version__, "jax": jax.__version__,
-            "optax": optax.__version__, "numpy": np.__version__, "pandas": pd.__version__,
-            "python": platform.python_version(), "machine": platform.machine()}
+
+    return {
+        "seed": seed,
+        "table_hash": table_hash,
+        "mixlaw_jax": __version__,
+        "jax": jax.__version__,
+        "optax": optax.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
 
 
 @dataclasses.dataclass
@@ -78,9 +87,11 @@ class FitResult:
 
     def _table(self, runs) -> RunTable:
         if isinstance(runs, RunTable):
-            if runs.weight_columns != self.weight_columns:
-                raise MixlawError(f"the table's weight columns ({', '.join(runs.weight_columns)}) are not those this "
-                                  f"fit was made with ({', '.join(self.weight_columns)})")
+            if runs.k == self.k and runs.weight_columns != self.weight_columns:
+                raise MixlawError(
+                    f"the table's weight columns ({', '.join(runs.weight_columns)}) are not those this "
+                    f"fit was made with ({', '.join(self.weight_columns)})"
+                )
             return runs
         frame = runs if isinstance(runs, pd.DataFrame) else read_table(runs)
         needed = [*(("weight", c) for c in self.weight_columns), ("size", self.n_column), ("token", self.d_column)]
@@ -88,17 +99,24 @@ class FitResult:
         if missing:
             role, column = missing[0]
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise MixlawError(f"unknown {role} column {column!r}{more}: the table has no such column, and this fit was "
-                              f"made with weight columns {', '.join(self.weight_columns)}"
-                              + "".join(f", {what} column {c}" for what, c in (("N", self.n_column),
-                                                                              ("D", self.d_column)) if c))
+            raise MixlawError(
+                f"unknown {role} column {column!r}{more}: the table has no such column, and this fit was "
+                f"made with weight columns {', '.join(self.weight_columns)}"
+                + "".join(f", {what} column {c}" for what, c in (("N", self.n_column), ("D", self.d_column)) if c)
+            )
         present = [t for t in self.targets if t in frame.columns]
         frame = frame.copy()
         dummy = "__mixlaw_no_target__"
         if not present:
             frame[dummy] = 1.0
-        return load_runs(frame, weights=list(self.weight_columns), N=self.n_column, D=self.d_column,
-                         targets=present or [dummy], warn=False)
+        return load_runs(
+            frame,
+            weights=list(self.weight_columns),
+            N=self.n_column,
+            D=self.d_column,
+            targets=present or [dummy],
+            warn=False,
+        )
 
     def predict_arrays(self, n, d, h) -> np.ndarray:
         """Predicted losses (rows, targets) at arrays N (rows,), D (rows,), h (rows, k).
@@ -107,6 +125,8 @@ class FitResult:
         """
         law = get_law(self.law)
         h = np.asarray(h, float)
+        if h.ndim != 2 or h.shape[1] != self.k:
+            raise MixlawError(f"h must have shape (rows, {self.k}) for this fit's {self.k} domains, not {h.shape}")
         rows = h.shape[0]
         n = np.ones(rows) if n is None else np.broadcast_to(np.asarray(n, float), (rows,))
         d = np.ones(rows) if d is None else np.broadcast_to(np.asarray(d, float), (rows,))
@@ -116,9 +136,11 @@ class FitResult:
         bad = ~np.isfinite(pred)
         if bad.any():
             row, col = np.argwhere(bad)[0]
-            raise MixlawError(f"the fitted law gives a non-finite loss for {self.targets[col]!r} at row {row} "
-                              f"(N = {n[row]:.6g}, D = {d[row]:.6g}; {int(bad.any(axis=1).sum())} rows in all): "
-                              f"far outside the fitted range")
+            raise MixlawError(
+                f"the fitted law gives a non-finite loss for {self.targets[col]!r} at row {row} "
+                f"(N = {n[row]:.6g}, D = {d[row]:.6g}; {int(bad.any(axis=1).sum())} rows in all): "
+                f"far outside the fitted range"
+            )
         return pred
 
     def _warn_far_outside(self, n: np.ndarray, d: np.ndarray) -> None:
@@ -131,10 +153,13 @@ class FitResult:
             far = (values < lo / EXTRAPOLATION_WARN) | (values > hi * EXTRAPOLATION_WARN)
             if far.any():
                 row = int(np.flatnonzero(far)[0])
-                warnings.warn(f"{int(far.sum())} rows have {name} more than {EXTRAPOLATION_WARN:g}x outside the "
-                              f"fitted range [{lo:.4g}, {hi:.4g}] (first: row {row}, {name} = {values[row]:.4g}); "
-                              f"the law's predictions there are extrapolations far beyond the data", MixlawWarning,
-                              stacklevel=4)
+                warnings.warn(
+                    f"{int(far.sum())} rows have {name} more than {EXTRAPOLATION_WARN:g}x outside the "
+                    f"fitted range [{lo:.4g}, {hi:.4g}] (first: row {row}, {name} = {values[row]:.4g}); "
+                    f"the law's predictions there are extrapolations far beyond the data",
+                    MixlawWarning,
+                    stacklevel=4,
+                )
 
     def predict(self, runs) -> pd.DataFrame:
         """Predicted loss per target (one column each) for a RunTable, DataFrame or file of runs."""
@@ -154,9 +179,11 @@ class FitResult:
                 with np.errstate(over="ignore"):
                     out[t] = metrics.mre(table.losses[:, table.targets.index(t)], pred[t].to_numpy())
                 if not np.isfinite(out[t]):
-                    raise MixlawError(f"the relative error of {t!r} overflows: the fitted law's predictions are "
-                                      f"astronomically far from the observed losses (far outside the fitted range, or a "
-                                      f"corrupt fit)")
+                    raise MixlawError(
+                        f"the relative error of {t!r} overflows: the fitted law's predictions are "
+                        f"astronomically far from the observed losses (far outside the fitted range, or a "
+                        f"corrupt fit)"
+                    )
         return out
 
     def summary(self) -> pd.DataFrame:
@@ -164,19 +191,36 @@ class FitResult:
         rows = []
         for j, t in enumerate(self.targets):
             d = self.diagnostics[t]
-            rows.append({"target": t, "objective": self.objective[j], "gradient_norm": d["gradient_norm"],
-                         "starts_in_best_basin": f"{d['n_in_basin']}/{d['n_final']}",
-                         "flags": "; ".join(d["flags"])})
+            rows.append(
+                {
+                    "target": t,
+                    "objective": self.objective[j],
+                    "gradient_norm": d["gradient_norm"],
+                    "starts_in_best_basin": f"{d['n_in_basin']}/{d['n_final']}",
+                    "flags": "; ".join(d["flags"]),
+                }
+            )
         return pd.DataFrame(rows).set_index("target")
 
     def to_dict(self) -> dict:
-        return {"kind": "fit", "schema_version": FIT_SCHEMA_VERSION, "law": self.law, "k": self.k,
-                "targets": list(self.targets), "weight_columns": list(self.weight_columns),
-                "n_column": self.n_column, "d_column": self.d_column,
-                "weight_range": np.asarray(self.weight_range).tolist(),
-                "coordinates": np.asarray(self.coordinates).tolist(), "objective": np.asarray(self.objective).tolist(),
-                "params": _finite_or_none(self.params), "diagnostics": self.diagnostics,
-                "settings": self.settings, "provenance": self.provenance, "scale_range": self.scale_range}
+        return {
+            "kind": "fit",
+            "schema_version": FIT_SCHEMA_VERSION,
+            "law": self.law,
+            "k": self.k,
+            "targets": list(self.targets),
+            "weight_columns": list(self.weight_columns),
+            "n_column": self.n_column,
+            "d_column": self.d_column,
+            "weight_range": np.asarray(self.weight_range).tolist(),
+            "coordinates": np.asarray(self.coordinates).tolist(),
+            "objective": np.asarray(self.objective).tolist(),
+            "params": _finite_or_none(self.params),
+            "diagnostics": self.diagnostics,
+            "settings": self.settings,
+            "provenance": self.provenance,
+            "scale_range": self.scale_range,
+        }
 
     def save(self, path) -> None:
         """Write the result as versioned JSON, atomically (a crash leaves the old file or none)."""
@@ -202,13 +246,25 @@ def fit_from_dict(p: dict, path) -> FitResult:
         law = get_law(p["law"])
         coordinates = np.asarray(p["coordinates"], dtype=float)
         if coordinates.shape != (len(p["targets"]), law.n_params(p["k"])):
-            raise MixlawError(f"{path}: coordinates have shape {coordinates.shape}, expected "
-                              f"({len(p['targets'])}, {law.n_params(p['k'])})")
-        return FitResult(law=p["law"], k=p["k"], targets=tuple(p["targets"]),
-                         weight_columns=tuple(p["weight_columns"]), n_column=p["n_column"], d_column=p["d_column"],
-                         weight_range=np.asarray(p["weight_range"], dtype=float), coordinates=coordinates,
-                         objective=np.asarray(p["objective"], dtype=float), diagnostics=p["diagnostics"],
-                         settings=p["settings"], provenance=p["provenance"], scale_range=p.get("scale_range"))
+            raise MixlawError(
+                f"{path}: coordinates have shape {coordinates.shape}, expected "
+                f"({len(p['targets'])}, {law.n_params(p['k'])})"
+            )
+        return FitResult(
+            law=p["law"],
+            k=p["k"],
+            targets=tuple(p["targets"]),
+            weight_columns=tuple(p["weight_columns"]),
+            n_column=p["n_column"],
+            d_column=p["d_column"],
+            weight_range=np.asarray(p["weight_range"], dtype=float),
+            coordinates=coordinates,
+            objective=np.asarray(p["objective"], dtype=float),
+            diagnostics=p["diagnostics"],
+            settings=p["settings"],
+            provenance=p["provenance"],
+            scale_range=p.get("scale_range"),
+        )
     except MixlawError as err:
         raise MixlawError(f"{path} is not a valid fit file: {err}") from None
     except KeyError as err:

@@ -29,19 +29,49 @@ import pandas as pd
 from mixlaw_jax.errors import MixlawError
 
 MAX_LENGTH = 2000
-GRAMMAR = ("a selection compares columns with numbers or strings (<, <=, >, >=, ==, !=, in [...]), "
-           "joined by and / or / not (or &, |, ~) and parentheses")
+GRAMMAR = (
+    "a selection compares columns with numbers or strings (<, <=, >, >=, ==, !=, in [...]), "
+    "joined by and / or / not (or &, |, ~) and parentheses"
+)
 _STRING = r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""
 _TOKENS = re.compile(rf"({_STRING})|`([^`]*)`|([&|~\r\n])", re.DOTALL)
-_CMP = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
-        ast.Eq: operator.eq, ast.NotEq: operator.ne}
-_ARITHMETIC = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
-               ast.Pow: "**", ast.MatMult: "@", ast.LShift: "<<", ast.RShift: ">>", ast.BitXor: "^"}
-_FORBIDDEN = {ast.Call: "function calls", ast.Attribute: "attributes (a.b)", ast.Subscript: "subscripts (a[...])",
-              ast.Lambda: "lambdas", ast.ListComp: "comprehensions", ast.SetComp: "comprehensions",
-              ast.DictComp: "comprehensions", ast.GeneratorExp: "comprehensions", ast.NamedExpr: "assignments (:=)",
-              ast.JoinedStr: "f-strings", ast.IfExp: "conditional expressions", ast.Dict: "dicts", ast.Set: "sets",
-              ast.Starred: "starred expressions"}
+_CMP = {
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
+_ARITHMETIC = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.Pow: "**",
+    ast.MatMult: "@",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.BitXor: "^",
+}
+_FORBIDDEN = {
+    ast.Call: "function calls",
+    ast.Attribute: "attributes (a.b)",
+    ast.Subscript: "subscripts (a[...])",
+    ast.Lambda: "lambdas",
+    ast.ListComp: "comprehensions",
+    ast.SetComp: "comprehensions",
+    ast.DictComp: "comprehensions",
+    ast.GeneratorExp: "comprehensions",
+    ast.NamedExpr: "assignments (:=)",
+    ast.JoinedStr: "f-strings",
+    ast.IfExp: "conditional expressions",
+    ast.Dict: "dicts",
+    ast.Set: "sets",
+    ast.Starred: "starred expressions",
+}
 _NO = np.False_  # a literal's "missing" flag
 
 
@@ -148,8 +178,9 @@ class _Selection:
             self.fail(f"compares {left.label} with {right.label}; a comparison needs a column")
         if left.kind != right.kind:
             column, other = (left, right) if left.is_column else (right, left)
-            self.fail(f"{column.label} holds {column.kind} values and cannot be compared with {other.label}",
-                      grammar=False)
+            self.fail(
+                f"{column.label} holds {column.kind} values and cannot be compared with {other.label}", grammar=False
+            )
         with np.errstate(invalid="ignore"):
             result = np.asarray(op(left.values, right.values), dtype=bool)
         return np.broadcast_to(result, (len(self.frame),)) & ~left.missing & ~right.missing

@@ -1,4 +1,5 @@
 """Synthetic run tables drawn from a law: for tests with a known truth, calibration checks and the bundled demo data."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +37,7 @@ def random_mixtures(n_mixtures: int, k: int, *, min_weight: float = 0.02, seed: 
 def design(mixtures: np.ndarray, sizes, tokens) -> pd.DataFrame:
     """Every mixture at every model size, with a checkpoint at every token count: columns weight_i, N, D."""
     rows = []
-    for m, h in enumerate(mixtures):
+    for h in mixtures:
         for n in sizes:
             for d in tokens:
                 rows.append({**{f"weight_{i}": w for i, w in enumerate(h)}, "N": float(n), "D": float(d)})

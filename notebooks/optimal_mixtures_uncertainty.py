@@ -25,8 +25,7 @@ import os
 FAST = os.environ.get("MIXLAW_NOTEBOOK_FAST") == "1"
 LAW = "additive" if FAST else "joint"
 FIT = dict(n_starts=64, schedule=((16, 20), (4, 40))) if FAST else dict(n_starts=4096)
-BOOTSTRAP = (dict(n_replicates=3, n_starts=8, schedule=((2, 20),)) if FAST
-             else dict(n_replicates=200, n_starts=256))
+BOOTSTRAP = dict(n_replicates=3, n_starts=8, schedule=((2, 20),)) if FAST else dict(n_replicates=200, n_starts=256)
 COMPUTE_OPTIMAL = dict(n_grid=7, refine_rounds=1, n_starts=8) if FAST else {}
 N, D = 7e9, 1.5e11
 
@@ -43,8 +42,10 @@ runs = load_example()
 train, held_out = runs.query("model_size <= 1.3e9"), runs.query("model_size > 1.3e9")
 fit = mj.fit(train, LAW, **FIT)
 boot = mj.bootstrap(train, LAW, full_fit=fit, **BOOTSTRAP)
-print(f"{LAW} law, {boot.n_replicates} replicates; replicates whose best start did not converge: "
-      f"{boot.fraction_unconverged}")
+print(
+    f"{LAW} law, {boot.n_replicates} replicates; replicates whose best start did not converge: "
+    f"{boot.fraction_unconverged}"
+)
 
 # %% [markdown]
 # ## Parameters
@@ -74,8 +75,10 @@ predicted = boot.predict_interval(held_out)
 assert (predicted[f"{target}_lo"] <= predicted[f"{target}_hi"]).all()
 observed = held_out.losses[:, held_out.targets.index(target)]
 inside = ((predicted[f"{target}_lo"] <= observed) & (observed <= predicted[f"{target}_hi"])).mean()
-print(f"{target}: {100 * inside:.0f}% of held-out losses lie inside their interval "
-      f"(the interval covers the law's uncertainty, not the runs' noise)")
+print(
+    f"{target}: {100 * inside:.0f}% of held-out losses lie inside their interval "
+    f"(the interval covers the law's uncertainty, not the runs' noise)"
+)
 boot.mre_interval(held_out)
 
 # %% [markdown]
@@ -102,8 +105,9 @@ constrained = boot.mixture_interval(N, D, token_budget={"weight_wikipedia": 2e10
 assert constrained.loc["weight_wikipedia", "h_star"] <= 2e10 / D + 1e-9
 assert np.isclose(constrained.loc["weight_github", "h_star"], 0.05)
 print("predicted mean loss at h*:", constrained.attrs["loss"])
-figures.mixture_intervals({"data range": h, "token budget + fixed github": constrained},
-                          title=f"{LAW} law: h* at N = {N:.3g}, D = {D:.3g}")
+figures.mixture_intervals(
+    {"data range": h, "token budget + fixed github": constrained}, title=f"{LAW} law: h* at N = {N:.3g}, D = {D:.3g}"
+)
 
 # %% [markdown]
 # ## Across budgets, and the compute-optimal split
@@ -117,6 +121,8 @@ figures.mixture_path(mj.optimal_mixture(fit, N=n, D=n * D / N))
 
 # %%
 best = mj.compute_optimal(fit, C=6 * N * D, **COMPUTE_OPTIMAL)
-print(f"compute-optimal for C = {6 * N * D:.3g}: N = {best.n[0, -1]:.3g}, D = {best.d[0, -1]:.3g}, "
-      f"mean loss {best.objective[0, -1]:.4f}")
+print(
+    f"compute-optimal for C = {6 * N * D:.3g}: N = {best.n[0, -1]:.3g}, D = {best.d[0, -1]:.3g}, "
+    f"mean loss {best.objective[0, -1]:.4f}"
+)
 best.mixture().T.rename(columns={0: "h*"}).round(3)

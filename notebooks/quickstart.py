@@ -27,7 +27,7 @@ import os
 # MIXLAW_NOTEBOOK_FAST=1 (the test suite) runs with tiny settings; the results are then rough.
 FAST = os.environ.get("MIXLAW_NOTEBOOK_FAST") == "1"
 LAWS = ["additive"] if FAST else ["additive", "joint"]
-SETTINGS = dict(n_starts=64, schedule=((16, 20), (4, 40))) if FAST else {}   # {}: the library defaults
+SETTINGS = dict(n_starts=64, schedule=((16, 20), (4, 40))) if FAST else {}  # {}: the library defaults
 
 # %%
 # %matplotlib inline
@@ -40,8 +40,10 @@ from mixlaw_jax.datasets import example_path, load_example
 runs = load_example()
 train, held_out = runs.query("model_size <= 1.3e9"), runs.query("model_size > 1.3e9")
 print(f"{runs.n_rows} rows, {runs.n_runs} runs, k = {runs.k} domains, targets {runs.targets}")
-print(f"train: {train.n_rows} rows at N = {sorted(set(train.n))}; held out: {held_out.n_rows} rows at "
-      f"N = {sorted(set(held_out.n))}")
+print(
+    f"train: {train.n_rows} rows at N = {sorted(set(train.n))}; held out: {held_out.n_rows} rows at "
+    f"N = {sorted(set(held_out.n))}"
+)
 pd.read_csv(example_path()).head()
 
 # %% [markdown]
@@ -64,8 +66,13 @@ fits[LAWS[-1]].params["arxiv_loss"]
 # Mean relative error (%) on the training rows and on the held-out rows, per target.
 
 # %%
-scores = pd.DataFrame({f"{law} {part}": fit.mre(rows) for law, fit in fits.items()
-                       for part, rows in (("train", train), ("held-out", held_out))})
+scores = pd.DataFrame(
+    {
+        f"{law} {part}": fit.mre(rows)
+        for law, fit in fits.items()
+        for part, rows in (("train", train), ("held-out", held_out))
+    }
+)
 scores.loc["mean"] = scores.mean()
 assert (scores.filter(like="held-out") < 5).all().all()
 scores.round(3)

@@ -31,10 +31,14 @@ from pathlib import Path
 FAST = os.environ.get("MIXLAW_NOTEBOOK_FAST") == "1"
 DATA = Path(os.environ.get("MIXLAW_SHARED_DATA", "../../shared/data")) / "slimpajama" / "dmsl_llm_slimpajama.csv"
 LAWS = ["additive"] if FAST else ["additive", "joint"]
-DOMAINS = ["arxiv", "wikipedia"] if FAST else ["arxiv", "book", "c4", "github", "commoncrawl", "stackexchange",
-                                                "wikipedia"]
-SETTINGS = (dict(n_starts=64, schedule=((16, 20), (4, 40))) if FAST
-            else dict(n_starts=4096, schedule=((256, 30, 0.25), (64, 100, 1.0), (16, 200, 1.0))))
+DOMAINS = (
+    ["arxiv", "wikipedia"] if FAST else ["arxiv", "book", "c4", "github", "commoncrawl", "stackexchange", "wikipedia"]
+)
+SETTINGS = (
+    dict(n_starts=64, schedule=((16, 20), (4, 40)))
+    if FAST
+    else dict(n_starts=4096, schedule=((256, 30, 0.25), (64, 100, 1.0), (16, 200, 1.0)))
+)
 
 # %%
 # %matplotlib inline
@@ -47,9 +51,11 @@ runs = mj.load_runs(DATA, weights="weight_*", N="model_size", D="n_tokens", targ
 train = runs.query("model_size <= 1.3e9").drop_first_checkpoints(2)
 val = runs.query("model_size > 1.3e9").drop_first_checkpoints(2)
 print(f"{runs.n_rows} rows, {runs.n_runs} runs, k = {runs.k}; targets {', '.join(runs.targets)}")
-print(f"after dropping each run's first two checkpoints: train {train.n_rows} rows "
-      f"(N = {', '.join(f'{n:.3g}' for n in sorted(set(train.n)))}), val {val.n_rows} rows "
-      f"(N = {', '.join(f'{n:.3g}' for n in sorted(set(val.n)))})")
+print(
+    f"after dropping each run's first two checkpoints: train {train.n_rows} rows "
+    f"(N = {', '.join(f'{n:.3g}' for n in sorted(set(train.n)))}), val {val.n_rows} rows "
+    f"(N = {', '.join(f'{n:.3g}' for n in sorted(set(val.n)))})"
+)
 
 # %% [markdown]
 # The loader warns that every run repeats its final checkpoint (19.998e9 and 20e9 tokens, SPEC.md section 5); the
@@ -68,10 +74,26 @@ for law, fit in fits.items():
 # ## Ours beside the paper's Table 2
 
 # %%
-PAPER = {"additive": {"arxiv": (0.50, 2.09), "book": (0.29, 0.80), "c4": (0.29, 0.31), "github": (0.65, 1.17),
-                      "commoncrawl": (0.29, 0.58), "stackexchange": (0.51, 0.36), "wikipedia": (0.92, 4.45)},
-         "joint": {"arxiv": (0.39, 1.62), "book": (0.24, 1.19), "c4": (0.24, 0.34), "github": (0.54, 2.51),
-                   "commoncrawl": (0.24, 0.90), "stackexchange": (0.38, 0.47), "wikipedia": (0.57, 2.09)}}
+PAPER = {
+    "additive": {
+        "arxiv": (0.50, 2.09),
+        "book": (0.29, 0.80),
+        "c4": (0.29, 0.31),
+        "github": (0.65, 1.17),
+        "commoncrawl": (0.29, 0.58),
+        "stackexchange": (0.51, 0.36),
+        "wikipedia": (0.92, 4.45),
+    },
+    "joint": {
+        "arxiv": (0.39, 1.62),
+        "book": (0.24, 1.19),
+        "c4": (0.24, 0.34),
+        "github": (0.54, 2.51),
+        "commoncrawl": (0.24, 0.90),
+        "stackexchange": (0.38, 0.47),
+        "wikipedia": (0.57, 2.09),
+    },
+}
 columns = {}
 for law, fit in fits.items():
     train_mre, val_mre = fit.mre(train), fit.mre(val)

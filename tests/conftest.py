@@ -1,4 +1,5 @@
 """Shared fixtures: the real tables in ../shared/data fail the run under CI=true when missing, and skip elsewhere."""
+
 from __future__ import annotations
 
 import os
@@ -28,15 +29,21 @@ def shared_file(relative: str) -> Path:
 @pytest.fixture(scope="session")
 def slimpajama():
     """The SlimPajama table of Shukor et al. (all rows; 8 targets)."""
-    return mj.load_runs(shared_file("slimpajama/dmsl_llm_slimpajama.csv"), weights="weight_*", N="model_size",
-                        D="n_tokens", targets="*_loss")
+    return mj.load_runs(
+        shared_file("slimpajama/dmsl_llm_slimpajama.csv"),
+        weights="weight_*",
+        N="model_size",
+        D="n_tokens",
+        targets="*_loss",
+    )
 
 
 @pytest.fixture(scope="session")
 def chinchilla_frame():
     import pandas as pd
+
     frame = pd.read_csv(shared_file("chinchilla_epoch/svg_extracted_data.csv"))
-    frame = frame.sort_values("loss").iloc[:-5]          # Epoch drop the 5 highest-loss points
+    frame = frame.sort_values("loss").iloc[:-5]  # Epoch drop the 5 highest-loss points
     frame["D"] = frame["Training FLOP"] / (6 * frame["Model Size"])
     frame["h"] = 1.0
     return frame
@@ -46,14 +53,24 @@ def chinchilla_frame():
 def slimpajama_additive(slimpajama):
     """Additive law, default bounds, fitted to the training rows (model_size <= 1.3e9) with a light schedule: the
     additive law reaches the same optimum with it (tests/test_slimpajama.py checks the default's objectives)."""
-    return mj.fit(slimpajama.query("model_size <= 1.3e9"), "additive", n_starts=4096,
-                  schedule=((256, 30, 0.25), (64, 100, 1.0), (16, 200, 1.0)))
+    return mj.fit(
+        slimpajama.query("model_size <= 1.3e9"),
+        "additive",
+        n_starts=4096,
+        schedule=((256, 30, 0.25), (64, 100, 1.0), (16, 200, 1.0)),
+    )
 
 
 #: Test groups that take minutes, longest first. The suite runs on two pytest-xdist workers (README), which take
 #: whole groups in collection order: starting these first lets both workers finish together.
-LONGEST_FIRST = ("unbounded-joint", "unbounded-additive", "slimpajama_additive", "test_slimpajama",
-                 "test_benchmarks_runner", "test_synthetic")
+LONGEST_FIRST = (
+    "unbounded-joint",
+    "unbounded-additive",
+    "slimpajama_additive",
+    "test_slimpajama",
+    "test_benchmarks_runner",
+    "test_synthetic",
+)
 
 
 def xdist_group(item) -> str:

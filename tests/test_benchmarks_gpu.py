@@ -1,4 +1,5 @@
 """The GPU section of RESULTS.md (benchmarks/gpu.py) is built from the result files on disk, beside the CPU's."""
+
 import sys
 from pathlib import Path
 
@@ -18,8 +19,9 @@ def test_gpu_section_sets_gpu_and_cpu_runs_side_by_side(tmp_path):
     # one table row per rung and problem, with the CPU's own timing where the CPU ran that problem
     for (problem, _), ladder in on_gpu.items():
         for rung in ladder:
-            row = next(line for line in text.splitlines() if line.startswith(f"| {problem} | "
-                                                                             f"{rung['settings']['n_starts']} |"))
+            row = next(
+                line for line in text.splitlines() if line.startswith(f"| {problem} | {rung['settings']['n_starts']} |")
+            )
             assert (problem in cpu) == (row.split("|")[3].strip() != "—")
     assert (tmp_path / "figures" / "gpu_scaling.png").stat().st_size > 0
 

@@ -1,5 +1,6 @@
 """benchmarks/local_solvers.py at tiny sizes: both local solvers refine the same screened starts and report finite,
 comparable numbers (the full run is on file in benchmarks/results/local_solvers.json)."""
+
 import sys
 from pathlib import Path
 
@@ -20,4 +21,4 @@ def test_quick_comparison_refines_the_same_starts_with_both_methods():
     assert lm["in_basin"] + gd["in_basin"] >= 1
     steps = local_solvers.QUICK["adam"] + local_solvers.QUICK["lbfgs"]
     assert len(gd["best_trace"]) == steps // local_solvers.QUICK["trace"]
-    assert all(a >= b for a, b in zip(gd["best_trace"], gd["best_trace"][1:]))   # a running best never rises
+    assert all(a >= b for a, b in zip(gd["best_trace"], gd["best_trace"][1:]))  # a running best never rises

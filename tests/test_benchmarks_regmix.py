@@ -1,12 +1,13 @@
 """The RegMix and scaling benchmarks: data join, baselines, exponent fit and the per-point subprocess runner."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import shared_file
 
 from benchmarks import regmix, scaling
-from conftest import shared_file
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +35,9 @@ def test_regmix_join(root, tables):
 
 
 def test_join_mismatch_is_loud(tmp_path):
-    pd.DataFrame({"index": [1, 2, 3], "train_the_pile_a": [1.0, 0.5, 0.0],
-                  "train_the_pile_b": [0.0, 0.5, 1.0]}).to_csv(tmp_path / "m.csv", index=False)
+    pd.DataFrame({"index": [1, 2, 3], "train_the_pile_a": [1.0, 0.5, 0.0], "train_the_pile_b": [0.0, 0.5, 1.0]}).to_csv(
+        tmp_path / "m.csv", index=False
+    )
     pd.DataFrame({"index": [1, 2, 4], "metric/x_val_loss": [3.0, 3.1, 3.2]}).to_csv(tmp_path / "l.csv", index=False)
     with pytest.raises(ValueError, match=r"only in the mixture file \[3\], only in the loss file \[4\]"):
         regmix.load_split(tmp_path / "m.csv", tmp_path / "l.csv")
@@ -46,7 +48,7 @@ def test_baselines_beat_constant(tables):
     tests = {name: tables[name].iloc[:64] for name in ("1m", "60m", "1b")}
     targets = [regmix.PRIMARY]
     actual = tests["1m"][regmix.PRIMARY].to_numpy()
-    assert regmix.spearman(np.full(len(actual), actual.mean()), actual) is None    # a constant ranks nothing
+    assert regmix.spearman(np.full(len(actual), actual.mean()), actual) is None  # a constant ranks nothing
     linear = regmix.linear_predictions(train, targets, tests)
     boosted, rounds = regmix.lightgbm_predictions(train, targets, tests)
     for predictions in (linear, boosted):
@@ -57,11 +59,19 @@ def test_baselines_beat_constant(tables):
 
 def test_loglog_slope_recovers_exponent():
     x = np.array([1, 2, 4, 8, 16, 32, 64], float)
-    assert scaling.loglog_slope(x, 3.0 * x ** 1.5) == pytest.approx(1.5)
-    assert scaling.loglog_slope([1, 2], [0.0, 1.0]) is None          # one usable point
+    assert scaling.loglog_slope(x, 3.0 * x**1.5) == pytest.approx(1.5)
+    assert scaling.loglog_slope([1, 2], [0.0, 1.0]) is None  # one usable point
     # a fixed overhead at small sizes, linear growth above: the upper half sees the exponent
-    points = [{"size": s, "time_first_s": 5.0 + s, "time_warm_s": 0.01 * s, "peak_first_net_bytes": 1e8,
-               "peak_warm_net_bytes": None} for s in (1, 10, 1e3, 1e4, 1e5)]
+    points = [
+        {
+            "size": s,
+            "time_first_s": 5.0 + s,
+            "time_warm_s": 0.01 * s,
+            "peak_first_net_bytes": 1e8,
+            "peak_warm_net_bytes": None,
+        }
+        for s in (1, 10, 1e3, 1e4, 1e5)
+    ]
     e = scaling.exponents(points)
     assert e["time_first_s"] == pytest.approx(1.0, abs=0.01)
     assert e["time_warm_s"] == pytest.approx(1.0)

@@ -1,5 +1,6 @@
 """Smoke test of the benchmark suite: ``python -m benchmarks --quick`` runs every benchmark at tiny sizes, writes a
 result file per benchmark with its provenance, and rebuilds RESULTS.md — so the scripts never rot."""
+
 import json
 import subprocess
 import sys
@@ -13,11 +14,19 @@ from benchmarks.__main__ import SUITE  # noqa: E402
 
 
 def test_quick_suite_writes_results_and_report(tmp_path):
-    for relative in ("slimpajama/dmsl_llm_slimpajama.csv", "chinchilla_epoch/svg_extracted_data.csv",
-                     "regmix/train_mixture_1m.csv"):
+    for relative in (
+        "slimpajama/dmsl_llm_slimpajama.csv",
+        "chinchilla_epoch/svg_extracted_data.csv",
+        "regmix/train_mixture_1m.csv",
+    ):
         shared_file(relative)
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     for name in SUITE:
         result = json.loads((tmp_path / f"{name}_quick.json").read_text())

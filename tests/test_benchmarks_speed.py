@@ -1,5 +1,6 @@
 """benchmarks/baselines.py and benchmarks/speed.py: the numpy models against the package's laws, the analytic
 gradient against finite differences, the baseline recipes on tiny problems, and the speed report's pieces."""
+
 import json
 import sys
 from pathlib import Path
@@ -8,11 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import shared_file
 
 import mixlaw_jax as mj
 from mixlaw_jax.laws import Inputs
-
-from conftest import shared_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -53,8 +53,12 @@ def test_analytic_gradient_matches_finite_differences(law, loss_space):
     for theta in problem.random_points(3, np.random.default_rng(3)):
         value, grad = problem.objective(theta)
         step = 1e-6
-        numeric = np.array([(problem.objective(theta + step * e)[0] - problem.objective(theta - step * e)[0])
-                            / (2 * step) for e in np.eye(len(theta))])
+        numeric = np.array(
+            [
+                (problem.objective(theta + step * e)[0] - problem.objective(theta - step * e)[0]) / (2 * step)
+                for e in np.eye(len(theta))
+            ]
+        )
         assert np.isfinite(value)
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7 * np.max(np.abs(numeric)))
 
@@ -69,7 +73,7 @@ def tiny_chinchilla(loss_space: str = "log", reduction: str = "sum"):
     n = np.repeat(np.geomspace(1e8, 3.2e9, 6), 5)
     d = np.tile(np.geomspace(2e9, 2e11, 5), 6)
     e, a, alpha, b, beta = TRUTH
-    loss = (np.exp(e) + np.exp(a) / n ** alpha + np.exp(b) / d ** beta) * (1 + 0.005 * rng.standard_normal(30))
+    loss = (np.exp(e) + np.exp(a) / n**alpha + np.exp(b) / d**beta) * (1 + 0.005 * rng.standard_normal(30))
     frame = pd.DataFrame({"h": 1.0, "N": n, "D": d, "loss": loss})
     runs = mj.load_runs(frame, weights=["h"], N="N", D="D", targets=["loss"], warn=False)
     return runs, baselines.Problem.from_runs(runs, "loss", "chinchilla", loss_space=loss_space, reduction=reduction)
@@ -80,7 +84,7 @@ def test_paper_recipe_improves_on_its_random_search():
     out = baselines.paper_recipe(problem, tolerance="tight", n_random=32, niter=2, seed=0)
     assert out["objective"] < out["random_search_objective"]
     assert out["objective"] <= problem.objective(TRUTH)[0]
-    assert out["local_searches"] == 3 and out["stopped"] == "niter"     # the first minimisation and 2 hops
+    assert out["local_searches"] == 3 and out["stopped"] == "niter"  # the first minimisation and 2 hops
     trace = np.array(out["trace"])
     assert np.all(np.diff(trace[:, 0]) >= 0) and np.all(np.diff(trace[:, 1]) < 0)
     assert trace[-1, 1] == out["objective"]
@@ -90,7 +94,7 @@ def test_paper_recipe_improves_on_its_random_search():
 
 def test_time_cap_stops_a_run_with_its_best_point():
     _, problem = tiny_chinchilla()
-    out = baselines.paper_recipe(problem, n_random=10 ** 5, max_seconds=0.2)
+    out = baselines.paper_recipe(problem, n_random=10**5, max_seconds=0.2)
     assert out["stopped"] == "time cap" and out["seconds"] < 2
     assert np.isfinite(out["objective"])
 
@@ -112,10 +116,10 @@ def test_best_at_reads_the_anytime_trace():
 
 
 def test_thinned_trace_keeps_the_first_and_last_improvements_and_log_spaced_ones():
-    trace = [(1e-3 * 1.001 ** i, 1.0 / (1 + i)) for i in range(10_000)]
+    trace = [(1e-3 * 1.001**i, 1.0 / (1 + i)) for i in range(10_000)]
     thinned = baselines.thin(trace, points=100)
     assert len(thinned) <= 100 and thinned[0] == trace[0] and thinned[-1] == trace[-1]
-    for seconds in (0.002, 0.5, 7.0):   # the best at a time as it was within one grid step (1.001^100 ~ 11%)
+    for seconds in (0.002, 0.5, 7.0):  # the best at a time as it was within one grid step (1.001^100 ~ 11%)
         exact = baselines.best_at(trace, seconds)
         assert exact <= baselines.best_at(thinned, seconds) <= baselines.best_at(trace, seconds / 1.11)
 
@@ -133,42 +137,61 @@ def test_epoch_objective_at_epochs_parameters():
 def test_speed_pieces_end_to_end_on_a_tiny_problem(tmp_path, monkeypatch):
     monkeypatch.setattr(speed, "QUICK_BASELINE", {"n_random": 16, "niter": 1, "max_seconds": 2.0})
     runs, _ = tiny_chinchilla()
-    spec = {"name": "chinchilla", "law": "chinchilla", "runs": runs, "targets": ["loss"],
-            "objective": {"loss_space": "log", "reduction": "sum", "delta": 1e-3},
-            "baselines": ["paper_default", "paper_tight", "paper_tight_wide", "hoffmann"]}
+    spec = {
+        "name": "chinchilla",
+        "law": "chinchilla",
+        "runs": runs,
+        "targets": ["loss"],
+        "objective": {"loss_space": "log", "reduction": "sum", "delta": 1e-3},
+        "baselines": ["paper_default", "paper_tight", "paper_tight_wide", "hoffmann"],
+    }
     rungs = [speed.run_engine(spec, {"n_starts": 16, "schedule": ((2, 20, 1.0),)})]
-    for r in rungs:   # warm: the median of the repeats
+    for r in rungs:  # warm: the median of the repeats
         assert len(r["warm_repeats_seconds"]) == speed.WARM_REPEATS and min(r["warm_repeats_seconds"]) > 0
         assert r["warm_seconds"] == sorted(r["warm_repeats_seconds"])[speed.WARM_REPEATS // 2]
-    for r in rungs:   # the numpy objective at the engine's optimum is the engine's objective
+    for r in rungs:  # the numpy objective at the engine's optimum is the engine's objective
         assert r["numpy_objective"][0] == pytest.approx(r["objective"][0], rel=1e-10)
     by_method = {m: [speed.run_baseline(spec, m, "loss", quick=True)] for m in spec["baselines"]}
     comparison = {m: speed.compare(rungs, r) for m, r in by_method.items()}
-    assert by_method["paper_tight_wide"][0]["method"] == "paper (tight)"    # tight tolerances, a wider search
+    assert by_method["paper_tight_wide"][0]["method"] == "paper (tight)"  # tight tolerances, a wider search
     for c in comparison.values():
         assert (c["reach_rung"] is None) == (c["speedup"] is None)
         assert c["engine_at_or_below"] == (c["objective_ratio"][0] <= 1 + speed.EQUAL_RTOL)
-    problem = {"name": "chinchilla", "law": "chinchilla", "targets": ["loss"], "rows": runs.n_rows,
-               "objective_settings": spec["objective"], "truth_objective": None, "engine": rungs,
-               "baselines": by_method, "comparison": comparison}
+    problem = {
+        "name": "chinchilla",
+        "law": "chinchilla",
+        "targets": ["loss"],
+        "rows": runs.n_rows,
+        "objective_settings": spec["objective"],
+        "truth_objective": None,
+        "engine": rungs,
+        "baselines": by_method,
+        "comparison": comparison,
+    }
     result = {"quick": True, "problems": [problem], "bars": speed.bars([problem]), "cap_seconds": 10.0}
     result = json.loads(json.dumps(result, allow_nan=False))
     text = speed.markdown(result, tmp_path)
     assert text.startswith("## Speed and quality") and "speed-up to paper_tight" in text
     assert {b["bar"] for b in result["bars"] if "speed-up" in b["bar"]} == {
-        "chinchilla: speed-up to paper_tight's objective", "chinchilla: speed-up to paper_tight_wide's objective"}
+        "chinchilla: speed-up to paper_tight's objective",
+        "chinchilla: speed-up to paper_tight_wide's objective",
+    }
     assert (tmp_path / "speed_chinchilla.png").stat().st_size > 0
 
 
 def test_compare_finds_the_fastest_rung_that_reaches_every_target():
-    rungs = [{"seconds": 1.0, "warm_seconds": 0.5, "objective": [2.0, 1.0]},
-             {"seconds": 3.0, "warm_seconds": 1.0, "objective": [1.0, 1.0]},
-             {"seconds": 9.0, "warm_seconds": 4.0, "objective": [0.9, 0.9]}]
-    runs = [{"objective": 1.0, "seconds": 40.0, "seconds_to_best": 30.0, "trace": [[1.0, 5.0], [30.0, 1.0]]},
-            {"objective": 1.0, "seconds": 40.0, "seconds_to_best": 30.0, "trace": [[10.0, 3.0], [30.0, 1.0]]}]
+    rungs = [
+        {"seconds": 1.0, "warm_seconds": 0.5, "objective": [2.0, 1.0]},
+        {"seconds": 3.0, "warm_seconds": 1.0, "objective": [1.0, 1.0]},
+        {"seconds": 9.0, "warm_seconds": 4.0, "objective": [0.9, 0.9]},
+    ]
+    runs = [
+        {"objective": 1.0, "seconds": 40.0, "seconds_to_best": 30.0, "trace": [[1.0, 5.0], [30.0, 1.0]]},
+        {"objective": 1.0, "seconds": 40.0, "seconds_to_best": 30.0, "trace": [[10.0, 3.0], [30.0, 1.0]]},
+    ]
     c = speed.compare(rungs, runs)
     assert c["reach_rung"] == 1 and c["speedup"] == pytest.approx(60 / 3) and c["speedup_warm"] == 60.0
-    assert c["baseline_at_equal_time"] == [5.0, None]     # each target's share of the engine's 9 s
+    assert c["baseline_at_equal_time"] == [5.0, None]  # each target's share of the engine's 9 s
     assert c["engine_at_or_below"] and c["engine_better_at_equal_time"]
     unreached = speed.compare(rungs[:1], runs)
     assert unreached["reach_rung"] is None and unreached["speedup"] is None
@@ -179,10 +202,18 @@ def test_merge_carries_over_the_problems_a_run_left_out_with_their_provenance():
         c = {"objective_ratio": [ratio], "engine_at_or_below": ratio <= 1, "speedup": 2.0, "speedup_warm": 30.0}
         return {"name": name, "comparison": {"paper_tight": c}}
 
-    previous = {"quick": False, "cap_seconds": 900.0, "provenance": {"commit": "old"},
-                "problems": [problem("chinchilla", 1.0), problem("synthetic", 2.0)]}
-    new = {"quick": False, "cap_seconds": 300.0, "provenance": {"commit": "new"},
-           "problems": [problem("synthetic", 0.5), problem("additive", 0.9)]}
+    previous = {
+        "quick": False,
+        "cap_seconds": 900.0,
+        "provenance": {"commit": "old"},
+        "problems": [problem("chinchilla", 1.0), problem("synthetic", 2.0)],
+    }
+    new = {
+        "quick": False,
+        "cap_seconds": 300.0,
+        "provenance": {"commit": "new"},
+        "problems": [problem("synthetic", 0.5), problem("additive", 0.9)],
+    }
     merged = speed.merge(previous, new)
     assert [p["name"] for p in merged["problems"]] == ["chinchilla", "additive", "synthetic"]
     carried = merged["problems"][0]
@@ -191,9 +222,11 @@ def test_merge_carries_over_the_problems_a_run_left_out_with_their_provenance():
     assert merged["provenance"] == {"commit": "new"}
     # bars are recomputed over every problem: the re-run synthetic now meets its quality bar
     quality = {b["bar"]: b["met"] for b in merged["bars"] if "engine objective" in b["bar"]}
-    assert quality == {"chinchilla: engine objective ≤ paper_tight": True,
-                       "additive: engine objective ≤ paper_tight": True,
-                       "synthetic: engine objective ≤ paper_tight": True}
+    assert quality == {
+        "chinchilla: engine objective ≤ paper_tight": True,
+        "additive: engine objective ≤ paper_tight": True,
+        "synthetic: engine objective ≤ paper_tight": True,
+    }
     # speed bars are judged cold and warm: Chinchilla's 20x bar is missed at 2x cold and met at 30x warm
     chinchilla = next(b for b in merged["bars"] if b["bar"] == "chinchilla: speed-up to paper_tight's objective")
     assert (chinchilla["met"], chinchilla["met_warm"]) == (False, True)

@@ -1,4 +1,5 @@
 """Bootstrap: resampling, batched replicate fits, intervals, JSON round trip; Epoch's Chinchilla numbers."""
+
 import json
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ def small_table():
     """20 mixtures x 2 sizes x 3 checkpoints of a known additive law (k = 2), 0.3% noise, two targets."""
     law = mj.get_law("additive")
     from mixlaw_jax.simulate import design, random_mixtures, simulate
+
     frame = design(random_mixtures(20, 2, min_weight=0.05, seed=1), [1e8, 3e8], [2e9, 6e9, 1.8e10])
     h = frame[["weight_0", "weight_1"]].to_numpy()
     u = np.array([1.8, np.log(170.0), 0.3, np.log(470.0), 0.3, np.log(2.0), np.log(1.5), 0.3, 0.6])
@@ -70,7 +72,7 @@ def test_replicates_are_finite_and_spread_around_the_full_fit(small_boot):
 
 def test_prediction_intervals_bracket_the_point_and_widen_with_level(small_boot, small_table):
     frame = small_table.frame.drop(columns=["loss_0", "loss_1"]).iloc[:10].copy()
-    frame["N"] = 3e9                                     # extrapolate 10x in N
+    frame["N"] = 3e9  # extrapolate 10x in N
     p95 = small_boot.predict_interval(frame)
     p50 = small_boot.predict_interval(frame, level=0.5)
     for t in small_boot.targets:
@@ -113,18 +115,34 @@ def test_bad_options_are_named(small_table):
 
 #: Besiroglu et al. 2024 (Epoch), 4000 bootstrap resamples of the 240 points: SPEC.md section 5.
 EPOCH_SE = {"A": 124.52, "B": 1293.28, "E": 0.02566, "alpha": 0.01540, "beta": 0.02060}
-EPOCH_CI = {"A": (285.2, 743.6), "B": (1042.4, 5810.3), "E": (1.769, 1.871), "alpha": (0.317, 0.373),
-            "beta": (0.331, 0.415)}
+EPOCH_CI = {
+    "A": (285.2, 743.6),
+    "B": (1042.4, 5810.3),
+    "E": (1.769, 1.871),
+    "alpha": (0.317, 0.373),
+    "beta": (0.331, 0.415),
+}
 
 
 def test_chinchilla_bootstrap_matches_epoch(chinchilla_frame):
     runs = mj.load_runs(chinchilla_frame, weights=["h"], N="Model Size", D="D", targets=["loss"])
-    boot = mj.bootstrap(runs, "chinchilla", n_replicates=4000, resample="rows", loss_space="log", reduction="sum",
-                        bounds=None, n_starts=256, schedule=((4, 30, 1.0), (2, 100, 1.0)))
+    boot = mj.bootstrap(
+        runs,
+        "chinchilla",
+        n_replicates=4000,
+        resample="rows",
+        loss_space="log",
+        reduction="sum",
+        bounds=None,
+        n_starts=256,
+        schedule=((4, 30, 1.0), (2, 100, 1.0)),
+    )
     se, ci = boot.standard_errors["loss"], boot.intervals(0.95)["loss"]
     for name in EPOCH_SE:
-        print(f"{name:6s} SE {se[name]:.5g} (Epoch {EPOCH_SE[name]})  95% CI ({ci[name][0]:.5g}, {ci[name][1]:.5g}) "
-              f"(Epoch {EPOCH_CI[name]})")
+        print(
+            f"{name:6s} SE {se[name]:.5g} (Epoch {EPOCH_SE[name]})  95% CI ({ci[name][0]:.5g}, {ci[name][1]:.5g}) "
+            f"(Epoch {EPOCH_CI[name]})"
+        )
         assert se[name] == pytest.approx(EPOCH_SE[name], rel=0.15), name
         assert ci[name][0] == pytest.approx(EPOCH_CI[name][0], rel=0.15), name
         assert ci[name][1] == pytest.approx(EPOCH_CI[name][1], rel=0.15), name
@@ -148,8 +166,14 @@ def test_calibration_benchmark_result_is_within_the_bar():
 def test_slimpajama_run_level_bootstrap_gives_val_mre_and_h_star_intervals(slimpajama, slimpajama_additive):
     """A small version of benchmarks/slimpajama_bootstrap.py (all 8 targets in one call, 6 replicates)."""
     train, val = slimpajama.query("model_size <= 1.3e9"), slimpajama.query("model_size > 1.3e9")
-    boot = mj.bootstrap(train, "additive", n_replicates=6, full_fit=slimpajama_additive, n_starts=32,
-                        schedule=((2, 20, 1.0), (1, 40, 1.0)))
+    boot = mj.bootstrap(
+        train,
+        "additive",
+        n_replicates=6,
+        full_fit=slimpajama_additive,
+        n_starts=32,
+        schedule=((2, 20, 1.0), (1, 40, 1.0)),
+    )
     assert boot.coordinates.shape[:2] == (6, 8) and np.isfinite(boot.objective).all()
     mre = boot.mre_interval(val)
     assert len(mre) == 8 and np.all(mre["lo"] <= mre["hi"]) and np.all(mre["lo"] > 0)

@@ -1,4 +1,5 @@
 """Epoch's refit of Chinchilla (Besiroglu et al. 2024) on their digitised data: SPEC.md section 5."""
+
 import pytest
 
 import mixlaw_jax as mj

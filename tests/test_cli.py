@@ -1,5 +1,6 @@
 """The `mixlaw` command end to end on small data, in process: output files, printed results, exit codes and
 one-line errors for each class of bad input."""
+
 import json
 import os
 import subprocess
@@ -27,8 +28,9 @@ def small_table(path):
     (2e9) is held out by HOLDOUT, as in the bundled example table."""
     h = random_mixtures(10, 3, seed=3)
     frame = design(h, [5e7, 1e8, 2e8, 4e8, 2e9], [2e9, 5e9, 1e10]).rename(columns={"N": "model_size", "D": "n_tokens"})
-    frame["x_loss"] = simulate("additive", TRUTH, frame.model_size, frame.n_tokens,
-                               frame.filter(like="weight_").to_numpy(), noise=0.002)
+    frame["x_loss"] = simulate(
+        "additive", TRUTH, frame.model_size, frame.n_tokens, frame.filter(like="weight_").to_numpy(), noise=0.002
+    )
     frame.to_csv(path, index=False)
     return path
 
@@ -55,17 +57,19 @@ def fit_json(table, tmp_path_factory):
 @pytest.fixture(scope="module")
 def boot_json(table, tmp_path_factory):
     out = tmp_path_factory.mktemp("boot") / "boot.json"
-    assert main(["bootstrap", str(table), "--law", "additive", "--where", TRAIN, *FAST, *FAST_BOOT,
-                 "--out", str(out)]) == 0
+    assert (
+        main(["bootstrap", str(table), "--law", "additive", "--where", TRAIN, *FAST, *FAST_BOOT, "--out", str(out)])
+        == 0
+    )
     return out
 
 
 # ------------------------------------------------------------------------------------------- every subcommand
 
+
 def test_fit_writes_a_loadable_fit_and_prints_scores(table, tmp_path, capsys):
     out = tmp_path / "fit.json"
-    code, stdout, _ = run(capsys, "fit", table, "--law", "additive", "--where", TRAIN, *FAST,
-                          "--out", out)
+    code, stdout, _ = run(capsys, "fit", table, "--law", "additive", "--where", TRAIN, *FAST, "--out", out)
     assert code == 0
     fit = mj.load_fit(out)
     assert fit.law == "additive" and fit.targets == ("x_loss",) and fit.settings["n_starts"] == 64
@@ -110,8 +114,9 @@ def test_predict_from_a_bootstrap_gives_intervals_as_json(table, boot_json, tmp_
 
 def test_optimize_writes_a_mixture_for_each_budget(fit_json, tmp_path, capsys):
     out = tmp_path / "mixture.json"
-    code, stdout, _ = run(capsys, "optimize", fit_json, "--N", "1e9,7e9", "--D", "2e10,1.5e11", "--bounds",
-                          "simplex", "--out", out)
+    code, stdout, _ = run(
+        capsys, "optimize", fit_json, "--N", "1e9,7e9", "--D", "2e10,1.5e11", "--bounds", "simplex", "--out", out
+    )
     assert code == 0
     mixture = mj.load_mixture(out)
     assert mixture.h.shape == (2, 2, 3)
@@ -122,8 +127,19 @@ def test_optimize_writes_a_mixture_for_each_budget(fit_json, tmp_path, capsys):
 
 
 def test_optimize_respects_bounds_and_fixed_domains(fit_json, capsys):
-    code, stdout, _ = run(capsys, "optimize", fit_json, "--N", "1e9", "--D", "2e10",
-                          "--bounds", "weight_0=0:0.2", "--fixed", "weight_1=0.3")
+    code, stdout, _ = run(
+        capsys,
+        "optimize",
+        fit_json,
+        "--N",
+        "1e9",
+        "--D",
+        "2e10",
+        "--bounds",
+        "weight_0=0:0.2",
+        "--fixed",
+        "weight_1=0.3",
+    )
     assert code == 0
     lines = {line.split()[0]: line for line in stdout.splitlines() if line.strip().startswith("weight_")}
     assert float(lines["weight_0"].split()[1]) <= 0.2 + 1e-9
@@ -147,16 +163,20 @@ def test_bootstrap_writes_replicates_and_prints_intervals(boot_json, table, caps
     intervals = boot.intervals()["x_loss"]
     lo, hi = intervals["E"]
     assert lo <= hi
-    code, stdout, _ = run(capsys, "bootstrap", table, "--law", "additive", "--where", TRAIN, *FAST,
-                          *FAST_BOOT, "--out", boot_json)
+    code, stdout, _ = run(
+        capsys, "bootstrap", table, "--law", "additive", "--where", TRAIN, *FAST, *FAST_BOOT, "--out", boot_json
+    )
     assert code == 0
     assert "3 replicates (runs resampled)" in stdout and "se" in stdout and stdout.count("gamma[weight_") == 3
 
 
 def test_demo_writes_the_report(table, tmp_path, monkeypatch, capsys):
     """The demo's pipeline, with the small table standing in for the bundled one (the notebooks fit that one)."""
-    monkeypatch.setattr(datasets, "load_example", lambda: mj.load_runs(table, weights="weight_*", N="model_size",
-                                                                       D="n_tokens", targets="*_loss"))
+    monkeypatch.setattr(
+        datasets,
+        "load_example",
+        lambda: mj.load_runs(table, weights="weight_*", N="model_size", D="n_tokens", targets="*_loss"),
+    )
     out = tmp_path / "demo"
     code, stdout, _ = run(capsys, "demo", "--law", "additive", *FAST, *FAST_BOOT, "--out", out)
     assert code == 0
@@ -184,15 +204,33 @@ def test_a_repeated_command_loads_its_programs_from_the_compilation_cache(table,
     def fit(name, setting):
         out = tmp_path / name
         env = {**os.environ, "MIXLAW_COMPILE_CACHE": setting, "JAX_PLATFORMS": "cpu"}
-        proc = subprocess.run([sys.executable, "-m", "mixlaw_jax", "fit", str(table), "--law", "additive", "--where",
-                               TRAIN, *FAST, "--out", str(out)], capture_output=True, text=True, timeout=600, env=env)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mixlaw_jax",
+                "fit",
+                str(table),
+                "--law",
+                "additive",
+                "--where",
+                TRAIN,
+                *FAST,
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         return mj.load_fit(out)
 
     first = fit("first.json", str(cache))
     entries = sorted(p.name for p in cache.iterdir())
-    assert any(name.startswith("jit__map_pairs") for name in entries)     # the LM programs were kept
-    kept = {name.rsplit("-", 2)[0] for name in entries}                  # programs, e.g. jit__map_pairs
+    assert any(name.startswith("jit__map_pairs") for name in entries)  # the LM programs were kept
+    kept = {name.rsplit("-", 2)[0] for name in entries}  # programs, e.g. jit__map_pairs
     second = fit("second.json", str(cache))
     added = sorted(set(p.name for p in cache.iterdir()) - set(entries))
     # every kept program was found, not compiled again under a new key (a program whose compile time straddles the
@@ -206,12 +244,14 @@ def test_a_repeated_command_loads_its_programs_from_the_compilation_cache(table,
 
 
 def test_module_entry_point_runs():
-    proc = subprocess.run([sys.executable, "-m", "mixlaw_jax", "fit", "--help"], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mixlaw_jax", "fit", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and "mixlaw fit" in proc.stdout
 
 
 # ---------------------------------------------------------------------------------------------------- bad input
+
 
 def bad_tables(folder, table):
     """name -> (path, expected message) for each class of bad table."""
@@ -261,41 +301,50 @@ def test_bad_table_is_one_line_on_stderr_with_exit_code_2(command, kind, bad, fi
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["fit", "{table}", "--law", "additive", "--targets", "y_loss", "--out", "f.json"],
-     "unknown target column 'y_loss'"),
-    (["fit", "{table}", "--law", "nonsense", "--out", "f.json"], "unknown law 'nonsense'"),
-    (["report", "{table}", "--law", "additive", "--law", "nonsense", "--quiet"], "unknown law 'nonsense'"),
-    (["report", "{table}", "--law", "additive", "--holdout", "model_size > 1e12", "--quiet"], "selects no row"),
-    (["report", "{table}", "--law", "additive", "--holdout", "model_size >", "--quiet"], "cannot parse"),
-    (["report", "{table}", "--law", "additive", "--budget", "7e9"], "--budget takes two numbers"),
-    (["report", "{table}", "--law", "additive", "--jobs", "0", "--quiet"], "jobs must be >= 1"),
-    (["report", "{table}", "--law", "additive", "--law", "additive", "--quiet"], "named more than once"),
-    (["bootstrap", "{table}", "--law", "additive", "--level", "1.5", "--out", "b.json"], "level must be"),
-    (["optimize", "missing.json", "--N", "1e9", "--D", "2e10"], "no such file: missing.json"),
-    (["optimize", "{table}", "--N", "1e9", "--D", "2e10"], "is not a valid result file"),
-    (["optimize", "{fit}", "--N", "1e9", "--D", "2e10", "--bounds", "weight_0=0.6:1,weight_1=0.6:1"], "weight_"),
-    (["optimize", "{fit}", "--N", "1e9", "--D", "2e10", "--target-weights", "y_loss=1"], "unknown target"),
-    (["optimize", "{fit}", "--D", "2e10"], "needs N"),
-    (["predict", "{fit}", "missing.csv"], "no such file: missing.csv"),
-])
-def test_bad_request_is_one_line_on_stderr_with_exit_code_2(table, fit_json, tmp_path, monkeypatch, capsys, args,
-                                                            message):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["fit", "{table}", "--law", "additive", "--targets", "y_loss", "--out", "f.json"],
+            "unknown target column 'y_loss'",
+        ),
+        (["fit", "{table}", "--law", "nonsense", "--out", "f.json"], "unknown law 'nonsense'"),
+        (["report", "{table}", "--law", "additive", "--law", "nonsense", "--quiet"], "unknown law 'nonsense'"),
+        (["report", "{table}", "--law", "additive", "--holdout", "model_size > 1e12", "--quiet"], "selects no row"),
+        (["report", "{table}", "--law", "additive", "--holdout", "model_size >", "--quiet"], "cannot parse"),
+        (["report", "{table}", "--law", "additive", "--budget", "7e9"], "--budget takes two numbers"),
+        (["report", "{table}", "--law", "additive", "--jobs", "0", "--quiet"], "jobs must be >= 1"),
+        (["report", "{table}", "--law", "additive", "--law", "additive", "--quiet"], "named more than once"),
+        (["bootstrap", "{table}", "--law", "additive", "--level", "1.5", "--out", "b.json"], "level must be"),
+        (["optimize", "missing.json", "--N", "1e9", "--D", "2e10"], "no such file: missing.json"),
+        (["optimize", "{table}", "--N", "1e9", "--D", "2e10"], "is not a valid result file"),
+        (["optimize", "{fit}", "--N", "1e9", "--D", "2e10", "--bounds", "weight_0=0.6:1,weight_1=0.6:1"], "weight_"),
+        (["optimize", "{fit}", "--N", "1e9", "--D", "2e10", "--target-weights", "y_loss=1"], "unknown target"),
+        (["optimize", "{fit}", "--D", "2e10"], "needs N"),
+        (["predict", "{fit}", "missing.csv"], "no such file: missing.csv"),
+    ],
+)
+def test_bad_request_is_one_line_on_stderr_with_exit_code_2(
+    table, fit_json, tmp_path, monkeypatch, capsys, args, message
+):
     monkeypatch.chdir(tmp_path)
     code, _, stderr = run(capsys, *[a.format(table=table, fit=fit_json) for a in args])
     assert_one_line_error(code, stderr, message)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["optimize", "{fit}", "--N", "abc", "--D", "2e10"], "argument --N: invalid number list 'abc'"),
-    (["optimize", "{fit}", "--N", "-1", "--D", "2e10"], "every number must be finite and > 0"),
-    (["optimize", "{fit}", "--N", "1e9", "--D", "2e10", "--bounds", "weight_0=x"], "expected LO:HI"),
-    (["optimize", "{fit}", "--N", "1e9", "--D", "2e10", "--fixed", "weight_0"], "expected NAME=VALUE"),
-    (["fit", "{table}", "--law", "additive", "--out", "f.json", "--starts", "many"], "invalid int value: 'many'"),
-    (["fit", "{table}", "--law", "additive", "--out", "f.json", "--schedule", "16-20"], "invalid schedule '16-20'"),
-    (["fit", "{table}", "--out", "f.json"], "the following arguments are required: --law"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["optimize", "{fit}", "--N", "abc", "--D", "2e10"], "argument --N: invalid number list 'abc'"),
+        (["optimize", "{fit}", "--N", "-1", "--D", "2e10"], "every number must be finite and > 0"),
+        (["optimize", "{fit}", "--N", "1e9", "--D", "2e10", "--bounds", "weight_0=x"], "expected LO:HI"),
+        (["optimize", "{fit}", "--N", "1e9", "--D", "2e10", "--fixed", "weight_0"], "expected NAME=VALUE"),
+        (["fit", "{table}", "--law", "additive", "--out", "f.json", "--starts", "many"], "invalid int value: 'many'"),
+        (["fit", "{table}", "--law", "additive", "--out", "f.json", "--schedule", "16-20"], "invalid schedule '16-20'"),
+        (["fit", "{table}", "--out", "f.json"], "the following arguments are required: --law"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
 def test_bad_option_value_is_one_line_with_exit_code_2(table, fit_json, capsys, args, message):
     code, _, stderr = run(capsys, *[a.format(table=table, fit=fit_json) for a in args])
     assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1

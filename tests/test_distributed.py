@@ -3,6 +3,7 @@
 Two copies of ``examples/multihost_fit.py`` join one coordinator; with 2 forced CPU devices each, the engine
 splits the batch over a 4-device mesh that spans both processes.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_sharding import QUICK, TABLE, table_frame
 
 import mixlaw_jax as mj
-from test_sharding import QUICK, TABLE, table_frame
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "multihost_fit.py"
 
@@ -35,10 +36,30 @@ def two_processes(tmp_path_factory):
     table_frame().to_csv(table, index=False)
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
     port = free_port()
-    procs = [subprocess.Popen([sys.executable, str(SCRIPT), "--coordinator", f"localhost:{port}",
-                               "--num-processes", "2", "--process-id", str(i), "--table", str(table),
-                               "--quick", "--out", str(folder / "fit.json")],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(SCRIPT),
+                "--coordinator",
+                f"localhost:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+                "--table",
+                str(table),
+                "--quick",
+                "--out",
+                str(folder / "fit.json"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(2)
+    ]
     try:
         outputs = [p.communicate(timeout=300) for p in procs]
     finally:
@@ -54,8 +75,8 @@ def test_two_processes_fit_one_sharded_batch_and_agree_with_one_device(two_proce
     lines, table, saved = two_processes
     for i, line in enumerate(lines):
         assert (line["process"], line["processes"], line["devices"], line["local_devices"]) == (i, 2, 4, 2)
-    assert lines[0]["coordinates"] == lines[1]["coordinates"]          # every process holds the whole result
-    local = mj.fit(mj.load_runs(table, **TABLE), "additive", devices=1, **QUICK)   # = the example's --quick
+    assert lines[0]["coordinates"] == lines[1]["coordinates"]  # every process holds the whole result
+    local = mj.fit(mj.load_runs(table, **TABLE), "additive", devices=1, **QUICK)  # = the example's --quick
     sharded = np.array([[float.fromhex(v) for v in row] for row in lines[0]["coordinates"]])
     np.testing.assert_allclose(sharded, local.coordinates, rtol=0, atol=1e-10)
     np.testing.assert_allclose(mj.load_fit(saved).coordinates, sharded, rtol=0, atol=0)

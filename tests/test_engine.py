@@ -1,5 +1,6 @@
 """The engine: the screen (random starts scored with their linear parameters profiled), the LM step's solve, and
 the threads that run a CPU fit's blocks."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,15 +22,15 @@ def test_profiled_starts_sit_at_the_least_squares_levels_and_are_scored_at_the_p
     law = mj.get_law("additive")
     space = make_space(law, K, "raw", None)
     truth = space.sample(jax.random.PRNGKey(0), 1, float(np.mean(np.log(N))), float(np.mean(np.log(D))))[0]
-    y = np.asarray(law.predict(space.law_params(truth), X))[None] + np.array([[0.0], [0.05]])   # two problems
+    y = np.asarray(law.predict(space.law_params(truth), X))[None] + np.array([[0.0], [0.05]])  # two problems
     w = np.ones_like(y)
-    w[1, :5] = 0.0                                                        # missing cells of the second problem
+    w[1, :5] = 0.0  # missing cells of the second problem
     problems = engine.make_problems(y, w, "raw", "mean")
     starts = space.sample(jax.random.PRNGKey(1), 32, float(np.mean(np.log(N))), float(np.mean(np.log(D))))
     f, z = engine._score(space, X, problems, starts, 1e-3)
     assert z.shape == (2, 32, space.size) and np.isfinite(np.asarray(f)).all()
     for b in range(2):
-        pred = jax.vmap(lambda zz: law.predict(space.law_params(zz), X))(z[b])          # (32, n)
+        pred = jax.vmap(lambda zz: law.predict(space.law_params(zz), X))(z[b])  # (32, n)
         r = np.where(w[b] > 0, y[b] - np.asarray(pred), 0.0)
         np.testing.assert_allclose(np.asarray(f[b]), np.sum(w[b] * huber(r, 1e-3), axis=1) / w[b].sum(), rtol=1e-9)
         # least squares: the weighted residual is orthogonal to 1 and to every term at a positive level
@@ -55,8 +56,11 @@ def test_the_one_system_at_a_time_cholesky_solves_like_the_batched_one_under_nes
     np.testing.assert_allclose(sequential, batched, rtol=1e-12, atol=0)
     np.testing.assert_allclose(jnp.einsum("ijkl,ijl->ijk", a, sequential), b, atol=1e-8)
     # one matrix shared by every right-hand side (an unbatched argument)
-    np.testing.assert_allclose(jax.vmap(solvers.sequential_cholesky_solve, in_axes=(None, 0))(a[0, 0], b[0]),
-                               jax.vmap(solvers.cholesky_solve, in_axes=(None, 0))(a[0, 0], b[0]), rtol=1e-12)
+    np.testing.assert_allclose(
+        jax.vmap(solvers.sequential_cholesky_solve, in_axes=(None, 0))(a[0, 0], b[0]),
+        jax.vmap(solvers.cholesky_solve, in_axes=(None, 0))(a[0, 0], b[0]),
+        rtol=1e-12,
+    )
 
 
 class _InOrder:
@@ -73,7 +77,7 @@ def test_blocks_run_from_threads_give_the_bits_of_blocks_run_in_order(monkeypatc
     y = np.asarray(law.predict(space.law_params(truth), X))[None] * np.array([[1.0], [1.01], [0.99]])
     problems = engine.make_problems(y, np.ones_like(y), "raw", "mean")
     settings = dict(key=jax.random.PRNGKey(0), n_starts=256, schedule=((24, 10), (8, 20)), devices=1)
-    assert engine.CPU_THREADS >= 1 and 3 * 24 > engine.lm_batch_size(48, space.size, K, 2e9)   # several blocks
+    assert engine.CPU_THREADS >= 1 and 3 * 24 > engine.lm_batch_size(48, space.size, K, 2e9)  # several blocks
     threaded = engine.solve(space, X, problems, **settings)
     monkeypatch.setattr(engine, "_cpu_pool", lambda: _InOrder())
     in_order = engine.solve(space, X, problems, **settings)
@@ -87,7 +91,7 @@ def test_the_reported_objective_and_gradient_norm_are_those_of_the_returned_poin
     scored on every row); autodiff of the objective on every row, row by row, must agree."""
     law = mj.get_law("joint")
     space = make_space(law, K, "raw", None)
-    n_rows = 48 * 8                                                          # 48 mixtures x 8 rows: grouped layout
+    n_rows = 48 * 8  # 48 mixtures x 8 rows: grouped layout
     h = np.repeat(rng.dirichlet(np.ones(K), 48), 8, axis=0)
     x = Inputs.from_arrays(10 ** rng.uniform(7, 9, n_rows), 10 ** rng.uniform(9, 11, n_rows), h)
     truth = space.sample(jax.random.PRNGKey(3), 1, float(np.mean(x.log_n)), float(np.mean(x.log_d)))[0]
@@ -96,8 +100,9 @@ def test_the_reported_objective_and_gradient_norm_are_those_of_the_returned_poin
     model = engine._model(space, x)
     assert engine.row_subset(n_rows, 0.5, space.size, jax.random.PRNGKey(0)) is not None
     for schedule in (((8, 10), (2, 20)), ((8, 10), (2, 20, 0.5))):
-        solution = engine.solve(space, x, problems, key=jax.random.PRNGKey(0), n_starts=64, schedule=schedule,
-                                devices=1)
+        solution = engine.solve(
+            space, x, problems, key=jax.random.PRNGKey(0), n_starts=64, schedule=schedule, devices=1
+        )
         for b in range(2):
             rows = solvers.Rows(problems.y[b], problems.w[b], problems.c[b])
             z = jnp.asarray(solution.z[b])

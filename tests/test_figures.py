@@ -1,4 +1,5 @@
 """Figures (mixlaw_jax.figures) drawn from a fit with known coordinates (no fitting): what each panel shows."""
+
 import io
 
 import matplotlib.image
@@ -13,8 +14,9 @@ from mixlaw_jax import figures
 from mixlaw_jax.simulate import design, random_mixtures, simulate
 
 #: additive-law coordinates (E, log A, alpha, log B, beta, log C_i, gamma_i) of two targets, k = 3.
-TRUTH = np.array([[1.5, 8.0, 0.3, 9.0, 0.3, 0.1, 0.2, 0.0, 0.5, 0.7, 0.9],
-                  [2.0, 7.0, 0.3, 8.0, 0.25, 0.0, 0.3, 0.5, 0.6, 0.4, 1.2]])
+TRUTH = np.array(
+    [[1.5, 8.0, 0.3, 9.0, 0.3, 0.1, 0.2, 0.0, 0.5, 0.7, 0.9], [2.0, 7.0, 0.3, 8.0, 0.25, 0.0, 0.3, 0.5, 0.6, 0.4, 1.2]]
+)
 SIZES = [1e8, 3e8, 2e9]
 
 
@@ -23,8 +25,9 @@ def tables():
     h = random_mixtures(6, 3, seed=1)
     frame = design(h, SIZES, [2e9, 5e9, 1e10, 2e10])
     for j, t in enumerate(["a_loss", "b_loss"]):
-        frame[t] = simulate("additive", TRUTH[j], frame.N, frame.D, frame.filter(like="weight_").to_numpy(),
-                            noise=0.003, seed=j)
+        frame[t] = simulate(
+            "additive", TRUTH[j], frame.N, frame.D, frame.filter(like="weight_").to_numpy(), noise=0.003, seed=j
+        )
     runs = mj.load_runs(frame, weights="weight_*", N="N", D="D", targets="*_loss")
     return runs.query("N < 1e9"), runs.query("N > 1e9")
 
@@ -32,9 +35,20 @@ def tables():
 @pytest.fixture(scope="module")
 def fit(tables):
     train, _ = tables
-    return mj.FitResult(law="additive", k=3, targets=("a_loss", "b_loss"), weight_columns=train.weight_columns,
-                        n_column="N", d_column="D", weight_range=np.stack([train.h.min(0), train.h.max(0)], axis=1),
-                        coordinates=TRUTH, objective=np.zeros(2), diagnostics={}, settings={}, provenance={})
+    return mj.FitResult(
+        law="additive",
+        k=3,
+        targets=("a_loss", "b_loss"),
+        weight_columns=train.weight_columns,
+        n_column="N",
+        d_column="D",
+        weight_range=np.stack([train.h.min(0), train.h.max(0)], axis=1),
+        coordinates=TRUTH,
+        objective=np.zeros(2),
+        diagnostics={},
+        settings={},
+        provenance={},
+    )
 
 
 def png_pixels(fig: Figure) -> np.ndarray:
@@ -61,21 +75,25 @@ def test_loss_curves_follow_the_law_along_each_run(fit, tables):
     train, held = tables
     fig = figures.loss_curves(fit, train, held, max_runs_per_size=2)
     ax = fig.axes[0]
-    assert len(ax.lines) == len(ax.collections) == 2 * 3     # 2 runs for each of 3 sizes (one held out)
+    assert len(ax.lines) == len(ax.collections) == 2 * 3  # 2 runs for each of 3 sizes (one held out)
     assert sum(line.get_linestyle() == "--" for line in ax.lines) == 2
     runs = [(t.n[t.run_id == r][0], t.h[t.run_id == r][0]) for t in tables for r in range(t.n_runs)]
     for line in ax.lines:
         d = line.get_xdata()
         assert d.min() == pytest.approx(2e9) and d.max() == pytest.approx(2e10)
-        errors = [np.abs(fit.predict_arrays(np.full(d.size, n), d, np.tile(h, (d.size, 1)))[:, 0]
-                         - line.get_ydata()).max() for n, h in runs]
+        errors = [
+            np.abs(fit.predict_arrays(np.full(d.size, n), d, np.tile(h, (d.size, 1)))[:, 0] - line.get_ydata()).max()
+            for n, h in runs
+        ]
         assert min(errors) < 1e-12
     assert ax.get_xscale() == "log" and png_pixels(fig).std() > 0
 
 
 def test_mixture_intervals_draws_h_star_with_error_bars():
-    frame = pd.DataFrame({"h_star": [0.2, 0.5, 0.3], "lo": [0.1, 0.45, 0.2], "hi": [0.25, 0.6, 0.35]},
-                         index=pd.Index(["weight_a", "weight_b", "weight_c"], name="domain"))
+    frame = pd.DataFrame(
+        {"h_star": [0.2, 0.5, 0.3], "lo": [0.1, 0.45, 0.2], "hi": [0.25, 0.6, 0.35]},
+        index=pd.Index(["weight_a", "weight_b", "weight_c"], name="domain"),
+    )
     fig = figures.mixture_intervals(frame)
     ax = fig.axes[0]
     heights = [patch.get_height() for patch in ax.patches]
@@ -104,7 +122,7 @@ def test_mixture_path_stacks_h_star_over_the_budgets(path):
     bands = [c.get_paths()[0].vertices for c in ax.collections]
     top = bands[-1]
     assert top[:, 1].max() == pytest.approx(1.0)
-    first = bands[0]                                  # the first domain's band: from 0 up to h*_0
+    first = bands[0]  # the first domain's band: from 0 up to h*_0
     for c, h0 in zip(compute, path.h[:, -1, 0]):
         at = first[np.isclose(first[:, 0], c), 1]
         assert np.isclose(at, h0).any() and np.isclose(at, 0).any()
@@ -121,7 +139,7 @@ def test_simplex_heatmap_spans_the_predicted_losses_and_marks_h_star(fit, tables
     loss = fit.predict_arrays(n, d, grid).mean(axis=1)
     assert shade.get_array().min() == pytest.approx(loss.min())
     assert shade.get_array().max() == pytest.approx(loss.max())
-    assert path.objective[-1, -1] <= loss.min() + 1e-9          # h* is at least as good as every grid point
+    assert path.objective[-1, -1] <= loss.min() + 1e-9  # h* is at least as good as every grid point
     star = ax.collections[-1].get_offsets()[0]
     np.testing.assert_allclose(star, [h_star[1] + 0.5 * h_star[2], np.sqrt(3) / 2 * h_star[2]])
     assert png_pixels(fig).std() > 0

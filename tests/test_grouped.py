@@ -1,4 +1,5 @@
 """The grouped linearisation (rows sharing a mixture) against the row-by-row one, its layout and its plan."""
+
 from functools import partial
 
 import jax
@@ -15,7 +16,7 @@ from mixlaw_jax.objective import prediction
 K = 3
 rng = np.random.default_rng(7)
 MIXTURES = rng.dirichlet(np.ones(K), 6)
-MIXTURES[0] = [0.5, 0.5, 0.0]                       # a domain left out: h_i = 0 must stay harmless
+MIXTURES[0] = [0.5, 0.5, 0.0]  # a domain left out: h_i = 0 must stay harmless
 COUNTS = np.array([9, 7, 1, 12, 4, 7])
 H = np.repeat(MIXTURES, COUNTS, axis=0)[rng.permutation(COUNTS.sum())]
 N, D = 10 ** rng.uniform(7, 9, len(H)), 10 ** rng.uniform(9, 11, len(H))
@@ -26,20 +27,29 @@ FEATURE_LAWS = ("additive", "joint", "full", "simple")
 def _shared_features(p, x):
     """Features that share coordinates: log_C feeds two of them, the row parameter alpha the third."""
     mean = jnp.sum(jnp.exp(p["log_C"]) * x.h, axis=-1)
-    second = jnp.sum(jnp.exp(p["log_C"]) * x.h ** 2, axis=-1)
-    return jnp.stack([jnp.log(mean), p["tau"] * second, p["alpha"] * jnp.log(jnp.sum(x.h ** 2, axis=-1))])
+    second = jnp.sum(jnp.exp(p["log_C"]) * x.h**2, axis=-1)
+    return jnp.stack([jnp.log(mean), p["tau"] * second, p["alpha"] * jnp.log(jnp.sum(x.h**2, axis=-1))])
 
 
 def _shared_combine(q, phi, x):
-    return q["E"] * jnp.ones_like(x.log_n), jnp.stack([phi[0] - q["alpha"] * x.log_n, phi[1] - 0.3 * x.log_d,
-                                                       phi[2] - x.log_d])
+    return q["E"] * jnp.ones_like(x.log_n), jnp.stack(
+        [phi[0] - q["alpha"] * x.log_n, phi[1] - 0.3 * x.log_d, phi[2] - x.log_d]
+    )
 
 
 #: A user law whose features overlap, so the grouped path needs two colours and two pieces for some coordinates.
 SHARED = mj.Law.from_features(
-    "shared", (Param("E", init=(1.0, 2.0)), Param("alpha", init=(0.1, 0.6)),
-               Param("log_C", shape="domain", init=(-1.0, 1.0)), Param("tau", init=(-1.0, 1.0))),
-    _shared_features, _shared_combine, row_params=("E", "alpha"))
+    "shared",
+    (
+        Param("E", init=(1.0, 2.0)),
+        Param("alpha", init=(0.1, 0.6)),
+        Param("log_C", shape="domain", init=(-1.0, 1.0)),
+        Param("tau", init=(-1.0, 1.0)),
+    ),
+    _shared_features,
+    _shared_combine,
+    row_params=("E", "alpha"),
+)
 
 
 def _law(name):
@@ -79,15 +89,16 @@ def test_grouped_linearisation_equals_the_row_by_row_one(law_name, loss_space):
 
 def test_structure_finds_which_coordinates_feed_which_quantity():
     joint = grouped.structure(mj.get_law("joint"), K)
-    assert joint.colours.shape == (1, 3)                          # no coordinate feeds two features: one pass
-    assert joint.param_pieces.shape[1] == 1 and sorted(joint.piece_param) == list(range(mj.get_law("joint").n_params(K)))
+    assert joint.colours.shape == (1, 3)  # no coordinate feeds two features: one pass
+    assert joint.param_pieces.shape[1] == 1 and sorted(joint.piece_param) == list(
+        range(mj.get_law("joint").n_params(K))
+    )
     shared = grouped.structure(SHARED, K)
     names = SHARED.names(K)
-    assert shared.colours.tolist() == [[1, 0, 1], [0, 1, 0]]      # phi0 and phi1 share log_C; phi2 shares only alpha
+    assert shared.colours.tolist() == [[1, 0, 1], [0, 1, 0]]  # phi0 and phi1 share log_C; phi2 shares only alpha
     pieces = {names[p]: sorted(shared.piece_quantity[shared.piece_param == p].tolist()) for p in range(len(names))}
     # quantities: q = (E, alpha), then phi0, phi1, phi2
-    assert pieces == {"E": [0], "alpha": [1, 4], "log_C[0]": [2, 3], "log_C[1]": [2, 3], "log_C[2]": [2, 3],
-                      "tau": [3]}
+    assert pieces == {"E": [0], "alpha": [1, 4], "log_C[0]": [2, 3], "log_C[1]": [2, 3], "log_C[2]": [2, 3], "tau": [3]}
 
 
 def test_layout_puts_each_row_once_in_groups_of_one_mixture():
@@ -96,8 +107,8 @@ def test_layout_puts_each_row_once_in_groups_of_one_mixture():
         assert len(slots) % size == 0
         assert sorted(slots[real]) == list(range(len(H)))
         groups = H[slots].reshape(-1, size, K)
-        assert np.all(groups == groups[:, :1])                              # padding copies its group's mixture
-        assert np.all(real.reshape(-1, size).sum(axis=1) > 0)               # no group is padding only
+        assert np.all(groups == groups[:, :1])  # padding copies its group's mixture
+        assert np.all(real.reshape(-1, size).sum(axis=1) > 0)  # no group is padding only
 
 
 def test_plan_groups_repeated_mixtures_and_keeps_rows_when_each_mixture_is_one_row():
@@ -120,6 +131,7 @@ def test_a_fit_through_mixture_groups_reaches_the_row_by_row_optimum(monkeypatch
     monkeypatch.setattr(grouped, "plan", lambda space, h: None)
     by_row = engine.solve(space, X, problems, **kwargs)
     np.testing.assert_allclose(by_group.objective, by_row.objective, rtol=1e-9)
-    at_truth = solvers.objective(engine._model(space, X), solvers.Rows(problems.y[0], problems.w[0], problems.c[0]),
-                                 1e-3, truth)
+    at_truth = solvers.objective(
+        engine._model(space, X), solvers.Rows(problems.y[0], problems.w[0], problems.c[0]), 1e-3, truth
+    )
     assert by_group.objective[0] <= float(at_truth)

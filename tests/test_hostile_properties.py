@@ -2,6 +2,7 @@
 headers, extreme values and truncation. Through ``load_runs`` each gives a MixlawError or a valid table; through
 ``mixlaw fit`` exit code 2 with one error line, or a finite fit; never a traceback, and no file other than ``--out``
 changes."""
+
 from __future__ import annotations
 
 import io
@@ -13,15 +14,19 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_properties import all_finite
 
 import mixlaw_jax as mj
 from mixlaw_jax.cli import main
 
-from test_properties import all_finite
-
 #: ≥ 200 examples in CI (issue 26); derandomised, so a run is reproducible.
-PROPERTY = settings(max_examples=200, deadline=None, database=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+PROPERTY = settings(
+    max_examples=200,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 COLUMNS = ["weight_a", "weight_b", "model_size", "n_tokens", "x_loss"]
 TABLE = {"weights": "weight_*", "N": "model_size", "D": "n_tokens", "targets": "*_loss"}
 #: The cheapest fit: one compiled program per row count.
@@ -29,16 +34,45 @@ TINY_FIT = ["--law", "chinchilla", "--starts", "16", "--schedule", "4x10", "--qu
 
 
 def valid_frame() -> pd.DataFrame:
-    rows = [{"weight_a": a, "weight_b": round(1 - a, 1), "model_size": n, "n_tokens": d}
-            for a in (0.1, 0.5, 0.9) for n in (1e8, 3e8) for d in (2e9, 5e9)]
+    rows = [
+        {"weight_a": a, "weight_b": round(1 - a, 1), "model_size": n, "n_tokens": d}
+        for a in (0.1, 0.5, 0.9)
+        for n in (1e8, 3e8)
+        for d in (2e9, 5e9)
+    ]
     f = pd.DataFrame(rows)
-    f["x_loss"] = 2.0 + 0.4 * f.weight_a + 400 / f.model_size ** 0.3 + 400 / f.n_tokens ** 0.3
+    f["x_loss"] = 2.0 + 0.4 * f.weight_a + 400 / f.model_size**0.3 + 400 / f.n_tokens**0.3
     return f
 
 
-ODD_CELLS = st.sampled_from(["", "x", "1e9x", "nan", "inf", "-inf", "True", "1,5", "2024-01-01", "None", "1j", "\u00e9",
-                             "0", "-1", "1e300", "-1e300", "1e-300", "1e999", "99999999999999999999999999", "'", '"',
-                             "\x00", "=1+1", "@os.system('id')"])
+ODD_CELLS = st.sampled_from(
+    [
+        "",
+        "x",
+        "1e9x",
+        "nan",
+        "inf",
+        "-inf",
+        "True",
+        "1,5",
+        "2024-01-01",
+        "None",
+        "1j",
+        "\u00e9",
+        "0",
+        "-1",
+        "1e300",
+        "-1e300",
+        "1e-300",
+        "1e999",
+        "99999999999999999999999999",
+        "'",
+        '"',
+        "\x00",
+        "=1+1",
+        "@os.system('id')",
+    ]
+)
 
 
 @st.composite
@@ -55,8 +89,9 @@ def corrupted_tables(draw) -> bytes:
             frame.iat[draw(st.integers(0, len(frame) - 1)), draw(st.integers(0, len(header) - 1))] = value
         elif kind == "header":
             i = draw(st.integers(0, len(header) - 1))
-            header[i] = draw(st.sampled_from(header) | st.text(max_size=8) | st.sampled_from(["weight_a.1", "$x$",
-                                                                                            "x_loss "]))
+            header[i] = draw(
+                st.sampled_from(header) | st.text(max_size=8) | st.sampled_from(["weight_a.1", "$x$", "x_loss "])
+            )
         elif kind == "drop column" and frame.shape[1] > 1:
             i = draw(st.integers(0, frame.shape[1] - 1))
             frame = frame.drop(columns=frame.columns[i])
@@ -68,10 +103,11 @@ def corrupted_tables(draw) -> bytes:
     buffer = io.StringIO()
     pd.DataFrame([header]).to_csv(buffer, sep=sep, index=False, header=False)
     frame.to_csv(buffer, sep=sep, index=False, header=False)
-    data = buffer.getvalue().encode(draw(st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "utf-16", "latin-1"])),
-                                    errors="replace")
+    data = buffer.getvalue().encode(
+        draw(st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "utf-16", "latin-1"])), errors="replace"
+    )
     if draw(st.booleans()) and draw(st.booleans()):
-        data = data[:draw(st.integers(0, len(data)))]
+        data = data[: draw(st.integers(0, len(data)))]
     return data
 
 
@@ -90,7 +126,7 @@ def test_load_runs_of_a_corrupted_table_is_a_mixlaw_error_or_a_valid_table(folde
     path = folder / "runs.csv"
     path.write_bytes(data)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")                    # no numpy or pandas warning leaks out
+        warnings.simplefilter("error")  # no numpy or pandas warning leaks out
         warnings.simplefilter("ignore", mj.MixlawWarning)
         try:
             runs = mj.load_runs(path, **TABLE)
@@ -116,8 +152,9 @@ def test_mixlaw_fit_of_a_corrupted_table_exits_2_with_one_line_or_writes_a_finit
         warnings.simplefilter("always")
         code = main(["fit", str(table), *TINY_FIT, "--out", str(out)])
     printed = capsys.readouterr()
-    assert not [w for w in raw if not issubclass(w.category, (mj.MixlawWarning, DeprecationWarning))], \
-        [str(w.message) for w in raw]
+    assert not [w for w in raw if not issubclass(w.category, (mj.MixlawWarning, DeprecationWarning))], [
+        str(w.message) for w in raw
+    ]
     errors = [line for line in printed.err.splitlines() if not line.startswith("mixlaw: warning:")]
     after = files(folder)
     if code == 2:

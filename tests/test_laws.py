@@ -11,7 +11,7 @@ from mixlaw_jax.laws.mixture import log_power_mean
 K = 5
 rng = np.random.default_rng(0)
 H = rng.dirichlet(np.ones(K), 40)
-H[0] = [1.0, 0, 0, 0, 0]                      # a pure mixture: h_i = 0 must be safe
+H[0] = [1.0, 0, 0, 0, 0]  # a pure mixture: h_i = 0 must be safe
 X = Inputs.from_arrays(10 ** rng.uniform(7, 10, 40), 10 ** rng.uniform(9, 11, 40), H)
 
 
@@ -61,18 +61,27 @@ def test_joint_reduces_to_additive():
     E, A, alpha, B, beta = 1.7, 300.0, 0.3, 2000.0, 0.35
     pa = {"E": E, "A": np.log(A), "alpha": alpha, "B": np.log(B), "beta": beta, "C": c, "gamma": gamma}
     # tau = 1/gamma = 1 and P_i = C_i^(1/tau) = A
-    pj = {"E": E, "C": c, "gamma": gamma, "A_pure": np.full(K, np.log(A)), "tau_A": 1.0, "alpha": alpha,
-          "B_pure": np.full(K, np.log(B)), "tau_B": 1.0, "beta": beta}
+    pj = {
+        "E": E,
+        "C": c,
+        "gamma": gamma,
+        "A_pure": np.full(K, np.log(A)),
+        "tau_A": 1.0,
+        "alpha": alpha,
+        "B_pure": np.full(K, np.log(B)),
+        "tau_B": 1.0,
+        "beta": beta,
+    }
     np.testing.assert_allclose(additive.predict(pa, X), joint.predict(pj, X), rtol=1e-13)
 
 
 def test_power_mean_coordinates_match_the_spec_form_and_its_limit():
     v, tau = jnp.asarray(rng.normal(size=K)), 0.37
-    direct = np.log(np.sum(np.exp(tau * np.asarray(v)) * np.asarray(X.h), axis=1)) / tau   # (1/tau) log sum C_i h_i
+    direct = np.log(np.sum(np.exp(tau * np.asarray(v)) * np.asarray(X.h), axis=1)) / tau  # (1/tau) log sum C_i h_i
     np.testing.assert_allclose(log_power_mean(v, jnp.asarray(tau), X), direct, rtol=1e-12)
     linear = np.asarray(X.h) @ np.asarray(v)
     np.testing.assert_allclose(log_power_mean(v, jnp.asarray(0.0), X), linear, rtol=1e-12)
-    for t in (3e-6, 2e-5):   # both sides of the series / logsumexp switch agree with the exact value
+    for t in (3e-6, 2e-5):  # both sides of the series / logsumexp switch agree with the exact value
         exact = linear + np.log(np.sum(np.asarray(X.h) * np.exp(t * (np.asarray(v) - linear[:, None])), axis=1)) / t
         np.testing.assert_allclose(log_power_mean(v, jnp.asarray(t), X), exact, rtol=1e-9, atol=1e-10)
 
@@ -83,21 +92,26 @@ def test_reported_parameters_use_spec_names():
     names = law.spec_params(law.unflatten(u + 0.5, K)).keys()
     assert {"E", "C", "gamma", "C_A", "gamma_A", "alpha", "C_B", "gamma_B", "beta"} == set(names)
     values = law.spec_params(law.unflatten(u + 0.5, K))
-    assert values["gamma_A"] == pytest.approx(2.0)          # gamma = 1 / tau
-    assert values["C_A"] == pytest.approx([np.exp(0.25)] * K)   # C = P^tau
+    assert values["gamma_A"] == pytest.approx(2.0)  # gamma = 1 / tau
+    assert values["C_A"] == pytest.approx([np.exp(0.25)] * K)  # C = P^tau
 
 
 def test_registry_accepts_a_user_law_without_touching_the_engine(tmp_path):
     def predict(p, x):
         return p["E"] + jnp.exp(p["a"]) * jnp.exp(-p["b"] * x.log_n)
 
-    law = Law.from_predict("test_user_power", [Param("E", init=(1, 2)), Param("a", init=(0, 3)),
-                                                Param("b", init=(0.1, 1))], predict, uses_d=False)
+    law = Law.from_predict(
+        "test_user_power",
+        [Param("E", init=(1, 2)), Param("a", init=(0, 3)), Param("b", init=(0.1, 1))],
+        predict,
+        uses_d=False,
+    )
     mj.register_law(law, overwrite=True)
     assert "test_user_power" in mj.available_laws()
     n = np.geomspace(1e6, 1e9, 30)
-    loss = 2.0 + 50.0 * n ** -0.3
+    loss = 2.0 + 50.0 * n**-0.3
     import pandas as pd
+
     runs = mj.load_runs(pd.DataFrame({"h": 1.0, "N": n, "loss": loss}), weights=["h"], N="N", targets=["loss"])
     result = mj.fit(runs, "test_user_power", n_starts=256, schedule=((16, 60),))
     params = result.params["loss"]
@@ -115,11 +129,13 @@ def test_a_law_object_passed_to_fit_is_registered_so_its_result_predicts_and_loa
     law = Law.from_predict("test_unregistered_power", params, predict, uses_d=False)
     n = np.geomspace(1e6, 1e9, 30)
     import pandas as pd
-    runs = mj.load_runs(pd.DataFrame({"h": 1.0, "N": n, "loss": 2.0 + 50.0 * n ** -0.3}), weights=["h"], N="N",
-                        targets=["loss"])
+
+    runs = mj.load_runs(
+        pd.DataFrame({"h": 1.0, "N": n, "loss": 2.0 + 50.0 * n**-0.3}), weights=["h"], N="N", targets=["loss"]
+    )
     result = mj.fit(runs, law, n_starts=256, schedule=((16, 60),))
     assert "test_unregistered_power" in mj.available_laws()
-    np.testing.assert_allclose(result.predict(runs)["loss"], 2.0 + 50.0 * n ** -0.3, rtol=1e-6)
+    np.testing.assert_allclose(result.predict(runs)["loss"], 2.0 + 50.0 * n**-0.3, rtol=1e-6)
     result.save(tmp_path / "fit.json")
     np.testing.assert_array_equal(mj.load_fit(tmp_path / "fit.json").coordinates, result.coordinates)
     other = Law.from_predict("test_unregistered_power", params, lambda p, x: p["E"] + 0 * x.log_n, uses_d=False)

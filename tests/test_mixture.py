@@ -3,6 +3,7 @@
 Exact checks: a dense simplex grid (step 0.005) for k = 2 and 3, scipy SLSQP from 50 random starts for k = 7,
 the closed-form compute-optimal N of the additive law.
 """
+
 import json
 
 import jax
@@ -22,16 +23,27 @@ BUDGET_D = 20 * BUDGET_N
 
 # ---------------------------------------------------------------------------------------------- synthetic fits
 
+
 def make_fit(law, coordinates, k, weight_range=None):
     coordinates = np.atleast_2d(np.asarray(coordinates, float))
     law_obj = mj.get_law(law)
     assert coordinates.shape[1] == law_obj.n_params(k) == len(law_obj.names(k))
     targets = tuple(f"t{j}" for j in range(coordinates.shape[0]))
     weight_range = np.tile([0.0, 1.0], (k, 1)) if weight_range is None else np.asarray(weight_range, float)
-    return mj.FitResult(law=law, k=k, targets=targets, weight_columns=tuple(f"w{i}" for i in range(k)),
-                        n_column="N", d_column="D", weight_range=weight_range, coordinates=coordinates,
-                        objective=np.zeros(len(targets)), diagnostics={t: {} for t in targets}, settings={},
-                        provenance={})
+    return mj.FitResult(
+        law=law,
+        k=k,
+        targets=targets,
+        weight_columns=tuple(f"w{i}" for i in range(k)),
+        n_column="N",
+        d_column="D",
+        weight_range=weight_range,
+        coordinates=coordinates,
+        objective=np.zeros(len(targets)),
+        diagnostics={t: {} for t in targets},
+        settings={},
+        provenance={},
+    )
 
 
 def additive(E, A, alpha, B, beta, C, gamma):
@@ -46,16 +58,34 @@ def joint(E, C, gamma, A_pure, tau_A, alpha, B_pure, tau_B, beta):
 
 # gamma_i < 1 and |tau| < 1: every objective is strictly convex on the simplex, with an interior optimum
 COORDS = {
-    ("additive", 2): [additive(1.5, 400., 0.3, 2000., 0.3, [1.0, 2.0], [0.4, 0.6]),
-                      additive(1.8, 300., 0.32, 2500., 0.28, [1.5, 1.0], [0.3, 0.5])],
-    ("additive", 3): [additive(1.5, 400., 0.3, 2000., 0.3, [1.0, 2.0, 1.5], [0.3, 0.5, 0.4]),
-                      additive(1.8, 300., 0.32, 2500., 0.28, [2.0, 1.0, 1.5], [0.6, 0.5, 0.4])],
-    ("joint", 2): [joint(1.6, [0.3, 0.6], [0.3, 0.5], [250., 500.], 0.5, 0.3, [3000., 1200.], -0.3, 0.3),
-                   joint(1.9, [0.5, 0.4], [0.45, 0.35], [400., 250.], -0.4, 0.32, [1500., 2500.], 0.4, 0.28)],
-    ("joint", 3): [joint(1.6, [0.3, 0.6, 0.45], [0.3, 0.5, 0.4], [250., 500., 300.], 0.5, 0.3,
-                         [3000., 1200., 2000.], -0.3, 0.3),
-                   joint(1.9, [0.5, 0.4, 0.3], [0.45, 0.35, 0.5], [400., 250., 300.], -0.4, 0.32,
-                         [1500., 2500., 1800.], 0.4, 0.28)],
+    ("additive", 2): [
+        additive(1.5, 400.0, 0.3, 2000.0, 0.3, [1.0, 2.0], [0.4, 0.6]),
+        additive(1.8, 300.0, 0.32, 2500.0, 0.28, [1.5, 1.0], [0.3, 0.5]),
+    ],
+    ("additive", 3): [
+        additive(1.5, 400.0, 0.3, 2000.0, 0.3, [1.0, 2.0, 1.5], [0.3, 0.5, 0.4]),
+        additive(1.8, 300.0, 0.32, 2500.0, 0.28, [2.0, 1.0, 1.5], [0.6, 0.5, 0.4]),
+    ],
+    ("joint", 2): [
+        joint(1.6, [0.3, 0.6], [0.3, 0.5], [250.0, 500.0], 0.5, 0.3, [3000.0, 1200.0], -0.3, 0.3),
+        joint(1.9, [0.5, 0.4], [0.45, 0.35], [400.0, 250.0], -0.4, 0.32, [1500.0, 2500.0], 0.4, 0.28),
+    ],
+    ("joint", 3): [
+        joint(
+            1.6, [0.3, 0.6, 0.45], [0.3, 0.5, 0.4], [250.0, 500.0, 300.0], 0.5, 0.3, [3000.0, 1200.0, 2000.0], -0.3, 0.3
+        ),
+        joint(
+            1.9,
+            [0.5, 0.4, 0.3],
+            [0.45, 0.35, 0.5],
+            [400.0, 250.0, 300.0],
+            -0.4,
+            0.32,
+            [1500.0, 2500.0, 1800.0],
+            0.4,
+            0.28,
+        ),
+    ],
 }
 # bounds that cut the unconstrained optima (all multiples of the grid step, so the grid has points on the faces)
 BOUNDS = {2: {"w0": (0.2, 0.45)}, 3: {"w0": (0.15, 0.6), "w1": (0.0, 0.5), "w2": (0.2, 1.0)}}
@@ -90,14 +120,14 @@ def objective_weights(result):
 
 # ------------------------------------------------------------------------------------------- dense grid checks
 
+
 @pytest.mark.parametrize("constrained", [False, True], ids=["simplex", "bounds"])
 @pytest.mark.parametrize("k", [2, 3])
 @pytest.mark.parametrize("law", ["additive", "joint"])
 def test_matches_a_dense_simplex_grid(law, k, constrained):
     fit = make_fit(law, COORDS[law, k], k)
     bounds = BOUNDS[k] if constrained else "simplex"
-    result = mj.optimal_mixture(fit, N=BUDGET_N, D=BUDGET_D, bounds=bounds, target_weights=TARGET_WEIGHTS,
-                                n_starts=16)
+    result = mj.optimal_mixture(fit, N=BUDGET_N, D=BUDGET_D, bounds=bounds, target_weights=TARGET_WEIGHTS, n_starts=16)
     assert result.objectives == ("t0", "t1", "weighted")
     assert result.h.shape == (2, 3, k) and result.loss.shape == (2, 3, 2)
     np.testing.assert_allclose(result.target_weights, TARGET_WEIGHTS)
@@ -116,11 +146,11 @@ def test_matches_a_dense_simplex_grid(law, k, constrained):
             for i in range(k):
                 expect = "lower" if h[i] - lo[i] <= 1e-6 else "upper" if hi[i] - h[i] <= 1e-6 else ""
                 assert result.active[b, o, i] == expect
-    if constrained:       # these bounds do bind at the chosen coordinates
+    if constrained:  # these bounds do bind at the chosen coordinates
         assert (result.active != "").any()
         assert set(np.unique(result.active)) <= {"", "lower", "upper"}
     else:
-        assert (result.active == "").all()      # interior optima
+        assert (result.active == "").all()  # interior optima
 
 
 def test_additive_optimum_does_not_depend_on_the_budget():
@@ -129,7 +159,7 @@ def test_additive_optimum_does_not_depend_on_the_budget():
     result = mj.optimal_mixture(fit, N=n, D=np.geomspace(1e9, 1e13, 6), bounds="simplex", n_starts=16)
     assert result.h.shape == (6, 3, 3)
     assert np.abs(result.h - result.h[:1]).max() <= 1e-6
-    assert np.all(np.diff(result.objective, axis=0) < 0)          # larger budgets, lower loss
+    assert np.all(np.diff(result.objective, axis=0) < 0)  # larger budgets, lower loss
     np.testing.assert_array_equal(result.n[:, 0], n)
 
 
@@ -142,9 +172,9 @@ def test_joint_optimum_moves_smoothly_with_scale():
     for o in range(3):
         h = path[:, o]
         step = np.diff(h, axis=0)
-        assert np.abs(h[-1] - h[0]).max() > 0.05                  # h* depends on scale
-        assert np.abs(step).max() < 0.1                            # no jumps along the path
-        assert np.abs(np.diff(step, axis=0)).max() <= 0.25 * np.abs(step).max()      # smooth
+        assert np.abs(h[-1] - h[0]).max() > 0.05  # h* depends on scale
+        assert np.abs(step).max() < 0.1  # no jumps along the path
+        assert np.abs(np.diff(step, axis=0)).max() <= 0.25 * np.abs(step).max()  # smooth
         if o < 2:
             # per target, each weight moves monotonically toward the large-scale limit
             assert np.all(step * np.sign(h[-1] - h[0]) > 0)
@@ -156,6 +186,7 @@ def test_joint_optimum_moves_smoothly_with_scale():
 
 
 # ------------------------------------------------------------------------------------------------- constraints
+
 
 def test_infeasible_constraints_name_the_domains_and_numbers():
     fit = make_fit("additive", COORDS["additive", 3], 3)
@@ -169,21 +200,22 @@ def test_infeasible_constraints_name_the_domains_and_numbers():
         mj.optimal_mixture(fit, N=1e9, D=1e10, bounds={"w2": (0.7, 0.2)})
     # a token budget that only binds at the larger D: the error names that budget
     with pytest.raises(mj.MixlawError, match=r"at D = 1e\+11.*'w0' <= 0\.01 \(token budget 1e\+09 / D = 1e\+11\)"):
-        mj.optimal_mixture(fit, N=[1e9, 1e9], D=[1e10, 1e11], bounds={"w1": (0, 0.49), "w2": (0, 0.49)},
-                           token_budget={"w0": 1e9})
+        mj.optimal_mixture(
+            fit, N=[1e9, 1e9], D=[1e10, 1e11], bounds={"w1": (0, 0.49), "w2": (0, 0.49)}, token_budget={"w0": 1e9}
+        )
 
 
 def test_token_budget_caps_and_fixed_domains_are_respected():
     fit = make_fit("additive", COORDS["additive", 3], 3)
     d = np.array([5e9, 1e10])
     capped = mj.optimal_mixture(fit, N=1e9, D=d, bounds="simplex", token_budget={"w1": 5e8}, n_starts=16)
-    cap = 5e8 / d                                          # 0.1, 0.05; unconstrained optima have h_1 ~ 0.6
+    cap = 5e8 / d  # 0.1, 0.05; unconstrained optima have h_1 ~ 0.6
     np.testing.assert_array_equal(capped.upper[:, :, 1], np.broadcast_to(cap[:, None], (2, 3)))
     assert np.all(capped.h[:, :, 1] <= cap[:, None])
     np.testing.assert_allclose(capped.h[:, 0, 1], cap, atol=1e-12)
     assert np.all(capped.active[:, 0, 1] == "upper")
     W = objective_weights(capped)
-    for o in range(3):                                     # the capped optimum is the grid optimum on the face
+    for o in range(3):  # the capped optimum is the grid optimum on the face
         h_grid, v_grid, _ = grid_optimum(fit, 1e9, 5e9, W[o], capped.lower[0, o], capped.upper[0, o])
         assert capped.objective[0, o] <= v_grid + 1e-6
         assert np.abs(capped.h[0, o] - h_grid).max() <= 0.01
@@ -192,7 +224,7 @@ def test_token_budget_caps_and_fixed_domains_are_respected():
     fixed = mj.optimal_mixture(fit, N=[1e9, 1e9], D=1e10, bounds="simplex", fixed={"w2": 0.5}, n_starts=16)
     assert np.all(fixed.h[..., 2] == 0.5) and np.all(fixed.active[..., 2] == "fixed")
     assert np.all(fixed.active[..., :2] == "")
-    a = np.linspace(0, 0.5, 50001)                          # the rest is optimal on the segment h_0 + h_1 = 0.5
+    a = np.linspace(0, 0.5, 50001)  # the rest is optimal on the segment h_0 + h_1 = 0.5
     segment = np.stack([a, 0.5 - a, np.full_like(a, 0.5)], axis=1)
     for o in range(3):
         values = fit.predict_arrays(np.full(len(a), 1e9), np.full(len(a), 1e10), segment) @ objective_weights(fixed)[o]
@@ -211,14 +243,16 @@ def test_data_bounds_are_the_default_and_the_reference_shows_the_gain():
     assert np.all(result.gain >= 0) and result.gain[0, 2] > 0
     ref = fit.predict_arrays([1e9], [1e10], result.reference_h[None])[0]
     np.testing.assert_allclose(result.reference_loss[0, 0], ref, rtol=1e-13)
-    given = mj.optimal_mixture(fit, N=1e9, D=1e10, n_starts=16, reference={"w0": 0.2, "w1": 0.3, "w2": 0.5},
-                               targets=["t1"])
+    given = mj.optimal_mixture(
+        fit, N=1e9, D=1e10, n_starts=16, reference={"w0": 0.2, "w1": 0.3, "w2": 0.5}, targets=["t1"]
+    )
     assert given.objectives == ("t1", "weighted")
     np.testing.assert_allclose(given.reference_h, [0.2, 0.3, 0.5])
     np.testing.assert_allclose(given.h[0, 0], result.h[0, 1], atol=1e-7)
     # a law without N and D (mixing_exp): N, D may be omitted; L = c + k exp(t.h) is minimised at a corner of the box
-    mix = make_fit("mixing_exp", [np.r_[1.0, np.log(0.5), 1.0, -1.0, 0.0]], k,
-                   weight_range=[[0.1, 0.5], [0.1, 0.5], [0.1, 0.5]])
+    mix = make_fit(
+        "mixing_exp", [np.r_[1.0, np.log(0.5), 1.0, -1.0, 0.0]], k, weight_range=[[0.1, 0.5], [0.1, 0.5], [0.1, 0.5]]
+    )
     corner = mj.optimal_mixture(mix, n_starts=8)
     assert corner.n is None and corner.d is None
     np.testing.assert_allclose(corner.h[0, 0], [0.1, 0.5, 0.4], atol=1e-9)
@@ -239,13 +273,15 @@ def test_projection_is_exact():
     lam = np.where(free, v - h, np.nan)
     has = free.any(axis=1)
     lam = np.nanmean(lam[has], axis=1)
-    np.testing.assert_allclose(np.where(free[has], v[has] - h[has], lam[:, None]), lam[:, None].repeat(k, 1),
-                               atol=1e-9 * np.abs(v[has]).max())
+    np.testing.assert_allclose(
+        np.where(free[has], v[has] - h[has], lam[:, None]), lam[:, None].repeat(k, 1), atol=1e-9 * np.abs(v[has]).max()
+    )
     assert np.all(np.where(h[has] <= lo[has] + 1e-12, v[has] - lo[has] <= lam[:, None] + 1e-9, True))
     assert np.all(np.where(h[has] >= hi[has] - 1e-12, v[has] - hi[has] >= lam[:, None] - 1e-9, True))
 
 
 # ------------------------------------------------------------------------------------------ k = 7 vs SLSQP
+
 
 def _k7_fit(law):
     rng = np.random.default_rng(7)
@@ -254,10 +290,21 @@ def _k7_fit(law):
     for _ in range(2):
         C, gamma = rng.uniform(0.5, 3, k), rng.uniform(0.2, 0.9, k)
         if law == "additive":
-            coords.append(additive(1.8, 400., 0.3, 2000., 0.3, C, gamma))
+            coords.append(additive(1.8, 400.0, 0.3, 2000.0, 0.3, C, gamma))
         else:
-            coords.append(joint(1.8, C, gamma, rng.uniform(100, 800, k), rng.uniform(-0.8, 0.8), 0.3,
-                                rng.uniform(500, 5000, k), rng.uniform(-0.8, 0.8), 0.32))
+            coords.append(
+                joint(
+                    1.8,
+                    C,
+                    gamma,
+                    rng.uniform(100, 800, k),
+                    rng.uniform(-0.8, 0.8),
+                    0.3,
+                    rng.uniform(500, 5000, k),
+                    rng.uniform(-0.8, 0.8),
+                    0.32,
+                )
+            )
     return make_fit(law, coords, k, weight_range=np.stack([np.full(k, 0.02), rng.uniform(0.25, 0.6, k)], axis=1))
 
 
@@ -271,17 +318,23 @@ def test_k7_matches_slsqp_from_50_starts(law, bounds):
     law_obj, coords = mj.get_law(law), jnp.asarray(fit.coordinates)
     rng = np.random.default_rng(1)
     for o, w in enumerate(objective_weights(result)):
-        def f(h, w=jnp.asarray(w)):
+
+        def f(h, w=jnp.asarray(w)):  # noqa: B008 (binds this iteration's weights)
             return jnp.dot(w, _target_losses(law_obj, 7, coords, jnp.log(n), jnp.log(d), h))
 
         value_and_grad = jax.jit(jax.value_and_grad(f))
         best = np.inf
         for _ in range(50):
             h0 = np.clip(rng.dirichlet(np.ones(7)), lo, hi)
-            out = minimize(lambda h: tuple(np.asarray(v, float) for v in value_and_grad(h)), h0, jac=True,
-                           method="SLSQP", bounds=list(zip(np.maximum(lo, 1e-12), hi)),
-                           constraints=[{"type": "eq", "fun": lambda h: h.sum() - 1, "jac": lambda h: np.ones(7)}],
-                           options={"ftol": 1e-15, "maxiter": 1000})
+            out = minimize(
+                lambda h: tuple(np.asarray(v, float) for v in value_and_grad(h)),
+                h0,
+                jac=True,
+                method="SLSQP",
+                bounds=list(zip(np.maximum(lo, 1e-12), hi)),
+                constraints=[{"type": "eq", "fun": lambda h: h.sum() - 1, "jac": lambda h: np.ones(7)}],
+                options={"ftol": 1e-15, "maxiter": 1000},
+            )
             feasible = abs(out.x.sum() - 1) < 1e-9 and np.all(out.x >= lo - 1e-9) and np.all(out.x <= hi + 1e-9)
             if feasible and out.fun < best:
                 best = out.fun
@@ -293,10 +346,17 @@ def test_k7_matches_slsqp_from_50_starts(law, bounds):
 
 # --------------------------------------------------------------------------------------------- compute optimal
 
+
 def test_compute_optimal_additive_matches_the_closed_form():
-    E, A, alpha, B, beta = 1.7, 400., 0.34, 2000., 0.28
-    fit = make_fit("additive", [additive(E, A, alpha, B, beta, [1.0, 2.0, 1.5], [0.3, 0.5, 0.4]),
-                                additive(E, 1.5 * A, alpha, B, 1.1 * beta, [2.0, 1.0, 1.5], [0.6, 0.5, 0.4])], 3)
+    E, A, alpha, B, beta = 1.7, 400.0, 0.34, 2000.0, 0.28
+    fit = make_fit(
+        "additive",
+        [
+            additive(E, A, alpha, B, beta, [1.0, 2.0, 1.5], [0.3, 0.5, 0.4]),
+            additive(E, 1.5 * A, alpha, B, 1.1 * beta, [2.0, 1.0, 1.5], [0.6, 0.5, 0.4]),
+        ],
+        3,
+    )
     C = np.array([1e19, 1e21])
     result = mj.compute_optimal(fit, C=C, bounds="simplex", n_starts=8)
     # min_N A/N^alpha + B/D^beta with D = C/(6N): N* = (alpha A / (beta B))^(1/(alpha+beta)) (C/6)^(beta/(alpha+beta))
@@ -313,13 +373,13 @@ def test_compute_optimal_joint_beats_nearby_splits():
     fit = make_fit("joint", COORDS["joint", 3], 3)
     C = 1e20
     result = mj.compute_optimal(fit, C=C, bounds="simplex", n_starts=8)
-    assert np.ptp(result.n[0]) > 0                                    # each objective has its own split
+    assert np.ptp(result.n[0]) > 0  # each objective has its own split
     # the profile min_h L(N, C / 6N, h) on 29 nearby N (same program shape as compute_optimal's grid stage)
     for o in (0, 2):
         nearby = result.n[0, o] * np.exp(np.linspace(-0.28, 0.28, 29))
         profile = mj.optimal_mixture(fit, N=nearby, D=C / (6 * nearby), bounds="simplex", n_starts=5)
         assert result.objective[0, o] <= profile.objective[:, o].min() + 1e-10
-        assert np.argmin(profile.objective[:, o]) == 14                # the chosen N is the profile's minimum
+        assert np.argmin(profile.objective[:, o]) == 14  # the chosen N is the profile's minimum
         np.testing.assert_allclose(result.h[0, o], profile.h[14, o], atol=1e-6)
     frame = result.to_frame()
     assert {"C", "N", "D"} <= set(frame.columns) and (frame["C"] == C).all()
@@ -327,11 +387,20 @@ def test_compute_optimal_joint_beats_nearby_splits():
 
 # ----------------------------------------------------------------------------------------- results and errors
 
+
 @pytest.fixture(scope="module")
 def small_result():
     fit = make_fit("joint", COORDS["joint", 2], 2)
-    return fit, mj.optimal_mixture(fit, N=BUDGET_N, D=BUDGET_D, bounds=BOUNDS[2], target_weights={"t1": 1.0},
-                                   token_budget={"w1": 1e12}, n_starts=16, seed=3)
+    return fit, mj.optimal_mixture(
+        fit,
+        N=BUDGET_N,
+        D=BUDGET_D,
+        bounds=BOUNDS[2],
+        target_weights={"t1": 1.0},
+        token_budget={"w1": 1e12},
+        n_starts=16,
+        seed=3,
+    )
 
 
 def test_json_round_trip_is_identical(small_result, tmp_path):
@@ -341,14 +410,31 @@ def test_json_round_trip_is_identical(small_result, tmp_path):
     payload = json.loads(path.read_text())
     assert payload["kind"] == "mixture" and payload["schema_version"] == 1
     loaded = mj.load_mixture(path)
-    for field in ("target_weights", "n", "d", "h", "loss", "objective", "reference_h", "reference_loss",
-                  "reference_objective", "lower", "upper", "active", "starts_at_best"):
+    for field in (
+        "target_weights",
+        "n",
+        "d",
+        "h",
+        "loss",
+        "objective",
+        "reference_h",
+        "reference_loss",
+        "reference_objective",
+        "lower",
+        "upper",
+        "active",
+        "starts_at_best",
+    ):
         a, b = getattr(result, field), getattr(loaded, field)
         assert a.shape == b.shape and a.dtype.kind == b.dtype.kind, field
         np.testing.assert_array_equal(a, b, err_msg=field)
     assert loaded.compute is None
-    assert (loaded.law, loaded.domains, loaded.targets, loaded.objectives) == \
-           (result.law, result.domains, result.targets, result.objectives)
+    assert (loaded.law, loaded.domains, loaded.targets, loaded.objectives) == (
+        result.law,
+        result.domains,
+        result.targets,
+        result.objectives,
+    )
     assert loaded.settings == result.settings and loaded.settings["seed"] == 3
     pd.testing.assert_frame_equal(loaded.to_frame(), result.to_frame())
     payload["schema_version"] = 2
@@ -366,8 +452,21 @@ def test_to_frame_is_tidy(small_result):
     frame = result.to_frame()
     n_budgets, n_obj, k = result.h.shape
     assert len(frame) == n_budgets * n_obj * k
-    assert list(frame.columns) == ["budget", "N", "D", "objective", "domain", "h", "lower", "upper", "active",
-                                   "reference_h", "loss", "reference_loss", "gain"]
+    assert list(frame.columns) == [
+        "budget",
+        "N",
+        "D",
+        "objective",
+        "domain",
+        "h",
+        "lower",
+        "upper",
+        "active",
+        "reference_h",
+        "loss",
+        "reference_loss",
+        "gain",
+    ]
     sums = frame.groupby(["budget", "objective"])["h"].sum()
     np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-14)
     row = frame[(frame.budget == 1) & (frame.objective == "weighted") & (frame.domain == "w1")].iloc[0]

@@ -1,8 +1,8 @@
 """Optimal mixtures on fits of the real SlimPajama table (Shukor et al. 2025)."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from scipy.optimize import minimize
 
 import mixlaw_jax as mj
@@ -17,7 +17,7 @@ N, D = 7e9, 1.5e11
 def test_h_star_avg_matches_table_15(slimpajama_additive):
     targets = [f"{d}_loss" for d in DOMAINS]
     result = mj.optimal_mixture(slimpajama_additive, N=N, D=D, targets=targets)
-    h = result.h[0, -1] * 100            # budget 0, the weighted (mean) objective
+    h = result.h[0, -1] * 100  # budget 0, the weighted (mean) objective
     print("\n domain        ours   paper")
     for d, ours, paper in zip(DOMAINS, h, PAPER_H_AVG):
         print(f" {d:13s} {ours:5.1f}  {paper:5.1f}")
@@ -46,10 +46,21 @@ def test_objective_at_h_star_is_no_worse_than_slsqp(slimpajama_additive):
         for _ in range(50):
             h0 = rng.dirichlet(np.ones(7))
             h0 = np.clip(h0, lo, hi)
-            res = minimize(loss, h0 / h0.sum(), args=(rows,), method="SLSQP", bounds=list(zip(lo, hi)),
-                           constraints=[{"type": "eq", "fun": lambda h: h.sum() - 1}],
-                           options={"ftol": 1e-14, "maxiter": 500})
-            if res.success and abs(res.x.sum() - 1) < 1e-9 and np.all(res.x >= lo - 1e-9) and np.all(res.x <= hi + 1e-9):
+            res = minimize(
+                loss,
+                h0 / h0.sum(),
+                args=(rows,),
+                method="SLSQP",
+                bounds=list(zip(lo, hi)),
+                constraints=[{"type": "eq", "fun": lambda h: h.sum() - 1}],
+                options={"ftol": 1e-14, "maxiter": 500},
+            )
+            if (
+                res.success
+                and abs(res.x.sum() - 1) < 1e-9
+                and np.all(res.x >= lo - 1e-9)
+                and np.all(res.x <= hi + 1e-9)
+            ):
                 best = min(best, res.fun)
         ours = float(result.objective[0, o])
         assert ours <= best + 1e-7, (o, ours, best)

@@ -1,6 +1,7 @@
 """Every notebook in notebooks/ (jupytext text) executes without error, with tiny settings (MIXLAW_NOTEBOOK_FAST=1),
 against this checkout; the kernels share a persistent JAX compilation cache so that programs compiled by one
 notebook are reused by the next."""
+
 import os
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from conftest import shared_file  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.py"))
 #: what each notebook must show: text in its outputs, and how many figures at least.
-EXPECT = {"quickstart.py": (["held-out", "predicted mean loss at h*"], 3),
-          "slimpajama_table2.py": (["train, paper", "wikipedia"], 1),
-          "optimal_mixtures_uncertainty.py": (["weight_wikipedia", "compute-optimal for C"], 2)}
+EXPECT = {
+    "quickstart.py": (["held-out", "predicted mean loss at h*"], 3),
+    "slimpajama_table2.py": (["train, paper", "wikipedia"], 1),
+    "optimal_mixtures_uncertainty.py": (["weight_wikipedia", "compute-optimal for C"], 2),
+}
 NEEDS_DATA = {"slimpajama_table2.py": "slimpajama/dmsl_llm_slimpajama.csv"}
 
 
@@ -39,8 +42,9 @@ def test_notebook_executes(name, compilation_cache, monkeypatch):
     monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
     notebook = jupytext.read(ROOT / "notebooks" / name)
-    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
+    ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)

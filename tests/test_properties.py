@@ -1,7 +1,7 @@
 """Property-based tests (hypothesis): on random valid and hostile run tables every call returns a finite result
 or raises MixlawError, and nothing else."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import pandas as pd
@@ -13,12 +13,14 @@ import mixlaw_jax as mj
 from mixlaw_jax import _io
 from mixlaw_jax.data import WEIGHT_SUM_TOL
 
-PROPERTY = settings(max_examples=200, deadline=None, database=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=200, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 TINY = {"n_starts": 64, "schedule": ((16, 20), (4, 40))}
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 positive = st.floats(min_value=1e-300, max_value=1e300)
+loss = st.floats(min_value=1e-300, max_value=100.0)  # a cross-entropy: > 0, and no higher than any table holds
 
 
 @st.composite
@@ -37,8 +39,8 @@ def valid_frames(draw):
     f["N"] = draw(st.lists(positive, min_size=n_rows, max_size=n_rows))
     f["D"] = draw(st.lists(positive, min_size=n_rows, max_size=n_rows))
     for t in ("t0", "t1"):
-        losses = np.array(draw(st.lists(finite | st.just(np.nan), min_size=n_rows, max_size=n_rows)))
-        losses[draw(st.integers(0, n_rows - 1))] = draw(finite)
+        losses = np.array(draw(st.lists(loss | st.just(np.nan), min_size=n_rows, max_size=n_rows)))
+        losses[draw(st.integers(0, n_rows - 1))] = draw(loss)
         f[t] = losses
     f["note"] = draw(st.lists(st.text(max_size=5), min_size=n_rows, max_size=n_rows))
     if draw(st.booleans()):
@@ -97,13 +99,28 @@ def hostile_frames(draw):
     label = frame.index[row]
     weights = [c for c in frame.columns if c.startswith("w")]
     numeric = st.sampled_from(weights + ["N", "D", "t0", "t1"])
-    kind = draw(st.sampled_from(["text", "odd object", "missing", "infinite", "not positive", "negative weight",
-                                 "weights off", "drop column", "empty", "target all missing", "k"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "text",
+                "odd object",
+                "missing",
+                "infinite",
+                "not positive",
+                "negative weight",
+                "weights off",
+                "drop column",
+                "empty",
+                "target all missing",
+                "k",
+            ]
+        )
+    )
     if kind == "text":
         return spoil_cell(frame, draw(numeric), row, draw(st.text(max_size=8))), {}, None
     if kind == "odd object":
         column = draw(numeric)
-        value = draw(st.sampled_from([True, b"x", 1 + 2j, [1.0], {"a": 1}, 10 ** 400]))
+        value = draw(st.sampled_from([True, b"x", 1 + 2j, [1.0], {"a": 1}, 10**400]))
         return spoil_cell(frame, column, row, value), {}, f"column {column!r}, row {label}: non-numeric value"
     if kind == "missing":
         column = draw(st.sampled_from(weights + ["N", "D"]))
@@ -111,8 +128,11 @@ def hostile_frames(draw):
         return spoil_cell(frame, column, row, value), {}, f"column {column!r}, row {label}: missing value"
     if kind == "infinite":
         column, sign = draw(numeric), draw(st.sampled_from([1, -1]))
-        return (spoil_cell(frame, column, row, sign * np.inf), {},
-                f"column {column!r}, row {label}: value {sign * np.inf} is not finite")
+        return (
+            spoil_cell(frame, column, row, sign * np.inf),
+            {},
+            f"column {column!r}, row {label}: value {sign * np.inf} is not finite",
+        )
     if kind == "not positive":
         column, value = draw(st.sampled_from(["N", "D"])), draw(st.floats(max_value=0.0, allow_infinity=False))
         return spoil_cell(frame, column, row, value), {}, f"column {column!r}, row {label}: value {value!r} must be > 0"
@@ -152,16 +172,29 @@ def test_hostile_tables_raise_mixlaw_error_naming_the_fault_or_load_finite_array
     assert_valid(runs, frame, options.get("renormalize", False))
 
 
-ADDITIVE = mj.FitResult(law="additive", k=3, targets=("t0",), weight_columns=("w0", "w1", "w2"), n_column="N",
-                        d_column="D", weight_range=np.array([[0.0, 1.0]] * 3),
-                        coordinates=np.array([[1.5, 8.0, 0.3, 9.0, 0.3, 0.1, 0.2, 0.0, 0.5, 0.7, 0.9]]),
-                        objective=np.zeros(1), diagnostics={}, settings={}, provenance={})
+ADDITIVE = mj.FitResult(
+    law="additive",
+    k=3,
+    targets=("t0",),
+    weight_columns=("w0", "w1", "w2"),
+    n_column="N",
+    d_column="D",
+    weight_range=np.array([[0.0, 1.0]] * 3),
+    coordinates=np.array([[1.5, 8.0, 0.3, 9.0, 0.3, 0.1, 0.2, 0.0, 0.5, 0.7, 0.9]]),
+    objective=np.zeros(1),
+    diagnostics={},
+    settings={},
+    provenance={},
+)
 
 
 @pytest.mark.filterwarnings("ignore::mixlaw_jax.errors.MixlawWarning")
 @PROPERTY
-@given(h=st.lists(st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3), min_size=6, max_size=6),
-       n=st.lists(positive, min_size=6, max_size=6), d=st.lists(positive, min_size=6, max_size=6))
+@given(
+    h=st.lists(st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3), min_size=6, max_size=6),
+    n=st.lists(positive, min_size=6, max_size=6),
+    d=st.lists(positive, min_size=6, max_size=6),
+)
 def test_predictions_on_valid_tables_are_finite(h, n, d):
     h = np.array(h)
     h[h.sum(axis=1) == 0] = 1.0
@@ -175,8 +208,12 @@ def test_predictions_on_valid_tables_are_finite(h, n, d):
 
 def design() -> pd.DataFrame:
     """The 12-row design of test_robustness (3 mixtures x 2 N x 2 D), so the compiled fit is shared."""
-    rows = [{"weight_a": a, "weight_b": b, "model_size": n, "n_tokens": d}
-            for a, b in ((0.2, 0.8), (0.5, 0.5), (0.7, 0.3)) for n in (1e8, 3e8) for d in (2e9, 5e9)]
+    rows = [
+        {"weight_a": a, "weight_b": b, "model_size": n, "n_tokens": d}
+        for a, b in ((0.2, 0.8), (0.5, 0.5), (0.7, 0.3))
+        for n in (1e8, 3e8)
+        for d in (2e9, 5e9)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -189,26 +226,43 @@ def all_finite(tree) -> bool:
 
 
 @PROPERTY
-@given(losses=st.lists(st.floats(-1e6, 1e6) | st.floats(2.0, 4.0) | st.just(np.nan), min_size=12, max_size=12),
-       seed=st.integers(0, 2 ** 31 - 1))
+@given(
+    losses=st.lists(st.floats(-1e6, 1e6) | st.floats(2.0, 4.0) | st.just(np.nan), min_size=12, max_size=12),
+    seed=st.integers(0, 2**31 - 1),
+)
 def test_fits_of_any_losses_and_seed_are_finite_or_a_mixlaw_error(losses, seed):
     try:
-        runs = mj.load_runs(design().assign(x_loss=losses), weights="weight_*", N="model_size", D="n_tokens",
-                            targets=["x_loss"], warn=False)
+        runs = mj.load_runs(
+            design().assign(x_loss=losses),
+            weights="weight_*",
+            N="model_size",
+            D="n_tokens",
+            targets=["x_loss"],
+            warn=False,
+        )
         result = mj.fit(runs, "chinchilla", seed=seed, **TINY)
     except mj.MixlawError as err:
-        assert any(s in str(err) for s in ("has no values", "observed rows, fewer than", "runs, fewer than", "every start failed",
-                                          "must be > 0 (a cross-entropy)")), err
+        assert any(
+            s in str(err)
+            for s in (
+                "has no values",
+                "observed rows, fewer than",
+                "runs, fewer than",
+                "every start failed",
+                "must be > 0 (a cross-entropy)",
+            )
+        ), err
         return
     assert np.isfinite(result.coordinates).all() and np.isfinite(result.objective).all()
     assert all_finite(result.params) and all_finite(result.diagnostics)
     assert np.isfinite(result.predict(runs).to_numpy()).all()
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                      max_size=4),
-                           max_leaves=12)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 @pytest.fixture(scope="module")

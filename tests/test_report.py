@@ -1,5 +1,6 @@
 """The report (mixlaw_jax.report) on a small k = 3 table: files written, a self-contained HTML page whose every
 figure is embedded and decodes as a non-empty image, and numbers that agree with the results written beside it."""
+
 import base64
 import html.parser
 import io
@@ -8,12 +9,11 @@ import json
 import matplotlib.image
 import numpy as np
 import pytest
+from test_cli import FAST, FAST_BOOT, HOLDOUT, small_table
 
 import mixlaw_jax as mj
 from mixlaw_jax.cli import main
 from mixlaw_jax.report import build_report, split_holdout
-
-from test_cli import FAST, FAST_BOOT, HOLDOUT, small_table
 
 
 class Page(html.parser.HTMLParser):
@@ -37,8 +37,22 @@ def report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     table = small_table(folder / "runs.csv")
     out = folder / "report"
-    code = main(["report", str(table), "--law", "additive", "--holdout", HOLDOUT, "--budget", "7e9,1.5e11", *FAST,
-                 *FAST_BOOT, "--out", str(out)])
+    code = main(
+        [
+            "report",
+            str(table),
+            "--law",
+            "additive",
+            "--holdout",
+            HOLDOUT,
+            "--budget",
+            "7e9,1.5e11",
+            *FAST,
+            *FAST_BOOT,
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     page = Page()
     page.feed((out / "index.html").read_text())
@@ -52,8 +66,10 @@ def test_report_writes_results_figures_and_page(report):
     path = mj.load_mixture(out / "mixture_additive.json")
     assert path.n[-1, -1] == 7e9 and path.d[-1, -1] == 1.5e11
     names = sorted(p.stem for p in (out / "figures").glob("*.png"))
-    assert names == sorted(["optimal_mixture"] + [f"{kind}_additive" for kind in
-                                                  ["predicted_vs_observed", "loss_curves", "mixture_path", "simplex"]])
+    assert names == sorted(
+        ["optimal_mixture"]
+        + [f"{kind}_additive" for kind in ["predicted_vs_observed", "loss_curves", "mixture_path", "simplex"]]
+    )
 
 
 def test_every_figure_is_embedded_and_decodes_as_a_non_empty_image(report):
@@ -63,7 +79,7 @@ def test_every_figure_is_embedded_and_decodes_as_a_non_empty_image(report):
     for attrs in images:
         prefix = "data:image/png;base64,"
         assert attrs["src"].startswith(prefix)
-        png = base64.b64decode(attrs["src"][len(prefix):], validate=True)
+        png = base64.b64decode(attrs["src"][len(prefix) :], validate=True)
         assert png == (out / "figures" / f"{attrs['alt']}.png").read_bytes()
         pixels = matplotlib.image.imread(io.BytesIO(png), format="png")
         assert pixels.shape[0] > 100 and pixels.shape[1] > 100 and pixels.std() > 0
@@ -105,15 +121,24 @@ def test_two_laws_in_worker_processes_without_holdout_or_bootstrap(tmp_path):
     table = small_table(tmp_path / "runs.csv")
     runs = mj.load_runs(table, weights="weight_*", N="model_size", D="n_tokens", targets="x_loss")
     lines = []
-    result = build_report(runs.query("model_size < 1e9"), ["additive", "chinchilla"], tmp_path / "r", n_starts=8,
-                          schedule=((2, 10),), replicates=0, jobs=2, log=lines.append)
+    result = build_report(
+        runs.query("model_size < 1e9"),
+        ["additive", "chinchilla"],
+        tmp_path / "r",
+        n_starts=8,
+        schedule=((2, 10),),
+        replicates=0,
+        jobs=2,
+        log=lines.append,
+    )
     assert [r.law for r in result.laws] == ["additive", "chinchilla"]
     assert all(r.bootstrap is None and r.held_out_mre == {} for r in result.laws)
     assert not list((tmp_path / "r").glob("bootstrap_*.json"))
-    assert mj.load_fit(tmp_path / "r" / "fit_chinchilla.json").mre(runs.query("model_size < 1e9"))["x_loss"] == \
-        pytest.approx(result.laws[1].train_mre["x_loss"])
+    assert mj.load_fit(tmp_path / "r" / "fit_chinchilla.json").mre(runs.query("model_size < 1e9"))[
+        "x_loss"
+    ] == pytest.approx(result.laws[1].train_mre["x_loss"])
     assert {"simplex_additive", "mixture_path_additive", "predicted_vs_observed_chinchilla"} <= set(result.figures)
-    assert not {"simplex_chinchilla", "mixture_path_chinchilla"} & set(result.figures)   # no h* without h
+    assert not {"simplex_chinchilla", "mixture_path_chinchilla"} & set(result.figures)  # no h* without h
     assert np.isclose(result.laws[0].optimum["h_star"].sum(), 1.0) and result.laws[1].optimum is None
     assert not (tmp_path / "r" / "mixture_chinchilla.json").exists()
     page = Page()

@@ -63,14 +63,16 @@ def test_same_seed_is_bit_identical_and_fit_reports_diagnostics(small_fit):
 
 def test_a_target_whose_every_start_fails_is_left_out_with_a_warning_the_others_are_fitted():
     """Law NaN at N >= 1e12: target x is observed there (every start fails), target y is not (fits)."""
-    law = mj.Law.from_predict("nan_above_1e12", [mj.Param("E"), mj.Param("A", positive=True, init=(0.0, 3.0)),
-                                                  mj.Param("alpha", init=(0.1, 0.5))],
-                              lambda p, x: jnp.where(x.log_n < np.log(1e12),
-                                                     p["E"] + jnp.exp(p["A"] - p["alpha"] * x.log_n), jnp.nan),
-                              uses_d=False)
+    law = mj.Law.from_predict(
+        "nan_above_1e12",
+        [mj.Param("E"), mj.Param("A", positive=True, init=(0.0, 3.0)), mj.Param("alpha", init=(0.1, 0.5))],
+        lambda p, x: jnp.where(x.log_n < np.log(1e12), p["E"] + jnp.exp(p["A"] - p["alpha"] * x.log_n), jnp.nan),
+        uses_d=False,
+    )
     n = np.array([1e8, 2e8, 4e8, 8e8, 1.6e9, 3.2e9, 1e13])
-    frame = pd.DataFrame({"h": 1.0, "N": n, "x_loss": 2.0 + 5 * n ** -0.2,
-                          "y_loss": np.r_[2.5 + 5 * n[:-1] ** -0.2, np.nan]})
+    frame = pd.DataFrame(
+        {"h": 1.0, "N": n, "x_loss": 2.0 + 5 * n**-0.2, "y_loss": np.r_[2.5 + 5 * n[:-1] ** -0.2, np.nan]}
+    )
     runs = mj.load_runs(frame, weights=["h"], N="N", D=None, targets=["x_loss", "y_loss"])
     with pytest.warns(mj.errors.MixlawWarning, match=r"every start failed .*\['x_loss'\]"):
         result = mj.fit(runs, law, n_starts=64, schedule=((8, 20), (2, 40)))

@@ -2,6 +2,7 @@
 
 Every class of bad input is checked through the Python API and through the ``mixlaw`` command.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,8 +13,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import jax.numpy as jnp
 import numpy as np
@@ -32,10 +33,14 @@ TABLE = {"weights": "weight_*", "N": "model_size", "D": "n_tokens", "targets": "
 def runs_frame() -> pd.DataFrame:
     """Mixtures (0.2, 0.8), (0.5, 0.5), (0.7, 0.3) x N in {1e8, 3e8} x D in {2e9, 5e9}: rows 0-3 hold the
     first mixture, 4-7 the second, 8-11 the third."""
-    rows = [{"weight_a": a, "weight_b": b, "model_size": n, "n_tokens": d}
-            for a, b in ((0.2, 0.8), (0.5, 0.5), (0.7, 0.3)) for n in (1e8, 3e8) for d in (2e9, 5e9)]
+    rows = [
+        {"weight_a": a, "weight_b": b, "model_size": n, "n_tokens": d}
+        for a, b in ((0.2, 0.8), (0.5, 0.5), (0.7, 0.3))
+        for n in (1e8, 3e8)
+        for d in (2e9, 5e9)
+    ]
     f = pd.DataFrame(rows)
-    f["x_loss"] = 2.0 + 0.4 * f.weight_a + 400 / f.model_size ** 0.3 + 400 / f.n_tokens ** 0.3
+    f["x_loss"] = 2.0 + 0.4 * f.weight_a + 400 / f.model_size**0.3 + 400 / f.n_tokens**0.3
     return f
 
 
@@ -51,7 +56,7 @@ class Bad:
     law fitted (None: loading must already fail) and the text the error must contain."""
 
     name: str
-    edit: Callable[[pd.DataFrame], "pd.DataFrame | bytes"]
+    edit: Callable[[pd.DataFrame], pd.DataFrame | bytes]
     message: str
     kwargs: dict = dataclasses.field(default_factory=dict)
     flags: tuple[str, ...] = ()
@@ -60,39 +65,76 @@ class Bad:
 
 BAD_INPUTS = [
     Bad("missing column", lambda f: f.drop(columns="model_size"), "unknown size column 'model_size'"),
-    Bad("misspelt column", lambda f: f, "unknown target column 'x_los'; did you mean 'x_loss'?",
-        {"targets": ["x_los"]}, ("--targets", "x_los")),
-    Bad("non-numeric cell", lambda f: with_cell(f, "model_size", 3, "1e8x"),
-        "column 'model_size', row 3: non-numeric value '1e8x'"),
+    Bad(
+        "misspelt column",
+        lambda f: f,
+        "unknown target column 'x_los'; did you mean 'x_loss'?",
+        {"targets": ["x_los"]},
+        ("--targets", "x_los"),
+    ),
+    Bad(
+        "non-numeric cell",
+        lambda f: with_cell(f, "model_size", 3, "1e8x"),
+        "column 'model_size', row 3: non-numeric value '1e8x'",
+    ),
     Bad("NaN in N", lambda f: with_cell(f, "model_size", 3, np.nan), "column 'model_size', row 3: missing value"),
     Bad("inf in D", lambda f: with_cell(f, "n_tokens", 4, np.inf), "column 'n_tokens', row 4: value inf is not finite"),
     Bad("NaN in a weight", lambda f: with_cell(f, "weight_a", 5, np.nan), "column 'weight_a', row 5: missing value"),
-    Bad("inf in a loss", lambda f: with_cell(f, "x_loss", 1, -np.inf),
-        "column 'x_loss', row 1: value -inf is not finite"),
+    Bad(
+        "inf in a loss",
+        lambda f: with_cell(f, "x_loss", 1, -np.inf),
+        "column 'x_loss', row 1: value -inf is not finite",
+    ),
     Bad("N = 0", lambda f: with_cell(f, "model_size", 0, 0.0), "column 'model_size', row 0: value 0.0 must be > 0"),
-    Bad("D < 0", lambda f: with_cell(f, "n_tokens", 2, -5e9),
-        "column 'n_tokens', row 2: value -5000000000.0 must be > 0"),
-    Bad("negative weight", lambda f: with_cell(with_cell(f, "weight_a", 1, -0.2), "weight_b", 1, 1.2),
-        "column 'weight_a', row 1: negative weight -0.2"),
-    Bad("weights do not sum to 1", lambda f: with_cell(f, "weight_a", 6, 0.75),
-        "row 6: weights sum to 1.25, not 1 (tolerance 0.005"),
-    Bad("law k differs from the weight columns", lambda f: f,
+    Bad(
+        "D < 0",
+        lambda f: with_cell(f, "n_tokens", 2, -5e9),
+        "column 'n_tokens', row 2: value -5000000000.0 must be > 0",
+    ),
+    Bad(
+        "negative weight",
+        lambda f: with_cell(with_cell(f, "weight_a", 1, -0.2), "weight_b", 1, 1.2),
+        "column 'weight_a', row 1: negative weight -0.2",
+    ),
+    Bad(
+        "weights do not sum to 1",
+        lambda f: with_cell(f, "weight_a", 6, 0.75),
+        "row 6: weights sum to 1.25, not 1 (tolerance 0.005",
+    ),
+    Bad(
+        "law k differs from the weight columns",
+        lambda f: f,
         "weights 'weight_*' resolve to 2 columns (weight_a, weight_b), but k = 3 domains are expected",
-        {"k": 3}, ("--k", "3")),
-    Bad("fewer rows than parameters", lambda f: f.iloc[[0, 1, 4, 5, 8, 9]].reset_index(drop=True),
-        "target 'x_loss' has 6 observed rows, fewer than the 9 parameters of law 'additive'", law="additive"),
-    Bad("duplicate rows", lambda f: pd.concat([f, f.iloc[[3]]], ignore_index=True),
-        "rows 3, 12 (identical)", {"duplicates": "error"}, ("--duplicates", "error")),
-    Bad("near-duplicate checkpoints",
+        {"k": 3},
+        ("--k", "3"),
+    ),
+    Bad(
+        "fewer rows than parameters",
+        lambda f: f.iloc[[0, 1, 4, 5, 8, 9]].reset_index(drop=True),
+        "target 'x_loss' has 6 observed rows, fewer than the 9 parameters of law 'additive'",
+        law="additive",
+    ),
+    Bad(
+        "duplicate rows",
+        lambda f: pd.concat([f, f.iloc[[3]]], ignore_index=True),
+        "rows 3, 12 (identical)",
+        {"duplicates": "error"},
+        ("--duplicates", "error"),
+    ),
+    Bad(
+        "near-duplicate checkpoints",
         lambda f: pd.concat([f, f.iloc[[3]].assign(n_tokens=5.001e9, x_loss=f.x_loss[3] - 1e-4)], ignore_index=True),
-        "rows 3, 12 (column 'n_tokens': 5e+09, 5.001e+09)", {"duplicates": "error"}, ("--duplicates", "error")),
+        "rows 3, 12 (column 'n_tokens': 5e+09, 5.001e+09)",
+        {"duplicates": "error"},
+        ("--duplicates", "error"),
+    ),
     Bad("empty table", lambda f: f.iloc[:0], "the run table is empty"),
     Bad("target with no values", lambda f: f.assign(x_loss=np.nan), "target column 'x_loss' has no values"),
     Bad("not a table", lambda f: bytes(range(256)) * 4, "cannot read"),
 ]
 
 
-def write_table(content: "pd.DataFrame | bytes", path) -> str:
+def write_table(content: pd.DataFrame | bytes, path) -> str:
     if isinstance(content, bytes):
         path.write_bytes(content)
     else:
@@ -119,8 +161,10 @@ def warned_frame() -> pd.DataFrame:
 
 
 WARNINGS = [
-    ("weights that never vary: column 'weight_c' is 0 in every row; a law's parameters for such a domain "
-     "(its exponent) are not identifiable"),
+    (
+        "weights that never vary: column 'weight_c' is 0 in every row; a law's parameters for such a domain "
+        "(its exponent) are not identifiable"
+    ),
     "kept 1 group of rows that repeat a checkpoint of the same run (D within relative 0.001): rows 3, 12 (identical)",
     "renormalised the weights of 13 rows onto the simplex; largest correction at row",
 ]
@@ -141,10 +185,15 @@ def subprocesses(tmp_path_factory):
     folder = tmp_path_factory.mktemp("processes")
     bad = write_table(BAD_INPUTS[2].edit(runs_frame()), folder / "bad.csv")
     warned = write_table(warned_frame(), folder / "warned.csv")
-    jobs = {"bad input": mixlaw_process(*fit_args(bad, str(folder / "bad.json"), "chinchilla")),
-            "warnings": mixlaw_process(*fit_args(warned, str(folder / "warned.json"), "chinchilla", "--renormalize",
-                                                 "--where", "model_size > 1e12")),
-            "determinism": [sys.executable, "-c", DETERMINISM_SCRIPT, write_table(runs_frame(), folder / "runs.csv")]}
+    jobs = {
+        "bad input": mixlaw_process(*fit_args(bad, str(folder / "bad.json"), "chinchilla")),
+        "warnings": mixlaw_process(
+            *fit_args(
+                warned, str(folder / "warned.json"), "chinchilla", "--renormalize", "--where", "model_size > 1e12"
+            )
+        ),
+        "determinism": [sys.executable, "-c", DETERMINISM_SCRIPT, write_table(runs_frame(), folder / "runs.csv")],
+    }
     with ThreadPoolExecutor(len(jobs)) as pool:
         done = pool.map(lambda cmd: subprocess.run(cmd, capture_output=True, text=True, timeout=300), jobs.values())
         return dict(zip(jobs, done))
@@ -163,7 +212,7 @@ def test_bad_input_through_the_api_raises_mixlaw_error_naming_it(case, tmp_path)
 def assert_one_error_line(stderr: str, message: str) -> None:
     lines = stderr.strip().splitlines()
     assert lines[-1].startswith("mixlaw: error: ") and message in lines[-1], stderr
-    assert all(line.startswith("mixlaw: ") for line in lines), stderr       # no traceback, no stray output
+    assert all(line.startswith("mixlaw: ") for line in lines), stderr  # no traceback, no stray output
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=lambda c: c.name)
@@ -214,11 +263,18 @@ def test_a_fit_applied_to_a_table_with_another_number_of_domains_is_an_error(tin
         tiny_fit.predict(mj.load_runs(three, **TABLE, warn=False))
 
 
-FRAGILE = mj.register_law(mj.Law.from_predict(
-    "robustness_fragile", (mj.Param("E"), mj.Param("A", positive=True, init=(0.0, 8.0)), mj.Param("alpha")),
-    lambda p, x: jnp.where((p["alpha"] > 0.5) & (x.log_n < jnp.log(1e12)),
-                           p["E"] + jnp.exp(p["A"] - p["alpha"] * x.log_n), jnp.nan),
-    uses_d=False, formula="E + A / N^alpha, NaN where alpha <= 0.5 or N >= 1e12"), overwrite=True)
+FRAGILE = mj.register_law(
+    mj.Law.from_predict(
+        "robustness_fragile",
+        (mj.Param("E"), mj.Param("A", positive=True, init=(0.0, 8.0)), mj.Param("alpha")),
+        lambda p, x: jnp.where(
+            (p["alpha"] > 0.5) & (x.log_n < jnp.log(1e12)), p["E"] + jnp.exp(p["A"] - p["alpha"] * x.log_n), jnp.nan
+        ),
+        uses_d=False,
+        formula="E + A / N^alpha, NaN where alpha <= 0.5 or N >= 1e12",
+    ),
+    overwrite=True,
+)
 
 
 FRAGILE_FIT = {"n_starts": 64, "schedule": ((4, 10),)}
@@ -240,7 +296,7 @@ def test_starts_that_diverge_are_discarded_and_counted():
 
 def test_a_target_whose_every_start_fails_is_left_out_with_a_warning_naming_it():
     f = runs_frame().assign(model_size=np.tile([1e8, 1e8, 1e13, 1e13], 3))
-    far = f.model_size > 1e12                                          # the law is NaN there
+    far = f.model_size > 1e12  # the law is NaN there
     f = f.assign(y_loss=np.where(far, f.x_loss + 0.5, np.nan), x_loss=np.where(far, np.nan, f.x_loss))
     runs = mj.load_runs(f, **TABLE, warn=False)
     with pytest.warns(MixlawWarning, match=r"every start failed .* for targets \['y_loss'\]: left out"):
@@ -251,28 +307,42 @@ def test_a_target_whose_every_start_fails_is_left_out_with_a_warning_naming_it()
 
 
 def test_a_batch_whose_every_target_fails_is_an_error_naming_them():
-    runs = mj.load_runs(fragile_frame(1e13), **TABLE, warn=False)      # the law is NaN at N = 1e13
+    runs = mj.load_runs(fragile_frame(1e13), **TABLE, warn=False)  # the law is NaN at N = 1e13
     with pytest.raises(mj.MixlawError, match=r"every start failed .* for targets \['x_loss', 'y_loss'\]"):
         mj.fit(runs, FRAGILE, **FRAGILE_FIT)
 
 
 def test_predictions_where_the_law_overflows_are_an_error_naming_the_row(tiny_fit):
     steep = tiny_fit.coordinates.copy()
-    steep[0, 2] = 2.5                                                 # alpha at its default upper bound
+    steep[0, 2] = 2.5  # alpha at its default upper bound
     fit = dataclasses.replace(tiny_fit, coordinates=steep)
     with pytest.raises(mj.MixlawError, match=r"row 0 \(N = 1e-300"):
         fit.predict(runs_frame().assign(model_size=1e-300).iloc[[0, 1, 4, 5, 8, 9]])
 
 
-STEEP = mj.FitResult(law="additive", k=3, targets=("x_loss", "y_loss"), weight_columns=("a", "b", "c"),
-                     n_column="N", d_column="D", weight_range=np.array([[0.0, 1.0]] * 3),
-                     coordinates=np.array([[1.5, 8.0, 0.3, 9.0, 0.3, 0.1, 0.2, 0.0, 0.5, 0.7, 0.9],
-                                           [1.0, 6.0, 2.5, 7.0, 2.5, 3.0, -2.0, 0.0, 4.0, 0.1, 9.0]]),
-                     objective=np.zeros(2), diagnostics={}, settings={}, provenance={})
+STEEP = mj.FitResult(
+    law="additive",
+    k=3,
+    targets=("x_loss", "y_loss"),
+    weight_columns=("a", "b", "c"),
+    n_column="N",
+    d_column="D",
+    weight_range=np.array([[0.0, 1.0]] * 3),
+    coordinates=np.array(
+        [
+            [1.5, 8.0, 0.3, 9.0, 0.3, 0.1, 0.2, 0.0, 0.5, 0.7, 0.9],
+            [1.0, 6.0, 2.5, 7.0, 2.5, 3.0, -2.0, 0.0, 4.0, 0.1, 9.0],
+        ]
+    ),
+    objective=np.zeros(2),
+    diagnostics={},
+    settings={},
+    provenance={},
+)
 
 
 def test_optimal_mixtures_at_extreme_budgets_are_finite_points_of_the_simplex():
-    budgets = np.array([1e-30, 1.0, 7e9, 1e300])                    # y_loss has alpha = beta = 2.5
+    budgets = np.array([1e-30, 1.0, 7e9, 1e300])  # y_loss has alpha = beta = 2.5
     opt = mj.optimal_mixture(STEEP, N=budgets, D=budgets, bounds="simplex", n_starts=8)
     assert np.isfinite(opt.h).all() and (opt.h >= 0).all() and np.allclose(opt.h.sum(axis=-1), 1.0)
     assert np.isfinite(opt.loss).all() and np.isfinite(opt.objective).all()
@@ -280,14 +350,19 @@ def test_optimal_mixtures_at_extreme_budgets_are_finite_points_of_the_simplex():
 
 def test_optimal_mixtures_where_the_law_overflows_are_an_error_naming_the_budget():
     with pytest.raises(mj.MixlawError, match="N = 1e-300, D = 1e-300"):
-        mj.optimal_mixture(STEEP, N=np.array([1e-300, 1.0, 7e9, 1e300]), D=np.array([1e-300, 1.0, 7e9, 1e300]),
-                           bounds="simplex", n_starts=8)
+        mj.optimal_mixture(
+            STEEP,
+            N=np.array([1e-300, 1.0, 7e9, 1e300]),
+            D=np.array([1e-300, 1.0, 7e9, 1e300]),
+            bounds="simplex",
+            n_starts=8,
+        )
 
 
 def test_a_fit_at_an_extreme_optimum_is_flagged_and_can_be_saved(tmp_path):
-    losses = [0.0, np.nan, 0.0, np.nan, 0.0, np.nan, np.nan, np.nan, np.nan, 0.0, np.nan, 100.0]   # 5 runs
+    losses = [1e-3, np.nan, 1e-3, np.nan, 1e-3, np.nan, np.nan, np.nan, np.nan, 1e-3, np.nan, 100.0]  # 5 runs
     runs = mj.load_runs(runs_frame().assign(x_loss=losses), **TABLE, warn=False)
-    result = mj.fit(runs, "chinchilla", seed=0, **TINY)           # ends with log A near -1e14
+    result = mj.fit(runs, "chinchilla", seed=0, **TINY)  # ends with log A near -1e14
     assert np.isfinite(result.coordinates).all() and np.isfinite(result.objective).all()
     result.save(tmp_path / "fit.json")
     diagnostics = mj.load_fit(tmp_path / "fit.json").diagnostics["x_loss"]
@@ -359,8 +434,8 @@ def test_a_save_interrupted_midway_leaves_the_old_file_or_none(tiny_fit, tmp_pat
         dataclasses.replace(tiny_fit, provenance={**tiny_fit.provenance, "seed": 99}).save(path)
     monkeypatch.undo()
     on_disk, full = writers[0].written
-    assert 0 < on_disk < full                                          # the crash did come mid-write
-    assert os.listdir(tmp_path) == (["fit.json"] if old_file else [])   # no partial file, no temporary left
+    assert 0 < on_disk < full  # the crash did come mid-write
+    assert os.listdir(tmp_path) == (["fit.json"] if old_file else [])  # no partial file, no temporary left
     if old_file:
         assert path.read_bytes() == before and mj.load_fit(path).provenance["seed"] == 0
 
@@ -431,9 +506,16 @@ BAD_FILES = [
     ("NaN inside", lambda text, p: text.replace(str(p["coordinates"][0][0]), "NaN", 1), "non-finite number NaN"),
     ("not an object", lambda text, p: "[1, 2]", "holds a 'list' result, not a 'fit' result"),
     ("other kind", lambda text, p: spoil(p, kind="mixture"), "holds a 'mixture' result, not a 'fit' result"),
-    ("other version", lambda text, p: spoil(p, schema_version=2),
-     "has schema version 2; this version of mixlaw_jax reads version 1"),
-    ("missing field", lambda text, p: spoil(p, coordinates=None), "is not a valid fit file: KeyError('coordinates')"),
+    (
+        "other version",
+        lambda text, p: spoil(p, schema_version=2),
+        "has schema version 2; this version of mixlaw_jax reads version 1",
+    ),
+    (
+        "missing field",
+        lambda text, p: spoil(p, coordinates=None),
+        "is not a valid fit file: the field 'coordinates' is missing",
+    ),
     ("wrong shape", lambda text, p: spoil(p, coordinates=[[1.0]]), "coordinates have shape (1, 1), expected (1, 5)"),
 ]
 
@@ -465,7 +547,7 @@ def test_unreadable_paths_get_a_clear_error(tmp_path):
         mj.load_fit(tmp_path / "missing.json")
     with pytest.raises(mj.MixlawError, match="cannot read .*: Is a directory"):
         mj.load_fit(tmp_path)
-    with pytest.raises(mj.MixlawError, match="cannot write .*: Is a directory"):
+    with pytest.raises(mj.MixlawError, match="will not write .*: it is a folder, not a regular file"):
         _io.atomic_write_json(tmp_path, {"kind": "fit"})
     assert os.listdir(tmp_path) == []
 

@@ -1,4 +1,5 @@
 """Row selection by a safe comparison language (mixlaw_jax.selection): no code runs, the masks match numpy."""
+
 import os
 
 import numpy as np
@@ -13,25 +14,30 @@ from mixlaw_jax.selection import select_rows
 
 @pytest.fixture
 def runs():
-    return pd.DataFrame({
-        "model_size": [1.22e8, 3.5e8, 1.3e9, np.nan, 2.7e9, 7e9],
-        "n_tokens": [1_000, 2_000, 3_000, 4_000, 5_000, 6_000],
-        "domain": ["c4", "books", None, "c4", "wiki", "arxiv"],
-        "model size": [1, 2, 3, 4, 5, 6],
-        "delta": [-2.5, -1.0, 0.0, 1.0, 2.5, np.nan],
-    })
+    return pd.DataFrame(
+        {
+            "model_size": [1.22e8, 3.5e8, 1.3e9, np.nan, 2.7e9, 7e9],
+            "n_tokens": [1_000, 2_000, 3_000, 4_000, 5_000, 6_000],
+            "domain": ["c4", "books", None, "c4", "wiki", "arxiv"],
+            "model size": [1, 2, 3, 4, 5, 6],
+            "delta": [-2.5, -1.0, 0.0, 1.0, 2.5, np.nan],
+        }
+    )
 
 
-@pytest.mark.parametrize("attack", [
-    'model_size>0 and @os.system("touch {marker}")==0',
-    "model_size>0 and __import__('os').system('touch {marker}')==0",
-    "__import__('os').system('touch {marker}')",
-    "model_size.__class__.__init__.__globals__['os'].system('touch {marker}') == 0",
-    "[__import__('os').system('touch {marker}') for x in (1,)] == 0",
-    "(lambda: __import__('os').system('touch {marker}'))() == 0",
-    "model_size > 0 & `x`.system('touch {marker}') == 0",
-    "model_size > f\"{{__import__('os').system('touch {marker}')}}\"",
-])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        'model_size>0 and @os.system("touch {marker}")==0',
+        "model_size>0 and __import__('os').system('touch {marker}')==0",
+        "__import__('os').system('touch {marker}')",
+        "model_size.__class__.__init__.__globals__['os'].system('touch {marker}') == 0",
+        "[__import__('os').system('touch {marker}') for x in (1,)] == 0",
+        "(lambda: __import__('os').system('touch {marker}'))() == 0",
+        "model_size > 0 & `x`.system('touch {marker}') == 0",
+        "model_size > f\"{{__import__('os').system('touch {marker}')}}\"",
+    ],
+)
 def test_code_execution_attempts_are_rejected_and_run_nothing(runs, tmp_path, monkeypatch, attack):
     marker = tmp_path / "MARKER"
     monkeypatch.setattr(os, "system", lambda *a: pytest.fail("os.system was called"))
@@ -42,10 +48,18 @@ def test_code_execution_attempts_are_rejected_and_run_nothing(runs, tmp_path, mo
 
 
 def test_forbidden_constructs_are_named(runs):
-    cases = {"model_size.real > 1": "attributes", "[x for x in ()]": "comprehensions", "lambda: 1": "lambdas",
-             "n_tokens[0] > 1": "subscripts", "abs(n_tokens) > 1": "function calls", "(n := 1) > 0": r"\(:=\)",
-             "model_size * 2 > 1": r"arithmetic \('\*'\)", "n_tokens > 1 + 1": r"arithmetic \('\+'\)",
-             "model_size is None": "'is' is not allowed", "n_tokens > None": "literal None"}
+    cases = {
+        "model_size.real > 1": "attributes",
+        "[x for x in ()]": "comprehensions",
+        "lambda: 1": "lambdas",
+        "n_tokens[0] > 1": "subscripts",
+        "abs(n_tokens) > 1": "function calls",
+        "(n := 1) > 0": r"\(:=\)",
+        "model_size * 2 > 1": r"arithmetic \('\*'\)",
+        "n_tokens > 1 + 1": r"arithmetic \('\+'\)",
+        "model_size is None": "'is' is not allowed",
+        "n_tokens > None": "literal None",
+    }
     for expr, reason in cases.items():
         with pytest.raises(MixlawError, match=reason):
             select_rows(runs, expr)
@@ -89,8 +103,14 @@ def test_masks_match_numpy(runs):
 
 def test_missing_cells_compare_false(runs):
     nan_row, none_row = 3, 2  # model_size is NaN in row 3, domain is None in row 2
-    for expr in ["model_size > 0", "model_size <= 1e12", "model_size != 5", "model_size == model_size",
-                 "model_size in [1.22e8, 3.5e8]", "model_size not in [1.0]"]:
+    for expr in [
+        "model_size > 0",
+        "model_size <= 1e12",
+        "model_size != 5",
+        "model_size == model_size",
+        "model_size in [1.22e8, 3.5e8]",
+        "model_size not in [1.0]",
+    ]:
         assert not select_rows(runs, expr)[nan_row], expr
     for expr in ["domain != 'c4'", "domain < 'zzz'", "domain not in ['c4']", "domain == ''"]:
         assert not select_rows(runs, expr)[none_row], expr
@@ -101,33 +121,37 @@ def test_frame_index_and_string_dtypes_do_not_matter(runs):
     shuffled = runs.set_axis([10, 3, 7, 1, 0, 99])
     np.testing.assert_array_equal(select_rows(shuffled, "n_tokens > 3000"), runs["n_tokens"].to_numpy() > 3000)
     typed = runs.astype({"domain": "string"}).assign(kind=pd.Categorical(["a", "b", "a", "b", "a", "b"]))
-    np.testing.assert_array_equal(select_rows(typed, "domain == 'c4' or kind == 'b'"),
-                                  [True, True, False, True, False, True])
+    np.testing.assert_array_equal(
+        select_rows(typed, "domain == 'c4' or kind == 'b'"), [True, True, False, True, False, True]
+    )
 
 
-@pytest.mark.parametrize("expr, match", [
-    ("n_tokens", "not a bare column 'n_tokens'"),
-    ("n_tokens and model_size > 1", "not a bare column 'n_tokens'"),
-    ("1", "not a bare value"),
-    ("True", "not a bare value"),
-    ("1 < 2", "needs a column"),
-    ("model_size = 122000000", "=="),
-    ("model_size > 1 and n_tokens = 5", "=="),
-    ("", "empty"),
-    ("   ", "empty"),
-    ("model_size >", "cannot parse row selection"),
-    ("model_sise > 1", "did you mean 'model_size'"),
-    ("zzz > 1", "columns are: model_size, n_tokens"),
-    ("model_size > '1e9'", "column 'model_size' holds number values .* the string '1e9'"),
-    ("domain == 3", "column 'domain' holds text values .* the number 3"),
-    ("domain in ['c4', 3]", "the number 3"),
-    ("'c4' in domain", "'in' needs a list"),
-    ("n_tokens in [model_size]", "only literals"),
-    ("(n_tokens > 1) == True", "cannot itself be compared"),
-    ("-model_size < 0", "applies only to a number"),
-    ("n_tokens > " + "9" * 400, "too large"),
-    ("n_tokens > 1 and " * 150 + "n_tokens > 1", "limit is 2000"),
-])
+@pytest.mark.parametrize(
+    "expr, match",
+    [
+        ("n_tokens", "not a bare column 'n_tokens'"),
+        ("n_tokens and model_size > 1", "not a bare column 'n_tokens'"),
+        ("1", "not a bare value"),
+        ("True", "not a bare value"),
+        ("1 < 2", "needs a column"),
+        ("model_size = 122000000", "=="),
+        ("model_size > 1 and n_tokens = 5", "=="),
+        ("", "empty"),
+        ("   ", "empty"),
+        ("model_size >", "cannot parse row selection"),
+        ("model_sise > 1", "did you mean 'model_size'"),
+        ("zzz > 1", "columns are: model_size, n_tokens"),
+        ("model_size > '1e9'", "column 'model_size' holds number values .* the string '1e9'"),
+        ("domain == 3", "column 'domain' holds text values .* the number 3"),
+        ("domain in ['c4', 3]", "the number 3"),
+        ("'c4' in domain", "'in' needs a list"),
+        ("n_tokens in [model_size]", "only literals"),
+        ("(n_tokens > 1) == True", "cannot itself be compared"),
+        ("-model_size < 0", "applies only to a number"),
+        ("n_tokens > " + "9" * 400, "too large"),
+        ("n_tokens > 1 and " * 150 + "n_tokens > 1", "limit is 2000"),
+    ],
+)
 def test_bad_selections_raise_mixlaw_error(runs, expr, match):
     with pytest.raises(MixlawError, match=match) as err:
         select_rows(runs, expr)
@@ -142,12 +166,15 @@ def test_non_string_expression_and_custom_wording(runs):
         select_rows(runs, "n_tokens", what="held-out selection")
 
 
-@pytest.mark.parametrize("expr, negated", [
-    ("not " * 491 + "n_tokens > 2000", True),
-    ("(" * 900 + "n_tokens > 2000" + ")" * 900, False),
-    ("~" * 1980 + "n_tokens > 2000", False),
-    ("-" * 1980 + "2000 < n_tokens", False),
-])
+@pytest.mark.parametrize(
+    "expr, negated",
+    [
+        ("not " * 491 + "n_tokens > 2000", True),
+        ("(" * 900 + "n_tokens > 2000" + ")" * 900, False),
+        ("~" * 1980 + "n_tokens > 2000", False),
+        ("-" * 1980 + "2000 < n_tokens", False),
+    ],
+)
 def test_nesting_within_the_length_limit_selects_or_raises_mixlaw_error(runs, expr, negated):
     try:
         mask = select_rows(runs, expr)
@@ -164,13 +191,49 @@ def test_ten_thousand_deep_nesting_is_a_mixlaw_error(runs):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
-       | st.lists(st.sampled_from(["model_size", "n_tokens", "domain", "`model size`", " and ", " or ", "not ", "~",
-                                   "&", "|", "(", ")", "<", "<=", "==", "!=", "=", " in ", "[", "]", ",", "1e9",
-                                   "-3", "'c4'", "@", ".", "*", "True", " "]), max_size=12).map("".join))
+@given(
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
+    | st.lists(
+        st.sampled_from(
+            [
+                "model_size",
+                "n_tokens",
+                "domain",
+                "`model size`",
+                " and ",
+                " or ",
+                "not ",
+                "~",
+                "&",
+                "|",
+                "(",
+                ")",
+                "<",
+                "<=",
+                "==",
+                "!=",
+                "=",
+                " in ",
+                "[",
+                "]",
+                ",",
+                "1e9",
+                "-3",
+                "'c4'",
+                "@",
+                ".",
+                "*",
+                "True",
+                " ",
+            ]
+        ),
+        max_size=12,
+    ).map("".join)
+)
 def test_any_string_gives_a_mask_or_mixlaw_error(expr):
-    frame = pd.DataFrame({"model_size": [1e8, np.nan, 1e10], "n_tokens": [1, 2, 3], "domain": ["c4", None, "x"],
-                          "model size": [1, 2, 3]})
+    frame = pd.DataFrame(
+        {"model_size": [1e8, np.nan, 1e10], "n_tokens": [1, 2, 3], "domain": ["c4", None, "x"], "model size": [1, 2, 3]}
+    )
     try:
         mask = select_rows(frame, expr)
     except MixlawError:

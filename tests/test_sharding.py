@@ -3,6 +3,7 @@
 The multi-device run is a subprocess with 4 forced host devices (XLA reads the flag at start-up); it is
 compared with one-device results computed here.
 """
+
 from __future__ import annotations
 
 import json
@@ -94,8 +95,13 @@ FOUR_DEVICES = textwrap.dedent("""
 def four_devices(reference):
     """The 4-forced-device script's output: fit + bootstrap on all four devices, a fit on devices 1 and 2."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-c", FOUR_DEVICES, str(reference[0]), json.dumps(QUICK), json.dumps(BOOT)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", FOUR_DEVICES, str(reference[0]), json.dumps(QUICK), json.dumps(BOOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -109,8 +115,9 @@ def test_four_devices_give_the_one_device_result(four_devices, reference):
         # exp / log differs with the batch width (docs/multihost.md)
         np.testing.assert_allclose(run["fit"], fit.coordinates, rtol=0, atol=1e-10)
         np.testing.assert_allclose(run["objective"], fit.objective, rtol=1e-12)
-        np.testing.assert_allclose(run["gradient_norm"], [fit.diagnostics[t]["gradient_norm"] for t in fit.targets],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            run["gradient_norm"], [fit.diagnostics[t]["gradient_norm"] for t in fit.targets], rtol=1e-6
+        )
     np.testing.assert_allclose(four_devices["all"]["boot"], boot.coordinates, rtol=0, atol=1e-10)
     np.testing.assert_allclose(four_devices["all"]["boot_objective"], boot.objective, rtol=1e-12)
 
@@ -119,19 +126,21 @@ def test_the_batch_is_split_over_the_chosen_devices(four_devices):
     for name, ids in (("all", [0, 1, 2, 3]), ("subset", [1, 2])):
         calls = four_devices[name]["calls"]
         assert {c["name"] for c in calls} == {"_sharded_score", "_sharded_map_pairs"}
-        assert len(calls) >= 3                 # screening, then the LM program: scoring the kept starts, each stage
+        assert len(calls) >= 3  # screening, then the LM program: scoring the kept starts, each stage
         for call in calls:
             assert sorted(set(call["devices"])) == ids
             for shards, length in zip(call["shards"], call["lengths"]):
-                assert shards == [length // len(ids)] * len(ids)   # an equal share on each device
-            assert call["split_out"]                           # outputs stay split until gathered
+                assert shards == [length // len(ids)] * len(ids)  # an equal share on each device
+            assert call["split_out"]  # outputs stay split until gathered
 
 
 def test_a_fit_over_the_memory_cap_is_chunked_to_the_same_best_result(reference, monkeypatch):
-    _, runs, whole, _ = reference                              # fitted with the default budget (2e9 on CPU)
+    _, runs, whole, _ = reference  # fitted with the default budget (2e9 on CPU)
     cap, n_problems, n_rows = 1e5, 2, runs.n_rows
     assert engine.screen_sizes(n_problems, n_rows, 2048, devices.DEFAULT_MEMORY) == (2, 2048)
-    assert engine.SCREEN_BYTES_PER_ROW * n_problems * n_rows * QUICK["n_starts"] > 5 * cap   # the screening batch is far over the cap
+    assert (
+        engine.SCREEN_BYTES_PER_ROW * n_problems * n_rows * QUICK["n_starts"] > 5 * cap
+    )  # the screening batch is far over the cap
     block, starts = engine.screen_sizes(n_problems, n_rows, 2048, cap)
     assert (block, starts) == (1, 64)
     assert engine.lm_batch_size(n_rows, 9, 2, cap) < n_problems * QUICK["schedule"][0][0]
@@ -145,7 +154,7 @@ def test_a_fit_over_the_memory_cap_is_chunked_to_the_same_best_result(reference,
 
     monkeypatch.setattr(engine, "_score_chunk", counted)
     chunked = mj.fit(runs, "additive", memory_bytes=cap, **QUICK)
-    assert calls == [(1, 64)] * 8                              # 2 problem blocks x 4 start chunks
+    assert calls == [(1, 64)] * 8  # 2 problem blocks x 4 start chunks
     # the same starts win and end at the same point; objectives may differ in the last bit, as XLA's vectorised
     # exp/log round differently for other batch widths
     np.testing.assert_allclose(chunked.coordinates, whole.coordinates, rtol=0, atol=1e-10)
@@ -164,7 +173,7 @@ class FakeGPU:
 
 def test_memory_budget_comes_from_the_tightest_device_or_the_user():
     cpu = devices.resolve(None)
-    assert devices.memory_budget(cpu) == devices.DEFAULT_MEMORY          # CPU reports no memory
+    assert devices.memory_budget(cpu) == devices.DEFAULT_MEMORY  # CPU reports no memory
     gpus = [FakeGPU(80e9, 10e9), FakeGPU(80e9, 30e9)]
     assert devices.memory_budget(gpus) == devices.MEMORY_FRACTION * 50e9
     assert devices.memory_budget(gpus, 1e8) == 1e8

@@ -1,4 +1,5 @@
 """The suite's own set-up: on pytest-xdist workers every test carries its ``xdist_group`` (tests/conftest.py)."""
+
 import os
 
 import pytest

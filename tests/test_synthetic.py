@@ -1,4 +1,5 @@
 """Optimizer quality against a known truth: synthetic joint-law tables (k = 5, 60 runs x 5 checkpoints)."""
+
 import json
 import sys
 from pathlib import Path
@@ -8,8 +9,8 @@ from mixlaw_jax.fit.space import make_space
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import SYNTHETIC_K as K, objective_at, synthetic_table  # noqa: E402
-
+from benchmarks.common import SYNTHETIC_K as K  # noqa: E402
+from benchmarks.common import objective_at, synthetic_table  # noqa: E402
 
 #: Seed 0 and the three seeds that failed before the screen profiled the linear parameters (benchmarks/NOTES.md).
 HARD_SEEDS = (0, 7, 13, 16)

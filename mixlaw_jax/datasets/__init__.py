@@ -1,4 +1,5 @@
 """Example data shipped with the package (see README.md in this folder)."""
+
 from __future__ import annotations
 
 from importlib import resources
@@ -16,5 +17,4 @@ def example_path() -> Path:
 
 def load_example() -> RunTable:
     """The bundled synthetic table as a RunTable (7 domains, 3 targets; held-out runs have model_size > 1.3e9)."""
-    return load_runs(pd.read_csv(example_path()), weights="weight_*", N="model_size", D="n_tokens",
-                     targets="*_loss")
+    return load_runs(pd.read_csv(example_path()), weights="weight_*", N="model_size", D="n_tokens", targets="*_loss")

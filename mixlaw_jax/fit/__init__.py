@@ -1,9 +1,10 @@
 """``fit``: every target of a run table fitted at once by the batched engine (``engine.solve``)."""
+
 from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import numpy as np
@@ -33,23 +34,33 @@ def check_identifiable(law: Law, runs: RunTable, target_index: Sequence[int]) ->
     weight never varies in the fitted rows leaves its per-domain parameters unidentifiable (a warning, unless
     ``load_runs`` already gave it for that domain)."""
     if law.uses_h and runs.k < 2:
-        raise MixlawError(f"law {law.name!r} fits mixtures of two or more domains; the run table has {runs.k} weight "
-                          f"column ({', '.join(runs.weight_columns)})")
+        raise MixlawError(
+            f"law {law.name!r} fits mixtures of two or more domains; the run table has {runs.k} weight "
+            f"column ({', '.join(runs.weight_columns)})"
+        )
     n_params = law.n_params(runs.k)
     for j in target_index:
         observed = runs.observed[:, j]
         rows, n_runs = int(observed.sum()), len(np.unique(runs.run_id[observed]))
         if rows < n_params:
-            raise MixlawError(f"target {runs.targets[j]!r} has {rows} observed rows, fewer than the "
-                              f"{n_params} parameters of law {law.name!r}")
+            raise MixlawError(
+                f"target {runs.targets[j]!r} has {rows} observed rows, fewer than the "
+                f"{n_params} parameters of law {law.name!r}"
+            )
         if n_runs < n_params:
-            raise MixlawError(f"target {runs.targets[j]!r} is observed in {n_runs} runs, fewer than the "
-                              f"{n_params} parameters of law {law.name!r}")
+            raise MixlawError(
+                f"target {runs.targets[j]!r} is observed in {n_runs} runs, fewer than the "
+                f"{n_params} parameters of law {law.name!r}"
+            )
     constant = {c: v for c, v in runs.constant_domains().items() if c not in runs.warned_constant}
     if constant and law.uses_h:
         listed = ", ".join(f"{c!r} = {v:g}" for c, v in constant.items())
-        warnings.warn(f"the weight of {listed} is the same in every fitted row: the per-domain parameters of law "
-                      f"{law.name!r} for that domain are not identifiable", MixlawWarning, stacklevel=3)
+        warnings.warn(
+            f"the weight of {listed} is the same in every fitted row: the per-domain parameters of law "
+            f"{law.name!r} for that domain are not identifiable",
+            MixlawWarning,
+            stacklevel=3,
+        )
 
 
 def progress_bar(total: int, desc: str, enabled: bool):
@@ -57,6 +68,7 @@ def progress_bar(total: int, desc: str, enabled: bool):
     if not enabled:
         return None, lambda: None
     from tqdm.auto import tqdm
+
     bar = tqdm(total=total, desc=desc, leave=False)
 
     def update(step, _total):
@@ -65,11 +77,23 @@ def progress_bar(total: int, desc: str, enabled: bool):
     return update, bar.close
 
 
-def fit(runs: RunTable, law: "str | Law", *, targets: Sequence[str] | None = None, n_starts: int = DEFAULT_STARTS,
-        seed: int = 0, loss_space: str = "raw", huber_delta: float = 1e-3, reduction: str = "mean",
-        bounds: "str | None | Mapping[str, tuple[float, float]]" = "default",
-        schedule: Sequence[tuple[int, int]] = DEFAULT_SCHEDULE, chunk_size: int = 2048,
-        progress: bool = False, devices=None, memory_bytes: float | None = None) -> FitResult:
+def fit(
+    runs: RunTable,
+    law: str | Law,
+    *,
+    targets: Sequence[str] | None = None,
+    n_starts: int = DEFAULT_STARTS,
+    seed: int = 0,
+    loss_space: str = "raw",
+    huber_delta: float = 1e-3,
+    reduction: str = "mean",
+    bounds: str | None | Mapping[str, tuple[float, float]] = "default",
+    schedule: Sequence[tuple[int, int]] = DEFAULT_SCHEDULE,
+    chunk_size: int = 2048,
+    progress: bool = False,
+    devices=None,
+    memory_bytes: float | None = None,
+) -> FitResult:
     """Fit ``law`` to every target of ``runs`` at once.
 
     Minimises, per target t, the Huber objective (``objective`` module)
@@ -103,25 +127,43 @@ def fit(runs: RunTable, law: "str | Law", *, targets: Sequence[str] | None = Non
       A :class:`FitResult`.
     """
     objective = Objective(loss_space, huber_delta, reduction)
-    search = Search(n_starts, schedule, seed, chunk_size)
     law, index, x, space, y = prepare(runs, law, targets, objective, bounds)
+    search = Search(n_starts, schedule, seed, chunk_size)
     problems = make_problems(y, np.ones_like(y), objective.loss_space, objective.reduction)
     update, close = progress_bar(len(search.schedule), f"fit {law.name}", progress)
     try:
-        solution = solve(space, x, problems, key=jax.random.PRNGKey(search.seed), n_starts=search.n_starts,
-                         schedule=search.stages, delta=objective.huber_delta, chunk_size=search.chunk_size,
-                         progress=update, devices=devices, memory_bytes=memory_bytes)
+        solution = solve(
+            space,
+            x,
+            problems,
+            key=jax.random.PRNGKey(search.seed),
+            n_starts=search.n_starts,
+            schedule=search.stages,
+            delta=objective.huber_delta,
+            chunk_size=search.chunk_size,
+            progress=update,
+            devices=devices,
+            memory_bytes=memory_bytes,
+        )
     finally:
         close()
-    settings = {"loss_space": objective.loss_space, "huber_delta": objective.huber_delta,
-                "reduction": objective.reduction, "bounds": bounds_setting(bounds), "n_starts": search.n_starts,
-                "schedule": [list(s) for s in search.stages], "rows": int(runs.n_rows)}
-    return build_result(law, runs, [runs.targets[j] for j in index], space, solution, settings,
-                        provenance(search.seed, runs.hash()))
+    settings = {
+        "loss_space": objective.loss_space,
+        "huber_delta": objective.huber_delta,
+        "reduction": objective.reduction,
+        "bounds": bounds_setting(bounds),
+        "n_starts": search.n_starts,
+        "schedule": [list(s) for s in search.stages],
+        "rows": int(runs.n_rows),
+    }
+    return build_result(
+        law, runs, [runs.targets[j] for j in index], space, solution, settings, provenance(search.seed, runs.hash())
+    )
 
 
-def prepare(runs: RunTable, law: "str | Law", targets, objective: Objective,
-            bounds) -> tuple[Law, list[int], Inputs, ParamSpace, np.ndarray]:
+def prepare(
+    runs: RunTable, law: str | Law, targets, objective: Objective, bounds
+) -> tuple[Law, list[int], Inputs, ParamSpace, np.ndarray]:
     """Check the table, the law and its targets; returns (law, target indices, row inputs, coordinate space,
     losses (T, rows))."""
     check_run_table(runs)
@@ -139,8 +181,10 @@ def prepare(runs: RunTable, law: "str | Law", targets, objective: Objective,
 def check_run_table(runs) -> None:
     """A fit takes a RunTable; a frame or a path gets a MixlawError saying how to make one."""
     if not isinstance(runs, RunTable):
-        raise MixlawError(f"runs must be a RunTable, not {type(runs).__name__}: load the table first, e.g. "
-                          f"mj.load_runs(table, weights='weight_*', N='model_size', D='n_tokens', targets='*_loss')")
+        raise MixlawError(
+            f"runs must be a RunTable, not {type(runs).__name__}: load the table first, e.g. "
+            f"mj.load_runs(table, weights='weight_*', N='model_size', D='n_tokens', targets='*_loss')"
+        )
 
 
 def bounds_setting(bounds):
@@ -149,8 +193,9 @@ def bounds_setting(bounds):
     return {k: [float(v) for v in b] for k, b in bounds.items()}
 
 
-def build_result(law: Law, runs: RunTable, targets: list[str], space: ParamSpace, solution: Solution,
-                 settings: dict, prov: dict) -> FitResult:
+def build_result(
+    law: Law, runs: RunTable, targets: list[str], space: ParamSpace, solution: Solution, settings: dict, prov: dict
+) -> FitResult:
     """Package an engine solution as a FitResult.
 
     A target whose every start failed (non-finite objective) is left out of the result with a MixlawWarning
@@ -161,11 +206,16 @@ def build_result(law: Law, runs: RunTable, targets: list[str], space: ParamSpace
     if len(failed) == len(targets):
         raise MixlawError(f"every start failed (non-finite objective) for targets {failed}; {advice}")
     if failed:
-        warnings.warn(f"every start failed (non-finite objective) for targets {failed}: left out of the result; "
-                      f"{advice}", MixlawWarning, stacklevel=3)
+        warnings.warn(
+            f"every start failed (non-finite objective) for targets {failed}: left out of the result; {advice}",
+            MixlawWarning,
+            stacklevel=3,
+        )
         keep = [j for j, t in enumerate(targets) if t not in failed]
-        solution = dataclasses.replace(solution, **{f.name: getattr(solution, f.name)[keep]
-                                                    for f in dataclasses.fields(solution) if f.name != "n_final"})
+        solution = dataclasses.replace(
+            solution,
+            **{f.name: getattr(solution, f.name)[keep] for f in dataclasses.fields(solution) if f.name != "n_final"},
+        )
         targets = [targets[j] for j in keep]
         settings = {**settings, "failed_targets": failed}
     u = np.asarray(space.to_law(solution.z))
@@ -175,18 +225,33 @@ def build_result(law: Law, runs: RunTable, targets: list[str], space: ParamSpace
         gradient_norm = float(solution.gradient_norm[j])
         if not np.isfinite(gradient_norm):
             flags.append("gradient not finite at the optimum (a parameter at an extreme value)")
-        diagnostics[t] = {"objective": float(solution.objective[j]),
-                          "gradient_norm": gradient_norm if np.isfinite(gradient_norm) else None,
-                          "n_in_basin": int(solution.n_in_basin[j]), "n_final": int(solution.n_final),
-                          "n_failed_starts": int(solution.n_failed[j]), "iterations": int(solution.iterations[j]),
-                          "converged": bool(solution.converged[j]),
-                          "flags": flags}
-    return FitResult(law=law.name, k=runs.k, targets=tuple(targets), weight_columns=runs.weight_columns,
-                     n_column=runs.n_column, d_column=runs.d_column,
-                     weight_range=np.stack([runs.h.min(axis=0), runs.h.max(axis=0)], axis=1), coordinates=u,
-                     objective=np.asarray(solution.objective), diagnostics=diagnostics, settings=settings,
-                     provenance=prov, scale_range={name: [float(v.min()), float(v.max())]
-                                                   for name, v in (("N", runs.n), ("D", runs.d)) if v is not None})
+        diagnostics[t] = {
+            "objective": float(solution.objective[j]),
+            "gradient_norm": gradient_norm if np.isfinite(gradient_norm) else None,
+            "n_in_basin": int(solution.n_in_basin[j]),
+            "n_final": int(solution.n_final),
+            "n_failed_starts": int(solution.n_failed[j]),
+            "iterations": int(solution.iterations[j]),
+            "converged": bool(solution.converged[j]),
+            "flags": flags,
+        }
+    return FitResult(
+        law=law.name,
+        k=runs.k,
+        targets=tuple(targets),
+        weight_columns=runs.weight_columns,
+        n_column=runs.n_column,
+        d_column=runs.d_column,
+        weight_range=np.stack([runs.h.min(axis=0), runs.h.max(axis=0)], axis=1),
+        coordinates=u,
+        objective=np.asarray(solution.objective),
+        diagnostics=diagnostics,
+        settings=settings,
+        provenance=prov,
+        scale_range={
+            name: [float(v.min()), float(v.max())] for name, v in (("N", runs.n), ("D", runs.d)) if v is not None
+        },
+    )
 
 
 __all__ = ["DEFAULT_SCHEDULE", "DEFAULT_STARTS", "Problems", "fit", "make_problems", "make_space", "solve"]

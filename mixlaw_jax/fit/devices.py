@@ -6,15 +6,18 @@ flattened (problem, start) pairs of the solver — is split over a 1-D ``Mesh`` 
 other input is replicated. The outputs, split the same way, are gathered to the host once computed, so each
 process holds the whole result.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from ..errors import MixlawError
 
 #: Name of the mesh axis the batch is split over.
 AXIS = "batch"
@@ -24,7 +27,7 @@ DEFAULT_MEMORY = 2e9
 MEMORY_FRACTION = 0.5
 
 
-def resolve(devices: "int | Sequence[jax.Device] | None") -> tuple[jax.Device, ...]:
+def resolve(devices: int | Sequence[jax.Device] | None) -> tuple[jax.Device, ...]:
     """The devices to run on: ``None`` -> every device of every process (``jax.devices()``), an int n -> the
     first n of them, or the given devices (all of one platform)."""
     available = jax.devices()
@@ -32,18 +35,18 @@ def resolve(devices: "int | Sequence[jax.Device] | None") -> tuple[jax.Device, .
         chosen = tuple(available)
     elif isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
         if not 1 <= devices <= len(available):
-            raise ValueError(f"devices={devices}: between 1 and the {len(available)} available devices")
+            raise MixlawError(f"devices={devices}: between 1 and the {len(available)} available devices")
         chosen = tuple(available[:devices])
     else:
         chosen = tuple(devices)
         if not chosen or not all(isinstance(d, jax.Device) for d in chosen):
-            raise ValueError(f"devices must be None, a count or a non-empty list of jax devices, not {devices!r}")
+            raise MixlawError(f"devices must be None, a count or a non-empty list of jax devices, not {devices!r}")
     if len({d.platform for d in chosen}) > 1:
-        raise ValueError(f"devices of one platform only, not {sorted({d.platform for d in chosen})}")
+        raise MixlawError(f"devices of one platform only, not {sorted({d.platform for d in chosen})}")
     if len(set(chosen)) != len(chosen):
-        raise ValueError("devices: each device at most once")
+        raise MixlawError("devices: each device at most once")
     if len(chosen) == 1 and chosen[0].process_index != jax.process_index():
-        raise ValueError(f"devices: the single device {chosen[0]} belongs to another process")
+        raise MixlawError(f"devices: the single device {chosen[0]} belongs to another process")
     return chosen
 
 
@@ -53,7 +56,7 @@ def memory_budget(devices: Sequence[jax.Device], memory_bytes: float | None = No
     ``DEFAULT_MEMORY``."""
     if memory_bytes is not None:
         if not memory_bytes > 0:
-            raise ValueError(f"memory_bytes must be > 0, not {memory_bytes!r}")
+            raise MixlawError(f"memory_bytes must be > 0, not {memory_bytes!r}")
         return float(memory_bytes)
     free = []
     for device in devices:
@@ -72,7 +75,7 @@ class Placement:
     mesh: Mesh | None
 
     @classmethod
-    def create(cls, devices=None, memory_bytes: float | None = None) -> "Placement":
+    def create(cls, devices=None, memory_bytes: float | None = None) -> Placement:
         chosen = resolve(devices)
         mesh = Mesh(np.asarray(chosen), (AXIS,)) if len(chosen) > 1 else None
         return cls(chosen, memory_budget(chosen, memory_bytes), mesh)
@@ -103,6 +106,7 @@ class Placement:
 
 def pad_leading(tree, n: int):
     """Each array's leading axis padded to n by repeating its last entry (padding results are dropped)."""
+
     def one(a):
         a = np.asarray(a)
         extra = n - a.shape[0]

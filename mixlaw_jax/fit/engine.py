@@ -29,14 +29,15 @@ as many starts (and, for very many problems, as few problems) at a time as fit, 
 ``keep`` per problem; the per-pair work runs in equal blocks of pairs that fit. On one CPU device those blocks run
 from ``CPU_THREADS`` threads: XLA runs one program's loop on one core.
 """
+
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache, partial
-from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -50,8 +51,7 @@ from .devices import AXIS, Placement, fetch, pad_leading
 from .space import ParamSpace
 
 #: (starts kept, Levenberg-Marquardt iterations, fraction of rows used) per successive-halving stage.
-DEFAULT_SCHEDULE: tuple[tuple[int, int, float], ...] = ((512, 30, 0.25), (256, 60, 1.0), (32, 100, 1.0),
-                                                        (16, 300, 1.0))
+DEFAULT_SCHEDULE: tuple[tuple[int, int, float], ...] = ((512, 30, 0.25), (256, 60, 1.0), (32, 100, 1.0), (16, 300, 1.0))
 #: A row subset keeps at least this many rows per parameter (or all rows).
 MIN_ROWS_PER_PARAM = 10
 #: A start is "in the best basin" when its objective is within this relative distance of the best.
@@ -84,14 +84,14 @@ Problems = solvers.Rows
 class Solution:
     """Best start per problem, with diagnostics (every array has leading axis B)."""
 
-    z: np.ndarray               # (B, P) fitted coordinates
-    objective: np.ndarray       # (B,)
-    gradient_norm: np.ndarray   # (B,)
-    n_in_basin: np.ndarray      # (B,) final-stage starts within BASIN_RTOL of the best
-    n_final: int                # starts in the final stage
-    n_failed: np.ndarray        # (B,) screened starts whose objective was not finite
-    iterations: np.ndarray      # (B,) iteration of the best start's last improving step
-    converged: np.ndarray       # (B,) the best start met the solver's convergence test (solvers.converged)
+    z: np.ndarray  # (B, P) fitted coordinates
+    objective: np.ndarray  # (B,)
+    gradient_norm: np.ndarray  # (B,)
+    n_in_basin: np.ndarray  # (B,) final-stage starts within BASIN_RTOL of the best
+    n_final: int  # starts in the final stage
+    n_failed: np.ndarray  # (B,) screened starts whose objective was not finite
+    iterations: np.ndarray  # (B,) iteration of the best start's last improving step
+    converged: np.ndarray  # (B,) the best start met the solver's convergence test (solvers.converged)
 
 
 def make_problems(y: np.ndarray, w: np.ndarray, loss_space: str, reduction: str) -> Problems:
@@ -115,6 +115,7 @@ def _model_and_jacobian(space: ParamSpace, x: Inputs):
     forward passes; vmapped over rows this is ~5x faster than forward mode over P tangents
     (benchmarks/NOTES.md).
     """
+
     def row(z, x_row):
         one = jax.tree.map(lambda a: a[None], x_row)
         return prediction(space.law, space.law_params(z), one, space.loss_space)[0]
@@ -136,19 +137,21 @@ def _profiled(space: ParamSpace, x: Inputs, problems: Problems, z_chunk: jax.Arr
     random levels. A level that comes out non-positive or non-finite stays at s_m = 1, and e is then the
     weighted mean of what remains; residuals are always those of the point returned.
     """
-    offset, log_terms = jax.vmap(lambda z: space.law.terms(space.law_params(z), x))(z_chunk)   # (c, n), (c, M, n)
+    offset, log_terms = jax.vmap(lambda z: space.law.terms(space.law_params(z), x))(z_chunk)  # (c, n), (c, M, n)
     levelled = [m for m, scale in enumerate(space.term_scales) if scale is not None]
     terms = jnp.exp(log_terms)
-    fixed = offset + jnp.sum(jnp.delete(terms, np.array(levelled, int), axis=1), axis=1)        # (c, n)
-    basis = terms[:, levelled]                                                                  # (c, m, n)
+    fixed = offset + jnp.sum(jnp.delete(terms, np.array(levelled, int), axis=1), axis=1)  # (c, n)
+    basis = terms[:, levelled]  # (c, m, n)
     w = problems.w[:, None, :]
-    target = jnp.where(w > 0, problems.y[:, None, :] - fixed[None], 0.0)                        # (B, c, n)
+    target = jnp.where(w > 0, problems.y[:, None, :] - fixed[None], 0.0)  # (B, c, n)
     if levelled:
-        design = jnp.concatenate([jnp.ones_like(basis[:, :1]), basis], axis=1)                 # (c, m + 1, n)
+        design = jnp.concatenate([jnp.ones_like(basis[:, :1]), basis], axis=1)  # (c, m + 1, n)
         gram = jnp.einsum("bn,ckn,cln->bckl", problems.w, design, design)
         rhs = jnp.einsum("bn,ckn,bcn->bck", problems.w, design, target)
-        ridge = 1e-12 * jnp.eye(design.shape[1]) * jnp.maximum(jnp.diagonal(gram, axis1=-2, axis2=-1), 1e-300)[..., None]
-        level = jax.vmap(jax.vmap(solvers.spd_solve))(gram + ridge, rhs)[..., 1:]               # (B, c, m)
+        ridge = (
+            1e-12 * jnp.eye(design.shape[1]) * jnp.maximum(jnp.diagonal(gram, axis1=-2, axis2=-1), 1e-300)[..., None]
+        )
+        level = jax.vmap(jax.vmap(solvers.spd_solve))(gram + ridge, rhs)[..., 1:]  # (B, c, m)
         level = jnp.where(jnp.isfinite(level) & (level > 0), level, 1.0)
         target = target - jnp.einsum("bcm,cmn->bcn", level, basis)
         log_s = jnp.zeros(level.shape[:2] + (log_terms.shape[1],)).at[..., np.array(levelled)].set(jnp.log(level))
@@ -161,8 +164,9 @@ def _profiled(space: ParamSpace, x: Inputs, problems: Problems, z_chunk: jax.Arr
     return moved, target - applied[..., None]
 
 
-def _score(space: ParamSpace, x: Inputs, problems: Problems, z_chunk: jax.Array,
-           delta: float) -> tuple[jax.Array, jax.Array]:
+def _score(
+    space: ParamSpace, x: Inputs, problems: Problems, z_chunk: jax.Array, delta: float
+) -> tuple[jax.Array, jax.Array]:
     """Objective of every start in the chunk on every problem, (B, c), and the starts (B, c, P).
 
     In raw space the linear parameters are profiled (``_profiled``), so a start is scored, and kept, at its best
@@ -172,7 +176,7 @@ def _score(space: ParamSpace, x: Inputs, problems: Problems, z_chunk: jax.Array,
     if space.offset_index is not None and space.loss_space == "raw":
         z, r = _profiled(space, x, problems, z_chunk)
     else:
-        pred = jax.vmap(_model(space, x))(z_chunk)                                              # (c, n)
+        pred = jax.vmap(_model(space, x))(z_chunk)  # (c, n)
         z = jnp.broadcast_to(z_chunk, (problems.y.shape[0],) + z_chunk.shape)
         r = problems.y[:, None, :] - pred[None]
     r = jnp.where(problems.w[:, None, :] > 0, r, 0.0)
@@ -187,8 +191,12 @@ _score_chunk = jax.jit(_score, static_argnames=("delta",))
 def _sharded_score(mesh, delta: float):
     """``_score`` with the chunk's starts split over ``mesh``; outputs split the same way."""
     split = PartitionSpec(None, AXIS)
-    scored = jax.shard_map(partial(_score, delta=delta), mesh=mesh, out_specs=(split, split),
-                           in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(), PartitionSpec(AXIS)))
+    scored = jax.shard_map(
+        partial(_score, delta=delta),
+        mesh=mesh,
+        out_specs=(split, split),
+        in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(), PartitionSpec(AXIS)),
+    )
     return jax.jit(scored)
 
 
@@ -220,8 +228,16 @@ def screen_sizes(n_problems: int, n_rows: int, chunk_size: int, memory_bytes: fl
     return int(max(1, min(n_problems, memory_bytes // (per_pair * floor)))), floor
 
 
-def screen(space: ParamSpace, x: Inputs, problems: Problems, starts: jax.Array, keep: int, delta: float,
-           chunk_size: int, placement: Placement) -> tuple[np.ndarray, np.ndarray]:
+def screen(
+    space: ParamSpace,
+    x: Inputs,
+    problems: Problems,
+    starts: jax.Array,
+    keep: int,
+    delta: float,
+    chunk_size: int,
+    placement: Placement,
+) -> tuple[np.ndarray, np.ndarray]:
     """Score every start on every problem in memory-sized chunks; keep the best ``keep`` per problem.
 
     Returns host arrays (z (B, keep, P), count of non-finite starts per problem (B,)).
@@ -231,11 +247,11 @@ def screen(space: ParamSpace, x: Inputs, problems: Problems, starts: jax.Array, 
     chunk = per_device * placement.n_devices
     kept, failed = [], []
     for first in range(0, n_problems, block):
-        score = _scorer(placement, space, x, jax.tree.map(lambda a: a[first:first + block], problems), delta)
+        score = _scorer(placement, space, x, jax.tree.map(lambda a: a[first : first + block], problems), delta)
         best_f = best_z = None
         n_failed = 0
         for lo in range(0, starts.shape[0], chunk):
-            f, z = (np.asarray(a) for a in score(starts[lo:lo + chunk]))        # (b, c), (b, c, P)
+            f, z = (np.asarray(a) for a in score(starts[lo : lo + chunk]))  # (b, c), (b, c, P)
             n_failed = n_failed + np.sum(~np.isfinite(f), axis=1)
             if best_f is not None:
                 f, z = np.concatenate([best_f, f], axis=1), np.concatenate([best_z, z], axis=1)
@@ -248,8 +264,9 @@ def screen(space: ParamSpace, x: Inputs, problems: Problems, starts: jax.Array, 
 
 def _take(states, order):
     """Host arrays (B, S, ...) reordered along S by ``order`` (B, S')."""
-    return jax.tree.map(lambda a: np.take_along_axis(a, order.reshape(order.shape + (1,) * (a.ndim - 2)), axis=1),
-                        states)
+    return jax.tree.map(
+        lambda a: np.take_along_axis(a, order.reshape(order.shape + (1,) * (a.ndim - 2)), axis=1), states
+    )
 
 
 def _best_first(f: np.ndarray) -> np.ndarray:
@@ -257,8 +274,18 @@ def _best_first(f: np.ndarray) -> np.ndarray:
     return np.argsort(f, axis=1, kind="stable")
 
 
-def _map_pairs(space: ParamSpace, x: Inputs, problems: Problems, owner: jax.Array, states: solvers.SolverState,
-               first_iter, n_iter, delta: float, group_size: int | None = None, solve: solvers.Solve = solvers.spd_solve):
+def _map_pairs(
+    space: ParamSpace,
+    x: Inputs,
+    problems: Problems,
+    owner: jax.Array,
+    states: solvers.SolverState,
+    first_iter,
+    n_iter,
+    delta: float,
+    group_size: int | None = None,
+    solve: solvers.Solve = solvers.spd_solve,
+):
     """``n_iter`` LM iterations (``solvers.lm_run``; 0: only evaluate f and the gradient norm) on each (problem
     ``owner[i]``, ``states[i]``) pair, vmapped. LM linearises row by row, or by mixture groups of ``group_size`` rows
     (``grouped``; rows laid out so), and solves its steps with ``solve``."""
@@ -282,8 +309,12 @@ _map_pairs_jit = jax.jit(_map_pairs, static_argnames=("delta", "group_size", "so
 def _sharded_map_pairs(mesh, delta: float, group_size: int | None, solve: solvers.Solve):
     """``_map_pairs`` with the pairs split over ``mesh``; outputs split the same way."""
     rep, split = PartitionSpec(), PartitionSpec(AXIS)
-    mapped = jax.shard_map(partial(_map_pairs, delta=delta, group_size=group_size, solve=solve),
-                           mesh=mesh, in_specs=(rep, rep, rep, split, split, rep, rep), out_specs=split)
+    mapped = jax.shard_map(
+        partial(_map_pairs, delta=delta, group_size=group_size, solve=solve),
+        mesh=mesh,
+        in_specs=(rep, rep, rep, split, split, rep, rep),
+        out_specs=split,
+    )
     return jax.jit(mapped)
 
 
@@ -298,8 +329,19 @@ def _cpu_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(CPU_THREADS, thread_name_prefix="mixlaw-cpu")
 
 
-def _per_pair(placement: Placement, space: ParamSpace, x: Inputs, problems: Problems, values, *,
-              delta: float, batch_size: int, group_size: int | None = None, first_iter=0, n_iter=0):
+def _per_pair(
+    placement: Placement,
+    space: ParamSpace,
+    x: Inputs,
+    problems: Problems,
+    values,
+    *,
+    delta: float,
+    batch_size: int,
+    group_size: int | None = None,
+    first_iter=0,
+    n_iter=0,
+):
     """``_map_pairs`` over every (problem, start) of ``values`` (leading axes (B, S)), flattened and cut into blocks
     of ``batch_size`` pairs per device. Every block has the same shape (the last is padded), so the stages of a fit
     that share rows share one compiled program, whatever their numbers of starts. On one CPU device the blocks after
@@ -316,22 +358,34 @@ def _per_pair(placement: Placement, space: ParamSpace, x: Inputs, problems: Prob
     first_iter, n_iter = jnp.asarray(first_iter), jnp.asarray(n_iter)
     solve = _lm_solve(placement)
     if placement.mesh is None:
-        def run(lo):       # the default device is thread-local, and part of the compiled program's cache key
+
+        def run(lo):  # the default device is thread-local, and part of the compiled program's cache key
             with jax.default_device(placement.devices[0]):
-                out = _map_pairs_jit(space, x, problems, owner[lo:lo + block],
-                                     jax.tree.map(lambda a: a[lo:lo + block], flat), first_iter, n_iter,
-                                     delta, group_size, solve)
+                out = _map_pairs_jit(
+                    space,
+                    x,
+                    problems,
+                    owner[lo : lo + block],
+                    jax.tree.map(lambda a: a[lo : lo + block], flat),
+                    first_iter,
+                    n_iter,
+                    delta,
+                    group_size,
+                    solve,
+                )
             return jax.tree.map(np.asarray, out)
     else:
         mapped = _sharded_map_pairs(placement.mesh, delta, group_size, solve)
-        space, x, problems, first_iter, n_iter = placement.put((space, x, problems, first_iter, n_iter),
-                                                               PartitionSpec())
+        space, x, problems, first_iter, n_iter = placement.put(
+            (space, x, problems, first_iter, n_iter), PartitionSpec()
+        )
 
         def run(lo):
-            owner_block, flat_block = placement.put((owner[lo:lo + block],
-                                                     jax.tree.map(lambda a: a[lo:lo + block], flat)),
-                                                    PartitionSpec(AXIS))
+            owner_block, flat_block = placement.put(
+                (owner[lo : lo + block], jax.tree.map(lambda a: a[lo : lo + block], flat)), PartitionSpec(AXIS)
+            )
             return mapped(space, x, problems, owner_block, flat_block, first_iter, n_iter)
+
     starts = range(0, len(owner), block)
     if placement.mesh is None and placement.platform == "cpu" and len(starts) > 1:
         blocks = [run(starts[0])] + list(_cpu_pool().map(run, starts[1:]))
@@ -339,8 +393,9 @@ def _per_pair(placement: Placement, space: ParamSpace, x: Inputs, problems: Prob
         blocks = [run(lo) for lo in starts]
     if placement.mesh is not None:
         blocks = fetch(blocks)
-    return jax.tree.map(lambda *parts: np.concatenate(parts)[:n].reshape((n_problems, n_starts) + parts[0].shape[1:]),
-                        *blocks)
+    return jax.tree.map(
+        lambda *parts: np.concatenate(parts)[:n].reshape((n_problems, n_starts) + parts[0].shape[1:]), *blocks
+    )
 
 
 def lm_batch_size(n_rows: int, n_params: int, k: int, memory_bytes: float, platform: str = "cpu") -> int:
@@ -370,10 +425,21 @@ def _draw_rows(key: jax.Array, n_rows: int, size: int) -> jax.Array:
     return jax.random.choice(key, n_rows, (size,), replace=False)
 
 
-def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n_starts: int,
-          schedule: Sequence[tuple] = DEFAULT_SCHEDULE, delta: float = 1e-3, chunk_size: int = 2048,
-          warm_starts: jax.Array | None = None, memory_bytes: float | None = None, devices=None,
-          progress=None) -> Solution:
+def solve(
+    space: ParamSpace,
+    x: Inputs,
+    problems: Problems,
+    *,
+    key: jax.Array,
+    n_starts: int,
+    schedule: Sequence[tuple] = DEFAULT_SCHEDULE,
+    delta: float = 1e-3,
+    chunk_size: int = 2048,
+    warm_starts: jax.Array | None = None,
+    memory_bytes: float | None = None,
+    devices=None,
+    progress=None,
+) -> Solution:
     """Minimise the Huber objective of every problem from many starts (see module docstring).
 
     Args:
@@ -397,13 +463,22 @@ def solve(space: ParamSpace, x: Inputs, problems: Problems, *, key: jax.Array, n
     placement = Placement.create(devices, memory_bytes)
     where = jax.default_device(placement.devices[0]) if placement.mesh is None else contextlib.nullcontext()
     with where:
-        return _solve(space, x, problems, key, n_starts, schedule, delta, chunk_size, warm_starts, placement,
-                      progress)
+        return _solve(space, x, problems, key, n_starts, schedule, delta, chunk_size, warm_starts, placement, progress)
 
 
-def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_starts: int,
-           schedule: Sequence[tuple], delta: float, chunk_size: int, warm_starts: jax.Array | None,
-           placement: Placement, progress) -> Solution:
+def _solve(
+    space: ParamSpace,
+    x: Inputs,
+    problems: Problems,
+    key: jax.Array,
+    n_starts: int,
+    schedule: Sequence[tuple],
+    delta: float,
+    chunk_size: int,
+    warm_starts: jax.Array | None,
+    placement: Placement,
+    progress,
+) -> Solution:
     stages = [(int(s[0]), int(s[1]), float(s[2]) if len(s) > 2 else 1.0) for s in schedule]
     key_starts, key_rows = jax.random.split(key)
     n_rows = problems.y.shape[1]
@@ -417,9 +492,14 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
     def gather(rows, real):
         """x and problems at ``rows``, the weight of a slot that is not ``real`` set to 0; the normaliser c stays the
         full table's (a coarse objective only has to rank starts). Gathered on the host."""
-        return (jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[rows]), x),
-                Problems(jnp.asarray(np.where(real, np.asarray(problems.y)[:, rows], 0.0)),
-                         jnp.asarray(np.where(real, np.asarray(problems.w)[:, rows], 0.0)), problems.c))
+        return (
+            jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[rows]), x),
+            Problems(
+                jnp.asarray(np.where(real, np.asarray(problems.y)[:, rows], 0.0)),
+                jnp.asarray(np.where(real, np.asarray(problems.w)[:, rows], 0.0)),
+                problems.c,
+            ),
+        )
 
     def screening_rows(fraction):
         """The stage's rows as they are (screening scores each row once, so mixture groups would only pad)."""
@@ -444,10 +524,19 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
     def lm(stage, states, first_iter=0, n_iter=0):
         """``n_iter`` LM iterations of every state on the stage's rows (0: score the points)."""
         x_rows, problems_rows, size = stage
-        batch = lm_batch_size(problems_rows.y.shape[1], space.size, space.k, placement.memory_bytes,
-                              placement.platform)
-        return _per_pair(placement, space, x_rows, problems_rows, states, delta=delta, batch_size=batch,
-                         group_size=size, first_iter=first_iter, n_iter=n_iter)
+        batch = lm_batch_size(problems_rows.y.shape[1], space.size, space.k, placement.memory_bytes, placement.platform)
+        return _per_pair(
+            placement,
+            space,
+            x_rows,
+            problems_rows,
+            states,
+            delta=delta,
+            batch_size=batch,
+            group_size=size,
+            first_iter=first_iter,
+            n_iter=n_iter,
+        )
 
     def rescore(states, stage):
         """The same points scored afresh on other rows, keeping each start's iteration record."""
@@ -458,10 +547,13 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
     n_random = max(first_keep - n_warm, 0)
     stage = data(stages[0][2])
     if n_starts > 0 and n_random > 0:
-        starts = space.sample(key_starts, max(n_starts, n_random), float(np.mean(np.asarray(x.log_n))),
-                              float(np.mean(np.asarray(x.log_d))))
-        z0, n_failed = screen(space, *screening_rows(stages[0][2]), starts, n_random, delta, chunk_size,
-                              placement)
+        starts = space.sample(
+            key_starts,
+            max(n_starts, n_random),
+            float(np.mean(np.asarray(x.log_n))),
+            float(np.mean(np.asarray(x.log_d))),
+        )
+        z0, n_failed = screen(space, *screening_rows(stages[0][2]), starts, n_random, delta, chunk_size, placement)
     else:
         z0 = np.zeros((problems.y.shape[0], 0, space.size))
         n_failed = np.zeros(problems.y.shape[0], dtype=int)
@@ -480,7 +572,7 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
         first_iter += n_iter
         if progress is not None:
             progress(i + 1, len(stages))
-    with np.errstate(invalid="ignore"):              # a failed start's inf - inf: NaN, not converged
+    with np.errstate(invalid="ignore"):  # a failed start's inf - inf: NaN, not converged
         converged = solvers.converged(states)
     if current != 1.0 and subsets[current] is not None:
         states = rescore(states, data(1.0))
@@ -490,7 +582,13 @@ def _solve(space: ParamSpace, x: Inputs, problems: Problems, key: jax.Array, n_s
     f = np.asarray(states.f)
     best = f[:, :1]
     in_basin = np.sum(f <= best + BASIN_RTOL * np.abs(best), axis=1)
-    return Solution(z=np.asarray(best_z), objective=f[:, 0], gradient_norm=np.asarray(states.gradient_norm[:, 0]),
-                    n_in_basin=in_basin, n_final=f.shape[1], n_failed=np.asarray(n_failed),
-                    iterations=np.asarray(states.last_improved[:, 0]),
-                    converged=np.asarray(converged[:, 0]))
+    return Solution(
+        z=np.asarray(best_z),
+        objective=f[:, 0],
+        gradient_norm=np.asarray(states.gradient_norm[:, 0]),
+        n_in_basin=in_basin,
+        n_final=f.shape[1],
+        n_failed=np.asarray(n_failed),
+        iterations=np.asarray(states.last_improved[:, 0]),
+        converged=np.asarray(converged[:, 0]),
+    )

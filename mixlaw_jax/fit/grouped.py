@@ -9,7 +9,8 @@ parameters (``MixtureFeatures.row_params``), the Jacobian of a row's prediction 
 
 so the step's Gram and gradient-side vector (``solvers.Linearisation``) are
 
-    J^T Omega J = sum_g K_g^T (sum_{j in g} omega_j v_j v_j^T) K_g,   J^T (w psi) = sum_g K_g^T sum_{j in g} w_j psi_j v_j,
+    J^T Omega J = sum_g K_g^T (sum_{j in g} omega_j v_j v_j^T) K_g,
+    J^T (w psi) = sum_g K_g^T sum_{j in g} w_j psi_j v_j,
 
 and the chain rule to the fitted coordinates z is diagonal (u = to_law(z) acts coordinate by coordinate).
 
@@ -31,6 +32,7 @@ several groups; the last is padded with weight-0 copies of one of its rows, whic
 ``size`` by the cost model of :func:`plan` — or keeps the row-by-row path where that is cheaper (one row per
 mixture, as in the RegMix tables).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -94,15 +96,15 @@ class Structure(NamedTuple):
     the colour's indicator as cotangent yields every piece of its features (one colour for the built-in laws).
     """
 
-    row_index: np.ndarray       # (|q|,) flat index of each row parameter
-    place: dict                 # row parameter name -> its index or slice in q
-    n_features: int             # F
-    colours: np.ndarray         # (C, F) 0/1 cotangents, one per colour
-    piece_param: np.ndarray     # (n,) coordinate of each piece
+    row_index: np.ndarray  # (|q|,) flat index of each row parameter
+    place: dict  # row parameter name -> its index or slice in q
+    n_features: int  # F
+    colours: np.ndarray  # (C, F) 0/1 cotangents, one per colour
+    piece_param: np.ndarray  # (n,) coordinate of each piece
     piece_quantity: np.ndarray  # (n,) its quantity in [0, a): q first, then the features
-    piece_colour: np.ndarray    # (n,) colour of a feature piece (0 for a row piece, unused)
+    piece_colour: np.ndarray  # (n,) colour of a feature piece (0 for a row piece, unused)
     quantity_start: np.ndarray  # (a + 1,) first piece of each quantity
-    param_pieces: np.ndarray    # (P, M) pieces of each coordinate, padded with n (a zero piece)
+    param_pieces: np.ndarray  # (P, M) pieces of each coordinate, padded with n (a zero piece)
 
 
 #: Random points (law coordinates from the default init box, and interior mixtures) at which the structure is read.
@@ -117,7 +119,7 @@ def structure(law: Law, k: int) -> Structure:
     interior mixtures (a NaN counts as a dependence): a derivative that vanishes at every one of them but not
     elsewhere would be missed, which the analytic features of a scaling law do not do.
     """
-    index = law.unflatten(np.arange(law.n_params(k)), k)        # name -> flat index, or (k,) indices
+    index = law.unflatten(np.arange(law.n_params(k)), k)  # name -> flat index, or (k,) indices
     row_index, place = [], {}
     for name in law.mixture_features.row_params:
         at = len(row_index)
@@ -126,17 +128,21 @@ def structure(law: Law, k: int) -> Structure:
     space = make_space(law, k)
     rng = np.random.default_rng(0)
     h = rng.dirichlet(np.ones(k), STRUCTURE_SAMPLES)
-    u = np.clip(space.init_lo + (space.init_hi - space.init_lo) * rng.uniform(size=(STRUCTURE_SAMPLES, space.size)),
-                space.lo, space.hi)
+    u = np.clip(
+        space.init_lo + (space.init_hi - space.init_lo) * rng.uniform(size=(STRUCTURE_SAMPLES, space.size)),
+        space.lo,
+        space.hi,
+    )
 
     def jacobian(u_s, h_s):
-        return jax.jacfwd(lambda v: law.mixture_features.features(law.unflatten(v, k), Inputs(None, None, h_s,
-                                                                                                jnp.log(h_s))))(u_s)
+        return jax.jacfwd(
+            lambda v: law.mixture_features.features(law.unflatten(v, k), Inputs(None, None, h_s, jnp.log(h_s)))
+        )(u_s)
 
-    jac = np.asarray(jax.jit(jax.vmap(jacobian))(u, h))     # (S, F, P); one program: op by op this took ~5 s
-    depends = np.any(jac != 0, axis=0)                                               # NaN != 0 too
+    jac = np.asarray(jax.jit(jax.vmap(jacobian))(u, h))  # (S, F, P); one program: op by op this took ~5 s
+    depends = np.any(jac != 0, axis=0)  # NaN != 0 too
     n_features = depends.shape[0]
-    colour_of = []                                      # greedy: the first colour none of whose features overlap
+    colour_of = []  # greedy: the first colour none of whose features overlap
     for a in range(n_features):
         c = 0
         while any(colour_of[b] == c and np.any(depends[a] & depends[b]) for b in range(a)):
@@ -150,8 +156,17 @@ def structure(law: Law, k: int) -> Structure:
     width = max(1, max(len(o) for o in of_param))
     param_pieces = np.array([np.pad(o, (0, width - len(o)), constant_values=len(pieces)) for o in of_param])
     quantity_start = np.searchsorted(piece_quantity, np.arange(len(row_index) + n_features + 1))
-    return Structure(np.array(row_index), place, n_features, colours, piece_param, piece_quantity, piece_colour,
-                     quantity_start, param_pieces)
+    return Structure(
+        np.array(row_index),
+        place,
+        n_features,
+        colours,
+        piece_param,
+        piece_quantity,
+        piece_colour,
+        quantity_start,
+        param_pieces,
+    )
 
 
 def linearise(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta: float) -> solvers.Linearise:
@@ -161,10 +176,10 @@ def linearise(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta
     st = structure(law, k)
     n_rows = len(st.row_index)
     groups = x.h.shape[0] // size
-    h, log_h = x.h[::size], x.log_h[::size]                                # (G, k): each group's mixture
+    h, log_h = x.h[::size], x.log_h[::size]  # (G, k): each group's mixture
     log_n, log_d = x.log_n.reshape(groups, size), x.log_d.reshape(groups, size)
     used = (rows.w > 0).reshape(groups, size)
-    active = jnp.any(used, axis=1)[:, None]           # a group no row of which is weighted must not touch the sums
+    active = jnp.any(used, axis=1)[:, None]  # a group no row of which is weighted must not touch the sums
     predict = log_prediction if space.loss_space == "log" else raw_prediction
     feature_pieces = slice(n_rows, None)
 
@@ -172,8 +187,10 @@ def linearise(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta
         named = {n: q[at] for n, at in st.place.items()}
         return predict(*split.combine(named, phi, Inputs(ln, ld, None, None)))
 
-    per_slot = jax.vmap(jax.vmap(jax.value_and_grad(row_prediction, argnums=(0, 1)), in_axes=(None, None, 0, 0)),
-                        in_axes=(None, 0, 0, 0))
+    per_slot = jax.vmap(
+        jax.vmap(jax.value_and_grad(row_prediction, argnums=(0, 1)), in_axes=(None, None, 0, 0)),
+        in_axes=(None, 0, 0, 0),
+    )
 
     def lin(z):
         u, du = jax.jvp(space.to_law, (z,), (jnp.ones_like(z),))
@@ -183,26 +200,39 @@ def linearise(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta
             # cotangents built from phi, so that under shard_map they vary over the mesh as phi does
             return phi, jax.vmap(pullback)(st.colours * jnp.ones_like(phi))[0]
 
-        phi, dphi = jax.vmap(group_features)(h, log_h)                         # (G, F), (G, C, P)
-        kappa = jnp.concatenate([jnp.ones((groups, n_rows), u.dtype),
-                                 dphi[:, st.piece_colour[feature_pieces], st.piece_param[feature_pieces]]], axis=1)
-        kappa = jnp.where(active, kappa * du[st.piece_param], 0.0)             # (G, n): K_g's entries, z coordinates
-        m, (dq, dphi_row) = per_slot(u[st.row_index], phi, log_n, log_d)       # (G, s), (G, s, |q|), (G, s, F)
-        v = jnp.where(used[..., None], jnp.concatenate([dq, dphi_row], axis=-1), 0.0)   # (G, s, a)
+        phi, dphi = jax.vmap(group_features)(h, log_h)  # (G, F), (G, C, P)
+        kappa = jnp.concatenate(
+            [
+                jnp.ones((groups, n_rows), u.dtype),
+                dphi[:, st.piece_colour[feature_pieces], st.piece_param[feature_pieces]],
+            ],
+            axis=1,
+        )
+        kappa = jnp.where(active, kappa * du[st.piece_param], 0.0)  # (G, n): K_g's entries, z coordinates
+        m, (dq, dphi_row) = per_slot(u[st.row_index], phi, log_n, log_d)  # (G, s), (G, s, |q|), (G, s, F)
+        v = jnp.where(used[..., None], jnp.concatenate([dq, dphi_row], axis=-1), 0.0)  # (G, s, a)
         f, w_psi, omega = solvers.irls_weights(rows, delta, m.reshape(-1))
         inner = jnp.einsum("gsa,gsb->gab", v * omega.reshape(groups, size, 1), v)
         side = jnp.einsum("gs,gsa->ga", w_psi.reshape(groups, size), v)
         # per piece: inner K_g column by column, then one (n_b, G) x (G, n) product per quantity b
-        weighted = inner[:, :, st.piece_quantity] * kappa[:, None, :]           # (G, a, n)
+        weighted = inner[:, :, st.piece_quantity] * kappa[:, None, :]  # (G, a, n)
         start = st.quantity_start
-        gram = jnp.concatenate([kappa[:, start[b]:start[b + 1]].T @ weighted[:, b]
-                                for b in range(len(start) - 1) if start[b + 1] > start[b]])
+        gram = jnp.concatenate(
+            [
+                kappa[:, start[b] : start[b + 1]].T @ weighted[:, b]
+                for b in range(len(start) - 1)
+                if start[b + 1] > start[b]
+            ]
+        )
         g = jnp.sum(kappa * side[:, st.piece_quantity], axis=0)
         # pieces -> coordinates: sum over each coordinate's pieces (padding points at an appended zero piece)
         gram, g = jnp.pad(gram, ((0, 1), (0, 1))), jnp.pad(g, (0, 1))
         table = st.param_pieces
-        coordinate_gram = sum(gram[table[:, i][:, None], table[:, j][None, :]]
-                              for i in range(table.shape[1]) for j in range(table.shape[1]))
+        coordinate_gram = sum(
+            gram[table[:, i][:, None], table[:, j][None, :]]
+            for i in range(table.shape[1])
+            for j in range(table.shape[1])
+        )
         return solvers.Linearisation(f, jnp.sum(g[table], axis=1), coordinate_gram)
 
     return lin

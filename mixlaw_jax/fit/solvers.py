@@ -21,9 +21,11 @@ The design named "Huber-loss gradient descent plus L-BFGS". From the same starts
 L-BFGS (4000 steps) took 31-35x LM's time and still ended higher (``benchmarks/local_solvers.py``,
 benchmarks/NOTES.md), so the engine's local solver is LM alone.
 """
+
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,8 +33,8 @@ import numpy as np
 
 from ..objective import huber, huber_psi
 
-Model = Callable[[jax.Array], jax.Array]   # z (P,) -> model values (n,)
-ModelJacobian = Callable[[jax.Array], tuple[jax.Array, jax.Array]]   # z -> (values (n,), Jacobian (n, P))
+Model = Callable[[jax.Array], jax.Array]  # z (P,) -> model values (n,)
+ModelJacobian = Callable[[jax.Array], tuple[jax.Array, jax.Array]]  # z -> (values (n,), Jacobian (n, P))
 
 
 #: kappa in the IRLS weight kappa * delta / |r| of residuals outside the Huber band (1: the majoriser).
@@ -60,12 +62,12 @@ class Rows(NamedTuple):
 class SolverState(NamedTuple):
     """What a solver carries between iterations, per start."""
 
-    z: jax.Array        # (P,) current point
-    f: jax.Array        # objective at z (inf for a failed start)
+    z: jax.Array  # (P,) current point
+    f: jax.Array  # objective at z (inf for a failed start)
     damping: jax.Array  # Levenberg-Marquardt lambda
     last_improved: jax.Array  # iteration of the last accepted step
-    stall: jax.Array     # consecutive iterations that lowered f by less than STALL_RTOL (relative)
-    f_mark: jax.Array    # f when the current run entered its last fifth of iterations (inf before)
+    stall: jax.Array  # consecutive iterations that lowered f by less than STALL_RTOL (relative)
+    f_mark: jax.Array  # f when the current run entered its last fifth of iterations (inf before)
     gradient_norm: jax.Array  # |grad f(z)|_2 from lm_run's last linearisation (inf before one, or where not finite)
 
 
@@ -148,19 +150,19 @@ def _sequential_cholesky_batched(axis_size, in_batched, a, b):
     return jax.lax.map(lambda ab: sequential_cholesky_solve(*ab), (a, b)), True
 
 
-Solve = Callable[[jax.Array, jax.Array], jax.Array]   # (a, b) -> x with a x = b, a SPD
+Solve = Callable[[jax.Array, jax.Array], jax.Array]  # (a, b) -> x with a x = b, a SPD
 
 
 class Linearisation(NamedTuple):
     """What a step needs from the current point: f, the gradient-side vector c J^T (w psi) = -grad f and the Gram
     c J^T Omega J."""
 
-    f: jax.Array      # objective (inf where the model is not finite)
-    g: jax.Array      # (P,)
-    gram: jax.Array   # (P, P)
+    f: jax.Array  # objective (inf where the model is not finite)
+    g: jax.Array  # (P,)
+    gram: jax.Array  # (P, P)
 
 
-Linearise = Callable[[jax.Array], Linearisation]   # z -> Linearisation at z (rows and delta fixed)
+Linearise = Callable[[jax.Array], Linearisation]  # z -> Linearisation at z (rows and delta fixed)
 
 
 def irls_weights(rows: Rows, delta: float, m: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -184,8 +186,9 @@ def linearise(model_jac: ModelJacobian, rows: Rows, delta: float, z: jax.Array) 
     return Linearisation(f, jac.T @ w_psi, (jac * omega[:, None]).T @ jac)
 
 
-def lm_step(lin: Linearise, state: SolverState, here: Linearisation, it, solve: Solve = spd_solve,
-            fresh=False) -> tuple[SolverState, Linearisation]:
+def lm_step(
+    lin: Linearise, state: SolverState, here: Linearisation, it, solve: Solve = spd_solve, fresh=False
+) -> tuple[SolverState, Linearisation]:
     """One damped IRLS Gauss-Newton step (see module docstring) from the linearisation ``here`` at state.z.
 
     The trial point is linearised at once: its f decides acceptance, and an accepted step carries its
@@ -200,11 +203,13 @@ def lm_step(lin: Linearise, state: SolverState, here: Linearisation, it, solve: 
     trial = lin(z_new)
     accept = fresh | ((trial.f < f) & jnp.all(jnp.isfinite(z_new)))
     progress = accept & (f - trial.f > STALL_RTOL * f)
-    state = state._replace(z=jnp.where(accept, z_new, z), f=jnp.where(accept, trial.f, f),
-                           damping=jnp.where(fresh, lam, jnp.clip(jnp.where(accept, lam / 3.0, lam * 4.0), 1e-12,
-                                                                  1e12)),
-                           last_improved=jnp.where(accept & ~fresh, it + 1, last),
-                           stall=jnp.where(fresh, stall, jnp.where(progress, 0, stall + 1)))
+    state = state._replace(
+        z=jnp.where(accept, z_new, z),
+        f=jnp.where(accept, trial.f, f),
+        damping=jnp.where(fresh, lam, jnp.clip(jnp.where(accept, lam / 3.0, lam * 4.0), 1e-12, 1e12)),
+        last_improved=jnp.where(accept & ~fresh, it + 1, last),
+        stall=jnp.where(fresh, stall, jnp.where(progress, 0, stall + 1)),
+    )
     return state, jax.tree.map(lambda new, old: jnp.where(accept, new, old), trial, here)
 
 
@@ -230,10 +235,10 @@ def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter, solve: Solve 
 
     start = state._replace(stall=jnp.zeros_like(state.stall), f_mark=jnp.full_like(state.f, jnp.inf))
     _, state, here = jax.lax.while_loop(cond, body, (first_iter - 1, start, placeholder))
-    gradient_norm = jnp.linalg.norm(here.g)                       # here: the linearisation at state.z
+    gradient_norm = jnp.linalg.norm(here.g)  # here: the linearisation at state.z
     return state._replace(gradient_norm=jnp.where(jnp.isfinite(gradient_norm), gradient_norm, jnp.inf))
 
 
 def converged(state: SolverState) -> jax.Array:
     """Whether the last ``lm_run`` stalled, or lowered f by at most CONVERGED_RTOL over its last fifth."""
-    return (state.stall >= STALL_LIMIT) | (state.f_mark - state.f <= CONVERGED_RTOL * abs(state.f))   # jax or numpy
+    return (state.stall >= STALL_LIMIT) | (state.f_mark - state.f <= CONVERGED_RTOL * abs(state.f))  # jax or numpy

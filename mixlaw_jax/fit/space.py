@@ -15,12 +15,13 @@ are given on parameter *values* (E, alpha, gamma, C ...) and converted to the lo
 parameters. A parameter whose value ends within ``BOUND_TOL`` (relative to the bound's width) of a
 bound is reported as at its bound.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import numbers
+from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -48,13 +49,13 @@ class ParamSpace:
     #: per log term: (coordinates that set its level, sign), or None where the law declares none or one of those
     #: coordinates is bounded (``Law.term_scales``)
     term_scales: tuple = dataclasses.field(metadata=dict(static=True))
-    kind: np.ndarray      # (P,) transform code per coordinate
-    lo: np.ndarray        # (P,) lower bound in law coordinates (may be -inf)
-    hi: np.ndarray        # (P,) upper bound in law coordinates (may be +inf)
-    init_lo: np.ndarray   # (P,) init range in law coordinates
+    kind: np.ndarray  # (P,) transform code per coordinate
+    lo: np.ndarray  # (P,) lower bound in law coordinates (may be -inf)
+    hi: np.ndarray  # (P,) upper bound in law coordinates (may be +inf)
+    init_lo: np.ndarray  # (P,) init range in law coordinates
     init_hi: np.ndarray
     centre_exponent: np.ndarray  # (P,) index of the exponent that centres this coordinate's init, or -1
-    centre_of: np.ndarray        # (P,) 0: none, 1: mean log N, 2: mean log D
+    centre_of: np.ndarray  # (P,) 0: none, 1: mean log N, 2: mean log D
 
     @property
     def size(self) -> int:
@@ -64,16 +65,12 @@ class ParamSpace:
     def names(self) -> list[str]:
         return self.law.names(self.k)
 
-    @jax.jit          # one program: eager, its ~12 operations each compiled for the first call of a process
+    @jax.jit  # one program: eager, its ~12 operations each compiled for the first call of a process
     def to_law(self, z: jax.Array) -> jax.Array:
         """z -> law coordinates u (vectorised over leading axes)."""
         lo = jnp.where(jnp.isfinite(self.lo), self.lo, 0.0)
         hi = jnp.where(jnp.isfinite(self.hi), self.hi, 0.0)
-        options = [z,
-                   lo + (hi - lo) * jax.nn.sigmoid(z),
-                   lo + jax.nn.softplus(z),
-                   hi - jax.nn.softplus(-z),
-                   jnp.exp(z)]
+        options = [z, lo + (hi - lo) * jax.nn.sigmoid(z), lo + jax.nn.softplus(z), hi - jax.nn.softplus(-z), jnp.exp(z)]
         return jnp.select([self.kind == c for c in range(5)], options)
 
     @jax.jit
@@ -91,18 +88,20 @@ class ParamSpace:
             v = jnp.maximum(v, eps)
             return jnp.where(v > 30, v, jnp.log(jnp.expm1(jnp.minimum(v, 30))))
 
-        options = [u,
-                   jnp.log(frac) - jnp.log1p(-frac),
-                   softplus_inv(u - lo),
-                   -softplus_inv(hi - u),
-                   jnp.log(jnp.maximum(u, 1e-300))]
+        options = [
+            u,
+            jnp.log(frac) - jnp.log1p(-frac),
+            softplus_inv(u - lo),
+            -softplus_inv(hi - u),
+            jnp.log(jnp.maximum(u, 1e-300)),
+        ]
         return jnp.select([jnp.asarray(self.kind) == c for c in range(5)], options)
 
     def law_params(self, z: jax.Array) -> dict:
         """Named law-coordinate arrays for the law function."""
         return self.law.unflatten(self.to_law(z), self.k)
 
-    @partial(jax.jit, static_argnames="n")      # one compiled program: op by op, ~2 s of a cold fit
+    @partial(jax.jit, static_argnames="n")  # one compiled program: op by op, ~2 s of a cold fit
     def sample(self, key: jax.Array, n: int, mean_log_n: float = 0.0, mean_log_d: float = 0.0) -> jax.Array:
         """n random starts, as z coordinates (n, P): uniform in the init box, then centred.
 
@@ -187,8 +186,9 @@ def _value_bounds(name: str, pair) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def make_space(law: Law, k: int, loss_space: str = "raw",
-               bounds: "str | None | Mapping[str, tuple[float, float]]" = "default") -> ParamSpace:
+def make_space(
+    law: Law, k: int, loss_space: str = "raw", bounds: str | None | Mapping[str, tuple[float, float]] = "default"
+) -> ParamSpace:
     """Lay out the coordinates of ``law`` for k domains.
 
     Args:
@@ -206,8 +206,10 @@ def make_space(law: Law, k: int, loss_space: str = "raw",
         names = {p.name for p in law.params}
         unknown = set(bounds) - names
         if unknown:
-            raise MixlawError(f"bounds name unknown parameters {sorted(unknown)} of law {law.name!r}; "
-                              f"parameters: {', '.join(p.name for p in law.params)}")
+            raise MixlawError(
+                f"bounds name unknown parameters {sorted(unknown)} of law {law.name!r}; "
+                f"parameters: {', '.join(p.name for p in law.params)}"
+            )
         value_bounds = {p.name: p.bounds for p in law.params if p.bounds is not None}
         value_bounds.update({n: _value_bounds(n, b) for n, b in bounds.items()})
 
@@ -219,8 +221,9 @@ def make_space(law: Law, k: int, loss_space: str = "raw",
         if b_lo >= b_hi:
             raise MixlawError(f"bounds for {p.name!r}: low {b_lo} must be below high {b_hi}")
         if p.positive and b_hi <= 0:
-            raise MixlawError(f"bounds for {p.name!r}: the parameter is positive, so its high bound must be > 0, "
-                              f"not {b_hi}")
+            raise MixlawError(
+                f"bounds for {p.name!r}: the parameter is positive, so its high bound must be > 0, not {b_hi}"
+            )
         positive_offset = loss_space == "log" and p.name == law.offset
         if p.positive:
             with np.errstate(divide="ignore"):
@@ -259,5 +262,16 @@ def make_space(law: Law, k: int, loss_space: str = "raw",
         coordinates = () if scale is None else tuple(range(position[scale[0]], position[scale[0]] + size_of[scale[0]]))
         free = bool(coordinates) and all(kind[i] == IDENTITY for i in coordinates)
         term_scales += ((coordinates, float(scale[1])) if free else None,)
-    return ParamSpace(law, k, loss_space, term_scales, kind, np.array(lo, float), np.array(hi, float),
-                      np.array(ilo, float), np.array(ihi, float), np.array(c_exp), np.array(c_of))
+    return ParamSpace(
+        law,
+        k,
+        loss_space,
+        term_scales,
+        kind,
+        np.array(lo, float),
+        np.array(hi, float),
+        np.array(ilo, float),
+        np.array(ihi, float),
+        np.array(c_exp),
+        np.array(c_of),
+    )

@@ -5,6 +5,7 @@ Users add their own with :func:`register_law`::
     law = Law("my_law", params=(Param("E"), Param("A", positive=True)), terms=my_terms)
     register_law(law)
 """
+
 from __future__ import annotations
 
 from ..errors import MixlawError
@@ -24,7 +25,7 @@ def register_law(law: Law, *, overwrite: bool = False) -> Law:
     return law
 
 
-def get_law(law: "str | Law") -> Law:
+def get_law(law: str | Law) -> Law:
     """The law named ``law``, or ``law`` itself when it already is a Law.
 
     A Law not yet registered is registered here, under its name: results (fits, mixtures, bootstraps) refer to
@@ -34,8 +35,10 @@ def get_law(law: "str | Law") -> Law:
     if isinstance(law, Law):
         known = _REGISTRY.setdefault(law.name, law)
         if known is not law and known != law:
-            raise MixlawError(f"another law is registered as {law.name!r}: give yours another name, or register it "
-                              f"with register_law(law, overwrite=True)")
+            raise MixlawError(
+                f"another law is registered as {law.name!r}: give yours another name, or register it "
+                f"with register_law(law, overwrite=True)"
+            )
         return law
     try:
         return _REGISTRY[law]

@@ -15,10 +15,12 @@ A law whose mixture enters only through a few per-mixture quantities can say so 
 so that the engine evaluates phi and its Jacobian once per distinct mixture instead of once per row
 (``fit.grouped``). ``terms`` is then that composition, and every other use of the law is unchanged.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Literal, NamedTuple
+from collections.abc import Callable
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +42,7 @@ class Inputs(NamedTuple):
     log_h: jax.Array
 
     @classmethod
-    def from_arrays(cls, n, d, h) -> "Inputs":
+    def from_arrays(cls, n, d, h) -> Inputs:
         """Inputs from N, D (rows,) and h (rows, k); log h = -inf where h = 0. Host arrays are worked out in numpy (no
         compilation), JAX arrays (traced ones included) in JAX."""
         xp = jnp if any(isinstance(a, jax.Array) for a in (n, d, h)) else np
@@ -159,19 +161,28 @@ class Law:
     mixture_features: MixtureFeatures | None = None
 
     @classmethod
-    def from_features(cls, name: str, params, features, combine, row_params: tuple[str, ...], **fields) -> "Law":
+    def from_features(cls, name: str, params, features, combine, row_params: tuple[str, ...], **fields) -> Law:
         """Build a law as ``combine(row params, features(params, x), x)`` (``MixtureFeatures``)."""
         split = MixtureFeatures(features, combine, tuple(row_params))
         return cls(name, tuple(params), split.terms, mixture_features=split, **fields)
 
     @classmethod
-    def from_predict(cls, name: str, params, predict: Callable[[dict, Inputs], jax.Array], *,
-                     uses_n: bool = True, uses_d: bool = True, formula: str = "") -> "Law":
+    def from_predict(
+        cls,
+        name: str,
+        params,
+        predict: Callable[[dict, Inputs], jax.Array],
+        *,
+        uses_n: bool = True,
+        uses_d: bool = True,
+        formula: str = "",
+    ) -> Law:
         """Build a law from a function returning the predicted loss directly.
 
         In log-space fits its prediction must be positive; non-positive predictions count as a
         failed start, never as NaN.
         """
+
         def terms(p, x):
             pred = predict(p, x)
             return pred, jnp.zeros((0,) + jnp.shape(pred), dtype=pred.dtype)
@@ -199,15 +210,16 @@ class Law:
         out, i = {}, 0
         for p in self.params:
             size = p.size(k)
-            out[p.name] = theta[..., i:i + size] if p.shape == "domain" else theta[..., i]
+            out[p.name] = theta[..., i : i + size] if p.shape == "domain" else theta[..., i]
             i += size
         return out
 
     def spec_params(self, params: dict) -> dict:
         """Law coordinates (named numpy arrays) -> the parameters as named in SPEC.md, as floats / lists."""
-        with np.errstate(over="ignore", under="ignore"):   # e^800 is reported as inf, e^-800 as 0
-            values = {p.name: (np.exp(params[p.name]) if p.positive else np.asarray(params[p.name]))
-                      for p in self.params}
+        with np.errstate(over="ignore", under="ignore"):  # e^800 is reported as inf, e^-800 as 0
+            values = {
+                p.name: (np.exp(params[p.name]) if p.positive else np.asarray(params[p.name])) for p in self.params
+            }
         if self.report is not None:
             values = self.report(values)
         return {name: np.asarray(v, dtype=float).tolist() for name, v in values.items()}

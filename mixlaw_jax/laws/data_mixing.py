@@ -1,4 +1,5 @@
 """Mixture-only laws at fixed N and D (Ye et al. 2024, "Data Mixing Laws")."""
+
 from __future__ import annotations
 
 import jax.numpy as jnp

@@ -14,6 +14,7 @@ infinity, so the optimiser reaches it in a few steps instead of creeping along a
 SlimPajama wikipedia target this lowered the best joint objective found by 10%; benchmarks/NOTES.md).
 The reported parameters are converted back to (C_i, gamma).
 """
+
 from __future__ import annotations
 
 import jax
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._base import Inputs, Law, Param, scaled_log_h
-from .scaling import EXPONENT_BOUNDS, SCALE_PARAMS, power_terms
+from .scaling import SCALE_PARAMS, power_terms
 
 MIX_EXPONENT_BOUNDS = (0.0, 10.0)
 
@@ -94,13 +95,17 @@ additive = Law.from_features(
 
 OFFSET, A_COEF, ALPHA, B_COEF, BETA = SCALE_PARAMS
 # tau in (-1, 1) covers |gamma| > 1 and the exponential-linear limit; P_A, P_B are A_h, B_h on pure domains.
-JOINT_PARAMS = (OFFSET,) + MIXTURE_PARAMS + (
-    Param("A_pure", shape="domain", positive=True, init=A_COEF.init, init_centre=("alpha", "n")),
-    Param("tau_A", init=(-1.0, 1.0)),
-    ALPHA,
-    Param("B_pure", shape="domain", positive=True, init=B_COEF.init, init_centre=("beta", "d")),
-    Param("tau_B", init=(-1.0, 1.0)),
-    BETA,
+JOINT_PARAMS = (
+    (OFFSET,)
+    + MIXTURE_PARAMS
+    + (
+        Param("A_pure", shape="domain", positive=True, init=A_COEF.init, init_centre=("alpha", "n")),
+        Param("tau_A", init=(-1.0, 1.0)),
+        ALPHA,
+        Param("B_pure", shape="domain", positive=True, init=B_COEF.init, init_centre=("beta", "d")),
+        Param("tau_B", init=(-1.0, 1.0)),
+        BETA,
+    )
 )
 
 
@@ -133,24 +138,25 @@ joint = Law.from_features(
     _joint_features,
     _joint_combine,
     row_params=("E", "alpha", "beta"),
-    formula=("L = E + 1/(sum_i C_i h_i^gamma_i) + A_h/N^alpha + B_h/D^beta, "
-             "A_h = (sum_i C_A_i h_i)^gamma_A, B_h = (sum_i C_B_i h_i)^gamma_B"),
+    formula=(
+        "L = E + 1/(sum_i C_i h_i^gamma_i) + A_h/N^alpha + B_h/D^beta, "
+        "A_h = (sum_i C_A_i h_i)^gamma_A, B_h = (sum_i C_B_i h_i)^gamma_B"
+    ),
     report=_joint_report,
     term_scales=MIXTURE_AND_POWER_SCALES,
 )
 
 # alpha_h, beta_h vary with h, so A_pure and B_pure are not centred for the full law (raw log ranges).
-FULL_PARAMS = JOINT_PARAMS[:3] + (
-    Param("A_pure", shape="domain", positive=True, init=(-2.0, 25.0)),
-    JOINT_PARAMS[4],
-) + (
-    Param("alpha_pure", shape="domain", positive=True, init=(-2.5, 0.0)),
-    Param("tau_alpha", init=(-1.0, 1.0)),
-    Param("B_pure", shape="domain", positive=True, init=(-2.0, 25.0)),
-    JOINT_PARAMS[7],
-) + (
-    Param("beta_pure", shape="domain", positive=True, init=(-2.5, 0.0)),
-    Param("tau_beta", init=(-1.0, 1.0)),
+FULL_PARAMS = (
+    JOINT_PARAMS[:3]
+    + (Param("A_pure", shape="domain", positive=True, init=(-2.0, 25.0)), JOINT_PARAMS[4])
+    + (
+        Param("alpha_pure", shape="domain", positive=True, init=(-2.5, 0.0)),
+        Param("tau_alpha", init=(-1.0, 1.0)),
+        Param("B_pure", shape="domain", positive=True, init=(-2.0, 25.0)),
+        JOINT_PARAMS[7],
+    )
+    + (Param("beta_pure", shape="domain", positive=True, init=(-2.5, 0.0)), Param("tau_beta", init=(-1.0, 1.0)))
 )
 
 
@@ -178,8 +184,7 @@ full = Law.from_features(
     _full_features,
     _full_combine,
     row_params=("E",),
-    formula=("joint law with alpha_h = (sum_i C_alpha_i h_i)^gamma_alpha and "
-             "beta_h = (sum_i C_beta_i h_i)^gamma_beta"),
+    formula=("joint law with alpha_h = (sum_i C_alpha_i h_i)^gamma_alpha and beta_h = (sum_i C_beta_i h_i)^gamma_beta"),
     report=_full_report,
     term_scales=MIXTURE_AND_POWER_SCALES,
 )

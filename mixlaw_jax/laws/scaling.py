@@ -1,4 +1,5 @@
 """Scale-only laws: L(N, D) with no mixture dependence."""
+
 from __future__ import annotations
 
 import jax.numpy as jnp
