@@ -54,7 +54,7 @@ def output_file(path, inputs=()) -> str:
         raise MixlawError(f"cannot write {path}: {err.strerror or err}") from None
     if info is not None and not stat.S_ISREG(info.st_mode):
         raise MixlawError(
-            f"will not write {path}: it is {_file_type(info.st_mode)}, not a regular file; mixlaw writes "
+            f"will not write {path}: it is {file_type(info.st_mode)}, not a regular file; mixlaw writes "
             f"results only to new or regular files"
         )
     for source in inputs:
@@ -74,8 +74,10 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _file_type(mode: int) -> str:
+def file_type(mode: int) -> str:
+    """What a path whose ``st_mode`` is ``mode`` is, in words ("a symbolic link", "a FIFO", ...)."""
     for test, name in (
+        (stat.S_ISREG, "a file"),
         (stat.S_ISLNK, "a symbolic link"),
         (stat.S_ISDIR, "a folder"),
         (stat.S_ISFIFO, "a FIFO"),
@@ -85,7 +87,7 @@ def _file_type(mode: int) -> str:
     ):
         if test(mode):
             return name
-    return "not a regular file"
+    return "neither a file nor a folder"
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
@@ -114,10 +116,10 @@ def atomic_write_bytes(path, data: bytes) -> None:
         if isinstance(err, OSError):
             raise MixlawError(f"cannot write {path}: {err.strerror or err}") from None
         raise
-    _fsync_folder(folder)
+    fsync_folder(folder)
 
 
-def _fsync_folder(folder: str) -> None:
+def fsync_folder(folder: str) -> None:
     """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -30,7 +30,7 @@ import pandas as pd
 from . import _io, metrics
 from .data import RunTable
 from .errors import MixlawError
-from .fit import DEFAULT_STARTS, bounds_setting, make_problems, prepare, progress_bar, solve
+from .fit import DEFAULT_STARTS, make_problems, objective_settings, prepare, progress_bar, solve
 from .fit import fit as fit_law
 from .fit.engine import DEFAULT_SCHEDULE
 from .laws import Inputs, get_law
@@ -377,12 +377,7 @@ def bootstrap(
             f"law {law.name!r} on targets {chosen}"
         )
     else:
-        asked = {
-            "loss_space": objective.loss_space,
-            "huber_delta": objective.huber_delta,
-            "reduction": objective.reduction,
-            "bounds": bounds_setting(bounds),
-        }
+        asked = objective_settings(objective, bounds)
         differ = {k: (full_fit.settings.get(k), v) for k, v in asked.items() if full_fit.settings.get(k) != v}
         if differ:
             listed = "; ".join(f"{k}: full fit {a!r}, bootstrap {b!r}" for k, (a, b) in differ.items())

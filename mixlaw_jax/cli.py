@@ -13,6 +13,7 @@ Errors in the input are one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import signal
@@ -720,16 +721,14 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
-def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """One line on stderr per distinct warning of a command: 'mixlaw: warning: ...'."""
+def _print_warning(printed: set[str], message, category, filename, lineno, file=None, line=None) -> None:
+    """One line on stderr per distinct warning of a command (``printed`` holds those already shown):
+    'mixlaw: warning: ...'."""
     text = str(message)
-    if text not in _printed_warnings:
-        _printed_warnings.add(text)
+    if text not in printed:
+        printed.add(text)
         kind = "" if issubclass(category, MixlawWarning) else f"{category.__name__}: "
         print(f"mixlaw: warning: {kind}{text}", file=sys.stderr)
-
-
-_printed_warnings: set[str] = set()
 
 
 def main(argv=None) -> int:
@@ -741,10 +740,9 @@ def main(argv=None) -> int:
     except SystemExit as done:  # --help, or a usage error already printed
         return done.code if isinstance(done.code, int) else 0
     use_compilation_cache()
-    _printed_warnings.clear()
     with warnings.catch_warnings():
         warnings.simplefilter("always", MixlawWarning)
-        warnings.showwarning = _print_warning
+        warnings.showwarning = functools.partial(_print_warning, set())
         try:
             args.func(args)
         except MixlawError as err:

@@ -200,11 +200,14 @@ class RunTable:
             )
         return self.subset(keep)
 
-    def target_index(self, targets: Sequence[str] | None) -> list[int]:
-        """Positions of the named targets (all when None); names must be target columns, given once each."""
+    def target_index(self, targets: str | Sequence[str] | None) -> list[int]:
+        """Positions of the named targets (all when None; a string names one); names must be target columns,
+        given once each."""
         if targets is None:
             return list(range(len(self.targets)))
-        if isinstance(targets, str) or not isinstance(targets, Sequence) or not targets:
+        if isinstance(targets, str):
+            targets = [targets]
+        if not isinstance(targets, Sequence) or not targets:
             raise MixlawError(f"targets must be a non-empty list of target column names, not {targets!r}")
         for t in targets:
             if not isinstance(t, str):
@@ -321,9 +324,7 @@ def read_table(source) -> pd.DataFrame:
         except Exception as err:  # pandas and pyarrow raise many types for an unreadable file
             raise MixlawError(f"cannot read {path}: {' '.join(str(err).split())}") from None
     names = [str(c) for c in frame.columns]
-    repeated = sorted({c for c in names if names.count(c) > 1})
-    if repeated:
-        raise MixlawError(f"column {repeated[0]!r} appears {names.count(repeated[0])} times in the run table")
+    _refuse_repeated(names, "the run table")
     if list(frame.columns) != names:
         frame = frame.set_axis(names, axis=1)
     return frame
@@ -359,17 +360,19 @@ def _read_csv(path: str) -> pd.DataFrame:
             f"cannot read {path}: not {encoding.upper()} text, byte 0x{raw[err.start]:02x} at position "
             f"{err.start}{hint}; save the table as UTF-8"
         ) from None
-    if encoding == "utf-8-sig":
-        text = text[1:] if text.startswith("\ufeff") else text
-    header = text.lstrip("\ufeff").split("\n", 1)[0]
+    header = text.split("\n", 1)[0]  # the codec has dropped the byte-order mark
     sep = "," if "," in header else next((s for s in (";", "\t") if s in header), ",")
-    names = next(csv.reader([header], delimiter=sep)) if header.strip() else []
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise MixlawError(f"column {repeated[0]!r} appears {names.count(repeated[0])} times in the header of {path}")
+    _refuse_repeated(next(csv.reader([header], delimiter=sep)) if header.strip() else [], f"the header of {path}")
     if "\x00" in text:
         raise MixlawError(f"cannot read {path}: it holds NUL characters, so it is not a text table")
-    return pd.read_csv(io.StringIO(text.lstrip("\ufeff")), sep=sep)
+    return pd.read_csv(io.StringIO(text), sep=sep)
+
+
+def _refuse_repeated(names: list[str], where: str) -> None:
+    """A MixlawError naming the first column name that ``names`` holds more than once."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise MixlawError(f"column {repeated[0]!r} appears {names.count(repeated[0])} times in {where}")
 
 
 def _resolve_columns(frame: pd.DataFrame, spec, what: str) -> list[str]:

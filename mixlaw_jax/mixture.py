@@ -767,16 +767,9 @@ def _budgets(law: Law, N, D) -> tuple[np.ndarray | None, np.ndarray | None, int]
     return n, d, n_budgets
 
 
-def _check_starts(n_starts) -> int:
-    if not isinstance(n_starts, (int, np.integer)) or n_starts < 1:
-        raise MixlawError(f"n_starts must be an integer >= 1, not {n_starts!r}")
-    return int(n_starts)
-
-
 def _random_starts(n_random: int, k: int, seed: int) -> np.ndarray:
-    seed = whole_number(seed, "seed", maximum=MAX_SEED)
     """(n_random, k) Dirichlet(1) points, the uniform mixture first."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(whole_number(seed, "seed", maximum=MAX_SEED))
     z = rng.dirichlet(np.ones(k), size=max(n_random - 1, 0))
     return np.concatenate([np.full((1, k), 1.0 / k), z], axis=0)[:n_random]
 
@@ -939,7 +932,7 @@ def optimal_mixture(
         budgets, bad weights, or constraints with no feasible mixture (the message names the domains and the
         numbers).
     """
-    n_starts = _check_starts(n_starts)
+    n_starts = whole_number(n_starts, "n_starts", minimum=1)
     req = _request(fit, targets, target_weights, bounds, token_budget, fixed, reference)
     n, d, n_budgets = _budgets(req.law, N, D)
     if req.tokens is not None and d is None:
@@ -1009,7 +1002,7 @@ def replicate_mixtures(
     Returns:
       (h* (R, k), objective at h* (R,), the targets of the objective).
     """
-    n_starts = _check_starts(n_starts)
+    n_starts = whole_number(n_starts, "n_starts", minimum=1)
     req = _request(fit, targets, target_weights, bounds, token_budget, fixed, None)
     n, d, n_budgets = _budgets(req.law, N, D)
     if n_budgets != 1:
@@ -1094,7 +1087,7 @@ def compute_optimal(
       MixlawError: as :func:`optimal_mixture`, plus a law without N or D, bad C, or no feasible mixture anywhere
         on the grid for some C.
     """
-    n_starts = _check_starts(n_starts)
+    n_starts = whole_number(n_starts, "n_starts", minimum=1)
     req = _request(fit, targets, target_weights, bounds, token_budget, fixed, reference)
     if not (req.law.uses_n and req.law.uses_d):
         raise MixlawError(f"compute_optimal needs a law of N and D; {req.law.name!r} does not use both")

@@ -118,15 +118,10 @@ def _check_out(out: Path, shown) -> os.stat_result | None:
         info = os.lstat(out)
     except FileNotFoundError:
         return None
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        kind = (
-            "a symbolic link"
-            if stat.S_ISLNK(info.st_mode)
-            else "a file"
-            if stat.S_ISREG(info.st_mode)
-            else "not a folder (a FIFO, socket or device)"
+    if not stat.S_ISDIR(info.st_mode):  # lstat: a symbolic link to a folder is not a folder here
+        raise MixlawError(
+            f"the report folder {shown} is {_io.file_type(info.st_mode)}; choose a new or empty folder for the report"
         )
-        raise MixlawError(f"the report folder {shown} is {kind}; choose a new or empty folder for the report")
     foreign = _foreign_entries(out)
     if foreign:
         more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
@@ -157,7 +152,7 @@ def _publish(tmp: Path, out: Path) -> None:
                 os.rename(old, out)
             raise
         shutil.rmtree(old, ignore_errors=True)
-    _io._fsync_folder(str(out.parent))
+    _io.fsync_folder(str(out.parent))
 
 
 def split_holdout(runs: RunTable, holdout: str) -> tuple[RunTable, RunTable]:

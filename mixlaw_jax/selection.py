@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from mixlaw_jax.errors import MixlawError
+from .errors import MixlawError
 
 MAX_LENGTH = 2000
 GRAMMAR = (

@@ -148,10 +148,7 @@ def fit(
     finally:
         close()
     settings = {
-        "loss_space": objective.loss_space,
-        "huber_delta": objective.huber_delta,
-        "reduction": objective.reduction,
-        "bounds": bounds_setting(bounds),
+        **objective_settings(objective, bounds),
         "n_starts": search.n_starts,
         "schedule": [list(s) for s in search.stages],
         "rows": int(runs.n_rows),
@@ -168,7 +165,7 @@ def prepare(
     losses (T, rows))."""
     check_run_table(runs)
     law = get_law(law)
-    index = runs.target_index([targets] if isinstance(targets, str) else targets)
+    index = runs.target_index(targets)
     check_identifiable(law, runs, index)
     x = law_inputs(law, runs)
     space = make_space(law, runs.k, objective.loss_space, bounds)
@@ -187,10 +184,17 @@ def check_run_table(runs) -> None:
         )
 
 
-def bounds_setting(bounds):
-    if bounds is None or isinstance(bounds, str):
-        return bounds
-    return {k: [float(v) for v in b] for k, b in bounds.items()}
+def objective_settings(objective: Objective, bounds) -> dict:
+    """What a fit records of its objective and parameter bounds (``FitResult.settings``), as JSON values; a
+    bootstrap compares its own with its full fit's."""
+    return {
+        "loss_space": objective.loss_space,
+        "huber_delta": objective.huber_delta,
+        "reduction": objective.reduction,
+        "bounds": bounds
+        if bounds is None or isinstance(bounds, str)
+        else {k: [float(v) for v in b] for k, b in bounds.items()},
+    }
 
 
 def build_result(
