@@ -31,7 +31,7 @@ import numpy as np
 import scipy.optimize
 
 import mixlaw_jax as mj
-from mixlaw_jax.fit.space import make_space
+from mixlaw_jax.engine.space import make_space
 
 LAWS = ("chinchilla", "additive", "joint")
 #: L-BFGS-B options: scipy's defaults, as a user would run it, and tightened so that the run reaches the optimum

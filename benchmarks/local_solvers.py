@@ -33,9 +33,10 @@ import optax
 from benchmarks.common import RESULTS, objective_at, provenance, synthetic_table
 from benchmarks.speed import slimpajama_runs
 from mixlaw_jax._io import atomic_write_json
-from mixlaw_jax.fit import make_problems, prepare, solvers
-from mixlaw_jax.fit.devices import Placement
-from mixlaw_jax.fit.engine import _model, _model_and_jacobian, screen
+from mixlaw_jax.engine import make_problems, solvers
+from mixlaw_jax.engine.devices import Placement
+from mixlaw_jax.engine.multistart import _model, _model_and_jacobian, screen
+from mixlaw_jax.fitting import prepare
 from mixlaw_jax.options import Objective
 
 N_SCREENED = 16384

@@ -120,7 +120,8 @@ def float32_accuracy(table=None) -> dict:
     import jax.numpy as jnp
 
     import mixlaw_jax as mj
-    from mixlaw_jax.fit import engine, prepare, solvers
+    from mixlaw_jax.engine import multistart, solvers
+    from mixlaw_jax.fitting import prepare
     from mixlaw_jax.options import Objective
 
     runs = load(table)
@@ -134,8 +135,8 @@ def float32_accuracy(table=None) -> dict:
             low = mj.fit(runs, law, **options)
         jax.config.update("jax_enable_x64", True)
         _, _, x, space, y = prepare(runs, law, None, Objective(), "default")
-        problems = engine.make_problems(y, np.ones_like(y), "raw", "mean")
-        model = engine._model(space, x)
+        problems = multistart.make_problems(y, np.ones_like(y), "raw", "mean")
+        model = multistart._model(space, x)
         z = space.from_law(jnp.asarray(low.coordinates))
         scored = [
             float(solvers.objective(model, solvers.Rows(problems.y[b], problems.w[b], problems.c[b]), 1e-3, z[b]))

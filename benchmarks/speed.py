@@ -43,8 +43,8 @@ import pandas as pd
 import mixlaw_jax as mj
 from benchmarks import baselines
 from benchmarks.common import CHINCHILLA, SLIMPAJAMA, Stopwatch, objective_at, require, synthetic_table
-from mixlaw_jax.fit import DEFAULT_STARTS
-from mixlaw_jax.fit.engine import DEFAULT_SCHEDULE
+from mixlaw_jax.engine.multistart import DEFAULT_SCHEDULE
+from mixlaw_jax.fitting import DEFAULT_STARTS
 
 NAME = "speed"
 

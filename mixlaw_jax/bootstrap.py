@@ -29,10 +29,10 @@ import pandas as pd
 
 from . import _io, metrics
 from .data import RunTable
+from .engine.multistart import DEFAULT_SCHEDULE
 from .errors import MixlawError
-from .fit import DEFAULT_STARTS, make_problems, objective_settings, prepare, progress_bar, solve
-from .fit import fit as fit_law
-from .fit.engine import DEFAULT_SCHEDULE
+from .fitting import DEFAULT_STARTS, make_problems, objective_settings, prepare, progress_bar, solve
+from .fitting import fit as fit_law
 from .laws import Inputs, get_law
 from .mixture import optimal_mixture, replicate_mixtures
 from .options import Objective, Search, whole_number

@@ -231,7 +231,7 @@ def _print_fit(result, train) -> None:
 
 def cmd_fit(args) -> None:
     from ._io import output_file
-    from .fit import fit
+    from .fitting import fit
 
     output_file(args.out, [args.runs])
     runs = _load(args)
@@ -509,7 +509,7 @@ def _add_jobs_arg(p) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .bootstrap import BOOTSTRAP_SCHEDULE, BOOTSTRAP_STARTS
-    from .fit import DEFAULT_SCHEDULE, DEFAULT_STARTS
+    from .fitting import DEFAULT_SCHEDULE, DEFAULT_STARTS
 
     raw = argparse.RawDescriptionHelpFormatter
     parser = _Parser(

@@ -40,7 +40,7 @@ from . import _io, figures
 from .bootstrap import BOOTSTRAP_SCHEDULE, BOOTSTRAP_STARTS, BootstrapResult, bootstrap
 from .data import RunTable
 from .errors import MixlawError
-from .fit import DEFAULT_SCHEDULE, DEFAULT_STARTS, fit, progress_bar
+from .fitting import DEFAULT_SCHEDULE, DEFAULT_STARTS, fit, progress_bar
 from .laws import get_law
 from .mixture import WEIGHTED, MixtureResult, optimal_mixture
 from .results import FitResult

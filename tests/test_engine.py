@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import mixlaw_jax as mj
-from mixlaw_jax.fit import engine, solvers
-from mixlaw_jax.fit.space import make_space
+from mixlaw_jax.engine import multistart, solvers
+from mixlaw_jax.engine.space import make_space
 from mixlaw_jax.laws import Inputs
 from mixlaw_jax.objective import huber
 
@@ -25,9 +25,9 @@ def test_profiled_starts_sit_at_the_least_squares_levels_and_are_scored_at_the_p
     y = np.asarray(law.predict(space.law_params(truth), X))[None] + np.array([[0.0], [0.05]])  # two problems
     w = np.ones_like(y)
     w[1, :5] = 0.0  # missing cells of the second problem
-    problems = engine.make_problems(y, w, "raw", "mean")
+    problems = multistart.make_problems(y, w, "raw", "mean")
     starts = space.sample(jax.random.PRNGKey(1), 32, float(np.mean(np.log(N))), float(np.mean(np.log(D))))
-    f, z = engine._score(space, X, problems, starts, 1e-3)
+    f, z = multistart._score(space, X, problems, starts, 1e-3)
     assert z.shape == (2, 32, space.size) and np.isfinite(np.asarray(f)).all()
     for b in range(2):
         pred = jax.vmap(lambda zz: law.predict(space.law_params(zz), X))(z[b])  # (32, n)
@@ -43,7 +43,7 @@ def test_profiled_starts_sit_at_the_least_squares_levels_and_are_scored_at_the_p
         moved = np.all(np.abs(np.asarray(z[b] - starts)[:, levels]) > 1e-12, axis=1)
         assert np.all(np.abs(normal[moved]) < 1e-8) and moved.mean() > 0.2
     # the true shape is found: the start at the truth's exponents scores the noise-free problem near zero
-    f_truth, _ = engine._score(space, X, problems, truth[None] + jnp.zeros((1, space.size)), 1e-3)
+    f_truth, _ = multistart._score(space, X, problems, truth[None] + jnp.zeros((1, space.size)), 1e-3)
     assert float(f_truth[0, 0]) < 1e-20
 
 
@@ -75,12 +75,12 @@ def test_blocks_run_from_threads_give_the_bits_of_blocks_run_in_order(monkeypatc
     space = make_space(law, K, "raw", None)
     truth = space.sample(jax.random.PRNGKey(0), 1, float(np.mean(np.log(N))), float(np.mean(np.log(D))))[0]
     y = np.asarray(law.predict(space.law_params(truth), X))[None] * np.array([[1.0], [1.01], [0.99]])
-    problems = engine.make_problems(y, np.ones_like(y), "raw", "mean")
+    problems = multistart.make_problems(y, np.ones_like(y), "raw", "mean")
     settings = dict(key=jax.random.PRNGKey(0), n_starts=256, schedule=((24, 10), (8, 20)), devices=1)
-    assert engine.CPU_THREADS >= 1 and 3 * 24 > engine.lm_batch_size(48, space.size, K, 2e9)  # several blocks
-    threaded = engine.solve(space, X, problems, **settings)
-    monkeypatch.setattr(engine, "_cpu_pool", lambda: _InOrder())
-    in_order = engine.solve(space, X, problems, **settings)
+    assert multistart.CPU_THREADS >= 1 and 3 * 24 > multistart.lm_batch_size(48, space.size, K, 2e9)  # several blocks
+    threaded = multistart.solve(space, X, problems, **settings)
+    monkeypatch.setattr(multistart, "_cpu_pool", lambda: _InOrder())
+    in_order = multistart.solve(space, X, problems, **settings)
     np.testing.assert_array_equal(threaded.z, in_order.z)
     np.testing.assert_array_equal(threaded.objective, in_order.objective)
     np.testing.assert_array_equal(threaded.iterations, in_order.iterations)
@@ -96,11 +96,11 @@ def test_the_reported_objective_and_gradient_norm_are_those_of_the_returned_poin
     x = Inputs.from_arrays(10 ** rng.uniform(7, 9, n_rows), 10 ** rng.uniform(9, 11, n_rows), h)
     truth = space.sample(jax.random.PRNGKey(3), 1, float(np.mean(x.log_n)), float(np.mean(x.log_d)))[0]
     y = np.asarray(law.predict(space.law_params(truth), x))[None] * (1 + 0.01 * rng.normal(size=(2, n_rows)))
-    problems = engine.make_problems(y, np.ones_like(y), "raw", "mean")
-    model = engine._model(space, x)
-    assert engine.row_subset(n_rows, 0.5, space.size, jax.random.PRNGKey(0)) is not None
+    problems = multistart.make_problems(y, np.ones_like(y), "raw", "mean")
+    model = multistart._model(space, x)
+    assert multistart.row_subset(n_rows, 0.5, space.size, jax.random.PRNGKey(0)) is not None
     for schedule in (((8, 10), (2, 20)), ((8, 10), (2, 20, 0.5))):
-        solution = engine.solve(
+        solution = multistart.solve(
             space, x, problems, key=jax.random.PRNGKey(0), n_starts=64, schedule=schedule, devices=1
         )
         for b in range(2):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import mixlaw_jax as mj
-from mixlaw_jax.fit import engine, grouped, solvers
-from mixlaw_jax.fit.space import make_space
+from mixlaw_jax.engine import grouped, multistart, solvers
+from mixlaw_jax.engine.space import make_space
 from mixlaw_jax.laws import Inputs, Param
 from mixlaw_jax.objective import prediction
 
@@ -73,7 +73,7 @@ def test_grouped_linearisation_equals_the_row_by_row_one(law_name, loss_space):
     centre = float(np.mean(np.log(N))), float(np.mean(np.log(D)))
     truth, *points = space.sample(jax.random.PRNGKey(0), 4, *centre)
     rows = _rows(space, truth, 1)
-    row_path = partial(solvers.linearise, engine._model_and_jacobian(space, X), rows, 1e-3)
+    row_path = partial(solvers.linearise, multistart._model_and_jacobian(space, X), rows, 1e-3)
     for size in (1, 4, 12):
         slots, real = grouped.layout(H, size)
         x_g = jax.tree.map(lambda a: a[slots], X)
@@ -124,14 +124,14 @@ def test_a_fit_through_mixture_groups_reaches_the_row_by_row_optimum(monkeypatch
     truth = space.sample(jax.random.PRNGKey(3), 1, float(np.mean(np.log(N))), float(np.mean(np.log(D))))[0]
     y = np.asarray(law.predict(space.law_params(truth), X))
     y = (y * (1 + np.random.default_rng(2).normal(0, 0.003, len(H))))[None]
-    problems = engine.make_problems(y, np.ones_like(y), "raw", "mean")
+    problems = multistart.make_problems(y, np.ones_like(y), "raw", "mean")
     kwargs = dict(key=jax.random.PRNGKey(0), n_starts=256, schedule=((16, 60), (4, 200)))
     monkeypatch.setattr(grouped, "plan", lambda space, h: 12)
-    by_group = engine.solve(space, X, problems, **kwargs)
+    by_group = multistart.solve(space, X, problems, **kwargs)
     monkeypatch.setattr(grouped, "plan", lambda space, h: None)
-    by_row = engine.solve(space, X, problems, **kwargs)
+    by_row = multistart.solve(space, X, problems, **kwargs)
     np.testing.assert_allclose(by_group.objective, by_row.objective, rtol=1e-9)
     at_truth = solvers.objective(
-        engine._model(space, X), solvers.Rows(problems.y[0], problems.w[0], problems.c[0]), 1e-3, truth
+        multistart._model(space, X), solvers.Rows(problems.y[0], problems.w[0], problems.c[0]), 1e-3, truth
     )
     assert by_group.objective[0] <= float(at_truth)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import mixlaw_jax as mj
-from mixlaw_jax.fit.space import make_space
+from mixlaw_jax.engine.space import make_space
 from mixlaw_jax.laws import Inputs, Law, Param
 from mixlaw_jax.laws.mixture import log_power_mean
 

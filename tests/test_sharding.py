@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import mixlaw_jax as mj
-from mixlaw_jax.fit import devices, engine
+from mixlaw_jax.engine import devices, multistart
 from mixlaw_jax.simulate import design, random_mixtures, simulate
 
 TABLE = {"weights": "weight_*", "N": "model_size", "D": "n_tokens", "targets": "*_loss"}
@@ -52,7 +52,7 @@ FOUR_DEVICES = textwrap.dedent("""
     import jax
     from jax.sharding import PartitionSpec
     import mixlaw_jax as mj
-    from mixlaw_jax.fit import engine
+    from mixlaw_jax.engine import multistart
 
     calls = []
 
@@ -72,8 +72,8 @@ FOUR_DEVICES = textwrap.dedent("""
             return call
         return make
 
-    engine._sharded_map_pairs = spy(engine._sharded_map_pairs)
-    engine._sharded_score = spy(engine._sharded_score)
+    multistart._sharded_map_pairs = spy(multistart._sharded_map_pairs)
+    multistart._sharded_score = spy(multistart._sharded_score)
     folder, quick, boot = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
     runs = mj.load_runs(f"{folder}/runs.csv", weights="weight_*", N="model_size", D="n_tokens", targets="*_loss")
     full = mj.load_fit(f"{folder}/fit.json")
@@ -137,22 +137,22 @@ def test_the_batch_is_split_over_the_chosen_devices(four_devices):
 def test_a_fit_over_the_memory_cap_is_chunked_to_the_same_best_result(reference, monkeypatch):
     _, runs, whole, _ = reference  # fitted with the default budget (2e9 on CPU)
     cap, n_problems, n_rows = 1e5, 2, runs.n_rows
-    assert engine.screen_sizes(n_problems, n_rows, 2048, devices.DEFAULT_MEMORY) == (2, 2048)
+    assert multistart.screen_sizes(n_problems, n_rows, 2048, devices.DEFAULT_MEMORY) == (2, 2048)
     assert (
-        engine.SCREEN_BYTES_PER_ROW * n_problems * n_rows * QUICK["n_starts"] > 5 * cap
+        multistart.SCREEN_BYTES_PER_ROW * n_problems * n_rows * QUICK["n_starts"] > 5 * cap
     )  # the screening batch is far over the cap
-    block, starts = engine.screen_sizes(n_problems, n_rows, 2048, cap)
+    block, starts = multistart.screen_sizes(n_problems, n_rows, 2048, cap)
     assert (block, starts) == (1, 64)
-    assert engine.lm_batch_size(n_rows, 9, 2, cap) < n_problems * QUICK["schedule"][0][0]
+    assert multistart.lm_batch_size(n_rows, 9, 2, cap) < n_problems * QUICK["schedule"][0][0]
 
     calls = []
-    score = engine._score_chunk
+    score = multistart._score_chunk
 
     def counted(space, x, problems, z_chunk, delta):
         calls.append((problems.y.shape[0], z_chunk.shape[0]))
         return score(space, x, problems, z_chunk, delta)
 
-    monkeypatch.setattr(engine, "_score_chunk", counted)
+    monkeypatch.setattr(multistart, "_score_chunk", counted)
     chunked = mj.fit(runs, "additive", memory_bytes=cap, **QUICK)
     assert calls == [(1, 64)] * 8  # 2 problem blocks x 4 start chunks
     # the same starts win and end at the same point; objectives may differ in the last bit, as XLA's vectorised

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import mixlaw_jax as mj
-from mixlaw_jax.fit.space import make_space
+from mixlaw_jax.engine.space import make_space
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -13,7 +13,7 @@ A law whose mixture enters only through a few per-mixture quantities can say so 
     log_terms(N, D, h) = combine(q, phi(theta, h), N, D),   phi in R^F,  q = the "row" parameters,
 
 so that the engine evaluates phi and its Jacobian once per distinct mixture instead of once per row
-(``fit.grouped``). ``terms`` is then that composition, and every other use of the law is unchanged.
+(``engine.grouped``). ``terms`` is then that composition, and every other use of the law is unchanged.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ class Law:
       term_scales: for each log term m, ``(parameter name, sign)`` such that adding ``sign * log s`` to every
         coordinate of that parameter multiplies exp(log_term_m) by s and leaves every other term as it is
         (the term's level), or None for a term without one. The law is linear in E and in these levels, and
-        screening fits them by least squares for each random start (``fit.engine``); None (the default)
+        screening fits them by least squares for each random start (``engine.multistart``); None (the default)
         profiles the offset only.
       mixture_features: the law's split into per-mixture features and a per-row combination, or None
         (``from_features``).

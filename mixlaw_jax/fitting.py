@@ -9,13 +9,13 @@ from collections.abc import Mapping, Sequence
 import jax
 import numpy as np
 
-from ..data import RunTable
-from ..errors import MixlawError, MixlawWarning
-from ..laws import Inputs, Law, get_law
-from ..options import Objective, Search
-from ..results import FitResult, provenance
-from .engine import DEFAULT_SCHEDULE, Problems, Solution, make_problems, solve
-from .space import ParamSpace, make_space
+from .data import RunTable
+from .engine import ParamSpace, Problems, Solution, make_problems, make_space, solve
+from .engine.multistart import DEFAULT_SCHEDULE
+from .errors import MixlawError, MixlawWarning
+from .laws import Inputs, Law, get_law
+from .options import Objective, Search
+from .results import FitResult, provenance
 
 DEFAULT_STARTS = 16384
 
