@@ -212,13 +212,14 @@ class RunTable:
         for t in targets:
             if not isinstance(t, str):
                 raise MixlawError(f"targets must be column names, not {t!r} ({type(t).__name__})")
-        index = [_index_of(self.targets, t, "target") for t in targets]
+        index = [index_of(self.targets, t, "target") for t in targets]
         if len(set(index)) != len(index):
             raise MixlawError(f"targets names a column more than once: {list(targets)}")
         return index
 
 
-def _index_of(names: Sequence[str], name: str, what: str) -> int:
+def index_of(names: Sequence[str], name: str, what: str) -> int:
+    """The position of ``name`` in ``names``; otherwise a MixlawError naming the ``what`` and the closest name."""
     if name in names:
         return list(names).index(name)
     folded = {n.casefold(): n for n in reversed(names)}
@@ -389,7 +390,7 @@ def _resolve_columns(frame: pd.DataFrame, spec, what: str) -> list[str]:
                 raise MixlawError(f"no column matches the {what} pattern {pattern!r}; columns: {', '.join(names)}")
             out += matched
         else:
-            out.append(names[_index_of(names, pattern, f"{what} column")])
+            out.append(names[index_of(names, pattern, f"{what} column")])
     if not out:
         raise MixlawError(f"no {what} columns given")
     repeated = sorted({c for c in out if out.count(c) > 1})

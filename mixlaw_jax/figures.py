@@ -24,7 +24,7 @@ from matplotlib.ticker import FuncFormatter
 from matplotlib.tri import Triangulation
 
 from . import metrics
-from .data import RunTable, _index_of
+from .data import RunTable, index_of
 from .errors import MixlawError
 from .mixture import WEIGHTED, MixtureResult
 from .results import FitResult
@@ -91,7 +91,7 @@ def _panels(n: int, ncols: int = 3):
 
 
 def _targets(fit: FitResult, targets) -> list[str]:
-    return list(fit.targets) if targets is None else [fit.targets[_index_of(fit.targets, t, "target")] for t in targets]
+    return list(fit.targets) if targets is None else [fit.targets[index_of(fit.targets, t, "target")] for t in targets]
 
 
 @_plain_text
@@ -236,7 +236,7 @@ def mixture_path(result: MixtureResult, *, objective: str = WEIGHTED) -> Figure:
     """h*(N, D) across the budgets of a :class:`MixtureResult`: stacked optimal weights against compute 6ND."""
     if result.n is None or result.d is None:
         raise MixlawError("mixture_path needs budgets with N and D")
-    o = _index_of(result.objectives, objective, "objective")
+    o = index_of(result.objectives, objective, "objective")
     compute = 6 * result.n[:, o] * result.d[:, o]
     order = np.argsort(compute)
     fig = Figure(figsize=(7.0, 3.8), layout="constrained")
@@ -278,7 +278,7 @@ def simplex_heatmap(
     loss = (
         pred.mean(axis=1)
         if target is None
-        else pred[:, fit.targets.index(fit.targets[_index_of(fit.targets, target, "target")])]
+        else pred[:, fit.targets.index(fit.targets[index_of(fit.targets, target, "target")])]
     )
 
     def xy(w):

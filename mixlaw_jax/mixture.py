@@ -63,7 +63,7 @@ import optax
 import pandas as pd
 
 from . import _io
-from .data import _index_of
+from .data import index_of
 from .errors import MixlawError
 from .laws import Inputs, Law, get_law
 from .options import MAX_SEED, whole_number
@@ -350,7 +350,7 @@ class MixtureResult:
 
     def mixture(self, objective: str = WEIGHTED) -> pd.DataFrame:
         """h* for one objective as a DataFrame: one row per budget, one column per domain."""
-        o = _index_of(self.objectives, objective, "objective")
+        o = index_of(self.objectives, objective, "objective")
         frame = pd.DataFrame(self.h[:, o, :], columns=list(self.domains))
         frame.index.name = "budget"
         return frame
@@ -552,7 +552,7 @@ def _domain_vector(value, fit: FitResult, what: str, *, default: float) -> np.nd
     if isinstance(value, Mapping):
         out = np.full(k, default, dtype=float)
         for name, v in value.items():
-            out[_index_of(fit.weight_columns, name, "domain")] = _number(v, f"{what}[{name!r}]")
+            out[index_of(fit.weight_columns, name, "domain")] = _number(v, f"{what}[{name!r}]")
         return out
     try:
         out = np.asarray(value, dtype=float)
@@ -601,7 +601,7 @@ def _request(fit: FitResult, targets, target_weights, bounds, token_budget, fixe
     else:
         if isinstance(targets, str):
             targets = [targets]
-        chosen = [fit.targets[_index_of(fit.targets, t, "target")] for t in targets]
+        chosen = [fit.targets[index_of(fit.targets, t, "target")] for t in targets]
         if not chosen:
             raise MixlawError("targets is empty")
         if len(set(chosen)) != len(chosen):
@@ -616,7 +616,7 @@ def _request(fit: FitResult, targets, target_weights, bounds, token_budget, fixe
         if isinstance(target_weights, Mapping):
             w = np.zeros(n_targets)
             for name, v in target_weights.items():
-                w[_index_of(chosen, name, "target (in target_weights)")] = _number(v, f"target_weights[{name!r}]")
+                w[index_of(chosen, name, "target (in target_weights)")] = _number(v, f"target_weights[{name!r}]")
         else:
             try:
                 w = np.asarray(target_weights, dtype=float)
@@ -649,7 +649,7 @@ def _request(fit: FitResult, targets, target_weights, bounds, token_budget, fixe
         lo, hi = np.zeros(k), np.ones(k)
         lo_src, hi_src = ["simplex"] * k, ["simplex"] * k
         for name, pair in bounds.items():
-            i = _index_of(domains, name, "domain")
+            i = index_of(domains, name, "domain")
             try:
                 a, b = pair
             except (TypeError, ValueError):
@@ -681,7 +681,7 @@ def _request(fit: FitResult, targets, target_weights, bounds, token_budget, fixe
             raise MixlawError(f"fixed must be a dict {{domain: weight}}, not {fixed!r}")
         fixed_setting = {}
         for name, v in fixed.items():
-            i = _index_of(domains, name, "domain")
+            i = index_of(domains, name, "domain")
             value = _number(v, f"fixed[{name!r}]")
             if not 0 <= value <= 1:
                 raise MixlawError(f"fixed weight of domain {name!r} must lie in [0, 1], not {value}")

@@ -42,8 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..laws import Inputs, Law
-from ..laws._base import log_prediction, raw_prediction
+from ..laws import Inputs, Law, log_prediction, raw_prediction
 from . import solvers
 from .space import ParamSpace, make_space
 

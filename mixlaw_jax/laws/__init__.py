@@ -9,7 +9,7 @@ Users add their own with :func:`register_law`::
 from __future__ import annotations
 
 from ..errors import MixlawError
-from ._base import Inputs, Law, Param, scaled_log_h
+from ._base import Inputs, Law, Param, log_prediction, raw_prediction, scaled_log_h
 from .data_mixing import mixing_exp
 from .mixture import additive, full, joint, log_mix, simple
 from .scaling import chinchilla
@@ -53,4 +53,15 @@ def available_laws() -> list[str]:
 for _law in (chinchilla, additive, joint, full, simple, mixing_exp):
     register_law(_law)
 
-__all__ = ["Inputs", "Law", "Param", "available_laws", "get_law", "log_mix", "register_law", "scaled_log_h"]
+__all__ = [
+    "Inputs",
+    "Law",
+    "Param",
+    "available_laws",
+    "get_law",
+    "log_mix",
+    "log_prediction",
+    "raw_prediction",
+    "register_law",
+    "scaled_log_h",
+]
