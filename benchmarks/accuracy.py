@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mixlaw_jax as mj
 from benchmarks.slimpajama_fit import DOMAINS
 from benchmarks.slimpajama_fit import run as fit_table
 
@@ -24,7 +25,7 @@ PROTOCOLS = {
 }
 LAWS = ("additive", "joint")
 #: --quick: the additive law on two targets, a few hundred starts, two short stages (checks the code path only).
-QUICK = {"targets": ["arxiv_loss", "github_loss"], "n_starts": 256, "schedule": ((8, 20, 1.0), (2, 40, 1.0))}
+QUICK = {"targets": ["arxiv_loss", "github_loss"], "search": mj.Search(256, ((8, 20, 1.0), (2, 40, 1.0)))}
 
 
 def run(quick: bool) -> dict:

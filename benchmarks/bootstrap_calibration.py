@@ -15,6 +15,7 @@ Writes benchmarks/results/bootstrap_calibration.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -35,8 +36,8 @@ HELD_OUT_N, HELD_OUT_D = 1.2e9, 3.2e10
 NOISE = 0.005
 LEVEL = 0.9
 #: Fit settings for the tables (k = 3: 11 parameters, a much easier landscape than k = 7).
-FULL_STARTS, FULL_SCHEDULE = 4096, ((256, 30, 1.0), (64, 60, 1.0), (16, 200, 1.0))
-REPLICATE_STARTS, REPLICATE_SCHEDULE = 256, ((4, 40, 1.0), (2, 100, 1.0))
+FULL_SEARCH = mj.Search(4096, ((256, 30, 1.0), (64, 60, 1.0), (16, 200, 1.0)))
+REPLICATE_SEARCH = mj.Search(256, ((4, 40, 1.0), (2, 100, 1.0)))
 
 
 def truth_coordinates() -> np.ndarray:
@@ -67,16 +68,14 @@ def coverage(n_tables: int, n_replicates: int, seed: int = 0, progress: bool = F
     """Fit and bootstrap every table; coverage of the nominal LEVEL prediction intervals at the held-out points."""
     runs, held_out, true_loss = tables(n_tables, seed)
     start = time.perf_counter()
-    full = mj.fit(runs, LAW, n_starts=FULL_STARTS, schedule=FULL_SCHEDULE, seed=seed, progress=progress)
+    full = mj.fit(runs, LAW, search=dataclasses.replace(FULL_SEARCH, seed=seed), progress=progress)
     boot = mj.bootstrap(
         runs,
         LAW,
         n_replicates=n_replicates,
         level=LEVEL,
-        seed=seed,
         full_fit=full,
-        n_starts=REPLICATE_STARTS,
-        schedule=REPLICATE_SCHEDULE,
+        search=dataclasses.replace(REPLICATE_SEARCH, seed=seed),
         progress=progress,
     )
     seconds = time.perf_counter() - start

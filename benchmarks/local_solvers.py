@@ -35,7 +35,8 @@ from benchmarks.speed import slimpajama_runs
 from mixlaw_jax._io import atomic_write_json
 from mixlaw_jax.engine import make_problems, solvers
 from mixlaw_jax.engine.devices import Placement
-from mixlaw_jax.engine.multistart import _model, _model_and_jacobian, screen
+from mixlaw_jax.engine.multistart import model as engine_model
+from mixlaw_jax.engine.multistart import model_and_jacobian, screen
 from mixlaw_jax.fitting import prepare
 from mixlaw_jax.options import Objective
 
@@ -70,7 +71,7 @@ def screened_starts(law: str, runs, target: str, n_screened: int, n_starts: int)
 
 
 def lm_method(space, x, rows, n_iter: int):
-    model_jac = _model_and_jacobian(space, x)
+    model_jac = model_and_jacobian(space, x)
 
     @jax.jit
     def run(states):
@@ -85,7 +86,7 @@ def lm_method(space, x, rows, n_iter: int):
 def gradient_method(space, x, rows, adam_steps: int, lbfgs_steps: int, trace_every: int):
     """Adam then L-BFGS on f(z); returns the final f per start and the trace of the best f every ``trace_every``
     steps (adam steps first, then L-BFGS steps)."""
-    model = _model(space, x)
+    model = engine_model(space, x)
     f = lambda z: solvers.objective(model, rows, 1e-3, z)  # noqa: E731
 
     @jax.jit

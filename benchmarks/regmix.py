@@ -60,8 +60,8 @@ EXPECTED_ROWS = {"train": 512, "1m": 256, "60m": 256, "1b": 64}
 WEIGHT_PREFIX, TARGET_PREFIX = "train_the_pile_", "metric/"
 WEIGHT_SUM_TOL = 5e-3
 LAWS = ("mixing_exp", "additive_mixture")
-FIT = {"n_starts": 4096, "schedule": ((256, 30), (64, 100), (16, 300))}
-QUICK_FIT = {"n_starts": 256, "schedule": ((16, 20), (4, 50))}
+FIT = mj.Search(4096, ((256, 30), (64, 100), (16, 300)))
+QUICK_FIT = mj.Search(256, ((16, 20), (4, 50)))
 LIGHTGBM = {
     "boosting_type": "gbdt",
     "objective": "regression",
@@ -221,16 +221,22 @@ def lightgbm_predictions(
 
 
 def law_predictions(
-    train: pd.DataFrame, targets: list[str], tests: dict[str, pd.DataFrame], law: str, fit_settings: dict
+    train: pd.DataFrame, targets: list[str], tests: dict[str, pd.DataFrame], law: str, search: mj.Search
 ) -> tuple[dict, dict]:
     """One ``mj.fit`` of ``law`` to every target of the training runs; predictions and per-target diagnostics."""
     runs = mj.load_runs(train, weights=weight_columns(train), targets=targets, warn=False)
-    fit = mj.fit(runs, law, **fit_settings)
+    fit = mj.fit(runs, law, search=search)
     predictions = {name: fit.predict(frame)[targets].to_numpy(float) for name, frame in tests.items()}
-    diagnostics = {
-        t: {k: fit.diagnostics[t][k] for k in ("objective", "n_in_basin", "n_final", "converged", "flags")}
-        for t in targets
-    }
+    diagnostics = {}
+    for t in targets:
+        d = fit.diagnostics[t]
+        diagnostics[t] = {
+            "objective": d.objective,
+            "n_in_basin": d.n_in_basin,
+            "n_final": d.n_final,
+            "converged": d.converged,
+            "flags": list(d.flags),
+        }
     return predictions, diagnostics
 
 
@@ -286,13 +292,13 @@ def run(quick: bool) -> dict:
     train = tables["train"]
     tests = {name: tables[name] for name in ("1m", "60m", "1b")}
     targets = [PRIMARY] if quick else target_columns(train)
-    fit_settings = QUICK_FIT if quick else FIT
+    search = QUICK_FIT if quick else FIT
     methods = {}
     for method in METHODS:
         start = time.perf_counter()
         extra = {}
         if method in LAWS:
-            predictions, extra["diagnostics"] = law_predictions(train, targets, tests, method, fit_settings)
+            predictions, extra["diagnostics"] = law_predictions(train, targets, tests, method, search)
         elif method == "linear":
             predictions = linear_predictions(train, targets, tests)
         else:
@@ -316,7 +322,7 @@ def run(quick: bool) -> dict:
         "targets": targets,
         "primary": PRIMARY,
         "rows": {name: len(frame) for name, frame in tables.items()},
-        "fit_settings": {"n_starts": fit_settings["n_starts"], "schedule": [list(s) for s in fit_settings["schedule"]]},
+        "fit_settings": {"n_starts": search.n_starts, "schedule": [list(s) for s in search.stages]},
         "lightgbm": {
             **LIGHTGBM,
             "rounds": ROUNDS,

@@ -167,10 +167,11 @@ def point_call(spec: dict):
 
     cfg = settings(spec["quick"])
     size = {**cfg["fixed"], spec["axis"]: spec["size"]}
-    memory = spec.get("memory_bytes")
+    resources = mj.Resources(memory_bytes=spec.get("memory_bytes"))
+    search = mj.Search(size["starts"], cfg["schedule"])
     if spec["axis"] == "replicates":
         runs = synthetic_table(size["rows"], BOOT_TARGETS)
-        full = mj.fit(runs, LAW, n_starts=size["starts"], schedule=cfg["schedule"])
+        full = mj.fit(runs, LAW, search=search)
         return (
             runs,
             lambda: (
@@ -179,17 +180,13 @@ def point_call(spec: dict):
                     LAW,
                     n_replicates=size["replicates"],
                     full_fit=full,
-                    n_starts=cfg["boot_starts"],
-                    schedule=cfg["boot_schedule"],
-                    memory_bytes=memory,
+                    search=mj.Search(cfg["boot_starts"], cfg["boot_schedule"]),
+                    resources=resources,
                 ).objective
             ),
         )
     runs = synthetic_table(size["rows"], size["targets"])
-    return (
-        runs,
-        lambda: mj.fit(runs, LAW, n_starts=size["starts"], schedule=cfg["schedule"], memory_bytes=memory).objective,
-    )
+    return runs, lambda: mj.fit(runs, LAW, search=search, resources=resources).objective
 
 
 def run_point(spec: dict) -> dict:

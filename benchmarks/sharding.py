@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: The fit's and the bootstrap's settings (recorded with the results; ``mj.Search`` is made in the worker, which
+#: imports mixlaw_jax only once jax.distributed has started).
 FIT = {"n_starts": 4096, "schedule": ((256, 30, 0.25), (64, 60, 1.0), (16, 100, 1.0))}
 BOOT = {"n_replicates": 64, "n_starts": 256, "schedule": ((8, 40, 1.0), (2, 200, 1.0))}
 
@@ -52,10 +54,19 @@ def worker(count: int | None) -> dict:
     import mixlaw_jax as mj
 
     runs = load()
-    fit, fit_first = timed(lambda: mj.fit(runs, "additive", devices=count, **FIT))
-    fit, fit_warm = timed(lambda: mj.fit(runs, "additive", devices=count, **FIT))
-    boot, boot_first = timed(lambda: mj.bootstrap(runs, "additive", full_fit=fit, devices=count, **BOOT))
-    boot, boot_warm = timed(lambda: mj.bootstrap(runs, "additive", full_fit=fit, devices=count, **BOOT))
+    resources = mj.Resources(devices=count)
+    search = mj.Search(FIT["n_starts"], FIT["schedule"])
+    boot_search = mj.Search(BOOT["n_starts"], BOOT["schedule"])
+
+    def bootstrap():
+        return mj.bootstrap(
+            runs, "additive", n_replicates=BOOT["n_replicates"], full_fit=fit, search=boot_search, resources=resources
+        )
+
+    fit, fit_first = timed(lambda: mj.fit(runs, "additive", search=search, resources=resources))
+    fit, fit_warm = timed(lambda: mj.fit(runs, "additive", search=search, resources=resources))
+    boot, boot_first = timed(bootstrap)
+    boot, boot_warm = timed(bootstrap)
     return {
         "devices": count or jax.device_count(),
         "processes": jax.process_count(),
@@ -125,18 +136,18 @@ def float32_accuracy(table=None) -> dict:
     from mixlaw_jax.options import Objective
 
     runs = load(table)
-    options = {"n_starts": 2048, "schedule": ((128, 30, 0.25), (32, 60, 1.0), (8, 100, 1.0))}
+    search = mj.Search(2048, ((128, 30, 0.25), (32, 60, 1.0), (8, 100, 1.0)))
     out = {}
     for law in ("chinchilla", "additive"):
-        reference = mj.fit(runs, law, **options)
+        reference = mj.fit(runs, law, search=search)
         jax.config.update("jax_enable_x64", False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # float64 requests truncated to float32
-            low = mj.fit(runs, law, **options)
+            low = mj.fit(runs, law, search=search)
         jax.config.update("jax_enable_x64", True)
         _, _, x, space, y = prepare(runs, law, None, Objective(), "default")
         problems = multistart.make_problems(y, np.ones_like(y), "raw", "mean")
-        model = multistart._model(space, x)
+        model = multistart.model(space, x)
         z = space.from_law(jnp.asarray(low.coordinates))
         scored = [
             float(solvers.objective(model, solvers.Rows(problems.y[b], problems.w[b], problems.c[b]), 1e-3, z[b]))

@@ -33,7 +33,7 @@ def run(law: str, n_replicates: int, seed: int = 0) -> dict:
     full = mj.fit(train, law, progress=True)
     fit_seconds = time.perf_counter() - start
     boot = mj.bootstrap(
-        train, law, n_replicates=n_replicates, full_fit=full, seed=seed, n_starts=256, schedule=SCHEDULE, progress=True
+        train, law, n_replicates=n_replicates, full_fit=full, search=mj.Search(256, SCHEDULE, seed=seed), progress=True
     )
     boot_seconds = time.perf_counter() - start - fit_seconds
     mre = boot.mre_interval(val)

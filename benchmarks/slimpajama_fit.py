@@ -48,18 +48,20 @@ def load(path=SLIMPAJAMA):
     return mj.load_runs(require(path), weights="weight_*", N="model_size", D="n_tokens", targets="*_loss")
 
 
-def run(law: str, bounds, drop_first: int, targets=None, progress: bool = True, **settings) -> dict:
+def run(
+    law: str, bounds, drop_first: int, targets=None, progress: bool = True, search: mj.Search = mj.Search()
+) -> dict:
     """Fit ``law`` on the training rows (model_size <= 1.3e9) and score train / val (2.7e9) MRE per target.
 
     ``drop_first``: each run's first checkpoints left out of both sets (Shukor et al.'s protocol: 2);
-    ``targets``: a subset of the 8 targets; ``settings``: passed on to ``mj.fit`` (e.g. n_starts, schedule).
+    ``targets``: a subset of the 8 targets; ``bounds``: the fit's parameter bounds; ``search``: the fit's search.
     """
     runs = load()
     train, val = runs.query("model_size <= 1.3e9"), runs.query("model_size > 1.3e9")
     if drop_first:
         train, val = train.drop_first_checkpoints(drop_first), val.drop_first_checkpoints(drop_first)
     start = time.perf_counter()
-    result = mj.fit(train, law, targets=targets, bounds=bounds, progress=progress, **settings)
+    result = mj.fit(train, law, targets=targets, parameter_bounds=bounds, search=search, progress=progress)
     seconds = time.perf_counter() - start
     train_mre, val_mre = result.mre(train), result.mre(val)
     rows = []
@@ -76,7 +78,7 @@ def run(law: str, bounds, drop_first: int, targets=None, progress: bool = True, 
                 "val_mre": val_mre[target],
                 "paper_train_mre": PAPER[law].get(domain, (None, None))[0],
                 "paper_val_mre": PAPER[law].get(domain, (None, None))[1],
-                "flags": result.diagnostics[target]["flags"],
+                "flags": list(result.diagnostics[target].flags),
             }
         )
     return {

@@ -43,8 +43,6 @@ import pandas as pd
 import mixlaw_jax as mj
 from benchmarks import baselines
 from benchmarks.common import CHINCHILLA, SLIMPAJAMA, Stopwatch, objective_at, require, synthetic_table
-from mixlaw_jax.engine.multistart import DEFAULT_SCHEDULE
-from mixlaw_jax.fitting import DEFAULT_STARTS
 
 NAME = "speed"
 
@@ -52,13 +50,13 @@ PROBLEMS = ("chinchilla", "additive", "joint", "synthetic")
 SYNTHETIC_SEED = 0
 #: Engine settings from light to the library default.
 LADDER = (
-    {"n_starts": 64, "schedule": ((8, 100, 1.0), (2, 300, 1.0))},
-    {"n_starts": 256, "schedule": ((16, 60, 1.0), (4, 200, 1.0))},
-    {"n_starts": 1024, "schedule": ((64, 30, 0.25), (16, 100, 1.0), (4, 300, 1.0))},
-    {"n_starts": 4096, "schedule": ((256, 30, 0.25), (64, 100, 1.0), (16, 200, 1.0))},
-    {"n_starts": DEFAULT_STARTS, "schedule": DEFAULT_SCHEDULE},
+    mj.Search(64, ((8, 100, 1.0), (2, 300, 1.0))),
+    mj.Search(256, ((16, 60, 1.0), (4, 200, 1.0))),
+    mj.Search(1024, ((64, 30, 0.25), (16, 100, 1.0), (4, 300, 1.0))),
+    mj.Search(4096, ((256, 30, 0.25), (64, 100, 1.0), (16, 200, 1.0))),
+    mj.Search(),  # the library default
 )
-QUICK_LADDER = ({"n_starts": 32, "schedule": ((4, 30, 1.0), (2, 60, 1.0))},)
+QUICK_LADDER = (mj.Search(32, ((4, 30, 1.0), (2, 60, 1.0))),)
 #: Quick mode: one SlimPajama target, a random subset of its rows, tiny baselines.
 QUICK_TARGET, QUICK_ROWS = "github_loss", 400
 QUICK_BASELINE = {"n_random": 64, "niter": 1, "max_seconds": 10.0}
@@ -153,7 +151,7 @@ def problem_specs(quick: bool) -> list[dict]:
     return specs
 
 
-def run_engine(spec: dict, settings: dict) -> dict:
+def run_engine(spec: dict, search: mj.Search) -> dict:
     """One engine call fitting every target of the problem, timed cold (compiled programs cleared first) and then
     warm: the median of ``WARM_REPEATS`` repeats of the same call (compilation reused)."""
     o = spec["objective"]
@@ -164,11 +162,9 @@ def run_engine(spec: dict, settings: dict) -> dict:
                 spec["runs"],
                 spec["law"],
                 targets=spec["targets"],
-                loss_space=o["loss_space"],
-                reduction=o["reduction"],
-                huber_delta=o["delta"],
-                bounds=None,
-                **settings,
+                objective=mj.Objective(o["loss_space"], o["delta"], o["reduction"]),
+                parameter_bounds=None,
+                search=search,
             )
         return result, watch.seconds
 
@@ -183,7 +179,7 @@ def run_engine(spec: dict, settings: dict) -> dict:
     numpy_objective = [v if np.isfinite(v) else None for v in numpy_objective]
     x64 = bool(jax.config.jax_enable_x64)
     return {
-        "settings": {"n_starts": settings["n_starts"], "schedule": [list(s) for s in settings["schedule"]]},
+        "settings": {"n_starts": search.n_starts, "schedule": [list(s) for s in search.stages]},
         "seconds": cold,
         "warm_seconds": float(np.median(warm)),
         "warm_repeats_seconds": warm,
@@ -254,7 +250,7 @@ def run(quick: bool) -> dict:
     problems = []
     for spec in problem_specs(quick):
         print(f"   {spec['name']}: {len(spec['targets'])} target(s), {spec['runs'].n_rows} rows", flush=True)
-        rungs = [run_engine(spec, settings) for settings in (QUICK_LADDER if quick else LADDER)]
+        rungs = [run_engine(spec, search) for search in (QUICK_LADDER if quick else LADDER)]
         for r in rungs:
             print(
                 f"     engine {r['settings']['n_starts']:>6} starts: {r['seconds']:7.2f} s cold "

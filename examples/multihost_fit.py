@@ -39,8 +39,8 @@ def main() -> None:
     runs = mj.load_runs(
         args.table or example_path(), weights="weight_*", N="model_size", D="n_tokens", targets="*_loss"
     )
-    options = dict(n_starts=256, schedule=((8, 30),)) if args.quick else {}
-    result = mj.fit(runs, args.law, **options)
+    search = mj.Search(256, ((8, 30),)) if args.quick else mj.Search()
+    result = mj.fit(runs, args.law, search=search)
     if args.out and jax.process_index() == 0:
         result.save(args.out)
     print(

@@ -13,14 +13,15 @@ each warm-started from the full-data optimum θ̂_t and from fresh random starts
 * the interval at ``level`` = 1 - a is the percentile interval [q_{a/2}, q_{1-a/2}] of the replicate values
   (Efron & Tibshirani 1993, ch. 13) — for parameters, predictions, MRE and the optimal mixture h*.
 
-A replicate whose best start did not meet the solver's stopping rule within its iterations is counted as not
-converged (``fraction_unconverged``); a replicate whose every start failed is excluded and counted.
+A replicate whose best start did not meet the solver's stopping rule within its iterations (``Status``) is counted
+as not converged (``fraction_unconverged``); a replicate whose every start failed is excluded and counted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 
 import jax
 import jax.numpy as jnp
@@ -29,20 +30,16 @@ import pandas as pd
 
 from . import _io, metrics
 from .data import RunTable
-from .engine.multistart import DEFAULT_SCHEDULE
+from .engine import make_problems, solve
+from .engine.solvers import Status
 from .errors import MixlawError
-from .fitting import DEFAULT_STARTS, make_problems, objective_settings, prepare, progress_bar, solve
-from .fitting import fit as fit_law
-from .laws import Inputs, get_law
+from .fitting import fit, json_bounds, prepare, progress_bar
+from .laws import get_law
 from .mixture import optimal_mixture, replicate_mixtures
-from .options import Objective, Search, whole_number
+from .options import BOOTSTRAP_SEARCH, Objective, ParameterBounds, Resources, Search, expect, whole_number
 from .results import FitResult, fit_from_dict, predict_all, provenance
 
 BOOTSTRAP_SCHEMA_VERSION = 1
-#: Fresh random starts screened per replicate (besides the full-data optimum).
-BOOTSTRAP_STARTS = 1024
-#: Successive-halving stages per replicate: the warm start and the best fresh ones, then the best two.
-BOOTSTRAP_SCHEDULE: tuple[tuple[int, int, float], ...] = ((8, 40, 1.0), (2, 200, 1.0))
 
 
 def resample_weights(runs: RunTable, n_replicates: int, resample: str, seed: int) -> np.ndarray:
@@ -72,7 +69,7 @@ class BootstrapResult:
       fit: the full-data :class:`FitResult` (point estimates).
       coordinates: (R, T, P) law coordinates of each replicate's best start.
       objective: (R, T) each replicate's best objective (inf where every start failed).
-      converged: (R, T) whether that best start met the solver's stopping rule.
+      status: (R, T) how that best start's run ended: :class:`Status` codes.
       n_in_basin: (R, T) final-stage starts within the engine's basin tolerance of the replicate's best.
       level: default coverage of intervals (e.g. 0.95).
       resample: ``"runs"`` or ``"rows"``.
@@ -82,7 +79,7 @@ class BootstrapResult:
     fit: FitResult
     coordinates: np.ndarray
     objective: np.ndarray
-    converged: np.ndarray
+    status: np.ndarray
     n_in_basin: np.ndarray
     level: float
     resample: str
@@ -105,7 +102,8 @@ class BootstrapResult:
     @property
     def fraction_unconverged(self) -> dict[str, float]:
         """target -> fraction of replicates whose best start did not converge (or failed)."""
-        bad = ~(self.converged & self.valid)
+        converged = np.isin(self.status, [Status.CONVERGED, Status.STALLED])
+        bad = ~(converged & self.valid)
         return {t: float(bad[:, j].mean()) for j, t in enumerate(self.targets)}
 
     @property
@@ -119,7 +117,7 @@ class BootstrapResult:
         law = get_law(self.fit.law)
         rows = []
         for r in np.flatnonzero(self.valid[:, j]):
-            values = law.spec_params(law.unflatten(self.coordinates[r, j], self.fit.k))
+            values = law.parameter_values(law.unflatten(self.coordinates[r, j], self.fit.k))
             row = {}
             for name, v in values.items():
                 if isinstance(v, list):
@@ -163,7 +161,7 @@ class BootstrapResult:
         ``runs``: a RunTable, DataFrame or file with the fit's weight, N and D columns (targets not needed).
         The point prediction is the full-data fit's.
         """
-        table = self.fit._table(runs)
+        table = self.fit.run_table(runs)
         if table.k != self.fit.k:
             raise MixlawError(f"the table has {table.k} weight columns; this fit has {self.fit.k}")
         point = self.fit.predict(table)
@@ -178,7 +176,7 @@ class BootstrapResult:
 
     def mre_interval(self, runs, level: float | None = None) -> pd.DataFrame:
         """MRE (%) of the full-data fit on ``runs`` per target, with the percentile interval of replicate MREs."""
-        table = self.fit._table(runs)
+        table = self.fit.run_table(runs)
         reps = self._replicate_predictions(table)
         point = self.fit.mre(table)
         q = _quantiles(self.level if level is None else _check_level(level))
@@ -196,15 +194,12 @@ class BootstrapResult:
 
     def _replicate_predictions(self, table: RunTable) -> np.ndarray:
         law = get_law(self.fit.law)
-        rows = table.n_rows
-        n = np.ones(rows) if table.n is None else table.n
-        d = np.ones(rows) if table.d is None else table.d
-        x = Inputs.from_arrays(n, d, table.h)
+        x = table.inputs()
         pred = np.asarray(jax.vmap(lambda c: predict_all(law, self.fit.k, c, x))(jnp.asarray(self.coordinates)))
         if not np.isfinite(pred[self.valid]).all():
             raise MixlawError(
                 "a bootstrap replicate predicts a non-finite loss on these runs (extreme replicate "
-                "parameters); refit with bounds='default'"
+                "parameters); refit with parameter_bounds='default'"
             )
         return pred
 
@@ -215,7 +210,7 @@ class BootstrapResult:
         *,
         targets: Sequence[str] | None = None,
         target_weights=None,
-        bounds="data",
+        weight_bounds="data",
         token_budget=None,
         fixed: Mapping[str, float] | None = None,
         level: float | None = None,
@@ -230,7 +225,11 @@ class BootstrapResult:
         """
         q = _quantiles(self.level if level is None else _check_level(level))
         options = dict(
-            targets=targets, target_weights=target_weights, bounds=bounds, token_budget=token_budget, fixed=fixed
+            targets=targets,
+            target_weights=target_weights,
+            weight_bounds=weight_bounds,
+            token_budget=token_budget,
+            fixed=fixed,
         )
         point = optimal_mixture(self.fit, N=N, D=D, n_starts=max(n_starts, 64), seed=seed, **options)
         h_point = point.h[0, -1]
@@ -258,7 +257,7 @@ class BootstrapResult:
             "fit": self.fit.to_dict(),
             "coordinates": np.where(np.isfinite(self.coordinates), self.coordinates, 0.0).tolist(),
             "objective": [[v if np.isfinite(v) else None for v in row] for row in self.objective.tolist()],
-            "converged": self.converged.tolist(),
+            "status": [[Status(int(code)).label for code in row] for row in self.status],
             "n_in_basin": self.n_in_basin.tolist(),
             "level": self.level,
             "resample": self.resample,
@@ -287,7 +286,7 @@ def load_bootstrap(path) -> BootstrapResult:
             fit=full,
             coordinates=coordinates,
             objective=objective,
-            converged=np.asarray(p["converged"], dtype=bool),
+            status=_status_codes(p),
             n_in_basin=np.asarray(p["n_in_basin"], dtype=int),
             level=float(p["level"]),
             resample=p["resample"],
@@ -296,6 +295,33 @@ def load_bootstrap(path) -> BootstrapResult:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise MixlawError(f"{path} is not a valid bootstrap file: {err!r}") from None
+
+
+def _status_codes(p: dict) -> np.ndarray:
+    """(R, T) Status codes from a bootstrap file (one written before the status existed holds ``converged``)."""
+    if "status" in p:
+        return np.array([[Status.from_label(label) for label in row] for row in p["status"]], dtype=np.int8)
+    converged = np.asarray(p["converged"], dtype=bool)
+    return np.where(converged, Status.CONVERGED, Status.ITERATION_LIMIT).astype(np.int8)
+
+
+def _full_fit_options(
+    full_fit: FitResult, objective: Objective | None, parameter_bounds: ParameterBounds
+) -> tuple[Objective, ParameterBounds]:
+    """The objective and parameter bounds of ``full_fit``; asking for others is a MixlawError naming each field."""
+    made = full_fit.settings
+    pairs = [("parameter_bounds", made.parameter_bounds, json_bounds(parameter_bounds))]
+    if parameter_bounds == "default":  # the keyword's default: not a request
+        pairs = []
+    if objective is not None:
+        pairs += [(f.name, getattr(made.objective, f.name), getattr(objective, f.name)) for f in fields(Objective)]
+    differ = [f"{name}: full fit {a!r}, bootstrap {b!r}" for name, a, b in pairs if a != b]
+    if differ:
+        raise MixlawError(
+            f"full_fit was made with other options than this bootstrap's ({'; '.join(differ)}); the replicates "
+            f"take the full fit's objective and parameter bounds: leave these out, or refit"
+        )
+    return made.objective, made.parameter_bounds
 
 
 def _check_level(level) -> float:
@@ -308,83 +334,67 @@ def bootstrap(
     runs: RunTable,
     law,
     *,
+    targets: Sequence[str] | None = None,
     n_replicates: int = 1000,
     level: float = 0.95,
     resample: str = "runs",
-    seed: int = 0,
-    targets: Sequence[str] | None = None,
-    n_starts: int = BOOTSTRAP_STARTS,
     full_fit: FitResult | None = None,
-    full_fit_starts: int = DEFAULT_STARTS,
-    loss_space: str = "raw",
-    huber_delta: float = 1e-3,
-    reduction: str = "mean",
-    bounds="default",
-    schedule: Sequence[tuple] = BOOTSTRAP_SCHEDULE,
-    full_fit_schedule: Sequence[tuple] = DEFAULT_SCHEDULE,
-    chunk_size: int = 2048,
+    parameter_bounds: ParameterBounds = "default",
+    objective: Objective | None = None,
+    search: Search = BOOTSTRAP_SEARCH,
+    full_fit_search: Search = Search(),
+    resources: Resources = Resources(),
     progress: bool = False,
-    devices=None,
-    memory_bytes: float | None = None,
 ) -> BootstrapResult:
     """Bootstrap a law's fit: ``n_replicates`` resampled tables, every replicate x target in one engine call.
 
     Args:
       runs: the run table (``load_runs``).
       law: law name or :class:`Law`.
+      targets: subset of target columns (default: all).
       n_replicates: bootstrap replicates R.
       level: default coverage of the intervals.
       resample: ``"runs"`` (default; whole training runs) or ``"rows"`` (independent points, as Epoch's
         Chinchilla analysis).
-      seed: seed of the resampling and of the random starts.
-      targets: subset of target columns (default: all).
-      n_starts: fresh random starts screened per replicate, besides the warm start at the full-data optimum.
-      full_fit: the full-data fit to resample around (default: fitted here with ``full_fit_starts`` starts and
-        ``full_fit_schedule``); it must have been fitted to ``runs`` with the same options.
-      loss_space, huber_delta, reduction, bounds: as in :func:`mixlaw_jax.fit`.
-      schedule: successive-halving stages of each replicate's refit.
-      chunk_size: starts scored at once per device while screening.
+      full_fit: the full-data fit to resample around (default: fitted here with ``full_fit_search``); it must
+        have been fitted to ``runs``. The replicates take its objective and parameter bounds.
+      parameter_bounds, objective: as in :func:`mixlaw_jax.fit`, for the full fit made here; with a ``full_fit``
+        they default to its own, and other ones are an error.
+      search: each replicate's search: fresh random starts screened besides the warm start at the full-data
+        optimum, its stages, and the seed of the resampling and of the random starts.
+      full_fit_search: the search of the full fit made here (its seed is ``search.seed``).
+      resources: devices and per-device memory budget, as in :func:`mixlaw_jax.fit`.
       progress: progress bars.
-      devices, memory_bytes: where the engine runs and its per-device memory budget, as in :func:`mixlaw_jax.fit`.
     """
     n_replicates = whole_number(n_replicates, "n_replicates", minimum=2)
     level = _check_level(level)
-    objective = Objective(loss_space, huber_delta, reduction)
-    law, index, x, space, y = prepare(runs, law, targets, objective, bounds)
-    search = Search(n_starts, schedule, seed, chunk_size, warm_starts=1)
+    search = dataclasses.replace(expect(search, Search, "search"), warm_starts=1)
+    expect(full_fit_search, Search, "full_fit_search")
+    expect(resources, Resources, "resources")
+    if objective is not None:
+        expect(objective, Objective, "objective")
+    if full_fit is not None:
+        objective, parameter_bounds = _full_fit_options(full_fit, objective, parameter_bounds)
+    objective = Objective() if objective is None else objective
+    law, index, x, space, y = prepare(runs, law, targets, objective, parameter_bounds)
     chosen = [runs.targets[j] for j in index]
     weights = resample_weights(runs, n_replicates, resample, search.seed)
     if full_fit is None:
-        full_fit = fit_law(
+        full_fit = fit(
             runs,
             law,
             targets=chosen,
-            n_starts=full_fit_starts,
-            seed=seed,
-            schedule=full_fit_schedule,
-            chunk_size=chunk_size,
+            parameter_bounds=parameter_bounds,
+            objective=objective,
+            search=dataclasses.replace(full_fit_search, seed=search.seed),
+            resources=resources,
             progress=progress,
-            devices=devices,
-            memory_bytes=memory_bytes,
-            loss_space=loss_space,
-            huber_delta=huber_delta,
-            reduction=reduction,
-            bounds=bounds,
         )
     elif full_fit.law != law.name or list(full_fit.targets) != chosen or full_fit.k != runs.k:
         raise MixlawError(
             f"full_fit is a {full_fit.law!r} fit of {list(full_fit.targets)}; this bootstrap needs "
             f"law {law.name!r} on targets {chosen}"
         )
-    else:
-        asked = objective_settings(objective, bounds)
-        differ = {k: (full_fit.settings.get(k), v) for k, v in asked.items() if full_fit.settings.get(k) != v}
-        if differ:
-            listed = "; ".join(f"{k}: full fit {a!r}, bootstrap {b!r}" for k, (a, b) in differ.items())
-            raise MixlawError(
-                f"full_fit was made with another objective than this bootstrap's ({listed}); "
-                f"resample with the full fit's settings"
-            )
     n_targets = len(chosen)
     problems = make_problems(
         np.tile(y, (n_replicates, 1)), np.repeat(weights, n_targets, axis=0), objective.loss_space, objective.reduction
@@ -397,15 +407,12 @@ def bootstrap(
             space,
             x,
             problems,
-            key=jax.random.fold_in(jax.random.PRNGKey(search.seed), 1),
-            n_starts=search.n_starts,
-            schedule=search.stages,
+            search,
             delta=objective.huber_delta,
-            chunk_size=search.chunk_size,
+            resources=resources,
+            key=jax.random.fold_in(jax.random.PRNGKey(search.seed), 1),
             warm_starts=warm,
             progress=update,
-            devices=devices,
-            memory_bytes=memory_bytes,
         )
     finally:
         close()
@@ -413,7 +420,7 @@ def bootstrap(
     coordinates = np.asarray(space.to_law(jnp.asarray(solution.z))).reshape(shape + (-1,))
     objective = solution.objective.reshape(shape)
     settings = {
-        **full_fit.settings,
+        **full_fit.settings.to_dict(),
         "n_replicates": int(n_replicates),
         "resample": resample,
         "replicate_starts": search.n_starts,
@@ -423,20 +430,13 @@ def bootstrap(
         fit=full_fit,
         coordinates=coordinates,
         objective=np.where(np.isfinite(objective), objective, np.inf),
-        converged=solution.converged.reshape(shape),
+        status=solution.status.reshape(shape),
         n_in_basin=solution.n_in_basin.reshape(shape),
         level=level,
         resample=resample,
         settings=settings,
-        provenance=provenance(seed, runs.hash()),
+        provenance=provenance(search.seed, runs.hash()),
     )
 
 
-__all__ = [
-    "BOOTSTRAP_SCHEDULE",
-    "BOOTSTRAP_STARTS",
-    "BootstrapResult",
-    "bootstrap",
-    "load_bootstrap",
-    "resample_weights",
-]
+__all__ = ["BootstrapResult", "bootstrap", "load_bootstrap", "resample_weights"]

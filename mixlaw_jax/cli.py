@@ -21,6 +21,7 @@ import sys
 import warnings
 
 from .errors import MixlawError, MixlawWarning
+from .options import BOOTSTRAP_SEARCH, Objective, Search, Stage
 
 #: Programs that took at least this long to compile are kept in the on-disk cache (``use_compilation_cache``).
 CACHE_MIN_COMPILE_SECONDS = 0.2
@@ -31,7 +32,8 @@ def _add_table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--weights",
         default="weight_*",
-        help="mixture-weight columns: a glob or comma-separated names (default: %(default)s)",
+        help="mixture-weight columns: a glob or comma-separated names, or 'none' for a table without mixtures "
+        "(default: %(default)s)",
     )
     p.add_argument("--N", default="model_size", help="model-size column, or 'none' (default: %(default)s)")
     p.add_argument("--D", default="n_tokens", help="token column, or 'none' (default: %(default)s)")
@@ -79,7 +81,7 @@ def _load(args):
 
     runs = load_runs(
         args.runs,
-        weights=_columns(args.weights),
+        weights=None if args.weights.lower() == "none" else _columns(args.weights),
         N=none(args.N),
         D=none(args.D),
         targets=_columns(args.targets),
@@ -97,8 +99,6 @@ def _load(args):
 
 def _fit_schedule(text: str):
     """'1024x30x0.25,256x60' -> ((1024, 30, 0.25), (256, 60)): successive-halving stages (``options.Stage``)."""
-    from .options import Stage
-
     usage = "expected stages KEEPxITERS[xROWFRACTION] separated by commas, e.g. 64x100,16x300"
     try:
         stages = tuple(
@@ -115,7 +115,9 @@ def _fit_schedule(text: str):
 
 
 def _schedule_text(schedule) -> str:
-    return ",".join("x".join(f"{v:g}" for v in stage) for stage in schedule)
+    """Stages as ``--schedule`` takes them: KEEPxITERS, with xROWFRACTION where it is not 1."""
+    stages = (Stage.of(s).as_tuple() for s in schedule)
+    return ",".join("x".join(f"{v:g}" for v in (s if s[2] != 1 else s[:2])) for s in stages)
 
 
 def _positive_numbers(text: str) -> list[float]:
@@ -223,9 +225,9 @@ def _print_fit(result, train) -> None:
         d = result.diagnostics[t]
         print(
             f"  {t:24s} objective {result.objective[j]:.6g}  train MRE {_percent(train_mre[t])}"
-            f"  best basin {d['n_in_basin']}/{d['n_final']}"
+            f"  best basin {d.n_in_basin}/{d.n_final}  {d.status.label}"
         )
-        for flag in d["flags"]:
+        for flag in d.flags:
             print(f"      note: {flag}")
 
 
@@ -238,11 +240,9 @@ def cmd_fit(args) -> None:
     result = fit(
         runs,
         args.law,
-        n_starts=args.starts,
-        schedule=args.schedule,
-        seed=args.seed,
-        loss_space=args.loss_space,
-        bounds=None if args.unbounded else "default",
+        parameter_bounds=_parameter_bounds(args),
+        objective=_objective(args),
+        search=_search(args),
         progress=not args.quiet,
     )
     result.save(args.out)
@@ -287,7 +287,7 @@ def cmd_optimize(args) -> None:
     options = dict(
         targets=targets,
         target_weights=args.target_weights,
-        bounds=args.bounds,
+        weight_bounds=args.weight_bounds,
         token_budget=args.token_budget,
         fixed=args.fixed,
     )
@@ -332,13 +332,10 @@ def cmd_bootstrap(args) -> None:
         n_replicates=args.replicates,
         level=args.level,
         resample=args.resample,
-        seed=args.seed,
-        n_starts=args.replicate_starts,
-        schedule=args.replicate_schedule,
-        full_fit_starts=args.starts,
-        full_fit_schedule=args.schedule,
-        loss_space=args.loss_space,
-        bounds=None if args.unbounded else "default",
+        parameter_bounds=_parameter_bounds(args),
+        objective=_objective(args),
+        search=_replicate_search(args),
+        full_fit_search=_search(args),
         progress=not args.quiet,
     )
     boot.save(args.out)
@@ -359,15 +356,30 @@ def cmd_bootstrap(args) -> None:
     print(f"wrote {args.out}")
 
 
+def _search(args):
+    """The fit's search from ``--starts``, ``--schedule`` and ``--seed``."""
+    return Search(args.starts, args.schedule, args.seed)
+
+
+def _replicate_search(args):
+    """A bootstrap replicate's search from ``--replicate-starts``, ``--replicate-schedule`` and ``--seed``."""
+    return Search(args.replicate_starts, args.replicate_schedule, args.seed, warm_starts=1)
+
+
+def _objective(args):
+    return Objective(loss_space=args.loss_space)
+
+
+def _parameter_bounds(args) -> str | None:
+    return None if args.unbounded else "default"
+
+
 def _report_settings(args) -> dict:
     return dict(
-        n_starts=args.starts,
-        schedule=args.schedule,
+        search=_search(args),
         replicates=args.replicates,
-        replicate_starts=args.replicate_starts,
-        replicate_schedule=args.replicate_schedule,
+        replicate_search=_replicate_search(args),
         level=args.level,
-        seed=args.seed,
         jobs=args.jobs,
         progress=not args.quiet,
     )
@@ -411,11 +423,9 @@ def _wrap(text: str) -> str:
 DEMO_LAWS = ["additive", "joint"]
 DEMO_HOLDOUT = "model_size > 1.3e9"
 DEMO_N, DEMO_D = 7e9, 1.5e11
-DEMO_STARTS = 1024
-DEMO_SCHEDULE = ((64, 40), (16, 150), (4, 300))
+DEMO_SEARCH = Search(1024, ((64, 40), (16, 150), (4, 300)))
 DEMO_REPLICATES = 50
-DEMO_REPLICATE_STARTS = 16
-DEMO_REPLICATE_SCHEDULE = ((2, 30), (1, 120))
+DEMO_REPLICATE_SEARCH = Search(16, ((2, 30), (1, 120)), warm_starts=1)
 
 EPILOG_FIT = """example:
   mixlaw fit runs.csv --law joint --weights 'weight_*' --N model_size --D n_tokens \\
@@ -426,8 +436,8 @@ EPILOG_PREDICT = """examples:
   mixlaw predict bootstrap.json new_runs.csv --out pred.json with bootstrap intervals (_lo, _hi columns)"""
 EPILOG_OPTIMIZE = """examples:
   mixlaw optimize fit.json --N 7e9 --D 1.5e11
-  mixlaw optimize fit.json --N 1e9,7e9 --D 2e10,1.5e11 --bounds simplex --out mixture.json
-  mixlaw optimize fit.json --N 7e9 --D 1.5e11 --bounds 'weight_github=0:0.1' \\
+  mixlaw optimize fit.json --N 1e9,7e9 --D 2e10,1.5e11 --weight-bounds simplex --out mixture.json
+  mixlaw optimize fit.json --N 7e9 --D 1.5e11 --weight-bounds 'weight_github=0:0.1' \\
       --target-weights 'arxiv_loss=2,c4_loss=1' --fixed 'weight_book=0.05' --token-budget 'weight_wikipedia=2e10'
   mixlaw optimize bootstrap.json --N 7e9 --D 1.5e11          h* with bootstrap intervals"""
 EPILOG_BOOTSTRAP = """example:
@@ -441,9 +451,10 @@ EPILOG_DEMO = (
     _wrap(
         f"The demo runs `mixlaw report` on the bundled synthetic table (7 domains, 3 targets): laws "
         f"{' and '.join(DEMO_LAWS)}, held-out rows {DEMO_HOLDOUT!r}, h* at N = {DEMO_N:g}, D = {DEMO_D:g}, with "
-        f"lighter settings than `mixlaw report` so that it finishes in a few minutes on 2 CPU cores: {DEMO_STARTS} "
-        f"random starts per target, schedule {_schedule_text(DEMO_SCHEDULE)}, {DEMO_REPLICATES} bootstrap "
-        f"replicates of {DEMO_REPLICATE_STARTS} starts each (schedule {_schedule_text(DEMO_REPLICATE_SCHEDULE)}), "
+        f"lighter settings than `mixlaw report` so that it finishes in a few minutes on 2 CPU cores: "
+        f"{DEMO_SEARCH.n_starts} random starts per target, schedule {_schedule_text(DEMO_SEARCH.stages)}, "
+        f"{DEMO_REPLICATES} bootstrap replicates of {DEMO_REPLICATE_SEARCH.n_starts} starts each "
+        f"(schedule {_schedule_text(DEMO_REPLICATE_SEARCH.stages)}), "
         f"the two laws in parallel. On this table they give the held-out MRE of the library defaults (additive "
         f"identical, joint 0.241% vs 0.234% mean), and bootstrap intervals of h* within 0.002 of those of the default "
         f"replicate settings."
@@ -462,21 +473,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_fit_args(p, *, starts: int, schedule, law: bool = True) -> None:
+def _add_fit_args(p, *, search, law: bool = True) -> None:
+    """--law (when ``law``), --starts, --schedule, --seed, with defaults from ``search``."""
     if law:
         p.add_argument("--law", required=True, help="law name: chinchilla, additive, joint, full, simple, mixing_exp")
-    p.add_argument("--starts", type=int, default=starts, help="random starts per target (default: %(default)s)")
+    p.add_argument(
+        "--starts", type=int, default=search.n_starts, help="random starts per target (default: %(default)s)"
+    )
     p.add_argument(
         "--schedule",
         type=_fit_schedule,
-        default=schedule,
+        default=search.stages,
         metavar="STAGES",
-        help=f"successive-halving stages KEEPxITERS[xROWFRACTION],... (default: {_schedule_text(schedule)})",
+        help=f"successive-halving stages KEEPxITERS[xROWFRACTION],... (default: {_schedule_text(search.stages)})",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default: %(default)s)")
 
 
-def _add_bootstrap_args(p, *, replicates: int, replicate_starts: int, replicate_schedule) -> None:
+def _add_bootstrap_args(p, *, replicates: int, search) -> None:
+    """--replicates, --replicate-starts, --replicate-schedule (defaults from the replicate ``search``), --level."""
     p.add_argument(
         "--replicates",
         type=int,
@@ -486,15 +501,15 @@ def _add_bootstrap_args(p, *, replicates: int, replicate_starts: int, replicate_
     p.add_argument(
         "--replicate-starts",
         type=int,
-        default=replicate_starts,
+        default=search.n_starts,
         help="random starts per replicate, besides the warm start at the full fit (default: %(default)s)",
     )
     p.add_argument(
         "--replicate-schedule",
         type=_fit_schedule,
-        default=replicate_schedule,
+        default=search.stages,
         metavar="STAGES",
-        help=f"stages of each replicate's refit (default: {_schedule_text(replicate_schedule)})",
+        help=f"stages of each replicate's refit (default: {_schedule_text(search.stages)})",
     )
     p.add_argument("--level", type=float, default=0.95, help="interval level (default: %(default)s)")
 
@@ -508,8 +523,6 @@ def _add_jobs_arg(p) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .bootstrap import BOOTSTRAP_SCHEDULE, BOOTSTRAP_STARTS
-    from .fitting import DEFAULT_SCHEDULE, DEFAULT_STARTS
 
     raw = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
@@ -536,13 +549,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="mixlaw-demo", help="output folder (default: %(default)s)")
     p.add_argument("--law", action="append", help=f"law to fit (repeatable; default: {', '.join(DEMO_LAWS)})")
-    _add_fit_args(p, starts=DEMO_STARTS, schedule=DEMO_SCHEDULE, law=False)
-    _add_bootstrap_args(
-        p,
-        replicates=DEMO_REPLICATES,
-        replicate_starts=DEMO_REPLICATE_STARTS,
-        replicate_schedule=DEMO_REPLICATE_SCHEDULE,
-    )
+    _add_fit_args(p, search=DEMO_SEARCH, law=False)
+    _add_bootstrap_args(p, replicates=DEMO_REPLICATES, search=DEMO_REPLICATE_SEARCH)
     _add_jobs_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
@@ -555,7 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=_wrap("Fit one law to every target column at once and write the fit as JSON."),
     )
     _add_table_args(p)
-    _add_fit_args(p, starts=DEFAULT_STARTS, schedule=DEFAULT_SCHEDULE)
+    _add_fit_args(p, search=Search())
     p.add_argument("--out", required=True, help="where to write the fit (JSON)")
     p.add_argument("--loss-space", choices=["raw", "log"], default="raw", help="residuals of L or of log L")
     p.add_argument("--unbounded", action="store_true", help="fit without the default parameter bounds")
@@ -603,11 +611,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="weights of the targets in the objective, e.g. 'arxiv_loss=2,c4_loss=1' (default: equal)",
     )
     p.add_argument(
+        "--weight-bounds",
         "--bounds",
+        dest="weight_bounds",
         type=_bounds,
         default="data",
         metavar="data|simplex|DOMAIN=LO:HI,...",
-        help="per-domain bounds on h: the fitted runs' range ('data', default), the whole simplex, or "
+        help="per-domain bounds on the weights h: the fitted runs' range ('data', default), the whole simplex, or "
         "explicit ranges (other domains 0:1)",
     )
     p.add_argument("--fixed", type=_number_pairs, metavar="DOMAIN=W,...", help="domains held at given weights")
@@ -634,8 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_table_args(p)
-    _add_fit_args(p, starts=DEFAULT_STARTS, schedule=DEFAULT_SCHEDULE)
-    _add_bootstrap_args(p, replicates=1000, replicate_starts=BOOTSTRAP_STARTS, replicate_schedule=BOOTSTRAP_SCHEDULE)
+    _add_fit_args(p, search=Search())
+    _add_bootstrap_args(p, replicates=1000, search=BOOTSTRAP_SEARCH)
     p.add_argument(
         "--resample",
         choices=["runs", "rows"],
@@ -671,8 +681,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N,D",
         help="model size and tokens at which h* is reported (default: 10x the largest model, 20 tokens per parameter)",
     )
-    _add_fit_args(p, starts=DEFAULT_STARTS, schedule=DEFAULT_SCHEDULE, law=False)
-    _add_bootstrap_args(p, replicates=200, replicate_starts=BOOTSTRAP_STARTS, replicate_schedule=BOOTSTRAP_SCHEDULE)
+    _add_fit_args(p, search=Search(), law=False)
+    _add_bootstrap_args(p, replicates=200, search=BOOTSTRAP_SEARCH)
     _add_jobs_arg(p)
     p.add_argument("--out", default="report", help="output folder (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import MixlawError, MixlawWarning
+from .laws import Inputs
 from .options import whole_number
 from .selection import select_rows
 
@@ -42,12 +43,13 @@ class RunTable:
     """Validated run table.
 
     Attributes:
-      h: (rows, k) mixture weights, each row on the simplex.
+      h: (rows, k) mixture weights, each row on the simplex; (rows, 0) for a table loaded with ``weights=None``
+        (no mixtures: only laws that do not use h can be fitted to it).
       n: (rows,) model sizes N, or None when the table has no N column.
       d: (rows,) training tokens D, or None.
       losses: (rows, targets) observed losses; NaN marks a missing cell (excluded from that target).
       run_id: (rows,) integer run index in 0..n_runs-1.
-      weight_columns, targets: column names, in array order.
+      weight_columns, targets: column names, in array order (``weight_columns`` is empty when k = 0).
       frame: the source rows (for queries and reports).
       duplicate_rtol: relative gap in D below which two checkpoints of a run count as one
         (see :meth:`duplicate_report`).
@@ -84,6 +86,12 @@ class RunTable:
     def observed(self) -> np.ndarray:
         """(rows, targets) True where the loss is present."""
         return np.isfinite(self.losses)
+
+    def inputs(self) -> Inputs:
+        """The rows as a law's inputs (log N, log D, h, log h); a missing N or D column reads as 1 (for laws that
+        do not use it)."""
+        ones = np.ones(self.n_rows)
+        return Inputs.from_arrays(ones if self.n is None else self.n, ones if self.d is None else self.d, self.h)
 
     def missing_report(self) -> dict[str, list[int]]:
         """target -> source row labels whose loss is missing (those rows are left out of that target's fit)."""
@@ -381,7 +389,8 @@ def _resolve_columns(frame: pd.DataFrame, spec, what: str) -> list[str]:
     names = list(frame.columns)
     patterns = [spec] if isinstance(spec, str) else spec
     if not isinstance(patterns, (list, tuple)) or not all(isinstance(p, str) for p in patterns):
-        raise MixlawError(f"{what} columns must be a name, a glob or a list of names, not {spec!r}")
+        hint = " (or None for a table without mixtures)" if what == "weight" else ""
+        raise MixlawError(f"{what} columns must be a name, a glob or a list of names{hint}, not {spec!r}")
     out: list[str] = []
     for pattern in patterns:
         if any(ch in pattern for ch in "*?["):
@@ -392,7 +401,8 @@ def _resolve_columns(frame: pd.DataFrame, spec, what: str) -> list[str]:
         else:
             out.append(names[index_of(names, pattern, f"{what} column")])
     if not out:
-        raise MixlawError(f"no {what} columns given")
+        advice = "; pass weights=None for a table without mixtures" if what == "weight" else ""
+        raise MixlawError(f"no {what} columns given{advice}")
     repeated = sorted({c for c in out if out.count(c) > 1})
     if repeated:
         raise MixlawError(f"{what} column {repeated[0]!r} is named more than once")
@@ -480,79 +490,11 @@ def _check_roles(roles: dict[str, list[str]]) -> None:
             seen[c] = role
 
 
-def load_runs(
-    source,
-    *,
-    weights,
-    N: str | None = None,
-    D: str | None = None,
-    targets,
-    run_id: str | None = None,
-    renormalize: bool = False,
-    duplicates: str = "keep",
-    duplicate_rtol: float = 1e-3,
-    k: int | None = None,
-    warn: bool = True,
-) -> RunTable:
-    """Load and validate a run table.
-
-    Args:
-      source: a DataFrame, or a CSV / Parquet path.
-      weights: the mixture-weight columns: a list of names or a glob such as ``"weight_*"``.
-      N, D: the model-size and token columns, or None for laws that do not use them.
-      targets: the loss columns (names or a glob such as ``"*_loss"``). Missing cells (NaN) are
-        excluded from that target's fit and listed by :meth:`RunTable.missing_report`.
-      run_id: a column identifying runs; by default a run is a distinct (mixture, N) pair.
-      renormalize: rescale every weight row onto the simplex, with a warning giving the largest
-        correction. Without it, a row whose weights sum to more than ``WEIGHT_SUM_TOL`` away from 1
-        is an error, and rows within the tolerance are used as given.
-      duplicates: what to do with rows that repeat a checkpoint (same run, mixture and N, D within
-        relative ``duplicate_rtol``; see :meth:`RunTable.duplicate_report`): ``"keep"`` them all,
-        ``"merge"`` each group into one row (mean D, mean of each observed loss), or ``"error"``.
-      duplicate_rtol: relative gap in D below which two checkpoints of a run are the same checkpoint.
-      k: the number of mixture domains expected (e.g. the k of a saved fit); weight columns that
-        resolve to another number are an error.
-      warn: emit a :class:`MixlawWarning` for kept duplicates and for domains whose weight never varies
-        (their exponents are not identifiable). Prediction tables pass False.
-
-    Returns:
-      A :class:`RunTable`.
-
-    Raises:
-      MixlawError: naming the column, row and value of the first problem found.
-    """
-    for name, flag in (("renormalize", renormalize), ("warn", warn)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise MixlawError(f"{name} must be True or False, not {flag!r}")
-    if duplicates not in ("keep", "merge", "error"):
-        raise MixlawError(f"duplicates must be 'keep', 'merge' or 'error', not {duplicates!r}")
-    if not (isinstance(duplicate_rtol, (int, float)) and 0 <= duplicate_rtol < 1):
-        raise MixlawError(f"duplicate_rtol must be a number in [0, 1), not {duplicate_rtol!r}")
-    frame = read_table(source)
-    if len(frame) == 0:
-        raise MixlawError("the run table is empty (no rows)")
-    weight_cols = _resolve_columns(frame, weights, "weight")
-    target_cols = _resolve_columns(frame, targets, "target")
-    if k is not None:
-        k = whole_number(k, "k", minimum=1)
-    if k is not None and len(weight_cols) != k:
-        raise MixlawError(
-            f"weights {weights!r} resolve to {len(weight_cols)} columns ({', '.join(weight_cols)}), "
-            f"but k = {k} domains are expected"
-        )
-    n_col, d_col, id_col = (
-        _one_column(frame, name, what) for name, what in ((N, "size"), (D, "token"), (run_id, "run id"))
-    )
-    _check_roles(
-        {
-            "a weight": weight_cols,
-            "a target": target_cols,
-            "N": [n_col] if n_col else [],
-            "D": [d_col] if d_col else [],
-            "the run id": [id_col] if id_col else [],
-        }
-    )
-
+def _weights(frame: pd.DataFrame, weight_cols: list[str], renormalize: bool) -> np.ndarray:
+    """(rows, k) mixture weights, checked (no negative weight, none all zero, rows summing to 1 within
+    ``WEIGHT_SUM_TOL``) or renormalised; (rows, 0) without weight columns."""
+    if not weight_cols:
+        return np.zeros((len(frame), 0))
     h = np.stack([_numeric(frame, c, allow_nan=False) for c in weight_cols], axis=1)
     negative = np.argwhere(h < 0)
     if negative.size:
@@ -573,7 +515,7 @@ def load_runs(
                 f"correction at row {frame.index[r]}: the weights summed to {sums[r]:.6g} (off by "
                 f"{off[r]:.3g})",
                 MixlawWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
     elif (off > WEIGHT_SUM_TOL).any():
         r = int(np.flatnonzero(off > WEIGHT_SUM_TOL)[0])
@@ -581,6 +523,93 @@ def load_runs(
             f"row {frame.index[r]}: weights sum to {sums[r]:.6g}, not 1 (tolerance {WEIGHT_SUM_TOL}; "
             f"columns {', '.join(weight_cols)}); pass renormalize=True to rescale them"
         )
+    return h
+
+
+def load_runs(
+    source,
+    *,
+    weights,
+    N: str | None = None,
+    D: str | None = None,
+    targets,
+    run_id: str | None = None,
+    renormalize: bool = False,
+    duplicates: str = "keep",
+    duplicate_rtol: float = 1e-3,
+    k: int | None = None,
+    warn: bool = True,
+) -> RunTable:
+    """Load and validate a run table.
+
+    Args:
+      source: a DataFrame, or a CSV / Parquet path.
+      weights: the mixture-weight columns: a list of names or a glob such as ``"weight_*"``; or None for a
+        table without mixtures (k = 0: h has no columns, and only laws that do not use h, such as
+        ``chinchilla``, can be fitted to it).
+      N, D: the model-size and token columns, or None for laws that do not use them.
+      targets: the loss columns (names or a glob such as ``"*_loss"``). Missing cells (NaN) are
+        excluded from that target's fit and listed by :meth:`RunTable.missing_report`.
+      run_id: a column identifying runs; by default a run is a distinct (mixture, N) pair: a distinct N
+        without ``weights``, a distinct mixture without ``N``, and one run for the whole table without both.
+      renormalize: rescale every weight row onto the simplex, with a warning giving the largest
+        correction. Without it, a row whose weights sum to more than ``WEIGHT_SUM_TOL`` away from 1
+        is an error, and rows within the tolerance are used as given. Refused with ``weights=None``.
+      duplicates: what to do with rows that repeat a checkpoint (same run, mixture and N, D within
+        relative ``duplicate_rtol``; see :meth:`RunTable.duplicate_report`): ``"keep"`` them all,
+        ``"merge"`` each group into one row (mean D, mean of each observed loss), or ``"error"``.
+      duplicate_rtol: relative gap in D below which two checkpoints of a run are the same checkpoint.
+      k: the number of mixture domains expected (e.g. the k of a saved fit; 0 for ``weights=None``); weight
+        columns that resolve to another number are an error.
+      warn: emit a :class:`MixlawWarning` for kept duplicates and for domains whose weight never varies
+        (their exponents are not identifiable). Prediction tables pass False.
+
+    Returns:
+      A :class:`RunTable`.
+
+    Raises:
+      MixlawError: naming the column, row and value of the first problem found.
+    """
+    for name, flag in (("renormalize", renormalize), ("warn", warn)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise MixlawError(f"{name} must be True or False, not {flag!r}")
+    if duplicates not in ("keep", "merge", "error"):
+        raise MixlawError(f"duplicates must be 'keep', 'merge' or 'error', not {duplicates!r}")
+    if not (isinstance(duplicate_rtol, (int, float)) and 0 <= duplicate_rtol < 1):
+        raise MixlawError(f"duplicate_rtol must be a number in [0, 1), not {duplicate_rtol!r}")
+    frame = read_table(source)
+    if len(frame) == 0:
+        raise MixlawError("the run table is empty (no rows)")
+    if weights is None and renormalize:
+        raise MixlawError(
+            "renormalize=True rescales mixture weights, but weights=None loads a table without weight "
+            "columns; name the weight columns, or leave renormalize False"
+        )
+    weight_cols = [] if weights is None else _resolve_columns(frame, weights, "weight")
+    target_cols = _resolve_columns(frame, targets, "target")
+    if k is not None:
+        k = whole_number(k, "k")
+    if k is not None and len(weight_cols) != k:
+        resolved = (
+            "weights=None gives no weight columns"
+            if weights is None
+            else f"weights {weights!r} resolve to {len(weight_cols)} columns ({', '.join(weight_cols)})"
+        )
+        raise MixlawError(f"{resolved}, but k = {k} domains are expected")
+    n_col, d_col, id_col = (
+        _one_column(frame, name, what) for name, what in ((N, "size"), (D, "token"), (run_id, "run id"))
+    )
+    _check_roles(
+        {
+            "a weight": weight_cols,
+            "a target": target_cols,
+            "N": [n_col] if n_col else [],
+            "D": [d_col] if d_col else [],
+            "the run id": [id_col] if id_col else [],
+        }
+    )
+
+    h = _weights(frame, weight_cols, renormalize)
 
     def positive_column(column):
         if column is None:

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-import jax
 import numpy as np
 
 from .data import RunTable
-from .engine import ParamSpace, Problems, Solution, make_problems, make_space, solve
-from .engine.multistart import DEFAULT_SCHEDULE
+from .engine import ParamSpace, Solution, make_problems, make_space, solve
+from .engine.solvers import Status
 from .errors import MixlawError, MixlawWarning
 from .laws import Inputs, Law, get_law
-from .options import Objective, Search
-from .results import FitResult, provenance
-
-DEFAULT_STARTS = 16384
+from .options import Objective, ParameterBounds, Resources, Search, expect
+from .results import Diagnostics, FitResult, FitSettings, provenance
 
 
 def law_inputs(law: Law, runs: RunTable) -> Inputs:
@@ -25,14 +22,19 @@ def law_inputs(law: Law, runs: RunTable) -> Inputs:
     for uses, values, what in ((law.uses_n, runs.n, "N (model size)"), (law.uses_d, runs.d, "D (training tokens)")):
         if uses and values is None:
             raise MixlawError(f"law {law.name!r} needs {what}, and the run table has no such column")
-    ones = np.ones(runs.n_rows)
-    return Inputs.from_arrays(runs.n if runs.n is not None else ones, runs.d if runs.d is not None else ones, runs.h)
+    return runs.inputs()
 
 
 def check_identifiable(law: Law, runs: RunTable, target_index: Sequence[int]) -> None:
     """A law cannot be fitted to fewer observed rows, or fewer runs, than it has parameters; a domain whose
     weight never varies in the fitted rows leaves its per-domain parameters unidentifiable (a warning, unless
     ``load_runs`` already gave it for that domain)."""
+    if law.uses_h and runs.k == 0:
+        raise MixlawError(
+            f"law {law.name!r} needs mixture weights, and the run table was loaded with weights=None (no weight "
+            f"columns); load it with its mixture-weight columns (e.g. weights='weight_*'), or fit a law that does "
+            f"not use h, such as 'chinchilla'"
+        )
     if law.uses_h and runs.k < 2:
         raise MixlawError(
             f"law {law.name!r} fits mixtures of two or more domains; the run table has {runs.k} weight "
@@ -82,26 +84,20 @@ def fit(
     law: str | Law,
     *,
     targets: Sequence[str] | None = None,
-    n_starts: int = DEFAULT_STARTS,
-    seed: int = 0,
-    loss_space: str = "raw",
-    huber_delta: float = 1e-3,
-    reduction: str = "mean",
-    bounds: str | None | Mapping[str, tuple[float, float]] = "default",
-    schedule: Sequence[tuple[int, int]] = DEFAULT_SCHEDULE,
-    chunk_size: int = 2048,
+    parameter_bounds: ParameterBounds = "default",
+    objective: Objective = Objective(),
+    search: Search = Search(),
+    resources: Resources = Resources(),
     progress: bool = False,
-    devices=None,
-    memory_bytes: float | None = None,
 ) -> FitResult:
     """Fit ``law`` to every target of ``runs`` at once.
 
-    Minimises, per target t, the Huber objective (``objective`` module)
+    Minimises, per target t, the Huber objective (Huber 1964; Hoffmann et al. 2022 eq. 3; Shukor et al. 2025 sec. 2.3)
 
         H_t(theta) = c sum_j w_jt Huber_delta(r_jt(theta)),  r = L - L_hat  (or log L - log L_hat),
 
     with c = 1 / sum_j w_jt for ``reduction="mean"`` (Shukor et al.) or 1 for ``"sum"`` (Hoffmann / Epoch),
-    and w_jt = 0 for missing losses. ``n_starts`` random starts are screened and the best refined by
+    and w_jt = 0 for missing losses. ``search.n_starts`` random starts are screened and the best refined by
     successive halving of Levenberg-Marquardt IRLS runs (``engine``); all targets x starts run in one
     batched, compiled program.
 
@@ -109,66 +105,45 @@ def fit(
       runs: a :class:`RunTable` (``load_runs``).
       law: a registered law name (``available_laws()``) or a :class:`Law`.
       targets: subset of target columns (default: all).
-      n_starts: random starts screened per target.
-      seed: seed of the random starts; the same seed gives bit-identical results on the same machine.
-      loss_space: ``"raw"`` (residuals of L) or ``"log"`` (residuals of log L, log-sum-exp form).
-      huber_delta: Huber threshold delta.
-      reduction: ``"mean"`` or ``"sum"`` of the Huber terms.
-      bounds: ``"default"`` (plausible exponents and offset), ``None`` (unbounded), or a dict of
-        ``name -> (low, high)`` value bounds. Parameters ending at a bound are flagged in ``diagnostics``.
-      schedule: successive-halving stages ``(starts kept, iterations)``.
-      chunk_size: starts scored at once per device while screening (bounds memory).
+      parameter_bounds: ``"default"`` (plausible exponents and offset), ``None`` (unbounded), or a dict of
+        ``name -> (low, high)`` bounds on parameter values. Parameters ending at a bound are flagged in
+        ``diagnostics``.
+      objective: loss space, Huber delta and reduction (:class:`Objective`).
+      search: random starts, successive-halving stages, seed and screening chunk (:class:`Search`); the same seed
+        gives bit-identical results on the same machine.
+      resources: devices and per-device memory budget (:class:`Resources`); the batch is split over the devices.
       progress: show a progress bar.
-      devices: ``None`` (every device, of every process after ``jax.distributed.initialize``), a count, or a
-        list of jax devices; the batch is split over them (``engine.solve``).
-      memory_bytes: per-device memory budget of one batched call (default: from the device, 2e9 on CPU).
 
     Returns:
       A :class:`FitResult`.
     """
-    objective = Objective(loss_space, huber_delta, reduction)
-    law, index, x, space, y = prepare(runs, law, targets, objective, bounds)
-    search = Search(n_starts, schedule, seed, chunk_size)
+    expect(search, Search, "search")
+    expect(resources, Resources, "resources")
+    law, index, x, space, y = prepare(runs, law, targets, objective, parameter_bounds)
     problems = make_problems(y, np.ones_like(y), objective.loss_space, objective.reduction)
     update, close = progress_bar(len(search.schedule), f"fit {law.name}", progress)
     try:
-        solution = solve(
-            space,
-            x,
-            problems,
-            key=jax.random.PRNGKey(search.seed),
-            n_starts=search.n_starts,
-            schedule=search.stages,
-            delta=objective.huber_delta,
-            chunk_size=search.chunk_size,
-            progress=update,
-            devices=devices,
-            memory_bytes=memory_bytes,
-        )
+        solution = solve(space, x, problems, search, delta=objective.huber_delta, resources=resources, progress=update)
     finally:
         close()
-    settings = {
-        **objective_settings(objective, bounds),
-        "n_starts": search.n_starts,
-        "schedule": [list(s) for s in search.stages],
-        "rows": int(runs.n_rows),
-    }
+    settings = FitSettings(objective, json_bounds(parameter_bounds), search, int(runs.n_rows))
     return build_result(
         law, runs, [runs.targets[j] for j in index], space, solution, settings, provenance(search.seed, runs.hash())
     )
 
 
 def prepare(
-    runs: RunTable, law: str | Law, targets, objective: Objective, bounds
+    runs: RunTable, law: str | Law, targets, objective: Objective, parameter_bounds: ParameterBounds
 ) -> tuple[Law, list[int], Inputs, ParamSpace, np.ndarray]:
     """Check the table, the law and its targets; returns (law, target indices, row inputs, coordinate space,
     losses (T, rows))."""
     check_run_table(runs)
+    expect(objective, Objective, "objective")
     law = get_law(law)
     index = runs.target_index(targets)
     check_identifiable(law, runs, index)
     x = law_inputs(law, runs)
-    space = make_space(law, runs.k, objective.loss_space, bounds)
+    space = make_space(law, runs.k, objective.loss_space, parameter_bounds)
     y = runs.losses[:, index].T
     if (np.nan_to_num(y, nan=1.0) <= 0).any():
         raise MixlawError("losses must be > 0 (cross-entropies); this RunTable holds a loss <= 0")
@@ -184,26 +159,26 @@ def check_run_table(runs) -> None:
         )
 
 
-def objective_settings(objective: Objective, bounds) -> dict:
-    """What a fit records of its objective and parameter bounds (``FitResult.settings``), as JSON values; a
-    bootstrap compares its own with its full fit's."""
-    return {
-        "loss_space": objective.loss_space,
-        "huber_delta": objective.huber_delta,
-        "reduction": objective.reduction,
-        "bounds": bounds
-        if bounds is None or isinstance(bounds, str)
-        else {k: [float(v) for v in b] for k, b in bounds.items()},
-    }
+def json_bounds(parameter_bounds: ParameterBounds) -> str | dict | None:
+    """Parameter bounds as a fit records them (``FitSettings.parameter_bounds``): JSON values."""
+    if parameter_bounds is None or isinstance(parameter_bounds, str):
+        return parameter_bounds
+    return {k: [float(v) for v in b] for k, b in parameter_bounds.items()}
 
 
 def build_result(
-    law: Law, runs: RunTable, targets: list[str], space: ParamSpace, solution: Solution, settings: dict, prov: dict
+    law: Law,
+    runs: RunTable,
+    targets: list[str],
+    space: ParamSpace,
+    solution: Solution,
+    settings: FitSettings,
+    prov: dict,
 ) -> FitResult:
     """Package an engine solution as a FitResult.
 
     A target whose every start failed (non-finite objective) is left out of the result with a MixlawWarning
-    naming it, and listed in ``settings["failed_targets"]``; if every target failed, that is a MixlawError.
+    naming it, and listed in ``settings.failed_targets``; if every target failed, that is a MixlawError.
     """
     failed = [t for t, f in zip(targets, solution.objective) if not np.isfinite(f)]
     advice = "check the data, the law and the parameter bounds"
@@ -221,7 +196,7 @@ def build_result(
             **{f.name: getattr(solution, f.name)[keep] for f in dataclasses.fields(solution) if f.name != "n_final"},
         )
         targets = [targets[j] for j in keep]
-        settings = {**settings, "failed_targets": failed}
+        settings = dataclasses.replace(settings, failed_targets=failed)
     u = np.asarray(space.to_law(solution.z))
     diagnostics = {}
     for j, t in enumerate(targets):
@@ -229,16 +204,16 @@ def build_result(
         gradient_norm = float(solution.gradient_norm[j])
         if not np.isfinite(gradient_norm):
             flags.append("gradient not finite at the optimum (a parameter at an extreme value)")
-        diagnostics[t] = {
-            "objective": float(solution.objective[j]),
-            "gradient_norm": gradient_norm if np.isfinite(gradient_norm) else None,
-            "n_in_basin": int(solution.n_in_basin[j]),
-            "n_final": int(solution.n_final),
-            "n_failed_starts": int(solution.n_failed[j]),
-            "iterations": int(solution.iterations[j]),
-            "converged": bool(solution.converged[j]),
-            "flags": flags,
-        }
+        diagnostics[t] = Diagnostics(
+            objective=float(solution.objective[j]),
+            gradient_norm=gradient_norm if np.isfinite(gradient_norm) else None,
+            n_in_basin=int(solution.n_in_basin[j]),
+            n_final=int(solution.n_final),
+            n_failed_starts=int(solution.n_failed[j]),
+            iterations=int(solution.iterations[j]),
+            status=Status(int(solution.status[j])),
+            flags=tuple(flags),
+        )
     return FitResult(
         law=law.name,
         k=runs.k,
@@ -258,4 +233,4 @@ def build_result(
     )
 
 
-__all__ = ["DEFAULT_SCHEDULE", "DEFAULT_STARTS", "Problems", "fit", "make_problems", "make_space", "solve"]
+__all__ = ["fit", "prepare"]

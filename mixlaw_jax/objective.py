@@ -12,15 +12,11 @@ Row weights w_j are 0/1 masks for missing cells and multinomial counts for boots
 
 from __future__ import annotations
 
-from typing import Literal
-
 import jax
 import jax.numpy as jnp
 
 from .laws import Inputs, Law
-
-LossSpace = Literal["raw", "log"]
-Reduction = Literal["mean", "sum"]
+from .options import LossSpace
 
 
 def huber(r: jax.Array, delta: float) -> jax.Array:
@@ -44,12 +40,9 @@ def observed(y: jax.Array, loss_space: LossSpace) -> jax.Array:
     return jnp.log(y) if loss_space == "log" else y
 
 
-def normaliser(w: jax.Array, reduction: Reduction) -> jax.Array:
-    """1 / sum w for the mean, 1 for the sum."""
-    return 1.0 / jnp.sum(w) if reduction == "mean" else jnp.ones((), w.dtype)
-
-
-def huber_objective(residuals: jax.Array, w: jax.Array, delta: float, reduction: Reduction) -> jax.Array:
-    """Weighted Huber objective of a residual vector; rows with weight 0 never contribute (not even NaN)."""
-    terms = jnp.where(w > 0, w * huber(jnp.where(w > 0, residuals, 0.0), delta), 0.0)
-    return jnp.sum(terms) * normaliser(w, reduction)
+def huber_objective(r: jax.Array, w: jax.Array, c: jax.Array, delta: float) -> jax.Array:
+    """c sum_j w_j Huber_delta(r_j) over the last axis; rows of weight 0 are left out (even a NaN residual), and a
+    non-finite sum is +inf (a failed start, never NaN). The one Huber sum of the engine and its solvers."""
+    r = jnp.where(w > 0, r, 0.0)
+    f = c * jnp.sum(w * huber(r, delta), axis=-1)
+    return jnp.where(jnp.isfinite(f), f, jnp.inf)

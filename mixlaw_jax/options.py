@@ -6,24 +6,33 @@
   the fraction of rows it uses.
 - :class:`Search` — how the minimum is searched for: random starts screened, the stages, the seed, and how many
   starts are scored at once.
+- :class:`Resources` — where the engine runs: the devices and the memory budget of one batched call.
 
-``fit`` and ``bootstrap`` build them from their keyword arguments, so a bad value is refused before any work.
+``fit``, ``bootstrap``, ``build_report``, the engine (``engine.solve``) and the command line take these objects, so
+a bad value is refused where the object is made, before any work.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from .errors import MixlawError
 
 LossSpace = Literal["raw", "log"]
 Reduction = Literal["mean", "sum"]
+#: Bounds on a fit's parameter values: ``"default"`` (the law's plausible ranges), None (unbounded), or
+#: ``name -> (low, high)``.
+ParameterBounds = str | None | Mapping[str, tuple[float, float]]
 
 #: Seeds are integers in [0, MAX_SEED] (a JAX PRNG key holds 64 bits).
 MAX_SEED = 2**63 - 1
+#: Random starts screened per target by a fit.
+DEFAULT_STARTS = 16384
+#: A fit's successive-halving stages (starts kept, Levenberg-Marquardt iterations, fraction of rows used).
+DEFAULT_SCHEDULE = ((512, 30, 0.25), (256, 60, 1.0), (32, 100, 1.0), (16, 300, 1.0))
 
 
 def whole_number(value, name: str, *, minimum: int = 0, maximum: int | None = None) -> int:
@@ -45,6 +54,16 @@ def real_number(value, name: str) -> float:
     value = float(value)
     if value != value or value in (float("inf"), float("-inf")):
         raise MixlawError(f"{name} must be finite, not {value!r}")
+    return value
+
+
+def expect(value, kind: type, name: str):
+    """``value`` when it is a ``kind`` (an option object); otherwise a MixlawError saying how to make one."""
+    if not isinstance(value, kind):
+        raise MixlawError(
+            f"{name} must be a mixlaw_jax.{kind.__name__}, not {type(value).__name__} ({value!r}); "
+            f"e.g. {name}=mj.{kind.__name__}(...)"
+        )
     return value
 
 
@@ -113,8 +132,8 @@ class Search:
     the first stage may keep besides the random ones.
     """
 
-    n_starts: int
-    schedule: tuple[Stage, ...]
+    n_starts: int = DEFAULT_STARTS
+    schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE
     seed: int = 0
     chunk_size: int = 2048
     warm_starts: int = 0
@@ -149,3 +168,34 @@ class Search:
     def stages(self) -> tuple[tuple[int, int, float], ...]:
         """The schedule as ``(keep, iterations, row_fraction)`` tuples (the engine's form)."""
         return tuple(s.as_tuple() for s in self.schedule)
+
+
+#: A bootstrap replicate's search: fresh random starts besides the warm start at the full-data optimum, and the
+#: stages of its refit (the warm start and the best fresh ones, then the best two).
+BOOTSTRAP_SEARCH = Search(1024, ((8, 40), (2, 200)), warm_starts=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """Where the engine runs: ``devices`` — ``None`` (every device, of every process after
+    ``jax.distributed.initialize``), a count n (the first n), or a sequence of jax devices; ``memory_bytes`` — the
+    per-device budget of one batched call (``None``: from the device's free memory, 2e9 bytes on a CPU).
+
+    Whether the devices exist is checked when the engine places its work (``engine.devices.resolve``)."""
+
+    devices: int | tuple | None = None
+    memory_bytes: float | None = None
+
+    def __post_init__(self):
+        devices = self.devices
+        if devices is not None and not isinstance(devices, numbers.Integral):
+            if isinstance(devices, (str, bytes)) or not isinstance(devices, Sequence):
+                raise MixlawError(f"devices must be None, a count or a list of jax devices, not {devices!r}")
+            object.__setattr__(self, "devices", tuple(devices))
+        elif devices is not None:
+            object.__setattr__(self, "devices", whole_number(devices, "devices", minimum=1))
+        if self.memory_bytes is not None:
+            memory = real_number(self.memory_bytes, "memory_bytes")
+            if memory <= 0:
+                raise MixlawError(f"memory_bytes must be > 0, not {self.memory_bytes!r}")
+            object.__setattr__(self, "memory_bytes", memory)

@@ -37,12 +37,13 @@ import numpy as np
 import pandas as pd
 
 from . import _io, figures
-from .bootstrap import BOOTSTRAP_SCHEDULE, BOOTSTRAP_STARTS, BootstrapResult, bootstrap
+from .bootstrap import BootstrapResult, bootstrap
 from .data import RunTable
 from .errors import MixlawError
-from .fitting import DEFAULT_SCHEDULE, DEFAULT_STARTS, fit, progress_bar
+from .fitting import fit, progress_bar
 from .laws import get_law
 from .mixture import WEIGHTED, MixtureResult, optimal_mixture
+from .options import BOOTSTRAP_SEARCH, Search, expect, whole_number
 from .results import FitResult
 from .selection import select_rows
 
@@ -174,25 +175,35 @@ def _budget_path(runs: RunTable, N: float, D: float) -> tuple[np.ndarray, np.nda
     return N * scale, D * scale
 
 
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    """What the report does for each law: the fit's search (its seed also seeds the mixture starts), the
+    bootstrap replicates (0: none) with their search, and the level of the intervals."""
+
+    search: Search
+    replicates: int
+    replicate_search: Search
+    level: float
+
+    def to_dict(self) -> dict:
+        return {
+            "n_starts": self.search.n_starts,
+            "schedule": [list(s) for s in self.search.stages],
+            "replicates": self.replicates,
+            "replicate_starts": self.replicate_search.n_starts,
+            "replicate_schedule": [list(s) for s in self.replicate_search.stages],
+            "level": self.level,
+            "seed": self.search.seed,
+        }
+
+
 def _law_report(
-    law: str,
-    train: RunTable,
-    held_out: RunTable | None,
-    N: float,
-    D: float,
-    *,
-    n_starts: int,
-    schedule,
-    replicates: int,
-    replicate_starts: int,
-    replicate_schedule,
-    level: float,
-    seed: int,
-    progress: bool,
+    law: str, train: RunTable, held_out: RunTable | None, N: float, D: float, analysis: Analysis, progress: bool
 ) -> LawReport:
     """Fit one law to the training rows, score them and the held-out rows, find h* along the budget path and,
     with replicates, bootstrap: intervals for h* at (N, D) and for the held-out predictions and MRE."""
-    result = fit(train, law, n_starts=n_starts, schedule=schedule, seed=seed, progress=progress)
+    seed = analysis.search.seed
+    result = fit(train, law, search=analysis.search, progress=progress)
     path = optimum = None
     if get_law(law).uses_h:  # a law without h (Chinchilla) has no optimal mixture
         n_path, d_path = _budget_path(train, N, D)
@@ -207,16 +218,14 @@ def _law_report(
         path=path,
         optimum=optimum,
     )
-    if replicates > 0:
+    if analysis.replicates > 0:
         report.bootstrap = bootstrap(
             train,
             law,
-            n_replicates=replicates,
-            level=level,
-            seed=seed,
+            n_replicates=analysis.replicates,
+            level=analysis.level,
             full_fit=result,
-            n_starts=replicate_starts,
-            schedule=replicate_schedule,
+            search=analysis.replicate_search,
             progress=progress,
         )
         if path is not None:
@@ -227,17 +236,17 @@ def _law_report(
     return report
 
 
-def _law_reports(laws: Sequence[str], data: tuple, options: dict, jobs: int, progress: bool) -> list[LawReport]:
+def _law_reports(laws: Sequence[str], data: tuple, analysis: Analysis, jobs: int, progress: bool) -> list[LawReport]:
     """One LawReport per law, in this process or in ``jobs`` worker processes (spawned: JAX does not survive a
     fork). Compilation and the batched solvers mostly use one core, so two laws on two cores take the time of
     the slower one."""
     if jobs <= 1 or len(laws) == 1:
-        return [_law_report(law, *data, progress=progress, **options) for law in laws]
+        return [_law_report(law, *data, analysis, progress) for law in laws]
     update, close = progress_bar(len(laws), "laws done", progress)
     context = multiprocessing.get_context("spawn")
     try:
         with ProcessPoolExecutor(max_workers=min(jobs, len(laws)), mp_context=context) as pool:
-            futures = [pool.submit(_law_report, law, *data, progress=False, **options) for law in laws]
+            futures = [pool.submit(_law_report, law, *data, analysis, False) for law in laws]
             for done, _ in enumerate(as_completed(futures), 1):
                 if update:
                     update(done, len(laws))
@@ -254,13 +263,10 @@ def build_report(
     holdout: str | None = None,
     N: float | None = None,
     D: float | None = None,
-    n_starts: int = DEFAULT_STARTS,
-    schedule=DEFAULT_SCHEDULE,
+    search: Search = Search(),
     replicates: int = 200,
-    replicate_starts: int = BOOTSTRAP_STARTS,
-    replicate_schedule=BOOTSTRAP_SCHEDULE,
+    replicate_search: Search = BOOTSTRAP_SEARCH,
     level: float = 0.95,
-    seed: int = 0,
     jobs: int | None = None,
     title: str = "mixlaw report",
     source: str = "",
@@ -280,12 +286,11 @@ def build_report(
         None: fit every row, no held-out score.
       N, D: the budget at which h* is reported (default: 10x the largest model size, D = 20 N); the h* path runs
         from the smallest model size in the table to it at the same D / N.
-      n_starts, schedule: fit settings (``fit``).
+      search: each law's fit search (``fit``); its seed also seeds the mixture starts.
       replicates: bootstrap replicates (runs resampled); 0 skips the bootstrap.
-      replicate_starts, replicate_schedule: fresh random starts per replicate (besides the warm start at the fit)
-        and the stages of each replicate's refit (``bootstrap``).
+      replicate_search: each replicate's search (``bootstrap``): fresh random starts besides the warm start at the
+        fit, the stages of its refit, and the seed of the resampling.
       level: bootstrap interval level.
-      seed: seed of the fits, the bootstrap and the mixture starts.
       jobs: laws worked on at once, each in its own process (default: as many as laws and CPU cores allow;
         1: all in this process).
       title, source: shown at the top of the page.
@@ -309,8 +314,7 @@ def build_report(
         raise MixlawError("the report needs N and D columns")
     if not 0 < level < 1:
         raise MixlawError(f"level must lie in (0, 1), not {level!r}")
-    if replicates < 0:
-        raise MixlawError(f"replicates must be >= 0, not {replicates!r}")
+    replicates = whole_number(replicates, "replicates")
     jobs = min(len(laws), os.cpu_count() or 1) if jobs is None else jobs
     if jobs < 1:
         raise MixlawError(f"jobs must be >= 1, not {jobs!r}")
@@ -335,16 +339,10 @@ def build_report(
         + (f" and {replicates} bootstrap replicates" if replicates else "")
         + (f", {min(jobs, len(laws))} at once" if jobs > 1 and len(laws) > 1 else "")
     )
-    options = dict(
-        n_starts=n_starts,
-        schedule=schedule,
-        replicates=replicates,
-        replicate_starts=replicate_starts,
-        replicate_schedule=replicate_schedule,
-        level=level,
-        seed=seed,
+    analysis = Analysis(
+        expect(search, Search, "search"), replicates, expect(replicate_search, Search, "replicate_search"), level
     )
-    reports = _law_reports(laws, (train, held_out, N, D), options, jobs, progress)
+    reports = _law_reports(laws, (train, held_out, N, D), analysis, jobs, progress)
     created = [p for p in target.parents if not os.path.lexists(p)]  # missing parents, deepest first
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -354,7 +352,7 @@ def build_report(
         raise
     try:
         figure_names = _write_report(
-            tmp, reports, runs, train, held_out, laws, holdout, N, D, options, title, source, log
+            tmp, reports, runs, train, held_out, laws, holdout, N, D, analysis, title, source, log
         )
         old = _check_out(target, out)  # again: nothing may have come into the folder during the fits
         umask = os.umask(0o022)
@@ -393,7 +391,7 @@ def _remove_empty(folders) -> None:
 
 
 def _write_report(
-    folder: Path, reports: list[LawReport], runs, train, held_out, laws, holdout, N, D, options, title, source, log
+    folder: Path, reports: list[LawReport], runs, train, held_out, laws, holdout, N, D, analysis, title, source, log
 ) -> list[str]:
     """Write every file of the report into ``folder``; returns the figure names."""
     for r in reports:
@@ -413,19 +411,7 @@ def _write_report(
     drawn = {name: (_png(fig), caption) for name, (fig, caption) in _figures(reports, train, held_out, N, D).items()}
     for name, (data, _) in drawn.items():
         _io.atomic_write_bytes(folder / "figures" / f"{name}.png", data)
-    settings = {
-        "laws": list(laws),
-        "holdout": holdout,
-        "N": N,
-        "D": D,
-        "n_starts": options["n_starts"],
-        "schedule": [list(s) for s in options["schedule"]],
-        "replicates": options["replicates"],
-        "replicate_starts": options["replicate_starts"],
-        "replicate_schedule": [list(s) for s in options["replicate_schedule"]],
-        "level": options["level"],
-        "seed": options["seed"],
-    }
+    settings = {"laws": list(laws), "holdout": holdout, "N": N, "D": D, **analysis.to_dict()}
     page = _html(title, source, runs, train, held_out, reports, drawn, settings)
     _io.atomic_write_bytes(folder / "index.html", page.encode("utf-8"))
     _io.atomic_write_json(folder / "summary.json", _summary(reports, settings, runs))
@@ -478,7 +464,7 @@ def _summary(reports: list[LawReport], settings: dict, runs: RunTable) -> dict:
             "train_mre": r.train_mre,
             "held_out_mre": r.held_out_mre,
             "objective": dict(zip(r.fit.targets, np.asarray(r.fit.objective).tolist())),
-            "flags": {t: r.fit.diagnostics[t]["flags"] for t in r.fit.targets},
+            "flags": {t: list(r.fit.diagnostics[t].flags) for t in r.fit.targets},
         }
         if r.optimum is not None:
             entry.update(optimal_mixture=clean(r.optimum), loss_at_optimum=r.optimum.attrs.get("loss"))
@@ -628,7 +614,7 @@ def _html(title, source, runs, train, held_out, reports, drawn, settings) -> str
             else ""
         )
     )
-    flags = [(r.law, t, f) for r in reports for t in r.fit.targets for f in r.fit.diagnostics[t]["flags"]]
+    flags = [(r.law, t, f) for r in reports for t in r.fit.targets for f in r.fit.diagnostics[t].flags]
     if flags:
         parts.append(
             "<p class='note'>Parameters at a bound or at an extreme value:</p><ul>"

@@ -14,8 +14,10 @@ import pandas as pd
 
 from . import _io, metrics
 from .data import RunTable, load_runs, read_table
+from .engine.solvers import Status
 from .errors import MixlawError, MixlawWarning
 from .laws import Inputs, get_law
+from .options import Objective, Search
 
 FIT_SCHEMA_VERSION = 1
 #: Predictions at N or D more than this factor outside the fitted range are warned about.
@@ -41,6 +43,86 @@ def provenance(seed: int | None = None, table_hash: str | None = None) -> dict:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class Diagnostics:
+    """How one target's fit ended.
+
+    Attributes:
+      objective: the best start's Huber objective.
+      gradient_norm: |grad H| at the best start, in search coordinates (None where not finite).
+      n_in_basin: final-stage starts whose objective is within the engine's basin tolerance of the best
+        (``engine.multistart.BASIN_RTOL``): many starts agreeing is evidence of the global minimum.
+      n_final: starts in the final stage.
+      n_failed_starts: screened starts whose objective was not finite.
+      iterations: the iteration of the best start's last improving step.
+      status: how the best start's last run ended (:class:`Status`).
+      flags: parameters at a bound or at an extreme value, as text.
+    """
+
+    objective: float
+    gradient_norm: float | None
+    n_in_basin: int
+    n_final: int
+    n_failed_starts: int
+    iterations: int
+    status: Status
+    flags: tuple[str, ...] = ()
+
+    @property
+    def converged(self) -> bool:
+        """The best start converged (``Status.CONVERGED`` or ``Status.STALLED``)."""
+        return self.status.converged
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "status": self.status.label, "flags": list(self.flags)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Diagnostics:
+        """From ``to_dict`` output; a file written before the status existed holds ``converged`` (a bool)."""
+        d = dict(d)
+        converged = d.pop("converged", None)
+        label = d.pop("status", None)
+        if label is not None:
+            status = Status.from_label(label)
+        else:
+            status = Status.CONVERGED if converged else Status.ITERATION_LIMIT
+        return cls(**{**d, "status": status, "flags": tuple(d["flags"])})
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """What a fit was made with: its objective, the parameter bounds (``"default"``, None for unbounded, or
+    ``name -> [low, high]``), its search, the rows fitted, and the targets left out because every start failed."""
+
+    objective: Objective
+    parameter_bounds: str | dict | None
+    search: Search
+    rows: int
+    failed_targets: list[str] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = {
+            "loss_space": self.objective.loss_space,
+            "huber_delta": self.objective.huber_delta,
+            "reduction": self.objective.reduction,
+            "bounds": self.parameter_bounds,
+            "n_starts": self.search.n_starts,
+            "schedule": [list(s) for s in self.search.stages],
+            "rows": self.rows,
+        }
+        return {**out, "failed_targets": list(self.failed_targets)} if self.failed_targets else out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FitSettings:
+        return cls(
+            objective=Objective(d["loss_space"], d["huber_delta"], d["reduction"]),
+            parameter_bounds=d["bounds"],
+            search=Search(d["n_starts"], tuple(d["schedule"])),
+            rows=int(d["rows"]),
+            failed_targets=list(d.get("failed_targets", [])),
+        )
+
+
 @dataclasses.dataclass
 class FitResult:
     """One law fitted to every target of a run table.
@@ -50,12 +132,12 @@ class FitResult:
       targets, weight_columns: column names; ``n_column`` / ``d_column`` the N and D columns.
       weight_range: (k, 2) smallest and largest weight of each domain in the fitted rows (the default
         bounds for optimal mixtures: a law is no evidence about mixtures it never saw).
-      coordinates: (targets, P) fitted law coordinates (log of positive parameters), the exact state
-        that ``predict`` uses.
+      coordinates: (targets, P) fitted law coordinates (log of positive parameters, the value of the others:
+        ``engine.space``), the exact state that ``predict`` uses; ``params`` gives the parameter values.
       objective: (targets,) best Huber objective per target.
-      diagnostics: per-target dict: gradient norm, starts in the best basin, failed starts,
-        iterations, and flags for parameters at a bound or at an extreme.
-      settings: loss space, Huber delta, reduction, bounds, starts and schedule used.
+      diagnostics: target -> :class:`Diagnostics` (gradient norm, starts in the best basin, failed starts,
+        iterations, status, and flags for parameters at a bound or at an extreme).
+      settings: :class:`FitSettings` (objective, parameter bounds, search, rows).
       provenance: seed, input-table hash and package versions.
       scale_range: ``{"N": [min, max], "D": [min, max]}`` of the fitted rows (the columns the table has), or
         None (a file from an earlier version); predictions far outside it are warned about.
@@ -70,22 +152,21 @@ class FitResult:
     weight_range: np.ndarray
     coordinates: np.ndarray
     objective: np.ndarray
-    diagnostics: dict
-    settings: dict
+    diagnostics: dict[str, Diagnostics]
+    settings: FitSettings
     provenance: dict
     scale_range: dict | None = None
 
     @property
     def params(self) -> dict[str, dict]:
-        """target -> {parameter name as in SPEC.md: value (float, or list for per-domain parameters)}."""
+        """target -> {parameter name: value (float, or list for per-domain parameters)}: the parameter values, named as
+        in the law's paper (e.g. Shukor et al. 2025 eqs. 2.4-2.5: E, A, alpha, B, beta, C_i, gamma_i)."""
         law = get_law(self.law)
-        return {t: law.spec_params(law.unflatten(self.coordinates[j], self.k)) for j, t in enumerate(self.targets)}
+        return {t: law.parameter_values(law.unflatten(self.coordinates[j], self.k)) for j, t in enumerate(self.targets)}
 
-    def law_coordinates(self, target: str) -> dict:
-        law = get_law(self.law)
-        return law.unflatten(jnp.asarray(self.coordinates[self.targets.index(target)]), self.k)
-
-    def _table(self, runs) -> RunTable:
+    def run_table(self, runs) -> RunTable:
+        """``runs`` as a RunTable with this fit's weight, N and D columns: a RunTable (whose weight columns must be
+        the fit's), or a DataFrame or file (read with the fit's columns; targets it lacks are not needed)."""
         if isinstance(runs, RunTable):
             if runs.k == self.k and runs.weight_columns != self.weight_columns:
                 raise MixlawError(
@@ -101,7 +182,8 @@ class FitResult:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise MixlawError(
                 f"unknown {role} column {column!r}{more}: the table has no such column, and this fit was "
-                f"made with weight columns {', '.join(self.weight_columns)}"
+                f"made with "
+                + (f"weight columns {', '.join(self.weight_columns)}" if self.weight_columns else "no weight columns")
                 + "".join(f", {what} column {c}" for what, c in (("N", self.n_column), ("D", self.d_column)) if c)
             )
         present = [t for t in self.targets if t in frame.columns]
@@ -111,7 +193,7 @@ class FitResult:
             frame[dummy] = 1.0
         return load_runs(
             frame,
-            weights=list(self.weight_columns),
+            weights=list(self.weight_columns) or None,
             N=self.n_column,
             D=self.d_column,
             targets=present or [dummy],
@@ -163,7 +245,7 @@ class FitResult:
 
     def predict(self, runs) -> pd.DataFrame:
         """Predicted loss per target (one column each) for a RunTable, DataFrame or file of runs."""
-        table = self._table(runs)
+        table = self.run_table(runs)
         if table.k != self.k:
             raise MixlawError(f"the table has {table.k} weight columns; this fit has {self.k}")
         pred = self.predict_arrays(table.n, table.d, table.h)
@@ -171,7 +253,7 @@ class FitResult:
 
     def mre(self, runs) -> dict[str, float]:
         """Mean relative error (%) per target on the rows of ``runs`` where that target is observed."""
-        table = self._table(runs)
+        table = self.run_table(runs)
         pred = self.predict(table)
         out = {}
         for t in self.targets:
@@ -195,9 +277,10 @@ class FitResult:
                 {
                     "target": t,
                     "objective": self.objective[j],
-                    "gradient_norm": d["gradient_norm"],
-                    "starts_in_best_basin": f"{d['n_in_basin']}/{d['n_final']}",
-                    "flags": "; ".join(d["flags"]),
+                    "gradient_norm": d.gradient_norm,
+                    "starts_in_best_basin": f"{d.n_in_basin}/{d.n_final}",
+                    "status": d.status.label,
+                    "flags": "; ".join(d.flags),
                 }
             )
         return pd.DataFrame(rows).set_index("target")
@@ -216,8 +299,8 @@ class FitResult:
             "coordinates": np.asarray(self.coordinates).tolist(),
             "objective": np.asarray(self.objective).tolist(),
             "params": _finite_or_none(self.params),
-            "diagnostics": self.diagnostics,
-            "settings": self.settings,
+            "diagnostics": {t: d.to_dict() for t, d in self.diagnostics.items()},
+            "settings": self.settings.to_dict(),
             "provenance": self.provenance,
             "scale_range": self.scale_range,
         }
@@ -257,11 +340,11 @@ def fit_from_dict(p: dict, path) -> FitResult:
             weight_columns=tuple(p["weight_columns"]),
             n_column=p["n_column"],
             d_column=p["d_column"],
-            weight_range=np.asarray(p["weight_range"], dtype=float),
+            weight_range=np.asarray(p["weight_range"], dtype=float).reshape(-1, 2),
             coordinates=coordinates,
             objective=np.asarray(p["objective"], dtype=float),
-            diagnostics=p["diagnostics"],
-            settings=p["settings"],
+            diagnostics={t: Diagnostics.from_dict(d) for t, d in p["diagnostics"].items()},
+            settings=FitSettings.from_dict(p["settings"]),
             provenance=p["provenance"],
             scale_range=p.get("scale_range"),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .errors import MixlawError
 from .laws import Inputs, get_law
 
 
@@ -21,14 +22,24 @@ def simulate(law, coordinates: np.ndarray, n, d, h, *, noise: float = 0.0, seed:
     """
     law = get_law(law)
     h = np.asarray(h, float)
+    coordinates = np.asarray(coordinates, float)
+    if h.ndim != 2:
+        raise MixlawError(f"h must have shape (rows, k), not {h.shape}")
+    if coordinates.shape != (law.n_params(h.shape[1]),):
+        raise MixlawError(
+            f"coordinates must have shape ({law.n_params(h.shape[1])},) for law {law.name!r} with k = "
+            f"{h.shape[1]} domains, not {coordinates.shape}"
+        )
     x = Inputs.from_arrays(np.asarray(n, float), np.asarray(d, float), h)
-    clean = np.asarray(law.predict(law.unflatten(np.asarray(coordinates, float), h.shape[1]), x))
+    clean = np.asarray(law.predict(law.unflatten(coordinates, h.shape[1]), x))
     rng = np.random.default_rng(seed)
     return clean * (1.0 + noise * rng.standard_normal(clean.shape))
 
 
 def random_mixtures(n_mixtures: int, k: int, *, min_weight: float = 0.02, seed: int = 0) -> np.ndarray:
     """Mixtures drawn uniformly from the simplex, then mixed with the uniform mixture so every h_i >= min_weight."""
+    if not 0 <= min_weight * k <= 1:
+        raise MixlawError(f"min_weight must lie in [0, 1/k] for k = {k} domains, not {min_weight!r}")
     rng = np.random.default_rng(seed)
     h = rng.dirichlet(np.ones(k), size=n_mixtures)
     return min_weight + (1.0 - k * min_weight) * h

@@ -24,8 +24,10 @@ import os
 # MIXLAW_NOTEBOOK_FAST=1 (the test suite): additive law, 3 replicates, tiny settings; the intervals are then rough.
 FAST = os.environ.get("MIXLAW_NOTEBOOK_FAST") == "1"
 LAW = "additive" if FAST else "joint"
-FIT = dict(n_starts=64, schedule=((16, 20), (4, 40))) if FAST else dict(n_starts=4096)
-BOOTSTRAP = dict(n_replicates=3, n_starts=8, schedule=((2, 20),)) if FAST else dict(n_replicates=200, n_starts=256)
+# the fit's and each replicate's search (mj.Search fields)
+FIT_SEARCH = dict(n_starts=64, schedule=((16, 20), (4, 40))) if FAST else dict(n_starts=4096)
+REPLICATES = 3 if FAST else 200
+REPLICATE_SEARCH = dict(n_starts=8, schedule=((2, 20),)) if FAST else dict(n_starts=256, schedule=((8, 40), (2, 200)))
 COMPUTE_OPTIMAL = dict(n_grid=7, refine_rounds=1, n_starts=8) if FAST else {}
 N, D = 7e9, 1.5e11
 
@@ -40,8 +42,8 @@ from mixlaw_jax.datasets import load_example
 
 runs = load_example()
 train, held_out = runs.query("model_size <= 1.3e9"), runs.query("model_size > 1.3e9")
-fit = mj.fit(train, LAW, **FIT)
-boot = mj.bootstrap(train, LAW, full_fit=fit, **BOOTSTRAP)
+fit = mj.fit(train, LAW, search=mj.Search(**FIT_SEARCH))
+boot = mj.bootstrap(train, LAW, full_fit=fit, n_replicates=REPLICATES, search=mj.Search(**REPLICATE_SEARCH))
 print(
     f"{LAW} law, {boot.n_replicates} replicates; replicates whose best start did not converge: "
     f"{boot.fraction_unconverged}"

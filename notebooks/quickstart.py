@@ -27,7 +27,7 @@ import os
 # MIXLAW_NOTEBOOK_FAST=1 (the test suite) runs with tiny settings; the results are then rough.
 FAST = os.environ.get("MIXLAW_NOTEBOOK_FAST") == "1"
 LAWS = ["additive"] if FAST else ["additive", "joint"]
-SETTINGS = dict(n_starts=64, schedule=((16, 20), (4, 40))) if FAST else {}  # {}: the library defaults
+SEARCH = dict(n_starts=64, schedule=((16, 20), (4, 40))) if FAST else {}  # mj.Search fields; {}: the defaults
 
 # %%
 # %matplotlib inline
@@ -54,7 +54,7 @@ pd.read_csv(example_path()).head()
 # starts reached the best basin, and any parameter that ended at a bound.
 
 # %%
-fits = {law: mj.fit(train, law, **SETTINGS) for law in LAWS}
+fits = {law: mj.fit(train, law, search=mj.Search(**SEARCH)) for law in LAWS}
 fits[LAWS[-1]].summary()
 
 # %%

@@ -34,7 +34,7 @@ LAWS = ["additive"] if FAST else ["additive", "joint"]
 DOMAINS = (
     ["arxiv", "wikipedia"] if FAST else ["arxiv", "book", "c4", "github", "commoncrawl", "stackexchange", "wikipedia"]
 )
-SETTINGS = (
+SEARCH = (  # mj.Search fields
     dict(n_starts=64, schedule=((16, 20), (4, 40)))
     if FAST
     else dict(n_starts=4096, schedule=((256, 30, 0.25), (64, 100, 1.0), (16, 200, 1.0)))
@@ -65,7 +65,7 @@ print(
 
 # %%
 targets = [f"{d}_loss" for d in DOMAINS]
-fits = {law: mj.fit(train, law, targets=targets, **SETTINGS) for law in LAWS}
+fits = {law: mj.fit(train, law, targets=targets, search=mj.Search(**SEARCH)) for law in LAWS}
 for law, fit in fits.items():
     print(law)
     print(fit.summary()[["objective", "starts_in_best_basin"]])

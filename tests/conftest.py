@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import mixlaw_jax as mj
@@ -56,8 +57,7 @@ def slimpajama_additive(slimpajama):
     return mj.fit(
         slimpajama.query("model_size <= 1.3e9"),
         "additive",
-        n_starts=4096,
-        schedule=((256, 30, 0.25), (64, 100, 1.0), (16, 200, 1.0)),
+        search=mj.Search(4096, ((256, 30, 0.25), (64, 100, 1.0), (16, 200, 1.0))),
     )
 
 
@@ -91,3 +91,16 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.xdist_group(group))
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(groups[item], len(rank)))
+
+
+def two_domain_frame() -> pd.DataFrame:
+    """k = 2: five mixtures x N in {1e8, 3e8} x D in {2e9, 5e9} (20 rows, 10 runs), a known additive-like loss."""
+    rows = [
+        {"weight_a": a, "weight_b": round(1 - a, 1), "model_size": n, "n_tokens": d}
+        for a in (0.1, 0.3, 0.5, 0.7, 0.9)
+        for n in (1e8, 3e8)
+        for d in (2e9, 5e9)
+    ]
+    f = pd.DataFrame(rows)
+    f["x_loss"] = 2.0 + 0.4 * f.weight_a + 400 / f.model_size**0.3 + 400 / f.n_tokens**0.3
+    return f

@@ -145,7 +145,7 @@ def test_speed_pieces_end_to_end_on_a_tiny_problem(tmp_path, monkeypatch):
         "objective": {"loss_space": "log", "reduction": "sum", "delta": 1e-3},
         "baselines": ["paper_default", "paper_tight", "paper_tight_wide", "hoffmann"],
     }
-    rungs = [speed.run_engine(spec, {"n_starts": 16, "schedule": ((2, 20, 1.0),)})]
+    rungs = [speed.run_engine(spec, mj.Search(16, ((2, 20, 1.0),)))]
     for r in rungs:  # warm: the median of the repeats
         assert len(r["warm_repeats_seconds"]) == speed.WARM_REPEATS and min(r["warm_repeats_seconds"]) > 0
         assert r["warm_seconds"] == sorted(r["warm_repeats_seconds"])[speed.WARM_REPEATS // 2]

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks import bootstrap_calibration as calibration  # noqa: E402
 
-LIGHT = dict(n_starts=128, schedule=((4, 30, 1.0), (2, 60, 1.0)))
+LIGHT = mj.Search(128, ((4, 30, 1.0), (2, 60, 1.0)))
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +35,8 @@ def small_table():
 
 @pytest.fixture(scope="module")
 def small_boot(small_table):
-    full = mj.fit(small_table, "additive", n_starts=1024, schedule=((64, 30), (16, 100)))
-    return mj.bootstrap(small_table, "additive", n_replicates=40, full_fit=full, **LIGHT)
+    full = mj.fit(small_table, "additive", search=mj.Search(1024, ((64, 30), (16, 100))))
+    return mj.bootstrap(small_table, "additive", n_replicates=40, full_fit=full, search=LIGHT)
 
 
 def test_run_resampling_keeps_checkpoints_of_a_run_together(small_table):
@@ -131,11 +131,9 @@ def test_chinchilla_bootstrap_matches_epoch(chinchilla_frame):
         "chinchilla",
         n_replicates=4000,
         resample="rows",
-        loss_space="log",
-        reduction="sum",
-        bounds=None,
-        n_starts=256,
-        schedule=((4, 30, 1.0), (2, 100, 1.0)),
+        objective=mj.Objective(loss_space="log", reduction="sum"),
+        parameter_bounds=None,
+        search=mj.Search(256, ((4, 30, 1.0), (2, 100, 1.0))),
     )
     se, ci = boot.standard_errors["loss"], boot.intervals(0.95)["loss"]
     for name in EPOCH_SE:
@@ -171,8 +169,7 @@ def test_slimpajama_run_level_bootstrap_gives_val_mre_and_h_star_intervals(slimp
         "additive",
         n_replicates=6,
         full_fit=slimpajama_additive,
-        n_starts=32,
-        schedule=((2, 20, 1.0), (1, 40, 1.0)),
+        search=mj.Search(32, ((2, 20, 1.0), (1, 40, 1.0))),
     )
     assert boot.coordinates.shape[:2] == (6, 8) and np.isfinite(boot.objective).all()
     mre = boot.mre_interval(val)

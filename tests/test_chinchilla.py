@@ -11,7 +11,12 @@ EPOCH_OBJECTIVE = 1.01827e-3
 def test_chinchilla_epoch_refit(chinchilla_frame):
     runs = mj.load_runs(chinchilla_frame, weights=["h"], N="Model Size", D="D", targets=["loss"])
     assert runs.n_rows == 240
-    result = mj.fit(runs, "chinchilla", loss_space="log", reduction="sum", huber_delta=1e-3, bounds=None)
+    result = mj.fit(
+        runs,
+        "chinchilla",
+        objective=mj.Objective(loss_space="log", huber_delta=1e-3, reduction="sum"),
+        parameter_bounds=None,
+    )
     params = result.params["loss"]
     print({k: round(v, 5) for k, v in params.items()}, "objective", result.objective[0])
     for name, value in EPOCH.items():

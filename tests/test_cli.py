@@ -72,7 +72,7 @@ def test_fit_writes_a_loadable_fit_and_prints_scores(table, tmp_path, capsys):
     code, stdout, _ = run(capsys, "fit", table, "--law", "additive", "--where", TRAIN, *FAST, "--out", out)
     assert code == 0
     fit = mj.load_fit(out)
-    assert fit.law == "additive" and fit.targets == ("x_loss",) and fit.settings["n_starts"] == 64
+    assert fit.law == "additive" and fit.targets == ("x_loss",) and fit.settings.search.n_starts == 64
     assert "x_loss" in stdout and "train MRE" in stdout and f"wrote {out}" in stdout
     train = mj.load_runs(table, weights="weight_*", N="model_size", D="n_tokens", targets="x_loss")
     train_mre = fit.mre(train.query(TRAIN))["x_loss"]
@@ -121,7 +121,7 @@ def test_optimize_writes_a_mixture_for_each_budget(fit_json, tmp_path, capsys):
     mixture = mj.load_mixture(out)
     assert mixture.h.shape == (2, 2, 3)
     np.testing.assert_allclose(mixture.h.sum(axis=-1), 1.0, atol=1e-9)
-    direct = mj.optimal_mixture(mj.load_fit(fit_json), N=[1e9, 7e9], D=[2e10, 1.5e11], bounds="simplex")
+    direct = mj.optimal_mixture(mj.load_fit(fit_json), N=[1e9, 7e9], D=[2e10, 1.5e11], weight_bounds="simplex")
     np.testing.assert_allclose(mixture.h, direct.h, atol=1e-6)
     assert stdout.count("weight_0") == 2 and "predicted loss" in stdout
 
@@ -182,7 +182,7 @@ def test_demo_writes_the_report(table, tmp_path, monkeypatch, capsys):
     assert code == 0
     assert (out / "index.html").exists() and (out / "figures" / "optimal_mixture.png").exists()
     fit = mj.load_fit(out / "fit_additive.json")
-    assert fit.k == 3 and fit.settings["n_starts"] == 64
+    assert fit.k == 3 and fit.settings.search.n_starts == 64
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"]["holdout"] == HOLDOUT and summary["settings"]["N"] == 7e9
     assert "30 held-out rows" in stdout and f"wrote {out}/index.html" in stdout

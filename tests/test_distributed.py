@@ -76,7 +76,8 @@ def test_two_processes_fit_one_sharded_batch_and_agree_with_one_device(two_proce
     for i, line in enumerate(lines):
         assert (line["process"], line["processes"], line["devices"], line["local_devices"]) == (i, 2, 4, 2)
     assert lines[0]["coordinates"] == lines[1]["coordinates"]  # every process holds the whole result
-    local = mj.fit(mj.load_runs(table, **TABLE), "additive", devices=1, **QUICK)  # = the example's --quick
+    # = the example's --quick
+    local = mj.fit(mj.load_runs(table, **TABLE), "additive", search=QUICK, resources=mj.Resources(devices=1))
     sharded = np.array([[float.fromhex(v) for v in row] for row in lines[0]["coordinates"]])
     np.testing.assert_allclose(sharded, local.coordinates, rtol=0, atol=1e-10)
     np.testing.assert_allclose(mj.load_fit(saved).coordinates, sharded, rtol=0, atol=0)

@@ -22,19 +22,19 @@ def test_profiled_starts_sit_at_the_least_squares_levels_and_are_scored_at_the_p
     law = mj.get_law("additive")
     space = make_space(law, K, "raw", None)
     truth = space.sample(jax.random.PRNGKey(0), 1, float(np.mean(np.log(N))), float(np.mean(np.log(D))))[0]
-    y = np.asarray(law.predict(space.law_params(truth), X))[None] + np.array([[0.0], [0.05]])  # two problems
+    y = np.asarray(law.predict(space.law_coordinates(truth), X))[None] + np.array([[0.0], [0.05]])  # two problems
     w = np.ones_like(y)
     w[1, :5] = 0.0  # missing cells of the second problem
     problems = multistart.make_problems(y, w, "raw", "mean")
     starts = space.sample(jax.random.PRNGKey(1), 32, float(np.mean(np.log(N))), float(np.mean(np.log(D))))
-    f, z = multistart._score(space, X, problems, starts, 1e-3)
+    f, z = multistart.score(space, X, problems, starts, 1e-3)
     assert z.shape == (2, 32, space.size) and np.isfinite(np.asarray(f)).all()
     for b in range(2):
-        pred = jax.vmap(lambda zz: law.predict(space.law_params(zz), X))(z[b])  # (32, n)
+        pred = jax.vmap(lambda zz: law.predict(space.law_coordinates(zz), X))(z[b])  # (32, n)
         r = np.where(w[b] > 0, y[b] - np.asarray(pred), 0.0)
         np.testing.assert_allclose(np.asarray(f[b]), np.sum(w[b] * huber(r, 1e-3), axis=1) / w[b].sum(), rtol=1e-9)
         # least squares: the weighted residual is orthogonal to 1 and to every term at a positive level
-        _, log_terms = jax.vmap(lambda zz: law.terms(space.law_params(zz), X))(z[b])
+        _, log_terms = jax.vmap(lambda zz: law.terms(space.law_coordinates(zz), X))(z[b])
         design = np.concatenate([np.ones((32, 1, 48)), np.exp(np.asarray(log_terms))], axis=1)
         normal = np.einsum("cmn,cn->cm", design, w[b] * r) / np.linalg.norm(design, axis=2)
         assert np.all(np.abs(normal[:, 0]) < 1e-9)
@@ -43,7 +43,7 @@ def test_profiled_starts_sit_at_the_least_squares_levels_and_are_scored_at_the_p
         moved = np.all(np.abs(np.asarray(z[b] - starts)[:, levels]) > 1e-12, axis=1)
         assert np.all(np.abs(normal[moved]) < 1e-8) and moved.mean() > 0.2
     # the true shape is found: the start at the truth's exponents scores the noise-free problem near zero
-    f_truth, _ = multistart._score(space, X, problems, truth[None] + jnp.zeros((1, space.size)), 1e-3)
+    f_truth, _ = multistart.score(space, X, problems, truth[None] + jnp.zeros((1, space.size)), 1e-3)
     assert float(f_truth[0, 0]) < 1e-20
 
 
@@ -74,13 +74,14 @@ def test_blocks_run_from_threads_give_the_bits_of_blocks_run_in_order(monkeypatc
     law = mj.get_law("additive")
     space = make_space(law, K, "raw", None)
     truth = space.sample(jax.random.PRNGKey(0), 1, float(np.mean(np.log(N))), float(np.mean(np.log(D))))[0]
-    y = np.asarray(law.predict(space.law_params(truth), X))[None] * np.array([[1.0], [1.01], [0.99]])
+    y = np.asarray(law.predict(space.law_coordinates(truth), X))[None] * np.array([[1.0], [1.01], [0.99]])
     problems = multistart.make_problems(y, np.ones_like(y), "raw", "mean")
-    settings = dict(key=jax.random.PRNGKey(0), n_starts=256, schedule=((24, 10), (8, 20)), devices=1)
+    search = mj.Search(256, ((24, 10), (8, 20)))
+    settings = dict(delta=1e-3, key=jax.random.PRNGKey(0), resources=mj.Resources(devices=1))
     assert multistart.CPU_THREADS >= 1 and 3 * 24 > multistart.lm_batch_size(48, space.size, K, 2e9)  # several blocks
-    threaded = multistart.solve(space, X, problems, **settings)
-    monkeypatch.setattr(multistart, "_cpu_pool", lambda: _InOrder())
-    in_order = multistart.solve(space, X, problems, **settings)
+    threaded = multistart.solve(space, X, problems, search, **settings)
+    monkeypatch.setattr(multistart, "cpu_pool", lambda: _InOrder())
+    in_order = multistart.solve(space, X, problems, search, **settings)
     np.testing.assert_array_equal(threaded.z, in_order.z)
     np.testing.assert_array_equal(threaded.objective, in_order.objective)
     np.testing.assert_array_equal(threaded.iterations, in_order.iterations)
@@ -95,13 +96,19 @@ def test_the_reported_objective_and_gradient_norm_are_those_of_the_returned_poin
     h = np.repeat(rng.dirichlet(np.ones(K), 48), 8, axis=0)
     x = Inputs.from_arrays(10 ** rng.uniform(7, 9, n_rows), 10 ** rng.uniform(9, 11, n_rows), h)
     truth = space.sample(jax.random.PRNGKey(3), 1, float(np.mean(x.log_n)), float(np.mean(x.log_d)))[0]
-    y = np.asarray(law.predict(space.law_params(truth), x))[None] * (1 + 0.01 * rng.normal(size=(2, n_rows)))
+    y = np.asarray(law.predict(space.law_coordinates(truth), x))[None] * (1 + 0.01 * rng.normal(size=(2, n_rows)))
     problems = multistart.make_problems(y, np.ones_like(y), "raw", "mean")
-    model = multistart._model(space, x)
+    model = multistart.model(space, x)
     assert multistart.row_subset(n_rows, 0.5, space.size, jax.random.PRNGKey(0)) is not None
     for schedule in (((8, 10), (2, 20)), ((8, 10), (2, 20, 0.5))):
         solution = multistart.solve(
-            space, x, problems, key=jax.random.PRNGKey(0), n_starts=64, schedule=schedule, devices=1
+            space,
+            x,
+            problems,
+            mj.Search(64, schedule),
+            delta=1e-3,
+            key=jax.random.PRNGKey(0),
+            resources=mj.Resources(devices=1),
         )
         for b in range(2):
             rows = solvers.Rows(problems.y[b], problems.w[b], problems.c[b])

@@ -111,7 +111,7 @@ def test_mixture_intervals_draws_h_star_with_error_bars():
 def path(fit):
     """h* over the simplex at four budgets N = 1e8 .. 7e9, D = 20 N."""
     n = np.geomspace(1e8, 7e9, 4)
-    return mj.optimal_mixture(fit, N=n, D=20 * n, bounds="simplex")
+    return mj.optimal_mixture(fit, N=n, D=20 * n, weight_bounds="simplex")
 
 
 def test_mixture_path_stacks_h_star_over_the_budgets(path):

@@ -59,7 +59,7 @@ def _law(name):
 def _rows(space, truth, seed):
     """Noisy targets (some residuals outside the Huber band) with a few rows weighted 0, one mixture entirely."""
     noise = np.random.default_rng(seed).normal(0.0, 0.01, len(H))
-    y = np.asarray(prediction(space.law, space.law_params(truth), X, space.loss_space)) + noise
+    y = np.asarray(prediction(space.law, space.law_coordinates(truth), X, space.loss_space)) + noise
     w = np.ones(len(H))
     w[:3] = 0.0
     w[np.all(H == MIXTURES[4], axis=1)] = 0.0
@@ -73,7 +73,7 @@ def test_grouped_linearisation_equals_the_row_by_row_one(law_name, loss_space):
     centre = float(np.mean(np.log(N))), float(np.mean(np.log(D)))
     truth, *points = space.sample(jax.random.PRNGKey(0), 4, *centre)
     rows = _rows(space, truth, 1)
-    row_path = partial(solvers.linearise, multistart._model_and_jacobian(space, X), rows, 1e-3)
+    row_path = partial(solvers.linearise, multistart.model_and_jacobian(space, X), rows, 1e-3)
     for size in (1, 4, 12):
         slots, real = grouped.layout(H, size)
         x_g = jax.tree.map(lambda a: a[slots], X)
@@ -122,16 +122,17 @@ def test_a_fit_through_mixture_groups_reaches_the_row_by_row_optimum(monkeypatch
     law = mj.get_law("joint")
     space = make_space(law, K, "raw", "default")
     truth = space.sample(jax.random.PRNGKey(3), 1, float(np.mean(np.log(N))), float(np.mean(np.log(D))))[0]
-    y = np.asarray(law.predict(space.law_params(truth), X))
+    y = np.asarray(law.predict(space.law_coordinates(truth), X))
     y = (y * (1 + np.random.default_rng(2).normal(0, 0.003, len(H))))[None]
     problems = multistart.make_problems(y, np.ones_like(y), "raw", "mean")
-    kwargs = dict(key=jax.random.PRNGKey(0), n_starts=256, schedule=((16, 60), (4, 200)))
+    search = mj.Search(256, ((16, 60), (4, 200)))
+    kwargs = dict(delta=1e-3, key=jax.random.PRNGKey(0))
     monkeypatch.setattr(grouped, "plan", lambda space, h: 12)
-    by_group = multistart.solve(space, X, problems, **kwargs)
+    by_group = multistart.solve(space, X, problems, search, **kwargs)
     monkeypatch.setattr(grouped, "plan", lambda space, h: None)
-    by_row = multistart.solve(space, X, problems, **kwargs)
+    by_row = multistart.solve(space, X, problems, search, **kwargs)
     np.testing.assert_allclose(by_group.objective, by_row.objective, rtol=1e-9)
     at_truth = solvers.objective(
-        multistart._model(space, X), solvers.Rows(problems.y[0], problems.w[0], problems.c[0]), 1e-3, truth
+        multistart.model(space, X), solvers.Rows(problems.y[0], problems.w[0], problems.c[0]), 1e-3, truth
     )
     assert by_group.objective[0] <= float(at_truth)

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import two_domain_frame as frame
 from test_cli import FAST
 
 import mixlaw_jax as mj
@@ -24,19 +25,6 @@ from mixlaw_jax.errors import MixlawWarning
 from mixlaw_jax.report import split_holdout
 
 TABLE = {"weights": "weight_*", "N": "model_size", "D": "n_tokens", "targets": "*_loss"}
-
-
-def frame() -> pd.DataFrame:
-    """k = 2: five mixtures x N in {1e8, 3e8} x D in {2e9, 5e9} (20 rows, 10 runs)."""
-    rows = [
-        {"weight_a": a, "weight_b": round(1 - a, 1), "model_size": n, "n_tokens": d}
-        for a in (0.1, 0.3, 0.5, 0.7, 0.9)
-        for n in (1e8, 3e8)
-        for d in (2e9, 5e9)
-    ]
-    f = pd.DataFrame(rows)
-    f["x_loss"] = 2.0 + 0.4 * f.weight_a + 400 / f.model_size**0.3 + 400 / f.n_tokens**0.3
-    return f
 
 
 @pytest.fixture
@@ -373,16 +361,22 @@ def runs():
     [
         (lambda r: mj.fit(frame(), "chinchilla"), "runs must be a RunTable, not DataFrame"),
         (lambda r: mj.fit("runs.csv", "chinchilla"), "runs must be a RunTable, not str"),
-        (lambda r: mj.fit(r, "chinchilla", n_starts=256.5), "n_starts must be a whole number"),
-        (lambda r: mj.fit(r, "chinchilla", n_starts="256"), "n_starts must be a whole number"),
-        (lambda r: mj.fit(r, "chinchilla", seed=None), "seed must be a whole number"),
-        (lambda r: mj.fit(r, "chinchilla", seed=2**70), "seed must be in"),
-        (lambda r: mj.fit(r, "chinchilla", schedule=()), "schedule must be a non-empty"),
-        (lambda r: mj.fit(r, "chinchilla", schedule=((0, 0),)), "starts kept must be >= 1"),
-        (lambda r: mj.fit(r, "chinchilla", n_starts=64, schedule=((16, 10, -0.5),)), "row fraction must lie in"),
-        (lambda r: mj.fit(r, "chinchilla", n_starts=4, schedule=((512, 10),)), "keeps 512 starts, but only 4"),
-        (lambda r: mj.fit(r, "chinchilla", huber_delta=float("nan")), "huber_delta must be finite"),
-        (lambda r: mj.fit(r, "chinchilla", bounds={"alpha": (float("nan"), 1.0)}), "bounds for 'alpha': the low bound"),
+        (lambda r: mj.fit(r, "chinchilla", search=mj.Search(n_starts=256.5)), "n_starts must be a whole number"),
+        (lambda r: mj.fit(r, "chinchilla", search=mj.Search(n_starts="256")), "n_starts must be a whole number"),
+        (lambda r: mj.fit(r, "chinchilla", search=mj.Search(seed=None)), "seed must be a whole number"),
+        (lambda r: mj.fit(r, "chinchilla", search=mj.Search(seed=2**70)), "seed must be in"),
+        (lambda r: mj.fit(r, "chinchilla", search=mj.Search(schedule=())), "schedule must be a non-empty"),
+        (lambda r: mj.fit(r, "chinchilla", search=mj.Search(schedule=((0, 0),))), "starts kept must be >= 1"),
+        (lambda r: mj.fit(r, "chinchilla", search=mj.Search(64, ((16, 10, -0.5),))), "row fraction must lie in"),
+        (lambda r: mj.fit(r, "chinchilla", search=mj.Search(4, ((512, 10),))), "keeps 512 starts, but only 4"),
+        (
+            lambda r: mj.fit(r, "chinchilla", objective=mj.Objective(huber_delta=float("nan"))),
+            "huber_delta must be finite",
+        ),
+        (
+            lambda r: mj.fit(r, "chinchilla", parameter_bounds={"alpha": (float("nan"), 1.0)}),
+            "bounds for 'alpha': the low bound",
+        ),
         (lambda r: mj.bootstrap(r, "chinchilla", n_replicates=2.5), "n_replicates must be a whole number"),
         (lambda r: r.subset([0, 10000]), "row position 10000 is out of range"),
         (lambda r: r.subset(np.ones(3, dtype=bool)), "one entry per row"),
@@ -399,14 +393,16 @@ def test_bad_api_arguments_raise_mixlaw_error_naming_them(runs, call, needle):
 
 
 def test_a_single_target_may_be_named_as_a_string(runs):
-    result = mj.fit(runs, "chinchilla", targets="x_loss", n_starts=64, schedule=((4, 10),))
+    result = mj.fit(runs, "chinchilla", targets="x_loss", search=mj.Search(64, ((4, 10),)))
     assert result.targets == ("x_loss",)
 
 
 def test_a_bootstrap_around_a_fit_with_another_objective_is_refused(runs):
-    full = mj.fit(runs, "chinchilla", n_starts=64, schedule=((4, 10),), huber_delta=1e-2)
+    full = mj.fit(runs, "chinchilla", search=mj.Search(64, ((4, 10),)), objective=mj.Objective(huber_delta=1e-2))
     with pytest.raises(mj.MixlawError, match="huber_delta: full fit 0.01, bootstrap 0.001"):
-        mj.bootstrap(runs, "chinchilla", full_fit=full, n_replicates=2, n_starts=8, schedule=((2, 10),))
+        mj.bootstrap(
+            runs, "chinchilla", full_fit=full, n_replicates=2, objective=mj.Objective(), search=mj.Search(8, ((2, 10),))
+        )
 
 
 # 12: Ctrl-C while the process shuts down
@@ -482,7 +478,7 @@ def test_more_starts_kept_than_screened_exits_2(folder, capsys):
 def test_messages_say_what_is_wrong_in_the_users_terms(fitted, runs, tmp_path, capsys):
     _, table, _, additive = fitted
     with pytest.raises(mj.MixlawError, match="bounds for 'alpha': the low bound must be a number"):
-        mj.fit(runs, "chinchilla", bounds={"alpha": (float("nan"), 1)})
+        mj.fit(runs, "chinchilla", parameter_bounds={"alpha": (float("nan"), 1)})
     with pytest.raises(mj.MixlawError, match="k must be a whole number, not '7'"):
         mj.load_runs(frame(), **TABLE, k="7")
     with pytest.raises(mj.MixlawError) as err:
@@ -524,5 +520,5 @@ def test_the_api_warns_once_about_a_constant_domain():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         runs = mj.load_runs(f, **TABLE)
-        mj.fit(runs, "simple", n_starts=64, schedule=((4, 10),))
+        mj.fit(runs, "simple", search=mj.Search(64, ((4, 10),)))
     assert sum("weight_c" in str(w.message) for w in caught) == 1, [str(w.message) for w in caught]

@@ -25,7 +25,7 @@ def test_every_law_is_finite_with_finite_gradients_over_its_init_box(name, loss_
     z = jnp.concatenate([z, corners])
 
     def pred(zz):
-        p = space.law_params(zz)
+        p = space.law_coordinates(zz)
         return law.log_predict(p, X) if loss_space == "log" else law.predict(p, X)
 
     values = jax.vmap(pred)(z)
@@ -42,10 +42,10 @@ def test_declared_term_levels_scale_their_term_and_no_other(name):
     space = make_space(law, K, "raw", None)
     assert len(space.term_scales) == len(law.term_scales) and all(s is not None for s in space.term_scales)
     z = space.sample(jax.random.PRNGKey(2), 16)
-    _, before = jax.vmap(lambda zz: law.terms(space.law_params(zz), X))(z)
+    _, before = jax.vmap(lambda zz: law.terms(space.law_coordinates(zz), X))(z)
     for m in range(len(space.term_scales)):
         log_s = jnp.zeros((16, len(space.term_scales))).at[:, m].set(jnp.linspace(-3.0, 2.0, 16))
-        _, after = jax.vmap(lambda zz: law.terms(space.law_params(zz), X))(space.scale_terms(z, log_s))
+        _, after = jax.vmap(lambda zz: law.terms(space.law_coordinates(zz), X))(space.scale_terms(z, log_s))
         np.testing.assert_allclose(after - before, np.broadcast_to(log_s[:, :, None], after.shape), atol=1e-9)
 
 
@@ -89,9 +89,9 @@ def test_power_mean_coordinates_match_the_spec_form_and_its_limit():
 def test_reported_parameters_use_spec_names():
     law = mj.get_law("joint")
     u = np.zeros(law.n_params(K))
-    names = law.spec_params(law.unflatten(u + 0.5, K)).keys()
+    names = law.parameter_values(law.unflatten(u + 0.5, K)).keys()
     assert {"E", "C", "gamma", "C_A", "gamma_A", "alpha", "C_B", "gamma_B", "beta"} == set(names)
-    values = law.spec_params(law.unflatten(u + 0.5, K))
+    values = law.parameter_values(law.unflatten(u + 0.5, K))
     assert values["gamma_A"] == pytest.approx(2.0)  # gamma = 1 / tau
     assert values["C_A"] == pytest.approx([np.exp(0.25)] * K)  # C = P^tau
 
@@ -113,7 +113,7 @@ def test_registry_accepts_a_user_law_without_touching_the_engine(tmp_path):
     import pandas as pd
 
     runs = mj.load_runs(pd.DataFrame({"h": 1.0, "N": n, "loss": loss}), weights=["h"], N="N", targets=["loss"])
-    result = mj.fit(runs, "test_user_power", n_starts=256, schedule=((16, 60),))
+    result = mj.fit(runs, "test_user_power", search=mj.Search(256, ((16, 60),)))
     params = result.params["loss"]
     assert params["E"] == pytest.approx(2.0, rel=1e-6)
     assert params["b"] == pytest.approx(0.3, rel=1e-6)
@@ -133,14 +133,14 @@ def test_a_law_object_passed_to_fit_is_registered_so_its_result_predicts_and_loa
     runs = mj.load_runs(
         pd.DataFrame({"h": 1.0, "N": n, "loss": 2.0 + 50.0 * n**-0.3}), weights=["h"], N="N", targets=["loss"]
     )
-    result = mj.fit(runs, law, n_starts=256, schedule=((16, 60),))
+    result = mj.fit(runs, law, search=mj.Search(256, ((16, 60),)))
     assert "test_unregistered_power" in mj.available_laws()
     np.testing.assert_allclose(result.predict(runs)["loss"], 2.0 + 50.0 * n**-0.3, rtol=1e-6)
     result.save(tmp_path / "fit.json")
     np.testing.assert_array_equal(mj.load_fit(tmp_path / "fit.json").coordinates, result.coordinates)
     other = Law.from_predict("test_unregistered_power", params, lambda p, x: p["E"] + 0 * x.log_n, uses_d=False)
     with pytest.raises(mj.MixlawError, match="another law is registered as 'test_unregistered_power'"):
-        mj.fit(runs, other, n_starts=64, schedule=((4, 10),))
+        mj.fit(runs, other, search=mj.Search(64, ((4, 10),)))
 
 
 def test_unknown_law_names_the_available_ones():

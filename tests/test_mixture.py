@@ -14,7 +14,7 @@ import pytest
 from scipy.optimize import minimize
 
 import mixlaw_jax as mj
-from mixlaw_jax.mixture import _target_losses, project
+from mixlaw_jax.mixture import project, target_losses
 
 GRID_STEP = 0.005
 BUDGET_N = np.array([1e8, 1e10])
@@ -127,7 +127,9 @@ def objective_weights(result):
 def test_matches_a_dense_simplex_grid(law, k, constrained):
     fit = make_fit(law, COORDS[law, k], k)
     bounds = BOUNDS[k] if constrained else "simplex"
-    result = mj.optimal_mixture(fit, N=BUDGET_N, D=BUDGET_D, bounds=bounds, target_weights=TARGET_WEIGHTS, n_starts=16)
+    result = mj.optimal_mixture(
+        fit, N=BUDGET_N, D=BUDGET_D, weight_bounds=bounds, target_weights=TARGET_WEIGHTS, n_starts=16
+    )
     assert result.objectives == ("t0", "t1", "weighted")
     assert result.h.shape == (2, 3, k) and result.loss.shape == (2, 3, 2)
     np.testing.assert_allclose(result.target_weights, TARGET_WEIGHTS)
@@ -156,7 +158,7 @@ def test_matches_a_dense_simplex_grid(law, k, constrained):
 def test_additive_optimum_does_not_depend_on_the_budget():
     fit = make_fit("additive", COORDS["additive", 3], 3)
     n = np.geomspace(1e7, 1e11, 6)
-    result = mj.optimal_mixture(fit, N=n, D=np.geomspace(1e9, 1e13, 6), bounds="simplex", n_starts=16)
+    result = mj.optimal_mixture(fit, N=n, D=np.geomspace(1e9, 1e13, 6), weight_bounds="simplex", n_starts=16)
     assert result.h.shape == (6, 3, 3)
     assert np.abs(result.h - result.h[:1]).max() <= 1e-6
     assert np.all(np.diff(result.objective, axis=0) < 0)  # larger budgets, lower loss
@@ -166,7 +168,7 @@ def test_additive_optimum_does_not_depend_on_the_budget():
 def test_joint_optimum_moves_smoothly_with_scale():
     fit = make_fit("joint", COORDS["joint", 3], 3)
     n = np.geomspace(1e7, 1e11, 9)
-    result = mj.optimal_mixture(fit, N=np.r_[n, 1e40], D=np.r_[20 * n, 1e40], bounds="simplex", n_starts=16)
+    result = mj.optimal_mixture(fit, N=np.r_[n, 1e40], D=np.r_[20 * n, 1e40], weight_bounds="simplex", n_starts=16)
     path, limit = result.h[:-1], result.h[-1]
     assert result.h.shape == (10, 3, 3)
     for o in range(3):
@@ -191,24 +193,28 @@ def test_joint_optimum_moves_smoothly_with_scale():
 def test_infeasible_constraints_name_the_domains_and_numbers():
     fit = make_fit("additive", COORDS["additive", 3], 3)
     with pytest.raises(mj.MixlawError, match=r"lower bounds sum to 1\.1 > 1: 'w0' >= 0\.6 .*'w1' >= 0\.5"):
-        mj.optimal_mixture(fit, N=1e9, D=1e10, bounds={"w0": (0.6, 1.0), "w1": (0.5, 1.0)})
+        mj.optimal_mixture(fit, N=1e9, D=1e10, weight_bounds={"w0": (0.6, 1.0), "w1": (0.5, 1.0)})
     with pytest.raises(mj.MixlawError, match=r"upper bounds sum to 0\.9 < 1: 'w0' <= 0\.2.*'w1' <= 0\.3.*'w2' <= 0\.4"):
-        mj.optimal_mixture(fit, N=1e9, D=1e10, bounds=np.array([[0, 0.2], [0, 0.3], [0, 0.4]]))
+        mj.optimal_mixture(fit, N=1e9, D=1e10, weight_bounds=np.array([[0, 0.2], [0, 0.3], [0, 0.4]]))
     with pytest.raises(mj.MixlawError, match=r"'w0': lower 0\.5 \(fixed at 0\.5\) > upper 0\.1 \(token budget"):
-        mj.optimal_mixture(fit, N=1e9, D=1e10, bounds="simplex", fixed={"w0": 0.5}, token_budget={"w0": 1e9})
+        mj.optimal_mixture(fit, N=1e9, D=1e10, weight_bounds="simplex", fixed={"w0": 0.5}, token_budget={"w0": 1e9})
     with pytest.raises(mj.MixlawError, match=r"'w2': lower 0\.7 .* > upper 0\.2"):
-        mj.optimal_mixture(fit, N=1e9, D=1e10, bounds={"w2": (0.7, 0.2)})
+        mj.optimal_mixture(fit, N=1e9, D=1e10, weight_bounds={"w2": (0.7, 0.2)})
     # a token budget that only binds at the larger D: the error names that budget
     with pytest.raises(mj.MixlawError, match=r"at D = 1e\+11.*'w0' <= 0\.01 \(token budget 1e\+09 / D = 1e\+11\)"):
         mj.optimal_mixture(
-            fit, N=[1e9, 1e9], D=[1e10, 1e11], bounds={"w1": (0, 0.49), "w2": (0, 0.49)}, token_budget={"w0": 1e9}
+            fit,
+            N=[1e9, 1e9],
+            D=[1e10, 1e11],
+            weight_bounds={"w1": (0, 0.49), "w2": (0, 0.49)},
+            token_budget={"w0": 1e9},
         )
 
 
 def test_token_budget_caps_and_fixed_domains_are_respected():
     fit = make_fit("additive", COORDS["additive", 3], 3)
     d = np.array([5e9, 1e10])
-    capped = mj.optimal_mixture(fit, N=1e9, D=d, bounds="simplex", token_budget={"w1": 5e8}, n_starts=16)
+    capped = mj.optimal_mixture(fit, N=1e9, D=d, weight_bounds="simplex", token_budget={"w1": 5e8}, n_starts=16)
     cap = 5e8 / d  # 0.1, 0.05; unconstrained optima have h_1 ~ 0.6
     np.testing.assert_array_equal(capped.upper[:, :, 1], np.broadcast_to(cap[:, None], (2, 3)))
     assert np.all(capped.h[:, :, 1] <= cap[:, None])
@@ -221,7 +227,7 @@ def test_token_budget_caps_and_fixed_domains_are_respected():
         assert np.abs(capped.h[0, o] - h_grid).max() <= 0.01
     assert capped.settings["token_budget"] == {"w1": 5e8}
 
-    fixed = mj.optimal_mixture(fit, N=[1e9, 1e9], D=1e10, bounds="simplex", fixed={"w2": 0.5}, n_starts=16)
+    fixed = mj.optimal_mixture(fit, N=[1e9, 1e9], D=1e10, weight_bounds="simplex", fixed={"w2": 0.5}, n_starts=16)
     assert np.all(fixed.h[..., 2] == 0.5) and np.all(fixed.active[..., 2] == "fixed")
     assert np.all(fixed.active[..., :2] == "")
     a = np.linspace(0, 0.5, 50001)  # the rest is optimal on the segment h_0 + h_1 = 0.5
@@ -313,14 +319,14 @@ def _k7_fit(law):
 def test_k7_matches_slsqp_from_50_starts(law, bounds):
     fit = _k7_fit(law)
     n, d = 1e9, 2e10
-    result = mj.optimal_mixture(fit, N=n, D=d, bounds=bounds)
+    result = mj.optimal_mixture(fit, N=n, D=d, weight_bounds=bounds)
     lo, hi = result.lower[0, 0], result.upper[0, 0]
     law_obj, coords = mj.get_law(law), jnp.asarray(fit.coordinates)
     rng = np.random.default_rng(1)
     for o, w in enumerate(objective_weights(result)):
 
         def f(h, w=jnp.asarray(w)):  # noqa: B008 (binds this iteration's weights)
-            return jnp.dot(w, _target_losses(law_obj, 7, coords, jnp.log(n), jnp.log(d), h))
+            return jnp.dot(w, target_losses(law_obj, 7, coords, jnp.log(n), jnp.log(d), h))
 
         value_and_grad = jax.jit(jax.value_and_grad(f))
         best = np.inf
@@ -358,13 +364,13 @@ def test_compute_optimal_additive_matches_the_closed_form():
         3,
     )
     C = np.array([1e19, 1e21])
-    result = mj.compute_optimal(fit, C=C, bounds="simplex", n_starts=8)
+    result = mj.compute_optimal(fit, C=C, weight_bounds="simplex", n_starts=8)
     # min_N A/N^alpha + B/D^beta with D = C/(6N): N* = (alpha A / (beta B))^(1/(alpha+beta)) (C/6)^(beta/(alpha+beta))
     n_star = (alpha * A / (beta * B)) ** (1 / (alpha + beta)) * (C / 6) ** (beta / (alpha + beta))
     np.testing.assert_allclose(result.n[:, 0], n_star, rtol=1e-4)
     np.testing.assert_allclose(result.n * result.d * 6, np.broadcast_to(C[:, None], (2, 3)), rtol=1e-12)
     np.testing.assert_array_equal(result.compute, C)
-    fixed_scale = mj.optimal_mixture(fit, N=BUDGET_N, D=BUDGET_D, bounds="simplex", n_starts=16)
+    fixed_scale = mj.optimal_mixture(fit, N=BUDGET_N, D=BUDGET_D, weight_bounds="simplex", n_starts=16)
     np.testing.assert_allclose(result.h, np.broadcast_to(fixed_scale.h[:1], result.h.shape), atol=1e-6)
     assert result.settings["at_edge"] == []
 
@@ -372,12 +378,12 @@ def test_compute_optimal_additive_matches_the_closed_form():
 def test_compute_optimal_joint_beats_nearby_splits():
     fit = make_fit("joint", COORDS["joint", 3], 3)
     C = 1e20
-    result = mj.compute_optimal(fit, C=C, bounds="simplex", n_starts=8)
+    result = mj.compute_optimal(fit, C=C, weight_bounds="simplex", n_starts=8)
     assert np.ptp(result.n[0]) > 0  # each objective has its own split
     # the profile min_h L(N, C / 6N, h) on 29 nearby N (same program shape as compute_optimal's grid stage)
     for o in (0, 2):
         nearby = result.n[0, o] * np.exp(np.linspace(-0.28, 0.28, 29))
-        profile = mj.optimal_mixture(fit, N=nearby, D=C / (6 * nearby), bounds="simplex", n_starts=5)
+        profile = mj.optimal_mixture(fit, N=nearby, D=C / (6 * nearby), weight_bounds="simplex", n_starts=5)
         assert result.objective[0, o] <= profile.objective[:, o].min() + 1e-10
         assert np.argmin(profile.objective[:, o]) == 14  # the chosen N is the profile's minimum
         np.testing.assert_allclose(result.h[0, o], profile.h[14, o], atol=1e-6)
@@ -395,7 +401,7 @@ def small_result():
         fit,
         N=BUDGET_N,
         D=BUDGET_D,
-        bounds=BOUNDS[2],
+        weight_bounds=BOUNDS[2],
         target_weights={"t1": 1.0},
         token_budget={"w1": 1e12},
         n_starts=16,
@@ -483,18 +489,18 @@ def test_bad_input_gives_clear_errors(small_result):
     fit, _ = small_result
     cases = [
         (dict(N=1e9, D=1e10, targets=["t9"]), "unknown target 't9'"),
-        (dict(N=1e9, D=1e10, bounds={"w7": (0, 1)}), "unknown domain 'w7'"),
+        (dict(N=1e9, D=1e10, weight_bounds={"w7": (0, 1)}), "unknown domain 'w7'"),
         (dict(N=1e9, D=1e10, fixed={"x": 0.5}), "unknown domain 'x'"),
         (dict(N=-1e9, D=1e10), r"N must be finite and > 0: N\[0\] = -1000000000\.0"),
         (dict(N=[1e9, 2e9], D=[1e10, 2e10, 3e10]), "same length"),
         (dict(N=1e9), "needs D"),
-        (dict(N=1e9, D=1e10, bounds=np.zeros((3, 2))), r"shape \(3, 2\); expected \(2, 2\)"),
+        (dict(N=1e9, D=1e10, weight_bounds=np.zeros((3, 2))), r"shape \(3, 2\); expected \(2, 2\)"),
         (dict(N=1e9, D=1e10, token_budget=[1e9, 1e9, 1e9]), r"token_budget has shape \(3,\); the fit has k = 2"),
         (dict(N=1e9, D=1e10, token_budget={"w0": -5}), "token_budget must be >= 0"),
         (dict(N=1e9, D=1e10, reference=[0.5, 0.6]), "reference must be a mixture"),
         (dict(N=1e9, D=1e10, target_weights=[1.0]), "target_weights has shape"),
-        (dict(N=1e9, D=1e10, bounds="box"), "bounds must be"),
-        (dict(N=1e9, D=1e10, bounds={"w0": (-0.1, 0.5)}), r"must lie in \[0, 1\]"),
+        (dict(N=1e9, D=1e10, weight_bounds="box"), "bounds must be"),
+        (dict(N=1e9, D=1e10, weight_bounds={"w0": (-0.1, 0.5)}), r"must lie in \[0, 1\]"),
         (dict(N=1e9, D=1e10, n_starts=0), "n_starts"),
     ]
     for kwargs, message in cases:

@@ -3,6 +3,8 @@ or raises MixlawError, and nothing else."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +18,7 @@ from mixlaw_jax.data import WEIGHT_SUM_TOL
 PROPERTY = settings(
     max_examples=200, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
-TINY = {"n_starts": 64, "schedule": ((16, 20), (4, 40))}
+TINY = mj.Search(64, ((16, 20), (4, 40)))
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 positive = st.floats(min_value=1e-300, max_value=1e300)
@@ -240,7 +242,7 @@ def test_fits_of_any_losses_and_seed_are_finite_or_a_mixlaw_error(losses, seed):
             targets=["x_loss"],
             warn=False,
         )
-        result = mj.fit(runs, "chinchilla", seed=seed, **TINY)
+        result = mj.fit(runs, "chinchilla", search=dataclasses.replace(TINY, seed=seed))
     except mj.MixlawError as err:
         assert any(
             s in str(err)
@@ -254,7 +256,7 @@ def test_fits_of_any_losses_and_seed_are_finite_or_a_mixlaw_error(losses, seed):
         ), err
         return
     assert np.isfinite(result.coordinates).all() and np.isfinite(result.objective).all()
-    assert all_finite(result.params) and all_finite(result.diagnostics)
+    assert all_finite(result.params) and all_finite({t: d.to_dict() for t, d in result.diagnostics.items()})
     assert np.isfinite(result.predict(runs).to_numpy()).all()
 
 

@@ -103,7 +103,7 @@ def test_page_and_summary_report_the_fitted_scores(report):
     train, held = split_holdout(runs, HOLDOUT)
     text = " ".join(page.text)
     fit = mj.load_fit(out / "fit_additive.json")
-    assert fit.settings["rows"] == train.n_rows == 120
+    assert fit.settings.rows == train.n_rows == 120
     held_mre = fit.mre(held)["x_loss"]
     entry = summary["laws"]["additive"]
     assert entry["held_out_mre"]["x_loss"] == pytest.approx(held_mre)
@@ -125,8 +125,7 @@ def test_two_laws_in_worker_processes_without_holdout_or_bootstrap(tmp_path):
         runs.query("model_size < 1e9"),
         ["additive", "chinchilla"],
         tmp_path / "r",
-        n_starts=8,
-        schedule=((2, 10),),
+        search=mj.Search(8, ((2, 10),)),
         replicates=0,
         jobs=2,
         log=lines.append,

@@ -17,7 +17,7 @@ from mixlaw_jax.errors import MixlawError
 from mixlaw_jax.report import build_report
 
 #: tiny settings (those of test_report's two-law test): a report of one law takes seconds.
-TINY = dict(n_starts=8, schedule=((2, 10),), replicates=0, jobs=1, log=lambda line: None)
+TINY = dict(search=mj.Search(8, ((2, 10),)), replicates=0, jobs=1, log=lambda line: None)
 TEX_TARGET = r"$\badcmd{x$_loss"
 TEX_WEIGHTS = [r"weight_$\beta^$", "weight_$x$_y^2", "weight_<i>&amp;"]
 
@@ -220,7 +220,7 @@ def plain_texts(fig):
 
 def test_every_figure_of_tex_names_draws_them_as_plain_text(tex_runs):
     train, held = tex_runs.query(TRAIN), tex_runs.query(HOLDOUT)
-    fit = mj.fit(train, "additive", n_starts=8, schedule=((2, 10),))
+    fit = mj.fit(train, "additive", search=mj.Search(8, ((2, 10),)))
     path = mj.optimal_mixture(fit, N=[1e8, 1e9], D=[2e9, 2e10])
     optimum = pd.DataFrame(
         {"h_star": path.h[-1, 0], "lo": path.h[-1, 0] - 0.05, "hi": path.h[-1, 0] + 0.05}, index=pd.Index(path.domains)

@@ -17,7 +17,7 @@ def small_fit():
     truth = np.array([1.5, 8.0, 0.3, 9.0, 0.3, 0.1, 0.2, 0.0, 0.5, 0.7, 0.9])
     table["loss"] = simulate(law, truth, table.N, table.D, table.filter(like="weight_").to_numpy(), noise=0.002)
     runs = mj.load_runs(table, weights="weight_*", N="N", D="D", targets=["loss"])
-    return runs, mj.fit(runs, "additive", n_starts=1024, schedule=((32, 30), (8, 100)))
+    return runs, mj.fit(runs, "additive", search=mj.Search(1024, ((32, 30), (8, 100))))
 
 
 def test_save_load_round_trip_predicts_identically(small_fit, tmp_path):
@@ -54,10 +54,10 @@ def test_other_schema_version_and_corrupt_files_get_clear_errors(small_fit, tmp_
 
 def test_same_seed_is_bit_identical_and_fit_reports_diagnostics(small_fit):
     runs, result = small_fit
-    again = mj.fit(runs, "additive", n_starts=1024, schedule=((32, 30), (8, 100)))
+    again = mj.fit(runs, "additive", search=mj.Search(1024, ((32, 30), (8, 100))))
     assert np.array_equal(again.coordinates, result.coordinates)
     d = result.diagnostics["loss"]
-    assert d["n_in_basin"] >= 1 and d["iterations"] > 0 and np.isfinite(d["gradient_norm"])
+    assert d.n_in_basin >= 1 and d.iterations > 0 and np.isfinite(d.gradient_norm)
     assert result.mre(runs)["loss"] < 0.5
 
 
@@ -75,6 +75,6 @@ def test_a_target_whose_every_start_fails_is_left_out_with_a_warning_the_others_
     )
     runs = mj.load_runs(frame, weights=["h"], N="N", D=None, targets=["x_loss", "y_loss"])
     with pytest.warns(mj.errors.MixlawWarning, match=r"every start failed .*\['x_loss'\]"):
-        result = mj.fit(runs, law, n_starts=64, schedule=((8, 20), (2, 40)))
-    assert result.targets == ("y_loss",) and result.settings["failed_targets"] == ["x_loss"]
+        result = mj.fit(runs, law, search=mj.Search(64, ((8, 20), (2, 40))))
+    assert result.targets == ("y_loss",) and result.settings.failed_targets == ["x_loss"]
     assert np.isfinite(result.coordinates).all() and result.objective[0] < 1e-3

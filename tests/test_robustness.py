@@ -26,7 +26,7 @@ from mixlaw_jax import _io
 from mixlaw_jax.cli import main
 from mixlaw_jax.errors import MixlawWarning
 
-TINY = {"n_starts": 64, "schedule": ((16, 20), (4, 40))}
+TINY = mj.Search(64, ((16, 20), (4, 40)))
 TABLE = {"weights": "weight_*", "N": "model_size", "D": "n_tokens", "targets": "*_loss"}
 
 
@@ -143,8 +143,8 @@ def write_table(content: pd.DataFrame | bytes, path) -> str:
 
 
 def fit_args(table: str, out: str, law: str, *flags: str) -> list[str]:
-    """Arguments of ``mixlaw fit`` with few starts."""
-    return ["fit", table, "--law", law, "--out", out, "--quiet", "--starts", "64", *flags]
+    """Arguments of ``mixlaw fit`` with few starts (and a schedule that keeps no more than are screened)."""
+    return ["fit", table, "--law", law, "--out", out, "--quiet", "--starts", "64", "--schedule", "16x20,4x40", *flags]
 
 
 def mixlaw_process(*args: str) -> list[str]:
@@ -173,7 +173,7 @@ DETERMINISM_SCRIPT = textwrap.dedent("""
     import json, sys
     import mixlaw_jax as mj
     runs = mj.load_runs(sys.argv[1], weights="weight_*", N="model_size", D="n_tokens", targets="*_loss")
-    result = mj.fit(runs, "chinchilla", n_starts=64, schedule=((16, 20), (4, 40)), seed=0)
+    result = mj.fit(runs, "chinchilla", search=mj.Search(64, ((16, 20), (4, 40)), seed=0))
     print(json.dumps([[float(v).hex() for v in row] for row in result.coordinates]))
 """)
 
@@ -205,7 +205,7 @@ def test_bad_input_through_the_api_raises_mixlaw_error_naming_it(case, tmp_path)
     with pytest.raises(mj.MixlawError) as err:
         runs = mj.load_runs(table, **{**TABLE, **case.kwargs})
         if case.law:
-            mj.fit(runs, case.law, **TINY)
+            mj.fit(runs, case.law, search=TINY)
     assert case.message in str(err.value)
 
 
@@ -254,7 +254,7 @@ def runs():
 
 @pytest.fixture(scope="module")
 def tiny_fit(runs):
-    return mj.fit(runs, "chinchilla", seed=0, **TINY)
+    return mj.fit(runs, "chinchilla", search=TINY)
 
 
 def test_a_fit_applied_to_a_table_with_another_number_of_domains_is_an_error(tiny_fit):
@@ -277,7 +277,7 @@ FRAGILE = mj.register_law(
 )
 
 
-FRAGILE_FIT = {"n_starts": 64, "schedule": ((4, 10),)}
+FRAGILE_FIT = mj.Search(64, ((4, 10),))
 
 
 def fragile_frame(largest_n: float) -> pd.DataFrame:
@@ -287,9 +287,9 @@ def fragile_frame(largest_n: float) -> pd.DataFrame:
 
 def test_starts_that_diverge_are_discarded_and_counted():
     runs = mj.load_runs(fragile_frame(1e9), **TABLE, warn=False)
-    result = mj.fit(runs, FRAGILE, **FRAGILE_FIT)
+    result = mj.fit(runs, FRAGILE, search=FRAGILE_FIT)
     for t in ("x_loss", "y_loss"):
-        assert 0 < result.diagnostics[t]["n_failed_starts"] < 64
+        assert 0 < result.diagnostics[t].n_failed_starts < 64
     assert np.isfinite(result.coordinates).all() and np.isfinite(result.objective).all()
     assert np.isfinite(result.predict(runs).to_numpy()).all()
 
@@ -300,8 +300,8 @@ def test_a_target_whose_every_start_fails_is_left_out_with_a_warning_naming_it()
     f = f.assign(y_loss=np.where(far, f.x_loss + 0.5, np.nan), x_loss=np.where(far, np.nan, f.x_loss))
     runs = mj.load_runs(f, **TABLE, warn=False)
     with pytest.warns(MixlawWarning, match=r"every start failed .* for targets \['y_loss'\]: left out"):
-        result = mj.fit(runs, FRAGILE, **FRAGILE_FIT)
-    assert result.targets == ("x_loss",) and result.settings["failed_targets"] == ["y_loss"]
+        result = mj.fit(runs, FRAGILE, search=FRAGILE_FIT)
+    assert result.targets == ("x_loss",) and result.settings.failed_targets == ["y_loss"]
     near = runs.subset(~far.to_numpy())
     assert np.isfinite(result.coordinates).all() and np.isfinite(result.predict(near).to_numpy()).all()
 
@@ -309,7 +309,7 @@ def test_a_target_whose_every_start_fails_is_left_out_with_a_warning_naming_it()
 def test_a_batch_whose_every_target_fails_is_an_error_naming_them():
     runs = mj.load_runs(fragile_frame(1e13), **TABLE, warn=False)  # the law is NaN at N = 1e13
     with pytest.raises(mj.MixlawError, match=r"every start failed .* for targets \['x_loss', 'y_loss'\]"):
-        mj.fit(runs, FRAGILE, **FRAGILE_FIT)
+        mj.fit(runs, FRAGILE, search=FRAGILE_FIT)
 
 
 def test_predictions_where_the_law_overflows_are_an_error_naming_the_row(tiny_fit):
@@ -343,7 +343,7 @@ STEEP = mj.FitResult(
 
 def test_optimal_mixtures_at_extreme_budgets_are_finite_points_of_the_simplex():
     budgets = np.array([1e-30, 1.0, 7e9, 1e300])  # y_loss has alpha = beta = 2.5
-    opt = mj.optimal_mixture(STEEP, N=budgets, D=budgets, bounds="simplex", n_starts=8)
+    opt = mj.optimal_mixture(STEEP, N=budgets, D=budgets, weight_bounds="simplex", n_starts=8)
     assert np.isfinite(opt.h).all() and (opt.h >= 0).all() and np.allclose(opt.h.sum(axis=-1), 1.0)
     assert np.isfinite(opt.loss).all() and np.isfinite(opt.objective).all()
 
@@ -354,7 +354,7 @@ def test_optimal_mixtures_where_the_law_overflows_are_an_error_naming_the_budget
             STEEP,
             N=np.array([1e-300, 1.0, 7e9, 1e300]),
             D=np.array([1e-300, 1.0, 7e9, 1e300]),
-            bounds="simplex",
+            weight_bounds="simplex",
             n_starts=8,
         )
 
@@ -362,16 +362,16 @@ def test_optimal_mixtures_where_the_law_overflows_are_an_error_naming_the_budget
 def test_a_fit_at_an_extreme_optimum_is_flagged_and_can_be_saved(tmp_path):
     losses = [1e-3, np.nan, 1e-3, np.nan, 1e-3, np.nan, np.nan, np.nan, np.nan, 1e-3, np.nan, 100.0]  # 5 runs
     runs = mj.load_runs(runs_frame().assign(x_loss=losses), **TABLE, warn=False)
-    result = mj.fit(runs, "chinchilla", seed=0, **TINY)  # ends with log A near -1e14
+    result = mj.fit(runs, "chinchilla", search=TINY)  # ends with log A near -1e14
     assert np.isfinite(result.coordinates).all() and np.isfinite(result.objective).all()
     result.save(tmp_path / "fit.json")
     diagnostics = mj.load_fit(tmp_path / "fit.json").diagnostics["x_loss"]
-    assert diagnostics == result.diagnostics["x_loss"] and any("extreme" in f for f in diagnostics["flags"])
-    assert diagnostics["gradient_norm"] is None or np.isfinite(diagnostics["gradient_norm"])
+    assert diagnostics == result.diagnostics["x_loss"] and any("extreme" in f for f in diagnostics.flags)
+    assert diagnostics.gradient_norm is None or np.isfinite(diagnostics.gradient_norm)
 
 
 def test_same_seed_gives_bit_identical_results(runs, tiny_fit):
-    again = mj.fit(runs, "chinchilla", seed=0, **TINY)
+    again = mj.fit(runs, "chinchilla", search=TINY)
     assert again.coordinates.tobytes() == tiny_fit.coordinates.tobytes()
     assert json.dumps(again.to_dict()) == json.dumps(tiny_fit.to_dict())
 
@@ -383,7 +383,7 @@ def test_same_seed_gives_bit_identical_results_in_a_fresh_process(tiny_fit, subp
 
 
 def test_results_record_the_seed_the_package_versions_and_the_table_hash(runs, tiny_fit):
-    other = mj.fit(runs, "chinchilla", seed=1, **TINY)
+    other = mj.fit(runs, "chinchilla", search=dataclasses.replace(TINY, seed=1))
     assert tiny_fit.provenance["seed"] == 0 and other.provenance["seed"] == 1
     assert np.isfinite(other.coordinates).all()
     assert tiny_fit.provenance["table_hash"] == runs.hash() == other.provenance["table_hash"]

@@ -21,8 +21,15 @@ from mixlaw_jax.simulate import design, random_mixtures, simulate
 
 TABLE = {"weights": "weight_*", "N": "model_size", "D": "n_tokens", "targets": "*_loss"}
 #: Fit settings of these tests and of ``examples/multihost_fit.py --quick``.
-QUICK = {"n_starts": 256, "schedule": ((8, 30),)}
-BOOT = {"n_replicates": 5, "n_starts": 64, "schedule": ((2, 30),)}
+QUICK = mj.Search(256, ((8, 30),))
+#: The bootstrap's replicates and search.
+BOOT = {"n_replicates": 5, "search": mj.Search(64, ((2, 30),))}
+ONE_DEVICE = mj.Resources(devices=1)
+
+
+def search_json(search: mj.Search) -> str:
+    """A search's starts and stages as JSON (the subprocess remakes it with ``mj.Search(*...)``)."""
+    return json.dumps([search.n_starts, search.stages])
 
 
 def table_frame():
@@ -42,9 +49,9 @@ def reference(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sharding")
     table_frame().to_csv(folder / "runs.csv", index=False)
     runs = mj.load_runs(folder / "runs.csv", **TABLE)
-    fit = mj.fit(runs, "additive", devices=1, **QUICK)
+    fit = mj.fit(runs, "additive", search=QUICK, resources=ONE_DEVICE)
     fit.save(folder / "fit.json")
-    return folder, runs, fit, mj.bootstrap(runs, "additive", full_fit=fit, devices=1, **BOOT)
+    return folder, runs, fit, mj.bootstrap(runs, "additive", full_fit=fit, resources=ONE_DEVICE, **BOOT)
 
 
 FOUR_DEVICES = textwrap.dedent("""
@@ -72,19 +79,23 @@ FOUR_DEVICES = textwrap.dedent("""
             return call
         return make
 
-    multistart._sharded_map_pairs = spy(multistart._sharded_map_pairs)
-    multistart._sharded_score = spy(multistart._sharded_score)
-    folder, quick, boot = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    multistart.sharded_map_pairs = spy(multistart.sharded_map_pairs)
+    multistart.sharded_score = spy(multistart.sharded_score)
+    folder = sys.argv[1]
+    quick, boot = mj.Search(*json.loads(sys.argv[2])), mj.Search(*json.loads(sys.argv[3]))
+    n_replicates = int(sys.argv[4])
     runs = mj.load_runs(f"{folder}/runs.csv", weights="weight_*", N="model_size", D="n_tokens", targets="*_loss")
     full = mj.load_fit(f"{folder}/fit.json")
     out = {"n_devices": jax.device_count()}
     for name, devices in (("all", None), ("subset", jax.devices()[1:3])):
         calls.clear()
-        fit = mj.fit(runs, "additive", devices=devices, **quick)
+        resources = mj.Resources(devices=devices)
+        fit = mj.fit(runs, "additive", search=quick, resources=resources)
         out[name] = {"fit": fit.coordinates.tolist(), "objective": fit.objective.tolist(),
-                     "gradient_norm": [fit.diagnostics[t]["gradient_norm"] for t in fit.targets]}
+                     "gradient_norm": [fit.diagnostics[t].gradient_norm for t in fit.targets]}
         if name == "all":
-            b = mj.bootstrap(runs, "additive", full_fit=full, devices=devices, **boot)
+            b = mj.bootstrap(runs, "additive", full_fit=full, n_replicates=n_replicates, search=boot,
+                             resources=resources)
             out[name].update(boot=b.coordinates.tolist(), boot_objective=b.objective.tolist())
         out[name]["calls"] = list(calls)
     print(json.dumps(out))
@@ -96,7 +107,15 @@ def four_devices(reference):
     """The 4-forced-device script's output: fit + bootstrap on all four devices, a fit on devices 1 and 2."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(
-        [sys.executable, "-c", FOUR_DEVICES, str(reference[0]), json.dumps(QUICK), json.dumps(BOOT)],
+        [
+            sys.executable,
+            "-c",
+            FOUR_DEVICES,
+            str(reference[0]),
+            search_json(QUICK),
+            search_json(BOOT["search"]),
+            str(BOOT["n_replicates"]),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -116,7 +135,7 @@ def test_four_devices_give_the_one_device_result(four_devices, reference):
         np.testing.assert_allclose(run["fit"], fit.coordinates, rtol=0, atol=1e-10)
         np.testing.assert_allclose(run["objective"], fit.objective, rtol=1e-12)
         np.testing.assert_allclose(
-            run["gradient_norm"], [fit.diagnostics[t]["gradient_norm"] for t in fit.targets], rtol=1e-6
+            run["gradient_norm"], [fit.diagnostics[t].gradient_norm for t in fit.targets], rtol=1e-6
         )
     np.testing.assert_allclose(four_devices["all"]["boot"], boot.coordinates, rtol=0, atol=1e-10)
     np.testing.assert_allclose(four_devices["all"]["boot_objective"], boot.objective, rtol=1e-12)
@@ -125,7 +144,7 @@ def test_four_devices_give_the_one_device_result(four_devices, reference):
 def test_the_batch_is_split_over_the_chosen_devices(four_devices):
     for name, ids in (("all", [0, 1, 2, 3]), ("subset", [1, 2])):
         calls = four_devices[name]["calls"]
-        assert {c["name"] for c in calls} == {"_sharded_score", "_sharded_map_pairs"}
+        assert {c["name"] for c in calls} == {"sharded_score", "sharded_map_pairs"}
         assert len(calls) >= 3  # screening, then the LM program: scoring the kept starts, each stage
         for call in calls:
             assert sorted(set(call["devices"])) == ids
@@ -139,21 +158,21 @@ def test_a_fit_over_the_memory_cap_is_chunked_to_the_same_best_result(reference,
     cap, n_problems, n_rows = 1e5, 2, runs.n_rows
     assert multistart.screen_sizes(n_problems, n_rows, 2048, devices.DEFAULT_MEMORY) == (2, 2048)
     assert (
-        multistart.SCREEN_BYTES_PER_ROW * n_problems * n_rows * QUICK["n_starts"] > 5 * cap
+        multistart.SCREEN_BYTES_PER_ROW * n_problems * n_rows * QUICK.n_starts > 5 * cap
     )  # the screening batch is far over the cap
     block, starts = multistart.screen_sizes(n_problems, n_rows, 2048, cap)
     assert (block, starts) == (1, 64)
-    assert multistart.lm_batch_size(n_rows, 9, 2, cap) < n_problems * QUICK["schedule"][0][0]
+    assert multistart.lm_batch_size(n_rows, 9, 2, cap) < n_problems * QUICK.schedule[0].keep
 
     calls = []
-    score = multistart._score_chunk
+    score = multistart.score_chunk
 
     def counted(space, x, problems, z_chunk, delta):
         calls.append((problems.y.shape[0], z_chunk.shape[0]))
         return score(space, x, problems, z_chunk, delta)
 
-    monkeypatch.setattr(multistart, "_score_chunk", counted)
-    chunked = mj.fit(runs, "additive", memory_bytes=cap, **QUICK)
+    monkeypatch.setattr(multistart, "score_chunk", counted)
+    chunked = mj.fit(runs, "additive", search=QUICK, resources=mj.Resources(memory_bytes=cap))
     assert calls == [(1, 64)] * 8  # 2 problem blocks x 4 start chunks
     # the same starts win and end at the same point; objectives may differ in the last bit, as XLA's vectorised
     # exp/log round differently for other batch widths

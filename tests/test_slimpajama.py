@@ -20,7 +20,7 @@ PAPER_TABLE2 = {
 #: A light schedule for the protocol tests, whose bar is an MRE rather than an objective: the mean train / val MREs
 #: are those of the default schedule to 0.01 (additive 0.48 / 1.67, joint 0.34 / 1.06:
 #: benchmarks/results/accuracy.json), in 33 s and 49 s instead of 43 s and 86 s with (4096; 128, 32, 8).
-LIGHT = dict(n_starts=2048, schedule=((64, 30, 0.25), (16, 100, 1.0), (4, 200, 1.0)))
+LIGHT = mj.Search(2048, ((64, 30, 0.25), (16, 100, 1.0), (4, 200, 1.0)))
 
 
 def split(runs, drop_first=0):
@@ -38,7 +38,7 @@ def print_table(law, result, train, val):
         paper = PAPER_TABLE2[law][j]
         print(
             f"  {d:14s} {result.objective[result.targets.index(t)] / 1e-5:9.5f}  {tr[t]:5.2f} ({paper[0]:.2f})"
-            f"  {va[t]:5.2f} ({paper[1]:.2f})  {'; '.join(result.diagnostics[t]['flags'][:2])}"
+            f"  {va[t]:5.2f} ({paper[1]:.2f})  {'; '.join(result.diagnostics[t].flags[:2])}"
         )
 
     def mean(m):
@@ -51,7 +51,7 @@ def print_table(law, result, train, val):
 @pytest.fixture(scope="module", params=["additive", "joint"])
 def unbounded(request, slimpajama):
     train, val = split(slimpajama)
-    return request.param, mj.fit(train, request.param, bounds=None), train, val
+    return request.param, mj.fit(train, request.param, parameter_bounds=None), train, val
 
 
 #: Issue 2's bar: every domain within 1e-4 of the best known, for both laws, unbounded, seed 0.
@@ -73,7 +73,7 @@ def test_unbounded_fit_reaches_the_best_known_objectives(unbounded):
 def test_dropping_first_two_checkpoints_reproduces_the_papers_train_mre(slimpajama, law, bar):
     train, val = split(slimpajama, drop_first=2)
     assert train.n_rows == 2408 - 2 * 220
-    result = mj.fit(train, law, **LIGHT)
+    result = mj.fit(train, law, search=LIGHT)
     mean_train, mean_val = print_table(law, result, train, val)
     assert mean_train <= bar
 
@@ -85,6 +85,6 @@ def test_default_bounds_flag_parameters_and_keep_exponents_plausible(slimpajama,
         p = result.params[target]
         assert 0 <= p["E"] <= 20 and 0 <= p["alpha"] <= 2.5 and 0 <= p["beta"] <= 2.5
         assert all(0 <= g <= 10 for g in p["gamma"])
-    flags = result.diagnostics["wikipedia_loss"]["flags"]
+    flags = result.diagnostics["wikipedia_loss"].flags
     print(result.summary(), result.mre(val))
     assert any("E=" in f and "bound" in f for f in flags), flags  # unbounded, E goes negative (-0.44)

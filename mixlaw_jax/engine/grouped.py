@@ -12,7 +12,7 @@ so the step's Gram and gradient-side vector (``solvers.Linearisation``) are
     J^T Omega J = sum_g K_g^T (sum_{j in g} omega_j v_j v_j^T) K_g,
     J^T (w psi) = sum_g K_g^T sum_{j in g} w_j psi_j v_j,
 
-and the chain rule to the fitted coordinates z is diagonal (u = to_law(z) acts coordinate by coordinate).
+and the chain rule to the search coordinates z is diagonal (u = to_law(z) acts coordinate by coordinate).
 
 K_g is sparse: each coordinate feeds one or a few of the a quantities (in the built-in laws exactly one: E, alpha
 and beta only q; C and gamma only the mixture term; A_pure and tau_A only log A_h). Its non-zero entries, the
@@ -46,10 +46,9 @@ from ..laws import Inputs, Law, log_prediction, raw_prediction
 from . import solvers
 from .space import ParamSpace, make_space
 
-#: Cost model of one linearisation in nanoseconds per start, fitted to timings on this project's 2-core CPU (16 starts
-#: vmapped; joint k = 7 and 17, additive k = 7; benchmarks/NOTES.md, session 8): the row path costs ROW_NS_PER_P * P
-#: per row; the grouped path n (n + a) / MACS_PER_NS per group (n pieces; this also covers the features' reverse
-#: pass, which grows with P) and SLOT_NS per slot.
+#: Cost model of one linearisation in nanoseconds per start (constants fitted to the timings in benchmarks/NOTES.md,
+#: session 8, item 7): the row path costs ROW_NS_PER_P * P per row; the grouped path n (n + a) / MACS_PER_NS per
+#: group (n pieces; this also covers the features' reverse pass, which grows with P) and SLOT_NS per slot.
 ROW_NS_PER_P = 13.0
 MACS_PER_NS = 1.7
 SLOT_NS = 40.0
@@ -138,7 +137,7 @@ def structure(law: Law, k: int) -> Structure:
             lambda v: law.mixture_features.features(law.unflatten(v, k), Inputs(None, None, h_s, jnp.log(h_s)))
         )(u_s)
 
-    jac = np.asarray(jax.jit(jax.vmap(jacobian))(u, h))  # (S, F, P); one program: op by op this took ~5 s
+    jac = np.asarray(jax.jit(jax.vmap(jacobian))(u, h))  # (S, F, P); one compiled program, not op by op
     depends = np.any(jac != 0, axis=0)  # NaN != 0 too
     n_features = depends.shape[0]
     colour_of = []  # greedy: the first colour none of whose features overlap
@@ -207,7 +206,7 @@ def linearise(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta
             ],
             axis=1,
         )
-        kappa = jnp.where(active, kappa * du[st.piece_param], 0.0)  # (G, n): K_g's entries, z coordinates
+        kappa = jnp.where(active, kappa * du[st.piece_param], 0.0)  # (G, n): K_g's entries, search coordinates z
         m, (dq, dphi_row) = per_slot(u[st.row_index], phi, log_n, log_d)  # (G, s), (G, s, |q|), (G, s, F)
         v = jnp.where(used[..., None], jnp.concatenate([dq, dphi_row], axis=-1), 0.0)  # (G, s, a)
         f, w_psi, omega = solvers.irls_weights(rows, delta, m.reshape(-1))

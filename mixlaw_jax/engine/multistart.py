@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache, partial
 
@@ -45,13 +45,12 @@ import numpy as np
 from jax.sharding import PartitionSpec
 
 from ..laws import Inputs
-from ..objective import huber, observed, prediction
+from ..objective import huber_objective, observed, prediction
+from ..options import Resources, Search
 from . import grouped, solvers
 from .devices import AXIS, Placement, fetch, pad_leading
 from .space import ParamSpace
 
-#: (starts kept, Levenberg-Marquardt iterations, fraction of rows used) per successive-halving stage.
-DEFAULT_SCHEDULE: tuple[tuple[int, int, float], ...] = ((512, 30, 0.25), (256, 60, 1.0), (32, 100, 1.0), (16, 300, 1.0))
 #: A row subset keeps at least this many rows per parameter (or all rows).
 MIN_ROWS_PER_PARAM = 10
 #: A start is "in the best basin" when its objective is within this relative distance of the best.
@@ -59,17 +58,14 @@ BASIN_RTOL = 1e-6
 #: Screening splits the problems into blocks rather than score fewer starts than this at a time.
 MIN_SCREEN_STARTS = 64
 #: Pairs refined at once on a CPU device: as few as CPU_LM_BATCH[0], since a vmapped LM run lasts as long as its
-#: slowest start and small blocks keep both threads busy (warm SlimPajama fits, batch 16 / 4 / 2 / 1: joint lightest
-#: rung 1.82 / 1.29 / 1.07 / 0.87 s, default fit 34.3 / 31.8 / 32.7 / 31.5 s; additive 1.08 / 0.87 / 0.77 / 0.67 s
-#: and 24.2 / 23.1 / 23.8 / 26.0 s), but enough that a block holds CPU_BLOCK_WORK rows x coordinates, so that small
-#: problems amortise each call (Chinchilla's default fit: 0.28 s warm in blocks of 16, 0.56 s in blocks of 2), and
-#: at most CPU_LM_BATCH[1] (temporaries in cache; session 7). Session 10, benchmarks/NOTES.md. Accelerators take
-#: the largest batch that fits their memory.
+#: slowest start and small blocks keep both threads busy, but enough that a block holds CPU_BLOCK_WORK rows x
+#: coordinates, so that small problems amortise each call, and at most CPU_LM_BATCH[1] (temporaries in cache). The
+#: measurements behind both numbers are in benchmarks/NOTES.md (sessions 7 and 10). Accelerators take the largest
+#: batch that fits their memory.
 CPU_LM_BATCH = (2, 16)
 CPU_BLOCK_WORK = 65536
 #: Threads that run the per-pair blocks of a one-device CPU fit: XLA runs one program's loop on one core, and
-#: programs run from different threads run at once (joint SlimPajama LM stages 1.4x faster with 2 than with 1;
-#: more gained nothing; session 9, benchmarks/NOTES.md).
+#: programs run from different threads run at once (measured in benchmarks/NOTES.md, session 9).
 CPU_THREADS = max(1, min(2, os.cpu_count() or 1))
 #: Bytes of screening temporaries per (problem, start, row): ~12 float64 arrays (residuals, Huber terms, the
 #: weighted design of the offset and the term levels).
@@ -84,14 +80,14 @@ Problems = solvers.Rows
 class Solution:
     """Best start per problem, with diagnostics (every array has leading axis B)."""
 
-    z: np.ndarray  # (B, P) fitted coordinates
+    z: np.ndarray  # (B, P) search coordinates z of the best start
     objective: np.ndarray  # (B,)
     gradient_norm: np.ndarray  # (B,)
     n_in_basin: np.ndarray  # (B,) final-stage starts within BASIN_RTOL of the best
     n_final: int  # starts in the final stage
     n_failed: np.ndarray  # (B,) screened starts whose objective was not finite
     iterations: np.ndarray  # (B,) iteration of the best start's last improving step
-    converged: np.ndarray  # (B,) the best start met the solver's convergence test (solvers.converged)
+    status: np.ndarray  # (B,) how the best start's last run ended: solvers.Status codes
 
 
 def make_problems(y: np.ndarray, w: np.ndarray, loss_space: str, reduction: str) -> Problems:
@@ -104,11 +100,11 @@ def make_problems(y: np.ndarray, w: np.ndarray, loss_space: str, reduction: str)
     return Problems(jnp.asarray(np.where(w > 0, y_obs, 0.0)), jnp.asarray(w, dtype=jnp.float64), jnp.asarray(c))
 
 
-def _model(space: ParamSpace, x: Inputs) -> Callable[[jax.Array], jax.Array]:
-    return lambda z: prediction(space.law, space.law_params(z), x, space.loss_space)
+def model(space: ParamSpace, x: Inputs) -> Callable[[jax.Array], jax.Array]:
+    return lambda z: prediction(space.law, space.law_coordinates(z), x, space.loss_space)
 
 
-def _model_and_jacobian(space: ParamSpace, x: Inputs):
+def model_and_jacobian(space: ParamSpace, x: Inputs):
     """z -> (predictions (n,), Jacobian (n, P)), by reverse mode one row at a time.
 
     Laws are row-wise, so each row's prediction is a scalar function of z whose gradient costs a few
@@ -118,7 +114,7 @@ def _model_and_jacobian(space: ParamSpace, x: Inputs):
 
     def row(z, x_row):
         one = jax.tree.map(lambda a: a[None], x_row)
-        return prediction(space.law, space.law_params(z), one, space.loss_space)[0]
+        return prediction(space.law, space.law_coordinates(z), one, space.loss_space)[0]
 
     row_value_and_grad = jax.vmap(jax.value_and_grad(row), in_axes=(None, 0))
     return lambda z: row_value_and_grad(z, x)
@@ -137,7 +133,7 @@ def _profiled(space: ParamSpace, x: Inputs, problems: Problems, z_chunk: jax.Arr
     random levels. A level that comes out non-positive or non-finite stays at s_m = 1, and e is then the
     weighted mean of what remains; residuals are always those of the point returned.
     """
-    offset, log_terms = jax.vmap(lambda z: space.law.terms(space.law_params(z), x))(z_chunk)  # (c, n), (c, M, n)
+    offset, log_terms = jax.vmap(lambda z: space.law.terms(space.law_coordinates(z), x))(z_chunk)  # (c, n), (c, M, n)
     levelled = [m for m, scale in enumerate(space.term_scales) if scale is not None]
     terms = jnp.exp(log_terms)
     fixed = offset + jnp.sum(jnp.delete(terms, np.array(levelled, int), axis=1), axis=1)  # (c, n)
@@ -164,7 +160,7 @@ def _profiled(space: ParamSpace, x: Inputs, problems: Problems, z_chunk: jax.Arr
     return moved, target - applied[..., None]
 
 
-def _score(
+def score(
     space: ParamSpace, x: Inputs, problems: Problems, z_chunk: jax.Array, delta: float
 ) -> tuple[jax.Array, jax.Array]:
     """Objective of every start in the chunk on every problem, (B, c), and the starts (B, c, P).
@@ -176,23 +172,21 @@ def _score(
     if space.offset_index is not None and space.loss_space == "raw":
         z, r = _profiled(space, x, problems, z_chunk)
     else:
-        pred = jax.vmap(_model(space, x))(z_chunk)  # (c, n)
+        pred = jax.vmap(model(space, x))(z_chunk)  # (c, n)
         z = jnp.broadcast_to(z_chunk, (problems.y.shape[0],) + z_chunk.shape)
         r = problems.y[:, None, :] - pred[None]
-    r = jnp.where(problems.w[:, None, :] > 0, r, 0.0)
-    f = problems.c[:, None] * jnp.sum(problems.w[:, None, :] * huber(r, delta), axis=-1)
-    return jnp.where(jnp.isfinite(f), f, jnp.inf), z
+    return huber_objective(r, problems.w[:, None, :], problems.c[:, None], delta), z
 
 
-_score_chunk = jax.jit(_score, static_argnames=("delta",))
+score_chunk = jax.jit(score, static_argnames=("delta",))
 
 
 @lru_cache(maxsize=64)
-def _sharded_score(mesh, delta: float):
+def sharded_score(mesh, delta: float):
     """``_score`` with the chunk's starts split over ``mesh``; outputs split the same way."""
     split = PartitionSpec(None, AXIS)
     scored = jax.shard_map(
-        partial(_score, delta=delta),
+        partial(score, delta=delta),
         mesh=mesh,
         out_specs=(split, split),
         in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(), PartitionSpec(AXIS)),
@@ -203,8 +197,8 @@ def _sharded_score(mesh, delta: float):
 def _scorer(placement: Placement, space: ParamSpace, x: Inputs, problems: Problems, delta: float):
     """z_chunk (c, P) -> ``_score`` of the chunk on ``problems``, on the placement's devices."""
     if placement.mesh is None:
-        return lambda z_chunk: _score_chunk(space, x, problems, z_chunk, delta)
-    scored = _sharded_score(placement.mesh, delta)
+        return lambda z_chunk: score_chunk(space, x, problems, z_chunk, delta)
+    scored = sharded_score(placement.mesh, delta)
     shared = placement.put((space, x, problems), PartitionSpec())
 
     def run(z_chunk):
@@ -289,7 +283,7 @@ def _map_pairs(
     """``n_iter`` LM iterations (``solvers.lm_run``; 0: only evaluate f and the gradient norm) on each (problem
     ``owner[i]``, ``states[i]``) pair, vmapped. LM linearises row by row, or by mixture groups of ``group_size`` rows
     (``grouped``; rows laid out so), and solves its steps with ``solve``."""
-    model_jac = _model_and_jacobian(space, x)
+    model_jac = model_and_jacobian(space, x)
 
     def one(b, state):
         rows = solvers.Rows(problems.y[b], problems.w[b], problems.c[b])
@@ -306,7 +300,7 @@ _map_pairs_jit = jax.jit(_map_pairs, static_argnames=("delta", "group_size", "so
 
 
 @lru_cache(maxsize=64)
-def _sharded_map_pairs(mesh, delta: float, group_size: int | None, solve: solvers.Solve):
+def sharded_map_pairs(mesh, delta: float, group_size: int | None, solve: solvers.Solve):
     """``_map_pairs`` with the pairs split over ``mesh``; outputs split the same way."""
     rep, split = PartitionSpec(), PartitionSpec(AXIS)
     mapped = jax.shard_map(
@@ -325,7 +319,7 @@ def _lm_solve(placement: Placement) -> solvers.Solve:
 
 
 @lru_cache(maxsize=1)
-def _cpu_pool() -> ThreadPoolExecutor:
+def cpu_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(CPU_THREADS, thread_name_prefix="mixlaw-cpu")
 
 
@@ -375,7 +369,7 @@ def _per_pair(
                 )
             return jax.tree.map(np.asarray, out)
     else:
-        mapped = _sharded_map_pairs(placement.mesh, delta, group_size, solve)
+        mapped = sharded_map_pairs(placement.mesh, delta, group_size, solve)
         space, x, problems, first_iter, n_iter = placement.put(
             (space, x, problems, first_iter, n_iter), PartitionSpec()
         )
@@ -388,7 +382,7 @@ def _per_pair(
 
     starts = range(0, len(owner), block)
     if placement.mesh is None and placement.platform == "cpu" and len(starts) > 1:
-        blocks = [run(starts[0])] + list(_cpu_pool().map(run, starts[1:]))
+        blocks = [run(starts[0])] + list(cpu_pool().map(run, starts[1:]))
     else:
         blocks = [run(lo) for lo in starts]
     if placement.mesh is not None:
@@ -429,15 +423,12 @@ def solve(
     space: ParamSpace,
     x: Inputs,
     problems: Problems,
+    search: Search,
     *,
-    key: jax.Array,
-    n_starts: int,
-    schedule: Sequence[tuple] = DEFAULT_SCHEDULE,
-    delta: float = 1e-3,
-    chunk_size: int = 2048,
+    delta: float,
+    resources: Resources = Resources(),
+    key: jax.Array | None = None,
     warm_starts: jax.Array | None = None,
-    memory_bytes: float | None = None,
-    devices=None,
     progress=None,
 ) -> Solution:
     """Minimise the Huber objective of every problem from many starts (see module docstring).
@@ -446,24 +437,23 @@ def solve(
       space: the law's coordinate layout.
       x: row inputs shared by all problems.
       problems: B problems (targets x replicates).
-      key: PRNG key for the random starts and row subsets.
-      n_starts: random starts screened per problem (shared by all problems).
-      schedule: successive-halving stages ``(keep, n_iter)`` or ``(keep, n_iter, row_fraction)``.
-      chunk_size: at most this many starts scored at once per device while screening.
+      search: random starts screened per problem (shared by all problems), the successive-halving stages, and
+        the starts scored at once per device while screening.
+      delta: the Huber threshold of the objective.
+      resources: the devices and the per-device memory budget of one batched call (default: every device, a
+        budget from the device's free memory, or ``devices.DEFAULT_MEMORY`` where it reports none); screened
+        starts and (problem, start) pairs are processed in chunks that fit it, so memory stays bounded however many
+        problems and starts. Every process of a multi-process run must make the same call.
+      key: PRNG key of the random starts and row subsets (default: from ``search.seed``).
       warm_starts: optional (B, W, P) starts added to each problem's screened set (the bootstrap passes
         the full-data optimum here).
-      memory_bytes: budget per device for the temporaries of one batched call (default: from the device's free
-        memory, or ``devices.DEFAULT_MEMORY`` where it reports none); screened starts and (problem, start)
-        pairs are processed in chunks that fit it, so memory stays bounded however many problems and starts.
-      devices: ``None`` (every device, of every process after ``jax.distributed.initialize``), a count, or a
-        list of devices; on more than one the batch is split over them (``devices`` module). Every process
-        of a multi-process run must make the same call.
       progress: optional callable ``progress(stage_index, n_stages)``.
     """
-    placement = Placement.create(devices, memory_bytes)
+    placement = Placement.create(resources.devices, resources.memory_bytes)
+    key = jax.random.PRNGKey(search.seed) if key is None else key
     where = jax.default_device(placement.devices[0]) if placement.mesh is None else contextlib.nullcontext()
     with where:
-        return _solve(space, x, problems, key, n_starts, schedule, delta, chunk_size, warm_starts, placement, progress)
+        return _solve(space, x, problems, key, search, delta, warm_starts, placement, progress)
 
 
 def _solve(
@@ -471,15 +461,13 @@ def _solve(
     x: Inputs,
     problems: Problems,
     key: jax.Array,
-    n_starts: int,
-    schedule: Sequence[tuple],
+    search: Search,
     delta: float,
-    chunk_size: int,
     warm_starts: jax.Array | None,
     placement: Placement,
     progress,
 ) -> Solution:
-    stages = [(int(s[0]), int(s[1]), float(s[2]) if len(s) > 2 else 1.0) for s in schedule]
+    stages, n_starts, chunk_size = search.stages, search.n_starts, search.chunk_size
     key_starts, key_rows = jax.random.split(key)
     n_rows = problems.y.shape[1]
     subsets = {}
@@ -572,12 +560,11 @@ def _solve(
         first_iter += n_iter
         if progress is not None:
             progress(i + 1, len(stages))
-    with np.errstate(invalid="ignore"):  # a failed start's inf - inf: NaN, not converged
-        converged = solvers.converged(states)
+    status = solvers.status(states)
     if current != 1.0 and subsets[current] is not None:
         states = rescore(states, data(1.0))
     order = _best_first(states.f)
-    states, converged = _take(states, order), np.take_along_axis(converged, order, axis=1)
+    states, status = _take(states, order), np.take_along_axis(status, order, axis=1)
     best_z = states.z[:, 0]
     f = np.asarray(states.f)
     best = f[:, :1]
@@ -590,5 +577,5 @@ def _solve(
         n_final=f.shape[1],
         n_failed=np.asarray(n_failed),
         iterations=np.asarray(states.last_improved[:, 0]),
-        converged=np.asarray(converged[:, 0]),
+        status=status[:, 0],
     )

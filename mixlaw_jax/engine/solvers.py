@@ -24,6 +24,7 @@ benchmarks/NOTES.md), so the engine's local solver is LM alone.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -31,7 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..objective import huber, huber_psi
+from ..errors import MixlawError
+from ..objective import huber_objective, huber_psi
 
 Model = Callable[[jax.Array], jax.Array]  # z (P,) -> model values (n,)
 ModelJacobian = Callable[[jax.Array], tuple[jax.Array, jax.Array]]  # z -> (values (n,), Jacobian (n, P))
@@ -73,14 +75,7 @@ class SolverState(NamedTuple):
 
 def objective(model: Model, rows: Rows, delta: float, z: jax.Array) -> jax.Array:
     """f(z); +inf where the model is not finite on a weighted row (a failed start, never NaN)."""
-    return _objective_of(rows, delta, model(z))
-
-
-def _objective_of(rows: Rows, delta: float, m: jax.Array) -> jax.Array:
-    """f from model values m (n,): residuals on weighted rows only; +inf where not finite."""
-    r = jnp.where(rows.w > 0, rows.y - m, 0.0)
-    f = rows.c * jnp.sum(rows.w * huber(r, delta))
-    return jnp.where(jnp.isfinite(f), f, jnp.inf)
+    return huber_objective(rows.y - model(z), rows.w, rows.c, delta)
 
 
 #: Levenberg-Marquardt lambda of a fresh start.
@@ -175,7 +170,7 @@ def irls_weights(rows: Rows, delta: float, m: jax.Array) -> tuple[jax.Array, jax
     abs_r = jnp.abs(r)
     cw = rows.c * rows.w
     omega = cw * jnp.where(abs_r <= delta, 1.0, OUTER_CURVATURE * delta / jnp.maximum(abs_r, delta))
-    return _objective_of(rows, delta, m), cw * huber_psi(r, delta), omega
+    return huber_objective(rows.y - m, rows.w, rows.c, delta), cw * huber_psi(r, delta), omega
 
 
 def linearise(model_jac: ModelJacobian, rows: Rows, delta: float, z: jax.Array) -> Linearisation:
@@ -239,6 +234,42 @@ def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter, solve: Solve 
     return state._replace(gradient_norm=jnp.where(jnp.isfinite(gradient_norm), gradient_norm, jnp.inf))
 
 
-def converged(state: SolverState) -> jax.Array:
-    """Whether the last ``lm_run`` stalled, or lowered f by at most CONVERGED_RTOL over its last fifth."""
-    return (state.stall >= STALL_LIMIT) | (state.f_mark - state.f <= CONVERGED_RTOL * abs(state.f))  # jax or numpy
+class Status(enum.IntEnum):
+    """How a start's last ``lm_run`` ended: ``CONVERGED`` (its last fifth of iterations lowered f by at most
+    CONVERGED_RTOL), ``STALLED`` (STALL_LIMIT steps in a row found no decrease worth having: a minimum to the
+    precision of f), ``ITERATION_LIMIT`` (still lowering f when its iterations ran out) or ``NON_FINITE`` (f not
+    finite: every step from this start failed). The first two are converged."""
+
+    CONVERGED = 0
+    STALLED = 1
+    ITERATION_LIMIT = 2
+    NON_FINITE = 3
+
+    @property
+    def label(self) -> str:
+        """The status as text: ``"converged"``, ``"stalled"``, ``"iteration limit"``, ``"non-finite"``."""
+        return self.name.lower().replace("_", " ").replace("non finite", "non-finite")
+
+    @property
+    def converged(self) -> bool:
+        return self in (Status.CONVERGED, Status.STALLED)
+
+    @classmethod
+    def from_label(cls, label: str) -> Status:
+        for status in cls:
+            if status.label == label:
+                return status
+        raise MixlawError(f"unknown status {label!r}; expected one of {[s.label for s in cls]}")
+
+
+def status(state: SolverState) -> np.ndarray:
+    """:class:`Status` codes (int8, the shape of ``state.f``) of states returned by ``lm_run`` (host arrays)."""
+    f, stall, f_mark = (np.asarray(a) for a in (state.f, state.stall, state.f_mark))
+    with np.errstate(invalid="ignore"):  # a failed start's inf - inf
+        flat = f_mark - f <= CONVERGED_RTOL * np.abs(f)
+    codes = np.select(
+        [~np.isfinite(f), stall >= STALL_LIMIT, flat],
+        [Status.NON_FINITE, Status.STALLED, Status.CONVERGED],
+        Status.ITERATION_LIMIT,
+    )
+    return codes.astype(np.int8)

@@ -1,7 +1,16 @@
-"""The fitted coordinates of a law: transforms, bounds and random initialisation.
+"""A law's coordinates: the map between search and law coordinates, bounds and random starts.
 
-The optimiser works on an unconstrained vector z in R^P. Each coordinate maps to the law's own
-coordinate u (the log of a positive parameter, the value otherwise) through
+Three coordinate systems, one name each:
+
+- **search coordinates** ``z``: an unconstrained vector in R^P, what the optimiser moves;
+- **law coordinates** ``u``: the law's own flat vector, the log of each positive parameter and the value of the
+  others; what ``Law.terms`` takes (by name, ``Law.unflatten``) and what a ``FitResult`` stores
+  (``FitResult.coordinates``);
+- **parameter values**: the published parameters, exp of the positive ones, after the law's ``report`` transform
+  (``Law.parameter_values``; ``FitResult.params``).
+
+Each search coordinate maps to its law coordinate (:meth:`ParamSpace.to_law`; :meth:`ParamSpace.from_law` is the
+inverse) through
 
     unbounded:        u = z
     bounds (lo, hi):  u = lo + (hi - lo) * sigmoid(z)
@@ -10,10 +19,10 @@ coordinate u (the log of a positive parameter, the value otherwise) through
 
     positive offset in log space: u = exp(z)
 
-(in log-space fits the law's offset E must stay positive for log L to be defined). Bounds
-are given on parameter *values* (E, alpha, gamma, C ...) and converted to the log for positive
-parameters. A parameter whose value ends within ``BOUND_TOL`` (relative to the bound's width) of a
-bound is reported as at its bound.
+(in log-space fits the law's offset E must stay positive for log L to be defined). Bounds are given on the values
+of the law's parameters (exp(u) for a positive parameter, u otherwise; before any ``report`` transform) and
+converted to law coordinates. A parameter whose law coordinate ends within ``BOUND_TOL`` (relative to the bound's
+width) of a bound is reported as at its bound.
 """
 
 from __future__ import annotations
@@ -41,7 +50,8 @@ IDENTITY, SIGMOID, LOWER, UPPER, EXP = 0, 1, 2, 3, 4
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class ParamSpace:
-    """Flat coordinate layout of one law for k domains, with transforms and init ranges."""
+    """Flat coordinate layout of one law for k domains: the map between search coordinates z and law coordinates u,
+    bounds and init ranges (module docstring)."""
 
     law: Law = dataclasses.field(metadata=dict(static=True))
     k: int = dataclasses.field(metadata=dict(static=True))
@@ -97,13 +107,13 @@ class ParamSpace:
         ]
         return jnp.select([jnp.asarray(self.kind) == c for c in range(5)], options)
 
-    def law_params(self, z: jax.Array) -> dict:
-        """Named law-coordinate arrays for the law function."""
+    def law_coordinates(self, z: jax.Array) -> dict:
+        """z -> the law coordinates u by name (``Law.unflatten``), as ``Law.terms`` takes them."""
         return self.law.unflatten(self.to_law(z), self.k)
 
-    @partial(jax.jit, static_argnames="n")  # one compiled program: op by op, ~2 s of a cold fit
+    @partial(jax.jit, static_argnames="n")  # one compiled program, not op by op
     def sample(self, key: jax.Array, n: int, mean_log_n: float = 0.0, mean_log_d: float = 0.0) -> jax.Array:
-        """n random starts, as z coordinates (n, P): uniform in the init box, then centred.
+        """n random starts, as search coordinates z (n, P): uniform in the init box (law coordinates), then centred.
 
         A centred log-coefficient c (``Param.init_centre``) is shifted by exponent * mean log N (or D),
         so that its sampled range is the log of the power term's size at the table's centre.
@@ -136,16 +146,8 @@ class ParamSpace:
         moved = jnp.clip(u[..., i] + shift, self.lo[i], self.hi[i])
         return self.from_law(u.at[..., i].set(moved))
 
-    def values(self, u: np.ndarray) -> dict[str, float | list[float]]:
-        """Law coordinates -> reported values: exp of positive parameters, named as in SPEC.md."""
-        out = {}
-        for p, (name, v) in zip(self.law.params, self.law.unflatten(np.asarray(u), self.k).items()):
-            v = np.exp(v) if p.positive else np.asarray(v)
-            out[name] = v.tolist()
-        return out
-
     def flags(self, u: np.ndarray) -> list[str]:
-        """Parameters at a bound (fitted coordinates) or at an extreme value (reported parameters), as text."""
+        """Parameters at a bound (law coordinates u) or at an extreme value (parameter values), as text."""
         notes = []
         width = np.where(np.isfinite(self.hi - self.lo), self.hi - self.lo, 1.0)
         positive = np.concatenate([np.full(p.size(self.k), p.positive) for p in self.law.params])
@@ -156,7 +158,7 @@ class ParamSpace:
                 notes.append(f"{name}={shown:.4g} at lower bound")
             elif np.isfinite(hi) and hi - value <= BOUND_TOL * w:
                 notes.append(f"{name}={shown:.4g} at upper bound")
-        reported = self.law.spec_params(self.law.unflatten(np.asarray(u), self.k))
+        reported = self.law.parameter_values(self.law.unflatten(np.asarray(u), self.k))
         fitted = {p.name for p in self.law.params}
         for name, values in reported.items():
             for i, v in enumerate(np.atleast_1d(values)):

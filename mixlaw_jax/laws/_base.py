@@ -1,4 +1,7 @@
-"""What a law is: a parameter spec plus a pure function of (params, inputs).
+"""What a law is: a parameter spec plus a pure function of (law coordinates, inputs).
+
+The three coordinate systems of a law are described in ``engine.space``: search coordinates z, law coordinates u
+(what ``terms`` takes, named) and parameter values (what ``Law.parameter_values`` reports).
 
 Every law in this package has the additive shape
 
@@ -26,13 +29,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..errors import MixlawError
+
 Shape = Literal["scalar", "domain"]
 
 
 class Inputs(NamedTuple):
     """Row inputs of a law: log N, log D and the mixture weights (rows x k).
 
-    ``log_h`` holds log h with ``-inf`` where h = 0; use :func:`weighted_log_h` for ``gamma * log h``
+    ``log_h`` holds log h with ``-inf`` where h = 0; use :func:`scaled_log_h` for ``gamma * log h``
     so that gradients stay finite at h = 0.
     """
 
@@ -63,13 +68,16 @@ class Param:
     """One named parameter of a law.
 
     Attributes:
-      name: name as in SPEC.md (``E``, ``A``, ``alpha``, ``C``, ``gamma`` ...).
+      name: the symbol of the law's paper (``E``, ``A``, ``alpha``, ``B``, ``beta`` of Hoffmann et al. 2022;
+        ``C``, ``gamma`` of Shukor et al. 2025; ``c``, ``k``, ``t`` of Ye et al. 2024), or of the law's own
+        coordinates where it is fitted in others (``A_pure``, ``tau_A``: ``laws.mixture``).
       shape: ``"scalar"`` or ``"domain"`` (one value per mixture domain, length k).
-      positive: if True the parameter is fitted as its logarithm (value = exp(z)).
-      init: (low, high) range of the fitted coordinate (z, i.e. the log for positive parameters)
-        for random initialisation.
-      bounds: default plausible (low, high) range of the *value* used by ``fit(bounds="default")``,
-        or None for no default bound. Either end may be +-inf.
+      positive: if True the parameter's law coordinate is its logarithm (value = exp(u)).
+      init: (low, high) range of the law coordinate u (the log for a positive parameter) for random
+        initialisation.
+      bounds: default plausible (low, high) range of the parameter's *value* (exp(u) for a positive parameter,
+        u otherwise) used by the default parameter bounds of a fit, or None for no default bound. Either end may
+        be +-inf.
       init_centre: ``(exponent name, "n" or "d")`` for a log-coefficient c of a power term
         exp(c - exponent * log N): its init range is then the log of the term's size at the table's
         mean log N (or log D), and the sampled c is shifted by exponent * mean log N. Random starts then
@@ -82,6 +90,28 @@ class Param:
     init: tuple[float, float] = (0.0, 1.0)
     bounds: tuple[float, float] | None = None
     init_centre: tuple[str, str] | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise MixlawError(f"a parameter's name must be a non-empty string, not {self.name!r}")
+        if self.shape not in ("scalar", "domain"):
+            raise MixlawError(f"parameter {self.name!r}: shape must be 'scalar' or 'domain', not {self.shape!r}")
+        for what, pair in (("init", self.init), ("bounds", self.bounds)):
+            if pair is None and what == "bounds":
+                continue
+            try:
+                low, high = (float(v) for v in pair)
+            except (TypeError, ValueError):
+                raise MixlawError(f"parameter {self.name!r}: {what} must be a pair (low, high), not {pair!r}") from None
+            if not low < high or (what == "init" and not np.isfinite([low, high]).all()):
+                raise MixlawError(
+                    f"parameter {self.name!r}: {what} ({low}, {high}) must have low < high"
+                    + (", both finite" if what == "init" else "")
+                )
+        if self.init_centre is not None and (len(self.init_centre) != 2 or self.init_centre[1] not in ("n", "d")):
+            raise MixlawError(
+                f"parameter {self.name!r}: init_centre must be (exponent name, 'n' or 'd'), not {self.init_centre!r}"
+            )
 
     def size(self, k: int) -> int:
         return k if self.shape == "domain" else 1
@@ -126,9 +156,8 @@ def log_prediction(offset: jax.Array, log_terms: jax.Array) -> jax.Array:
 class Law:
     """A law form: ``terms(params, inputs) -> (offset, log_terms)`` plus its parameter spec.
 
-    ``params`` passed to ``terms`` are values in the fitted coordinates: the log of positive
-    parameters (so ``params["A"]`` is log A), the value itself otherwise. Domain parameters have
-    shape (k,), scalars shape ().
+    ``params`` passed to ``terms`` are the law coordinates u, by name: the log of positive parameters (so
+    ``params["A"]`` is log A), the value itself otherwise. Domain parameters have shape (k,), scalars shape ().
 
     Attributes:
       name: registry name.
@@ -138,8 +167,9 @@ class Law:
       offset: name of the additive offset parameter (E), or None; in log-space fits it is kept
         positive so that log L is defined.
       formula: the formula, for docs and reports.
-      report: maps the named law coordinates to the named parameters of SPEC.md; by default the
-        exp of positive parameters and the value of the others.
+      report: maps the law's parameter values (exp of positive law coordinates, the others as they are) to the
+        parameters as its paper names them (e.g. the joint law's power-mean coordinates to C_A, gamma_A of
+        Shukor et al. 2025), or None when they are already those.
       term_scales: for each log term m, ``(parameter name, sign)`` such that adding ``sign * log s`` to every
         coordinate of that parameter multiplies exp(log_term_m) by s and leaves every other term as it is
         (the term's level), or None for a term without one. The law is linear in E and in these levels, and
@@ -159,6 +189,27 @@ class Law:
     report: Callable[[dict], dict] | None = None
     term_scales: tuple[tuple[str, float] | None, ...] | None = None
     mixture_features: MixtureFeatures | None = None
+
+    def __post_init__(self):
+        """Names the law's declarations refer to must be its parameters (a MixlawError otherwise, rather than a
+        KeyError deep in a fit)."""
+        names = [p.name for p in self.params]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise MixlawError(f"law {self.name!r}: parameter {repeated[0]!r} is declared more than once")
+        scalars = {p.name for p in self.params if p.shape == "scalar"}
+        references = [("offset", self.offset, scalars)] if self.offset is not None else []
+        references += [("term_scales", scale[0], names) for scale in self.term_scales or () if scale is not None]
+        references += [(f"{p.name}'s init_centre", p.init_centre[0], scalars) for p in self.params if p.init_centre]
+        if self.mixture_features is not None:
+            references += [("row_params", n, names) for n in self.mixture_features.row_params]
+        for what, name, allowed in references:
+            if name not in allowed:
+                kind = "scalar parameter" if allowed is scalars else "parameter"
+                raise MixlawError(
+                    f"law {self.name!r}: {what} names {name!r}, which is not a {kind} of the law "
+                    f"(parameters: {', '.join(names)})"
+                )
 
     @classmethod
     def from_features(cls, name: str, params, features, combine, row_params: tuple[str, ...], **fields) -> Law:
@@ -206,7 +257,7 @@ class Law:
         return out
 
     def unflatten(self, theta: jax.Array, k: int) -> dict:
-        """Flat coordinate vector (..., P) -> dict of named arrays in fitted coordinates."""
+        """Flat law coordinates (..., P) -> dict of named arrays of law coordinates."""
         out, i = {}, 0
         for p in self.params:
             size = p.size(k)
@@ -214,8 +265,9 @@ class Law:
             i += size
         return out
 
-    def spec_params(self, params: dict) -> dict:
-        """Law coordinates (named numpy arrays) -> the parameters as named in SPEC.md, as floats / lists."""
+    def parameter_values(self, params: dict) -> dict:
+        """Law coordinates (named numpy arrays, ``unflatten``) -> parameter values: exp of positive parameters,
+        then the law's ``report`` transform; named as in the law's paper, as floats / lists."""
         with np.errstate(over="ignore", under="ignore"):  # e^800 is reported as inf, e^-800 as 0
             values = {
                 p.name: (np.exp(params[p.name]) if p.positive else np.asarray(params[p.name])) for p in self.params

@@ -1,4 +1,6 @@
-"""Mixture-only laws at fixed N and D (Ye et al. 2024, "Data Mixing Laws")."""
+"""Mixture-only laws at fixed N and D: ``mixing_exp`` is the law of Ye et al. 2024, "Data Mixing Laws: Optimizing
+Data Mixtures by Predicting Language Modeling Performance", for the loss on one domain,
+L(h) = c + k exp(sum_j t_j h_j)."""
 
 from __future__ import annotations
 

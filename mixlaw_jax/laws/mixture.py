@@ -1,4 +1,5 @@
-"""The data-mixture laws of Shukor et al. 2025 ("Scaling Laws for Optimal Data Mixtures").
+"""The data-mixture laws of Shukor et al. 2025, "Scaling Laws for Optimal Data Mixtures": the additive law (their
+eq. 2.4), the joint law (eq. 2.5), and the simple and full variants they compare with them (their Table 4).
 
 Every sum of positive terms is evaluated in log space: with c_i = log C_i,
 log sum_i C_i h_i^gamma_i = logsumexp_i(c_i + gamma_i log h_i).
@@ -54,7 +55,7 @@ def log_power_mean(log_p: jax.Array, tau: jax.Array, x: Inputs) -> jax.Array:
 
 
 def _power_mean_report(values: dict, pure: str, tau: str, c_name: str, gamma_name: str) -> dict:
-    """(P_i, tau) -> (C_i = P_i^tau, gamma = 1/tau), in place of the fitted coordinates."""
+    """(P_i, tau) -> (C_i = P_i^tau, gamma = 1/tau): the paper's parameters in place of the law's own."""
     t = float(values.pop(tau))
     p = values.pop(pure)
     with np.errstate(divide="ignore", over="ignore"):

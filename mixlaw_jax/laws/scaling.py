@@ -1,4 +1,9 @@
-"""Scale-only laws: L(N, D) with no mixture dependence."""
+"""Scale-only laws: L(N, D) with no mixture dependence.
+
+``chinchilla`` is the parametric loss of Hoffmann et al. 2022, "Training Compute-Optimal Large Language Models"
+(sec. 3.3, eq. 2), L = E + A/N^alpha + B/D^beta, refitted to their data by Besiroglu et al. 2024, "Chinchilla
+Scaling: A replication attempt" (tests/test_chinchilla.py reproduces that refit).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import jax.numpy as jnp
 
 from ._base import Inputs, Law, Param
 
-# Default bounds keep exponents and the irreducible loss physically plausible (see fit(bounds=...)).
+# Default bounds keep exponents and the irreducible loss physically plausible (see fit(parameter_bounds=...)).
 EXPONENT_BOUNDS = (0.0, 2.5)
 OFFSET_BOUNDS = (0.0, 20.0)
 
