@@ -77,16 +77,16 @@ class Diagnostics:
         return {**dataclasses.asdict(self), "status": self.status.label, "flags": list(self.flags)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> Diagnostics:
+    def from_dict(cls, payload: dict) -> Diagnostics:
         """From ``to_dict`` output; a file written before the status existed holds ``converged`` (a bool)."""
-        d = dict(d)
-        converged = d.pop("converged", None)
-        label = d.pop("status", None)
+        payload = dict(payload)
+        converged = payload.pop("converged", None)
+        label = payload.pop("status", None)
         if label is not None:
             status = Status.from_label(label)
         else:
             status = Status.CONVERGED if converged else Status.ITERATION_LIMIT
-        return cls(**{**d, "status": status, "flags": tuple(d["flags"])})
+        return cls(**{**payload, "status": status, "flags": tuple(payload["flags"])})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,13 +113,13 @@ class FitSettings:
         return {**out, "failed_targets": list(self.failed_targets)} if self.failed_targets else out
 
     @classmethod
-    def from_dict(cls, d: dict) -> FitSettings:
+    def from_dict(cls, payload: dict) -> FitSettings:
         return cls(
-            objective=Objective(d["loss_space"], d["huber_delta"], d["reduction"]),
-            parameter_bounds=d["bounds"],
-            search=Search(d["n_starts"], tuple(d["schedule"])),
-            rows=int(d["rows"]),
-            failed_targets=list(d.get("failed_targets", [])),
+            objective=Objective(payload["loss_space"], payload["huber_delta"], payload["reduction"]),
+            parameter_bounds=payload["bounds"],
+            search=Search(payload["n_starts"], tuple(payload["schedule"])),
+            rows=int(payload["rows"]),
+            failed_targets=list(payload.get("failed_targets", [])),
         )
 
 

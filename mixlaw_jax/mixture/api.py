@@ -392,7 +392,7 @@ class _SizeSearch(NamedTuple):
     tokens_per_parameter: tuple[float, float]  #: the range (low, high) of r
 
 
-def _size_search(c: np.ndarray, tokens_per_parameter, n_grid, refine_rounds) -> _SizeSearch:
+def _size_search(compute: np.ndarray, tokens_per_parameter, n_grid, refine_rounds) -> _SizeSearch:
     """Validate the search settings of :func:`compute_optimal`; the range of u = log N per budget."""
     try:
         r_lo, r_hi = (float(v) for v in tokens_per_parameter)
@@ -404,10 +404,10 @@ def _size_search(c: np.ndarray, tokens_per_parameter, n_grid, refine_rounds) -> 
         raise MixlawError(f"n_grid must be an integer >= 3, not {n_grid!r}")
     if not isinstance(refine_rounds, (int, np.integer)) or refine_rounds < 0:
         raise MixlawError(f"refine_rounds must be an integer >= 0, not {refine_rounds!r}")
-    log_c6 = np.log(c / 6.0)
+    log_c6 = np.log(compute / 6.0)
     u_min = (log_c6 - math.log(r_hi)) / 2
     u_max = (log_c6 - math.log(r_lo)) / 2
-    return _SizeSearch(c, log_c6, u_min, u_max, (u_max - u_min) / (n_grid - 1), (r_lo, r_hi))
+    return _SizeSearch(compute, log_c6, u_min, u_max, (u_max - u_min) / (n_grid - 1), (r_lo, r_hi))
 
 
 class _Profile(NamedTuple):
