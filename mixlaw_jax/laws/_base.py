@@ -48,13 +48,19 @@ class Inputs(NamedTuple):
 
     @classmethod
     def from_arrays(cls, n, d, h) -> Inputs:
-        """Inputs from N, D (rows,) and h (rows, k); log h = -inf where h = 0. Host arrays are worked out in numpy (no
-        compilation), JAX arrays (traced ones included) in JAX."""
+        """Inputs from N, D (rows,) and h (rows, k) (:meth:`from_logs` of log N, log D)."""
         xp = jnp if any(isinstance(a, jax.Array) for a in (n, d, h)) else np
+        return cls.from_logs(xp.log(xp.asarray(n, float)), xp.log(xp.asarray(d, float)), h)
+
+    @classmethod
+    def from_logs(cls, log_n, log_d, h) -> Inputs:
+        """Inputs from log N, log D (rows,) and h (rows, k); log h = -inf where h = 0. Host arrays are worked out in
+        numpy (no compilation), JAX arrays (traced ones included) in JAX."""
+        xp = jnp if any(isinstance(a, jax.Array) for a in (log_n, log_d, h)) else np
         h = xp.asarray(h, float)
         positive = h > 0
         log_h = xp.where(positive, xp.log(xp.where(positive, h, 1.0)), -xp.inf)
-        return cls(*(jnp.asarray(a) for a in (xp.log(xp.asarray(n, float)), xp.log(xp.asarray(d, float)), h, log_h)))
+        return cls(*(jnp.asarray(a) for a in (log_n, log_d, h, log_h)))
 
 
 def scaled_log_h(log_h: jax.Array, gamma: jax.Array) -> jax.Array:

@@ -53,15 +53,9 @@ ALPHA_MIN, ALPHA_MAX = 1e-14, 1e8
 STEP_TOL = 1e-15
 
 
-def _row_inputs(log_n, log_d, h) -> Inputs:
-    positive = h > 0
-    log_h = jnp.where(positive, jnp.log(jnp.where(positive, h, 1.0)), -jnp.inf)
-    return Inputs(log_n[None], log_d[None], h[None], log_h[None])
-
-
 def target_losses(law: Law, k: int, coordinates, log_n, log_d, h) -> jax.Array:
     """(T,) predicted losses L_t(N, D, h) of every target at one (log N, log D, h (k,)); coordinates (T, P)."""
-    x = _row_inputs(log_n, log_d, h)
+    x = Inputs.from_logs(log_n[None], log_d[None], h[None])
     return jax.vmap(lambda u: law.predict(law.unflatten(u, k), x)[0])(coordinates)
 
 
