@@ -142,15 +142,24 @@ SYNTHETIC_SIZES = [6e7, 1.5e8, 4e8]
 SYNTHETIC_TOKENS = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]
 
 
-def synthetic_table(seed: int) -> tuple[mj.RunTable, np.ndarray]:
-    """A joint-law table with a random truth: 20 mixtures x 3 sizes = 60 runs, 5 checkpoints each, 0.1% noise.
+def synthetic_table(
+    seed: int,
+    *,
+    k: int = SYNTHETIC_K,
+    n_mixtures: int = 20,
+    sizes=tuple(SYNTHETIC_SIZES),
+    sizes_per_mixture: int | None = None,
+    noise: float = 1e-3,
+) -> tuple[mj.RunTable, np.ndarray]:
+    """A joint-law table with a random truth: ``n_mixtures`` mixtures of k domains, each trained at every model size
+    of ``sizes`` (or at a random ``sizes_per_mixture`` of them: a sparse campaign), 5 checkpoints per run, relative
+    noise ``noise``. The default: 20 mixtures x 3 sizes = 60 runs, 0.1% noise, k = 5.
 
     Returns the run table (target ``loss``) and the true law coordinates.
     """
     from mixlaw_jax.simulate import random_mixtures, simulate
 
     rng = np.random.default_rng(seed)
-    k = SYNTHETIC_K
     law = mj.get_law("joint")
     truth = {
         "E": rng.uniform(1.2, 2.0),
@@ -164,12 +173,16 @@ def synthetic_table(seed: int) -> tuple[mj.RunTable, np.ndarray]:
         "beta": rng.uniform(0.25, 0.4),
     }
     u = np.concatenate([np.atleast_1d(truth[p.name]) for p in law.params])
-    mixtures = random_mixtures(20, k, seed=seed)
-    rows = [(h, n, d) for h in mixtures for n in SYNTHETIC_SIZES for d in SYNTHETIC_TOKENS]
+    mixtures = random_mixtures(n_mixtures, k, seed=seed)
+    chosen = [
+        sizes if sizes_per_mixture is None else sorted(rng.choice(sizes, sizes_per_mixture, replace=False))
+        for _ in mixtures
+    ]
+    rows = [(h, n, d) for h, some in zip(mixtures, chosen) for n in some for d in SYNTHETIC_TOKENS]
     h = np.array([r[0] for r in rows])
     n = np.array([r[1] for r in rows])
     d = np.array([r[2] for r in rows])
-    loss = simulate(law, u, n, d, h, noise=1e-3, seed=seed)
+    loss = simulate(law, u, n, d, h, noise=noise, seed=seed)
     frame = pd.DataFrame({f"w{i}": h[:, i] for i in range(k)} | {"N": n, "D": d, "loss": loss})
     return mj.load_runs(frame, weights="w*", N="N", D="D", targets=["loss"]), u
 
