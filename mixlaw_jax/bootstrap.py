@@ -31,7 +31,7 @@ import pandas as pd
 from . import _io, metrics
 from .data import RunTable
 from .engine import make_problems, solve
-from .engine.solvers import Status
+from .engine.solvers import CONVERGED, Status, status_from_converged
 from .errors import MixlawError
 from .fitting import fit, json_bounds, prepare, progress_bar
 from .laws import get_law
@@ -102,8 +102,7 @@ class BootstrapResult:
     @property
     def fraction_unconverged(self) -> dict[str, float]:
         """target -> fraction of replicates whose best start did not converge (or failed)."""
-        converged = np.isin(self.status, [Status.CONVERGED, Status.STALLED])
-        bad = ~(converged & self.valid)
+        bad = ~(np.isin(self.status, CONVERGED) & self.valid)
         return {t: float(bad[:, j].mean()) for j, t in enumerate(self.targets)}
 
     @property
@@ -152,7 +151,7 @@ class BootstrapResult:
 
     def intervals(self, level: float | None = None) -> dict[str, dict]:
         """target -> {parameter: [low, high]} percentile intervals (lists of pairs for per-domain parameters)."""
-        q = _quantiles(self.level if level is None else _check_level(level))
+        q = _quantiles(self.level if level is None else check_level(level))
         return self._per_parameter(lambda v: [float(x) for x in np.quantile(v, q)])
 
     def predict_interval(self, runs, level: float | None = None) -> pd.DataFrame:
@@ -166,7 +165,7 @@ class BootstrapResult:
             raise MixlawError(f"the table has {table.k} weight columns; this fit has {self.fit.k}")
         point = self.fit.predict(table)
         reps = self._replicate_predictions(table)  # (R, T, rows)
-        q = _quantiles(self.level if level is None else _check_level(level))
+        q = _quantiles(self.level if level is None else check_level(level))
         out = {}
         for j, t in enumerate(self.targets):
             values = reps[self.valid[:, j], j]
@@ -179,7 +178,7 @@ class BootstrapResult:
         table = self.fit.run_table(runs)
         reps = self._replicate_predictions(table)
         point = self.fit.mre(table)
-        q = _quantiles(self.level if level is None else _check_level(level))
+        q = _quantiles(self.level if level is None else check_level(level))
         rows = []
         for j, t in enumerate(self.targets):
             if t not in table.targets:
@@ -223,7 +222,7 @@ class BootstrapResult:
         ``frame.attrs["loss"]`` holds the predicted weighted loss at h* (``value``, ``lo``, ``hi``) and
         ``frame.attrs["targets"]`` the objective's targets. Options as in :func:`optimal_mixture`.
         """
-        q = _quantiles(self.level if level is None else _check_level(level))
+        q = _quantiles(self.level if level is None else check_level(level))
         options = dict(
             targets=targets,
             target_weights=target_weights,
@@ -301,8 +300,7 @@ def _status_codes(p: dict) -> np.ndarray:
     """(R, T) Status codes from a bootstrap file (one written before the status existed holds ``converged``)."""
     if "status" in p:
         return np.array([[Status.from_label(label) for label in row] for row in p["status"]], dtype=np.int8)
-    converged = np.asarray(p["converged"], dtype=bool)
-    return np.where(converged, Status.CONVERGED, Status.ITERATION_LIMIT).astype(np.int8)
+    return status_from_converged(p["converged"])
 
 
 def _full_fit_options(
@@ -310,9 +308,12 @@ def _full_fit_options(
 ) -> tuple[Objective, ParameterBounds]:
     """The objective and parameter bounds of ``full_fit``; asking for others is a MixlawError naming each field."""
     made = full_fit.settings
-    pairs = [("parameter_bounds", made.parameter_bounds, json_bounds(parameter_bounds))]
-    if parameter_bounds == "default":  # the keyword's default: not a request
-        pairs = []
+    # "default" is the keyword's default: not a request
+    pairs = (
+        []
+        if parameter_bounds == "default"
+        else [("parameter_bounds", made.parameter_bounds, json_bounds(parameter_bounds))]
+    )
     if objective is not None:
         pairs += [(f.name, getattr(made.objective, f.name), getattr(objective, f.name)) for f in fields(Objective)]
     differ = [f"{name}: full fit {a!r}, bootstrap {b!r}" for name, a, b in pairs if a != b]
@@ -324,7 +325,8 @@ def _full_fit_options(
     return made.objective, made.parameter_bounds
 
 
-def _check_level(level) -> float:
+def check_level(level) -> float:
+    """``level`` as a float when it is a number in (0, 1); otherwise a MixlawError."""
     if not (isinstance(level, (int, float)) and 0 < level < 1):
         raise MixlawError(f"level must be a number in (0, 1), not {level!r}")
     return float(level)
@@ -367,7 +369,7 @@ def bootstrap(
       progress: progress bars.
     """
     n_replicates = whole_number(n_replicates, "n_replicates", minimum=2)
-    level = _check_level(level)
+    level = check_level(level)
     search = dataclasses.replace(expect(search, Search, "search"), warm_starts=1)
     expect(full_fit_search, Search, "full_fit_search")
     expect(resources, Resources, "resources")

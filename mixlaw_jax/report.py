@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from . import _io, figures
-from .bootstrap import BootstrapResult, bootstrap
+from .bootstrap import BootstrapResult, bootstrap, check_level
 from .data import RunTable
 from .errors import MixlawError
 from .fitting import fit, progress_bar
@@ -312,8 +312,7 @@ def build_report(
             raise MixlawError(f"law {law!r} is named more than once")
     if runs.n is None or runs.d is None:
         raise MixlawError("the report needs N and D columns")
-    if not 0 < level < 1:
-        raise MixlawError(f"level must lie in (0, 1), not {level!r}")
+    level = check_level(level)
     replicates = whole_number(replicates, "replicates")
     jobs = min(len(laws), os.cpu_count() or 1) if jobs is None else jobs
     if jobs < 1:

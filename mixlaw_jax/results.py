@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import _io, metrics
 from .data import RunTable, load_runs, read_table
-from .engine.solvers import Status
+from .engine.solvers import Status, status_from_converged
 from .errors import MixlawError, MixlawWarning
 from .laws import Inputs, get_law
 from .options import Objective, Search
@@ -82,10 +82,7 @@ class Diagnostics:
         payload = dict(payload)
         converged = payload.pop("converged", None)
         label = payload.pop("status", None)
-        if label is not None:
-            status = Status.from_label(label)
-        else:
-            status = Status.CONVERGED if converged else Status.ITERATION_LIMIT
+        status = Status.from_label(label) if label is not None else Status(int(status_from_converged(converged)))
         return cls(**{**payload, "status": status, "flags": tuple(payload["flags"])})
 
 

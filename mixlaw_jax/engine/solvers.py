@@ -252,7 +252,7 @@ class Status(enum.IntEnum):
 
     @property
     def converged(self) -> bool:
-        return self in (Status.CONVERGED, Status.STALLED)
+        return self in CONVERGED
 
     @classmethod
     def from_label(cls, label: str) -> Status:
@@ -260,6 +260,16 @@ class Status(enum.IntEnum):
             if status.label == label:
                 return status
         raise MixlawError(f"unknown status {label!r}; expected one of {[s.label for s in cls]}")
+
+
+#: The statuses that count as converged.
+CONVERGED = (Status.CONVERGED, Status.STALLED)
+
+
+def status_from_converged(converged) -> np.ndarray:
+    """Status codes (int8) from the ``converged`` flags that result files held before the status existed: CONVERGED
+    where the flag is set, ITERATION_LIMIT elsewhere."""
+    return np.where(np.asarray(converged, dtype=bool), Status.CONVERGED, Status.ITERATION_LIMIT).astype(np.int8)
 
 
 def status(state: SolverState) -> np.ndarray:
