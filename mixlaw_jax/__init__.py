@@ -10,17 +10,48 @@ _jax.config.update("jax_enable_x64", True)
 __version__ = "0.1.0"
 
 from .bootstrap import BootstrapResult, bootstrap, load_bootstrap  # noqa: E402
+from .comparison import (  # noqa: E402
+    Candidate,
+    Comparison,
+    HeldOut,
+    KFold,
+    LawCandidate,
+    LeaveOneScaleOut,
+    Predictor,
+    compare_laws,
+    compare_predictions,
+    load_comparison,
+)
 from .data import RunTable, load_runs  # noqa: E402
 from .engine.solvers import Status  # noqa: E402
 from .errors import MixlawError, MixlawWarning  # noqa: E402
 from .fitting import fit  # noqa: E402
-from .laws import Inputs, Law, Param, available_laws, get_law, register_law  # noqa: E402
-from .mixture import MixtureResult, compute_optimal, load_mixture, optimal_mixture  # noqa: E402
-from .options import Objective, Resources, Search, Stage  # noqa: E402
+from .laws import Inputs, Law, Param, available_laws, bimix_law, get_law, implicit_mixing_law, register_law  # noqa: E402
+from .mixture import (  # noqa: E402
+    CriticalProportion,
+    MixtureResult,
+    compute_optimal,
+    critical_proportion,
+    load_mixture,
+    optimal_mixture,
+)
+from .nested import NestedCandidate, NestedResult, NestedSearch, nested_pipeline  # noqa: E402
+from .options import Confirmation, Objective, Resources, Search, Stage  # noqa: E402
 from .results import Diagnostics, FitResult, FitSettings, load_fit  # noqa: E402
 
 __all__ = [
     "BootstrapResult",
+    "Confirmation",
+    "Candidate",
+    "Comparison",
+    "HeldOut",
+    "KFold",
+    "LawCandidate",
+    "LeaveOneScaleOut",
+    "Predictor",
+    "compare_laws",
+    "compare_predictions",
+    "load_comparison",
     "Diagnostics",
     "FitSettings",
     "Objective",
@@ -33,18 +64,26 @@ __all__ = [
     "Law",
     "MixlawError",
     "MixlawWarning",
+    "CriticalProportion",
     "MixtureResult",
     "Param",
     "RunTable",
     "available_laws",
+    "bimix_law",
     "bootstrap",
     "compute_optimal",
+    "critical_proportion",
     "fit",
     "get_law",
+    "implicit_mixing_law",
     "load_bootstrap",
     "load_fit",
     "load_mixture",
     "load_runs",
     "optimal_mixture",
+    "NestedCandidate",
+    "NestedResult",
+    "NestedSearch",
+    "nested_pipeline",
     "register_law",
 ]

@@ -70,7 +70,9 @@ class BootstrapResult:
       coordinates: (R, T, P) law coordinates of each replicate's best start.
       objective: (R, T) each replicate's best objective (inf where every start failed).
       status: (R, T) how that best start's run ended: :class:`Status` codes.
-      n_in_basin: (R, T) final-stage starts within the engine's basin tolerance of the replicate's best.
+      n_in_basin: (R, T) final starts within the confirmation tolerance of the replicate's best.
+      confirmed: (R, T) whether the replicate's best point was confirmed (``options.Confirmation``); all True in a
+        file written before replicates were confirmed.
       level: default coverage of intervals (e.g. 0.95).
       resample: ``"runs"`` or ``"rows"``.
       settings, provenance: how the replicates were drawn and fitted; seed, table hash and versions.
@@ -81,6 +83,7 @@ class BootstrapResult:
     objective: np.ndarray
     status: np.ndarray
     n_in_basin: np.ndarray
+    confirmed: np.ndarray
     level: float
     resample: str
     settings: dict
@@ -104,6 +107,14 @@ class BootstrapResult:
         """target -> fraction of replicates whose best start did not converge (or failed)."""
         bad = ~(np.isin(self.status, CONVERGED) & self.valid)
         return {t: float(bad[:, j].mean()) for j, t in enumerate(self.targets)}
+
+    @property
+    def fraction_unconfirmed(self) -> dict[str, float]:
+        """target -> fraction of the valid replicates whose best point stayed unconfirmed after the extra rounds."""
+        return {
+            t: float(np.mean(~self.confirmed[self.valid[:, j], j])) if self.valid[:, j].any() else 0.0
+            for j, t in enumerate(self.targets)
+        }
 
     @property
     def n_failed(self) -> dict[str, int]:
@@ -258,6 +269,7 @@ class BootstrapResult:
             "objective": [[v if np.isfinite(v) else None for v in row] for row in self.objective.tolist()],
             "status": [[Status(int(code)).label for code in row] for row in self.status],
             "n_in_basin": self.n_in_basin.tolist(),
+            "confirmed": self.confirmed.tolist(),
             "level": self.level,
             "resample": self.resample,
             "settings": self.settings,
@@ -287,6 +299,7 @@ def load_bootstrap(path) -> BootstrapResult:
             objective=objective,
             status=_status_codes(p),
             n_in_basin=np.asarray(p["n_in_basin"], dtype=int),
+            confirmed=np.asarray(p.get("confirmed", np.ones(objective.shape, bool)), dtype=bool),
             level=float(p["level"]),
             resample=p["resample"],
             settings=p["settings"],
@@ -434,6 +447,7 @@ def bootstrap(
         objective=np.where(np.isfinite(objective), objective, np.inf),
         status=solution.status.reshape(shape),
         n_in_basin=solution.n_in_basin.reshape(shape),
+        confirmed=solution.confirmed.reshape(shape),
         level=level,
         resample=resample,
         settings=settings,

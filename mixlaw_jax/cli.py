@@ -1,4 +1,4 @@
-"""The ``mixlaw`` command: fit, predict, optimize, bootstrap, report and demo.
+"""The ``mixlaw`` command: fit, predict, optimize, bootstrap, report, compare and demo.
 
     mixlaw demo                                  the whole report on the bundled example table
     mixlaw fit RUNS --law joint --out fit.json   fit a law to a CSV / Parquet table
@@ -6,6 +6,8 @@
     mixlaw optimize fit.json --N 7e9 --D 1.5e11  optimal mixture h*
     mixlaw bootstrap RUNS --law joint --out b.json
     mixlaw report RUNS --law additive --law joint --holdout 'model_size > 1.3e9' --out report/
+    mixlaw nested RUNS --budget 2.7e9,1e11      Ye et al.'s pipeline: losses and h* at (N*, D*)
+    mixlaw compare RUNS --law additive --law joint --split largest   choose a law on held-out rows
 
 Errors in the input are one line on stderr and exit code 2, never a traceback.
 """
@@ -225,7 +227,8 @@ def _print_fit(result, train) -> None:
         d = result.diagnostics[t]
         print(
             f"  {t:24s} objective {result.objective[j]:.6g}  train MRE {_percent(train_mre[t])}"
-            f"  best basin {d.n_in_basin}/{d.n_final}  {d.status.label}"
+            f"  best basin {d.n_in_basin}/{d.n_final} {'confirmed' if d.confirmed else 'UNCONFIRMED'}"
+            f"  {d.status.label}"
         )
         for flag in d.flags:
             print(f"      note: {flag}")
@@ -345,7 +348,10 @@ def cmd_bootstrap(args) -> None:
         f"{100 * boot.level:g}% percentile intervals"
     )
     for t in boot.targets:
-        print(f"  {t}  (replicates not converged: {100 * boot.fraction_unconverged[t]:.0f}%)")
+        print(
+            f"  {t}  (replicates not converged: {100 * boot.fraction_unconverged[t]:.0f}%, best point unconfirmed: "
+            f"{100 * boot.fraction_unconfirmed[t]:.0f}%)"
+        )
         for name, value in boot.fit.params[t].items():
             labels = [f"{name}[{d}]" for d in boot.fit.weight_columns] if isinstance(value, list) else [name]
             values = value if isinstance(value, list) else [value]
@@ -397,6 +403,68 @@ def cmd_report(args) -> None:
     )
 
 
+EPILOG_NESTED = """examples:
+  mixlaw nested runs.csv --budget 2.7e9,1e11 --where 'model_size <= 1.3e9'
+  mixlaw nested runs.csv --budget 7e9,1.5e11 --mixing-law additive_mixture --replicates 200 --out nested.json
+  mixlaw nested runs.csv --budget 7e9,1.5e11 --predict candidates.csv      predictions for other mixtures
+Stage (a) fits L(D) = E + B/D^beta to each run's checkpoints and predicts it at D*; stage (b) fits
+L(N) = E + A/N^alpha to each mixture's sizes at D* and predicts N*; stage (c) fits the mixing law over the
+mixtures at (N*, D*), which predicts any mixture there and gives h*. A mixture needs 3 model sizes, a run 3
+checkpoints; what lacks them is named in a warning and left out. --starts, --schedule and --seed set the mixing
+stage's search; the step and size stages (three parameters each) screen 256 starts."""
+
+
+def cmd_nested(args) -> None:
+    from ._io import atomic_write_json, output_file
+    from .data import read_table
+    from .mixture import WEIGHTED
+    from .nested import POWER_LAW_SEARCH, NestedSearch, nested_pipeline
+
+    if len(args.budget) != 2:
+        raise MixlawError(f"--budget takes two numbers N,D, not {len(args.budget)}")
+    if args.out:
+        output_file(args.out, [args.runs] + ([args.predict] if args.predict else []))
+    runs = _load(args)
+    power = Search(POWER_LAW_SEARCH.n_starts, POWER_LAW_SEARCH.schedule, args.seed)
+    search = NestedSearch(power, power, Search(args.starts, args.schedule, args.seed))
+    n_star, d_star = args.budget
+    result = nested_pipeline(
+        runs,
+        N=n_star,
+        D=d_star,
+        mixing_law=args.mixing_law,
+        n_replicates=args.replicates,
+        level=args.level,
+        objective=_objective(args),
+        search=search,
+        progress=not args.quiet,
+    )
+    print(f"nested pipeline (Ye et al. 2024) at N* = {n_star:.4g}, D* = {d_star:.4g}:")
+    print(result.summary().to_string(float_format=lambda v: f"{v:.4g}"))
+    if len(result.excluded):
+        print(f"left out: {len(result.excluded)} (run or mixture, target) pairs (listed with --out)")
+    best = result.optimal_mixture()
+    o = best.objectives.index(WEIGHTED)
+    interval = result.mixture_interval() if args.replicates else None
+    print(
+        f"\nh* at N = {n_star:.4g}, D = {d_star:.4g} (mean of {', '.join(best.targets)}): predicted loss "
+        f"{best.objective[0, o]:.5g} (uniform mixture {best.reference_objective[0, o]:.5g})"
+    )
+    for i, domain in enumerate(best.domains):
+        line = f"    {domain:28s} {best.h[0, o, i]:.4f}"
+        if interval is not None:
+            line += f"  [{interval['lo'].iloc[i]:.4f}, {interval['hi'].iloc[i]:.4f}]"
+        print(line)
+    table = read_table(args.predict) if args.predict else result.mixtures
+    predicted = result.predict_interval(table) if args.replicates else result.predict(table)
+    where = f"the mixtures of {args.predict}" if args.predict else "the fitted mixtures"
+    print(f"\npredicted losses at N* = {n_star:.4g}, D* = {d_star:.4g} for {where}:")
+    print(predicted.to_string(float_format=lambda v: f"{v:.5g}"))
+    if args.out:
+        atomic_write_json(args.out, result.to_dict())
+        print(f"wrote {args.out}")
+
+
 def cmd_demo(args) -> None:
     from .datasets import load_example
     from .report import build_report
@@ -412,6 +480,68 @@ def cmd_demo(args) -> None:
         source="bundled synthetic table (mixlaw_jax/datasets/synthetic_mixtures.csv)",
         **_report_settings(args),
     )
+
+
+def _split(args):
+    """The comparison's split from ``--holdout``, ``--split``, ``--folds`` and ``--split-seed``."""
+    from .comparison import HeldOut, KFold, LeaveOneScaleOut
+
+    if args.holdout is not None:
+        if args.split is not None:
+            raise MixlawError(f"--holdout and --split {args.split} are two splits; give one")
+        return HeldOut(args.holdout)
+    if args.split in (None, "kfold"):
+        return KFold(args.folds, args.split_seed)
+    return LeaveOneScaleOut(largest_only=args.split == "largest")
+
+
+def cmd_compare(args) -> None:
+    from ._io import output_file
+    from .comparison import compare_laws
+
+    for path in (args.out, args.figure):
+        if path is not None:
+            output_file(path, [args.runs])
+    split = _split(args)
+    runs = _load(args)
+    comparison = compare_laws(
+        runs,
+        args.law,
+        split=split,
+        parameter_bounds=_parameter_bounds(args),
+        objective=_objective(args),
+        search=_search(args),
+        n_replicates=args.replicates,
+        level=args.level,
+        progress=not args.quiet,
+    )
+    print(
+        f"{split.describe()}: {len(comparison.folds)} fold(s), "
+        f"{int(comparison.folds['test_rows'].sum())} held-out rows; scores over every held-out row with "
+        f"{100 * comparison.level:.0f}% bootstrap intervals over held-out {comparison.resampled}"
+    )
+    for metric, title in (("mre", "held-out MRE %"), ("r2", "held-out R²"), ("spearman", "held-out Spearman rho")):
+        print(f"\n{title}")
+        print(comparison.table(metric).to_string())
+    if len(comparison.folds) > 1:
+        print("\nheld-out MRE % per fold")
+        print(comparison.per_fold("mre").to_string(float_format=lambda v: f"{v:.3f}"))
+    winners = comparison.winners(args.criterion)
+    print(f"\nwinner per target by {args.criterion} (overlap: the winner's interval meets the runner-up's)")
+    print(winners.to_string(float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        comparison.save(args.out)
+        print(f"wrote {args.out}")
+    if args.figure:
+        import io
+
+        from ._io import atomic_write_bytes
+        from .figures import law_comparison
+
+        buffer = io.BytesIO()
+        law_comparison(comparison).savefig(buffer, format="png", dpi=110)
+        atomic_write_bytes(args.figure, buffer.getvalue())
+        print(f"wrote {args.figure}")
 
 
 def _wrap(text: str) -> str:
@@ -447,6 +577,13 @@ EPILOG_REPORT = """example:
       --out report/
 writes report/index.html (self-contained: figures embedded), report/figures/*.png, fit_<law>.json,
 mixture_<law>.json, bootstrap_<law>.json and summary.json."""
+EPILOG_COMPARE = """examples:
+  mixlaw compare runs.csv --law additive --law joint --split largest       hold out the largest model size
+  mixlaw compare runs.csv --law additive --law joint --folds 5 --out comparison.json --figure comparison.png
+  mixlaw compare runs.csv --law additive --law joint --split scale         each model size held out in turn
+  mixlaw compare swarm.csv --law mixing_exp --law additive_mixture --N none --D none --holdout "split == 'test'"
+Each law is refitted on every fold's training rows (all targets in one fit per fold), so a comparison costs
+folds x laws fits; --starts and --schedule make each fit lighter."""
 EPILOG_DEMO = (
     _wrap(
         f"The demo runs `mixlaw report` on the bundled synthetic table (7 domains, 3 targets): laws "
@@ -687,6 +824,73 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="report", help="output folder (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser(
+        "compare",
+        help="choose a law: held-out MRE, R² and Spearman per law and target, with bootstrap intervals",
+        epilog=EPILOG_COMPARE,
+        formatter_class=raw,
+        description=_wrap(
+            "Refit each law on the training rows of every fold of a split (k folds over mixtures, each model "
+            "size held out in turn, the largest size, or a held-out selection), score the held-out rows by MRE, "
+            "R² and Spearman's rho with bootstrap intervals over the held-out mixtures, and name the winner per "
+            "target."
+        ),
+    )
+    _add_table_args(p)
+    p.add_argument("--law", action="append", required=True, help="law to compare (repeatable)")
+    p.add_argument(
+        "--split",
+        choices=["kfold", "scale", "largest"],
+        help="kfold: k folds over mixtures (default); scale: each model size held out in turn; largest: the "
+        "largest model size held out",
+    )
+    p.add_argument("--folds", type=int, default=5, help="folds of --split kfold (default: %(default)s)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the folds' shuffle (default: %(default)s)")
+    p.add_argument("--holdout", help="one held-out selection instead of --split, e.g. 'model_size > 1.3e9'")
+    _add_fit_args(p, search=Search(), law=False)
+    p.add_argument(
+        "--replicates",
+        type=int,
+        default=1000,
+        help="bootstrap replicates of the held-out mixtures (default: %(default)s)",
+    )
+    p.add_argument("--level", type=float, default=0.95, help="interval level (default: %(default)s)")
+    p.add_argument(
+        "--criterion",
+        choices=["mre", "r2", "spearman"],
+        default="mre",
+        help="what picks the winner: lowest MRE, highest R² or Spearman rho (default: %(default)s)",
+    )
+    p.add_argument("--loss-space", choices=["raw", "log"], default="raw", help="residuals of L or of log L")
+    p.add_argument("--unbounded", action="store_true", help="fit without the default parameter bounds")
+    p.add_argument("--out", help="write the comparison as JSON (load with mixlaw_jax.load_comparison)")
+    p.add_argument("--figure", help="write the comparison figure as PNG")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_compare)
+    p = sub.add_parser(
+        "nested",
+        help="Ye et al.'s nested pipeline: losses and h* at a large (N*, D*) from small runs",
+        epilog=EPILOG_NESTED,
+        formatter_class=raw,
+        description=_wrap(
+            "Fit a step law per run, a size law per mixture and a mixing law over the mixtures (Ye et al. 2024, "
+            "sec. 4; one batched engine call per stage) and print the predicted losses and the optimal mixture "
+            "at the budget (N*, D*)."
+        ),
+    )
+    _add_table_args(p)
+    p.add_argument("--budget", type=_positive_numbers, required=True, metavar="N,D", help="the target N* and D*")
+    p.add_argument("--mixing-law", default="mixing_exp", help="mixture-only law of stage (c) (default: %(default)s)")
+    p.add_argument("--predict", help="CSV or Parquet table of mixtures to predict at (N*, D*) (default: the fitted)")
+    from .nested import MIXING_SEARCH
+
+    _add_fit_args(p, search=MIXING_SEARCH, law=False)
+    p.add_argument("--replicates", type=int, default=0, help="run-level bootstrap replicates (default: none)")
+    p.add_argument("--level", type=float, default=0.95, help="interval level (default: %(default)s)")
+    p.add_argument("--loss-space", choices=["raw", "log"], default="raw", help="residuals of L or of log L")
+    p.add_argument("--out", help="write the stages, the mixing fit, h* and what was left out as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_nested)
     return parser
 
 

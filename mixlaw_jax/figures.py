@@ -24,6 +24,7 @@ from matplotlib.ticker import FuncFormatter
 from matplotlib.tri import Triangulation
 
 from . import metrics
+from .comparison import Comparison
 from .data import RunTable, index_of
 from .errors import MixlawError
 from .mixture import WEIGHTED, MixtureResult
@@ -267,14 +268,15 @@ def simplex_heatmap(
     resolution: int = 120,
 ) -> Figure:
     """Predicted loss over the simplex of a k = 3 mixture as a ternary heat map at one (N, D): ``target``, or the
-    mean over targets when None; fitted mixtures (``runs``) and an optimum h* marked."""
+    mean over targets when None; fitted mixtures (``runs``) and an optimum h* marked. Points where the law
+    overflows are left blank and counted in the title."""
     if fit.k != 3:
         raise MixlawError(f"simplex_heatmap needs k = 3 domains; this fit has k = {fit.k}")
     i, j = np.meshgrid(np.arange(resolution + 1), np.arange(resolution + 1), indexing="ij")
     keep = i + j <= resolution
     a, b = i[keep] / resolution, j[keep] / resolution
     h = np.stack([a, b, 1 - a - b], axis=1).clip(0, 1)
-    pred = fit.predict_arrays(N, D, h)
+    pred = fit.predict_unchecked(N, D, h)
     loss = (
         pred.mean(axis=1)
         if target is None
@@ -289,6 +291,8 @@ def simplex_heatmap(
     fig = Figure(figsize=(5.6, 4.6), layout="constrained")
     ax = fig.subplots()
     finite = np.isfinite(loss)
+    if finite.sum() < 3:
+        raise MixlawError(f"the {fit.law} law overflows over (nearly) the whole simplex at N = {N}, D = {D}")
     tri = Triangulation(x[finite], y[finite])
     shade = ax.tripcolor(tri, loss[finite], shading="gouraud", cmap="magma_r")
     fig.colorbar(shade, ax=ax, label="predicted loss" + ("" if target else " (mean over targets)"))
@@ -305,6 +309,49 @@ def simplex_heatmap(
     if runs is not None or optimum is not None:
         ax.legend(loc="upper right", fontsize=8)
     budget = ", ".join(f"{k} = {v:.3g}" for k, v in (("N", N), ("D", D)) if v is not None)
-    ax.set(aspect="equal", title=f"{fit.law} law, {target or 'mean loss'}" + (f" at {budget}" if budget else ""))
+    blank = f"\nblank: the law overflows at {int((~finite).sum())} of {finite.size} points" if not finite.all() else ""
+    title = f"{fit.law} law, {target or 'mean loss'}" + (f" at {budget}" if budget else "") + blank
+    ax.set(aspect="equal", title=title)
     ax.set_axis_off()
+    return fig
+
+
+@_plain_text
+def law_comparison(comparison: Comparison, *, fold: str | None = None) -> Figure:
+    """Held-out MRE, R² and Spearman's rho per target (rows) and candidate (markers), each with its bootstrap
+    interval (``compare_laws``), on one fold (default: every held-out row pooled); a filled marker is the
+    target's winner by that metric."""
+    fold = comparison.pooled_fold if fold is None else fold
+    scores = comparison.scores[comparison.scores["fold"] == fold]
+    if scores.empty:
+        raise MixlawError(f"no fold {fold!r}; the folds are {', '.join(comparison.folds['fold'])}")
+    targets, names = list(comparison.targets), list(comparison.candidates)
+    fig, axes = _panels(3, ncols=3)
+    fig.set_size_inches(PANEL * 1.1 * 3, max(PANEL, 0.45 * len(targets) * len(names) + 1.2))
+    palette = colormaps["tab10"]
+    offsets = np.linspace(-0.3, 0.3, len(names)) if len(names) > 1 else np.zeros(1)
+    labels = {"mre": "held-out MRE (%)", "r2": "held-out R²", "spearman": "held-out Spearman rho"}
+    for ax, metric in zip(axes, ("mre", "r2", "spearman")):
+        winners = comparison.winners(metric)["winner"]
+        for i, name in enumerate(names):
+            rows = scores[(scores["candidate"] == name) & (scores["metric"] == metric)].set_index("target")
+            rows = rows.loc[targets]
+            y = np.arange(len(targets)) + offsets[i]
+            color = palette(i % 10)
+            ax.hlines(y, rows["low"], rows["high"], color=color, lw=1.2)
+            won = (winners.loc[targets] == name).to_numpy()
+            ax.scatter(rows["value"][won], y[won], color=color, s=30, zorder=3)
+            ax.scatter(rows["value"][~won], y[~won], facecolors="white", edgecolors=color, s=30, zorder=3)
+        ax.set_yticks(np.arange(len(targets)), targets)
+        ax.invert_yaxis()
+        ax.set(xlabel=labels[metric])
+        ax.grid(axis="x", color="0.9")
+    for ax in axes[1:]:
+        ax.tick_params(labelleft=False)
+    handles = [Line2D([], [], color=palette(i % 10), marker="o", lw=1.2, label=n) for i, n in enumerate(names)]
+    axes[0].legend(handles=handles, fontsize=7, loc="best")
+    fig.suptitle(
+        f"{comparison.split.describe()}; fold {fold}; {100 * comparison.level:.0f}% intervals over held-out "
+        f"{comparison.resampled} (filled: winner)"
+    )
     return fig

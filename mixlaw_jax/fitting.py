@@ -159,6 +159,16 @@ def check_run_table(runs) -> None:
         )
 
 
+def unconfirmed_flag(n_agreeing: int, search: Search, rounds: int) -> str:
+    """The flag of a best point that too few final starts agree on (``options.Confirmation``)."""
+    rule = search.confirm
+    needed = rule.needed(search.schedule[-1].keep)
+    return (
+        f"best point not confirmed: {n_agreeing} final start(s) within rtol {rule.rtol:g} of it, {needed} needed, "
+        f"after {rounds} extra round(s) of search"
+    )
+
+
 def json_bounds(parameter_bounds: ParameterBounds) -> str | dict | None:
     """Parameter bounds as a fit records them (``FitSettings.parameter_bounds``): JSON values."""
     if parameter_bounds is None or isinstance(parameter_bounds, str):
@@ -204,6 +214,9 @@ def build_result(
         gradient_norm = float(solution.gradient_norm[j])
         if not np.isfinite(gradient_norm):
             flags.append("gradient not finite at the optimum (a parameter at an extreme value)")
+        confirmed = bool(solution.confirmed[j])
+        if not confirmed:
+            flags.append(unconfirmed_flag(int(solution.n_in_basin[j]), settings.search, int(solution.rounds[j])))
         diagnostics[t] = Diagnostics(
             objective=float(solution.objective[j]),
             gradient_norm=gradient_norm if np.isfinite(gradient_norm) else None,
@@ -212,7 +225,18 @@ def build_result(
             n_failed_starts=int(solution.n_failed[j]),
             iterations=int(solution.iterations[j]),
             status=Status(int(solution.status[j])),
+            confirmed=confirmed,
+            extra_rounds=int(solution.rounds[j]),
             flags=tuple(flags),
+        )
+    unconfirmed = [t for t, d in diagnostics.items() if not d.confirmed]
+    if unconfirmed:
+        warnings.warn(
+            f"the best point of {', '.join(map(repr, unconfirmed))} is not confirmed: too few final starts agree on "
+            f"it (see diagnostics), so a better basin may exist; search more (Search(n_starts=...) or "
+            f"Search(confirm=Confirmation(rounds=...)))",
+            MixlawWarning,
+            stacklevel=3,
         )
     return FitResult(
         law=law.name,

@@ -4,8 +4,8 @@
   reduction (mean or sum over rows).
 - :class:`Stage` — one successive-halving stage of the search: starts kept, Levenberg–Marquardt iterations, and
   the fraction of rows it uses.
-- :class:`Search` — how the minimum is searched for: random starts screened, the stages, the seed, and how many
-  starts are scored at once.
+- :class:`Search` — how the minimum is searched for: random starts screened, the stages, the seed, how many
+  starts are scored at once, and when the best point counts as confirmed (:class:`Confirmation`).
 - :class:`Resources` — where the engine runs: the devices and the memory budget of one batched call.
 
 ``fit``, ``bootstrap``, ``build_report``, the engine (``engine.solve``) and the command line take these objects, so
@@ -18,6 +18,8 @@ import dataclasses
 import numbers
 from collections.abc import Mapping, Sequence
 from typing import Literal
+
+import numpy as np
 
 from .errors import MixlawError
 
@@ -33,6 +35,11 @@ MAX_SEED = 2**63 - 1
 DEFAULT_STARTS = 16384
 #: A fit's successive-halving stages (starts kept, Levenberg-Marquardt iterations, fraction of rows used).
 DEFAULT_SCHEDULE = ((512, 30, 0.25), (256, 60, 1.0), (32, 100, 1.0), (16, 300, 1.0))
+#: Final starts that must agree on a best point before it counts as found (``Confirmation``).
+DEFAULT_CONFIRMING = 3
+#: Objectives this close (absolutely) agree whatever their ratio: starts that fit the table exactly (objective
+#: ~1e-32, residuals at rounding level) agree although one objective may be many times another.
+EXACT_FIT = 1e-20
 
 
 def whole_number(value, name: str, *, minimum: int = 0, maximum: int | None = None) -> int:
@@ -124,12 +131,58 @@ class Stage:
 
 
 @dataclasses.dataclass(frozen=True)
+class Confirmation:
+    """When a problem's best point counts as found, and how much more search an unconfirmed one gets.
+
+    A best objective f* is *confirmed* when at least ``starts`` final starts (None: ``DEFAULT_CONFIRMING``, or every
+    final start when the schedule's final stage keeps fewer) end within relative ``rtol`` of it (f <= f* (1 + rtol)
+    + ``EXACT_FIT``): several independent starts reaching the same floor is the evidence that no better basin was
+    missed. An unconfirmed problem gets up to ``rounds`` extra rounds (0: only report): the first runs its
+    final starts for another final stage of iterations (starts still descending a valley reach its floor); each
+    later one first adds a fresh search (new random starts through the whole schedule, the unconfirmed problems
+    only, batched), whose final starts join its best ones; 4 rounds search as many starts as a 4x larger
+    ``n_starts``, the search that found the better basins of issue 27's tables. Confirmed problems cost nothing
+    more. ``rtol`` = 1e-4 sits above a converged start's slack (a last fifth of iterations moved f by at most 1e-6)
+    and below the gaps between distinct basins seen on real tables (1e-3 and more; benchmarks/NOTES.md).
+    """
+
+    starts: int | None = None
+    rtol: float = 1e-4
+    rounds: int = 4
+
+    def __post_init__(self):
+        if self.starts is not None:
+            object.__setattr__(self, "starts", whole_number(self.starts, "confirmation starts", minimum=1))
+        object.__setattr__(self, "rounds", whole_number(self.rounds, "confirmation rounds"))
+        rtol = real_number(self.rtol, "confirmation rtol")
+        if not 0 <= rtol < 1:
+            raise MixlawError(f"confirmation rtol must lie in [0, 1), not {self.rtol!r}")
+        object.__setattr__(self, "rtol", rtol)
+
+    def needed(self, n_final: int) -> int:
+        """Agreeing starts that confirm a best point when the final stage keeps ``n_final``."""
+        return min(DEFAULT_CONFIRMING, n_final) if self.starts is None else self.starts
+
+    def agreeing(self, f: np.ndarray) -> np.ndarray:
+        """Starts within ``rtol`` of each problem's best, for objectives f (B, S) (0 where the best is not finite)."""
+        best = np.min(f, axis=1, keepdims=True)
+        with np.errstate(invalid="ignore"):
+            close = np.isfinite(best) & (f <= best + self.rtol * np.abs(best) + EXACT_FIT)
+        return np.sum(close, axis=1)
+
+    def confirmed(self, f: np.ndarray) -> np.ndarray:
+        """Whether each problem's best objective is confirmed, for its final starts' objectives f (B, S)."""
+        return self.agreeing(f) >= self.needed(f.shape[1])
+
+
+@dataclasses.dataclass(frozen=True)
 class Search:
     """``n_starts`` random starts screened per problem, refined through ``schedule`` (successive halving: each
     stage keeps at most as many starts as the one before); ``chunk_size`` starts scored at once per device.
 
     ``warm_starts`` counts starts the caller adds to the screened ones (the bootstrap's full-data optimum), which
-    the first stage may keep besides the random ones.
+    the first stage may keep besides the random ones. ``confirm`` says when a best point counts as found and how
+    many extra rounds of search an unconfirmed one gets (:class:`Confirmation`; ``rounds=0`` only reports).
     """
 
     n_starts: int = DEFAULT_STARTS
@@ -137,6 +190,7 @@ class Search:
     seed: int = 0
     chunk_size: int = 2048
     warm_starts: int = 0
+    confirm: Confirmation = Confirmation()
 
     def __post_init__(self):
         object.__setattr__(
@@ -163,6 +217,12 @@ class Search:
                     f"each stage keeps at most as many as the one before"
                 )
         object.__setattr__(self, "schedule", stages)
+        expect(self.confirm, Confirmation, "confirm")
+        if self.confirm.starts is not None and self.confirm.starts > stages[-1].keep:
+            raise MixlawError(
+                f"confirmation needs {self.confirm.starts} agreeing final starts, but the schedule's final stage "
+                f"keeps {stages[-1].keep}; keep more or confirm with fewer"
+            )
 
     @property
     def stages(self) -> tuple[tuple[int, int, float], ...]:

@@ -9,6 +9,8 @@ self-contained HTML page (figures embedded as base64 PNG data URIs; no external 
     mixture_<law>.json       h* along the budget path up to (N, D) (``load_mixture``)
     bootstrap_<law>.json     the bootstrap (``load_bootstrap``), when replicates > 0
     summary.json             scores, h* with intervals and settings, as plain JSON
+    comparison.json          "Choosing a law": held-out MRE, R² and Spearman per law with intervals
+                             (``load_comparison``), with a comparison split, or two laws and held-out rows
 
 The folder is written whole or not at all: every file goes into a hidden temporary folder beside it, which then
 takes the folder's place, so the folder holds the whole earlier report or the whole new one, never a mix; a
@@ -38,6 +40,7 @@ import pandas as pd
 
 from . import _io, figures
 from .bootstrap import BootstrapResult, bootstrap, check_level
+from .comparison import Comparison, HeldOut, KFold, LeaveOneScaleOut, Split, compare_laws, compare_predictions
 from .data import RunTable
 from .errors import MixlawError
 from .fitting import fit, progress_bar
@@ -74,6 +77,7 @@ class Report:
     laws: list[LawReport]
     figures: dict[str, Path]
     html: Path
+    comparison: Comparison | None = None
 
 
 def _png(fig) -> bytes:
@@ -83,7 +87,7 @@ def _png(fig) -> bytes:
 
 
 #: the files an earlier report may have left in its folder (besides figures/*.png); anything else stops the report.
-REPORT_FILES = ("index.html", "summary.json", "fit_*.json", "mixture_*.json", "bootstrap_*.json")
+REPORT_FILES = ("index.html", "summary.json", "fit_*.json", "mixture_*.json", "bootstrap_*.json", "comparison.json")
 
 
 def _foreign_entries(out: Path) -> list[str]:
@@ -268,6 +272,7 @@ def build_report(
     replicate_search: Search = BOOTSTRAP_SEARCH,
     level: float = 0.95,
     jobs: int | None = None,
+    comparison: Split | None = None,
     title: str = "mixlaw report",
     source: str = "",
     progress: bool = False,
@@ -293,6 +298,11 @@ def build_report(
       level: bootstrap interval level.
       jobs: laws worked on at once, each in its own process (default: as many as laws and CPU cores allow;
         1: all in this process).
+      comparison: the "Choosing a law" section. None (default, no extra fit): the report's own fits scored on the
+        held-out rows by MRE, R² and Spearman's rho with bootstrap intervals over the held-out mixtures, and the
+        winner per target (no section without held-out rows or with one law). A split (``HeldOut``, ``KFold``,
+        ``LeaveOneScaleOut``): ``compare_laws`` with that split, which refits every law on every fold's training
+        rows with ``search`` (folds x laws more fits).
       title, source: shown at the top of the page.
       progress: progress bars on stderr.
       log: called with one line per step.
@@ -342,6 +352,7 @@ def build_report(
         expect(search, Search, "search"), replicates, expect(replicate_search, Search, "replicate_search"), level
     )
     reports = _law_reports(laws, (train, held_out, N, D), analysis, jobs, progress)
+    choosing = _choosing_a_law(runs, reports, holdout, held_out, comparison, analysis, progress, log)
     created = [p for p in target.parents if not os.path.lexists(p)]  # missing parents, deepest first
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -351,7 +362,7 @@ def build_report(
         raise
     try:
         figure_names = _write_report(
-            tmp, reports, runs, train, held_out, laws, holdout, N, D, analysis, title, source, log
+            tmp, reports, runs, train, held_out, laws, holdout, N, D, analysis, title, source, log, choosing
         )
         old = _check_out(target, out)  # again: nothing may have come into the folder during the fits
         umask = os.umask(0o022)
@@ -370,7 +381,49 @@ def build_report(
             pass
     figure_paths = {name: out / "figures" / f"{name}.png" for name in figure_names}
     log(f"wrote {out}/index.html and {len(figure_paths)} figures")
-    return Report(out=out, laws=reports, figures=figure_paths, html=out / "index.html")
+    return Report(
+        out=out,
+        laws=reports,
+        figures=figure_paths,
+        html=out / "index.html",
+        comparison=choosing if isinstance(choosing, Comparison) else None,
+    )
+
+
+#: Bootstrap replicates of the held-out mixtures behind the "Choosing a law" intervals (scoring only: no refits).
+COMPARISON_REPLICATES = 1000
+
+
+def _choosing_a_law(runs, reports, holdout, held_out, comparison, analysis, progress, log) -> Comparison | str | None:
+    """The "Choosing a law" comparison: ``compare_laws`` under the ``comparison`` split, or else the report's fits
+    scored on its held-out rows (no refit); a string saying why when those rows cannot be scored (e.g. one held-out
+    loss per target); None without a split and either held-out rows or a second law."""
+    if comparison is not None:
+        if not isinstance(comparison, (HeldOut, KFold, LeaveOneScaleOut)):
+            raise MixlawError(f"comparison must be a mixlaw_jax.HeldOut, KFold or LeaveOneScaleOut, not {comparison!r}")
+        log(f"choosing a law: {comparison.describe()}, every law refitted per fold")
+        return compare_laws(
+            runs,
+            [r.law for r in reports],
+            split=comparison,
+            search=analysis.search,
+            n_replicates=COMPARISON_REPLICATES,
+            level=analysis.level,
+            progress=progress,
+        )
+    if held_out is None or len(reports) < 2:
+        return None
+    try:
+        return compare_predictions(
+            runs,
+            HeldOut(holdout),
+            {r.law: [r.fit.predict(held_out)] for r in reports},
+            n_replicates=COMPARISON_REPLICATES,
+            level=analysis.level,
+            seed=analysis.search.seed,
+        )
+    except MixlawError as err:
+        return str(err)
 
 
 def _cwd() -> str | None:
@@ -390,7 +443,20 @@ def _remove_empty(folders) -> None:
 
 
 def _write_report(
-    folder: Path, reports: list[LawReport], runs, train, held_out, laws, holdout, N, D, analysis, title, source, log
+    folder: Path,
+    reports: list[LawReport],
+    runs,
+    train,
+    held_out,
+    laws,
+    holdout,
+    N,
+    D,
+    analysis,
+    title,
+    source,
+    log,
+    choosing: Comparison | str | None = None,
 ) -> list[str]:
     """Write every file of the report into ``folder``; returns the figure names."""
     for r in reports:
@@ -408,10 +474,17 @@ def _write_report(
 
     log("figures")
     drawn = {name: (_png(fig), caption) for name, (fig, caption) in _figures(reports, train, held_out, N, D).items()}
+    if isinstance(choosing, Comparison):
+        choosing.save(folder / "comparison.json")
+        drawn["law_comparison"] = (
+            _png(figures.law_comparison(choosing)),
+            f"Choosing a law ({choosing.split.describe()}): held-out MRE, R² and Spearman's rho per target with "
+            f"{100 * choosing.level:.0f}% bootstrap intervals over the held-out {choosing.resampled}; filled: winner.",
+        )
     for name, (data, _) in drawn.items():
         _io.atomic_write_bytes(folder / "figures" / f"{name}.png", data)
     settings = {"laws": list(laws), "holdout": holdout, "N": N, "D": D, **analysis.to_dict()}
-    page = _html(title, source, runs, train, held_out, reports, drawn, settings)
+    page = _html(title, source, runs, train, held_out, reports, drawn, settings, choosing)
     _io.atomic_write_bytes(folder / "index.html", page.encode("utf-8"))
     _io.atomic_write_json(folder / "summary.json", _summary(reports, settings, runs))
     return list(drawn)
@@ -578,7 +651,7 @@ def _parameter_table(r: LawReport) -> pd.DataFrame:
     return frame
 
 
-def _html(title, source, runs, train, held_out, reports, drawn, settings) -> str:
+def _html(title, source, runs, train, held_out, reports, drawn, settings, choosing=None) -> str:
     """The page; ``drawn`` maps figure name -> (PNG bytes, caption)."""
     esc = html.escape
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -620,6 +693,8 @@ def _html(title, source, runs, train, held_out, reports, drawn, settings) -> str
             + "".join(f"<li class='flag'>{esc(law)}, {esc(t)}: {esc(f)}</li>" for law, t, f in flags)
             + "</ul>"
         )
+    if choosing is not None:
+        parts.append(_choosing_html(choosing))
     mixing = [r for r in reports if r.path is not None]
     if mixing:
         parts.append(
@@ -655,3 +730,36 @@ def _html(title, source, runs, train, held_out, reports, drawn, settings) -> str
                 )
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _choosing_html(choosing: Comparison | str) -> str:
+    """The "Choosing a law" section: one table per metric (pooled over the held-out rows) and the winners."""
+    esc = html.escape
+    if isinstance(choosing, str):
+        return f"<h2>Choosing a law</h2><p class='note'>Not scored: {esc(choosing)}</p>"
+    c = choosing
+    parts = [
+        "<h2>Choosing a law</h2>",
+        f"<p class='note'>{esc(c.split.describe())}: {len(c.folds)} fold(s), "
+        f"{int(c.folds['test_rows'].sum())} held-out rows. Each cell: the score over every held-out row "
+        f"[{100 * c.level:.0f}% bootstrap percentile interval, {c.n_replicates} replicates of the held-out "
+        f"{esc(c.resampled)}; the fits are not repeated per replicate].</p>",
+    ]
+    for metric, title in (("mre", "held-out MRE %"), ("r2", "held-out R²"), ("spearman", "held-out Spearman rho")):
+        table = c.table(metric)
+        table.index.name = title
+        parts.append(_table(table))
+    winners = c.winners("mre")
+    rows = pd.DataFrame(
+        {
+            "winner (lowest MRE)": winners["winner"],
+            "runner-up": winners["runner_up"].fillna("-"),
+            "intervals overlap": winners["intervals_overlap"].map({True: "yes", False: "no"}).fillna("-"),
+            "replicates where the winner is better": winners["fraction_better"].map(
+                lambda v: "-" if v is None or pd.isna(v) else f"{100 * v:.0f}%"
+            ),
+        }
+    )
+    rows.index.name = "target"
+    parts.append(_table(rows))
+    return "".join(parts)

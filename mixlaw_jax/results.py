@@ -17,7 +17,7 @@ from .data import RunTable, load_runs, read_table
 from .engine.solvers import Status, status_from_converged
 from .errors import MixlawError, MixlawWarning
 from .laws import Inputs, get_law
-from .options import Objective, Search
+from .options import Confirmation, Objective, Search
 
 FIT_SCHEMA_VERSION = 1
 #: Predictions at N or D more than this factor outside the fitted range are warned about.
@@ -50,13 +50,16 @@ class Diagnostics:
     Attributes:
       objective: the best start's Huber objective.
       gradient_norm: |grad H| at the best start, in search coordinates (None where not finite).
-      n_in_basin: final-stage starts whose objective is within the engine's basin tolerance of the best
-        (``engine.multistart.BASIN_RTOL``): many starts agreeing is evidence of the global minimum.
-      n_final: starts in the final stage.
+      n_in_basin: final starts whose objective is within the confirmation tolerance of the best
+        (``Search.confirm.rtol``): several starts agreeing is the evidence that no better basin was missed.
+      n_final: final starts kept (the final stage's, or the best of every round's).
       n_failed_starts: screened starts whose objective was not finite.
       iterations: the iteration of the best start's last improving step.
       status: how the best start's last run ended (:class:`Status`).
-      flags: parameters at a bound or at an extreme value, as text.
+      confirmed: whether n_in_basin reached the confirmation rule's count (:class:`options.Confirmation`); None
+        in a file written before fits confirmed their best points.
+      extra_rounds: the extra rounds of search the target took (to confirm, or until the budget ran out).
+      flags: parameters at a bound or at an extreme value, an unconfirmed best point, as text.
     """
 
     objective: float
@@ -66,6 +69,8 @@ class Diagnostics:
     n_failed_starts: int
     iterations: int
     status: Status
+    confirmed: bool | None = None
+    extra_rounds: int = 0
     flags: tuple[str, ...] = ()
 
     @property
@@ -105,6 +110,7 @@ class FitSettings:
             "bounds": self.parameter_bounds,
             "n_starts": self.search.n_starts,
             "schedule": [list(s) for s in self.search.stages],
+            "confirm": dataclasses.asdict(self.search.confirm),
             "rows": self.rows,
         }
         return {**out, "failed_targets": list(self.failed_targets)} if self.failed_targets else out
@@ -114,7 +120,9 @@ class FitSettings:
         return cls(
             objective=Objective(payload["loss_space"], payload["huber_delta"], payload["reduction"]),
             parameter_bounds=payload["bounds"],
-            search=Search(payload["n_starts"], tuple(payload["schedule"])),
+            search=Search(
+                payload["n_starts"], tuple(payload["schedule"]), confirm=Confirmation(**payload.get("confirm", {}))
+            ),
             rows=int(payload["rows"]),
             failed_targets=list(payload.get("failed_targets", [])),
         )
@@ -202,16 +210,7 @@ class FitResult:
 
         Raises MixlawError naming the rows where the law overflows (e.g. far outside the fitted N, D).
         """
-        law = get_law(self.law)
-        h = np.asarray(h, float)
-        if h.ndim != 2 or h.shape[1] != self.k:
-            raise MixlawError(f"h must have shape (rows, {self.k}) for this fit's {self.k} domains, not {h.shape}")
-        rows = h.shape[0]
-        n = np.ones(rows) if n is None else np.broadcast_to(np.asarray(n, float), (rows,))
-        d = np.ones(rows) if d is None else np.broadcast_to(np.asarray(d, float), (rows,))
-        self._warn_far_outside(n, d)
-        x = Inputs.from_arrays(n, d, h)
-        pred = np.asarray(predict_all(law, self.k, jnp.asarray(self.coordinates), x)).T
+        pred, n, d = self._predict_unchecked(n, d, h)
         bad = ~np.isfinite(pred)
         if bad.any():
             row, col = np.argwhere(bad)[0]
@@ -221,6 +220,23 @@ class FitResult:
                 f"far outside the fitted range"
             )
         return pred
+
+    def predict_unchecked(self, n, d, h) -> np.ndarray:
+        """``predict_arrays`` without the finiteness check: inf or NaN where the law overflows (for a figure that
+        masks those points and says so)."""
+        return self._predict_unchecked(n, d, h)[0]
+
+    def _predict_unchecked(self, n, d, h) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        law = get_law(self.law)
+        h = np.asarray(h, float)
+        if h.ndim != 2 or h.shape[1] != self.k:
+            raise MixlawError(f"h must have shape (rows, {self.k}) for this fit's {self.k} domains, not {h.shape}")
+        rows = h.shape[0]
+        n = np.ones(rows) if n is None else np.broadcast_to(np.asarray(n, float), (rows,))
+        d = np.ones(rows) if d is None else np.broadcast_to(np.asarray(d, float), (rows,))
+        self._warn_far_outside(n, d)
+        x = Inputs.from_arrays(n, d, h)
+        return np.asarray(predict_all(law, self.k, jnp.asarray(self.coordinates), x)).T, n, d
 
     def _warn_far_outside(self, n: np.ndarray, d: np.ndarray) -> None:
         """A MixlawWarning when rows lie more than a factor EXTRAPOLATION_WARN outside the fitted N or D range."""
@@ -276,6 +292,7 @@ class FitResult:
                     "objective": self.objective[j],
                     "gradient_norm": d.gradient_norm,
                     "starts_in_best_basin": f"{d.n_in_basin}/{d.n_final}",
+                    "confirmed": d.confirmed,
                     "status": d.status.label,
                     "flags": "; ".join(d.flags),
                 }

@@ -145,6 +145,24 @@ def test_simplex_heatmap_spans_the_predicted_losses_and_marks_h_star(fit, tables
     assert png_pixels(fig).std() > 0
 
 
+def test_simplex_heatmap_leaves_overflowing_points_blank_and_counts_them(fit, monkeypatch):
+    exact = mj.FitResult.predict_unchecked
+
+    def overflowing(self, n, d, h):  # the law overflows where the first domain's weight passes 0.8
+        pred = exact(self, n, d, h)
+        return np.where(np.asarray(h)[:, :1] > 0.8, np.inf, pred)
+
+    monkeypatch.setattr(mj.FitResult, "predict_unchecked", overflowing)
+    fig = figures.simplex_heatmap(fit, N=1e9, D=2e10, resolution=20)
+    over = sum(1 for i in range(21) for j in range(21 - i) if i / 20 > 0.8)
+    shade = fig.axes[0].collections[0]
+    assert np.isfinite(shade.get_array()).all() and shade.get_array().size == 231 - over
+    assert f"the law overflows at {over} of 231 points" in fig.axes[0].get_title()
+    monkeypatch.setattr(mj.FitResult, "predict_unchecked", lambda self, n, d, h: np.full((len(h), 2), np.inf))
+    with pytest.raises(mj.MixlawError, match="overflows over"):
+        figures.simplex_heatmap(fit, N=1e9, D=2e10, resolution=20)
+
+
 def test_simplex_heatmap_needs_three_domains(fit):
     wider = mj.FitResult(**{**fit.__dict__, "k": 4})
     with pytest.raises(mj.MixlawError, match="needs k = 3"):

@@ -173,10 +173,13 @@ def test_a_fit_over_the_memory_cap_is_chunked_to_the_same_best_result(reference,
 
     monkeypatch.setattr(multistart, "score_chunk", counted)
     chunked = mj.fit(runs, "additive", search=QUICK, resources=mj.Resources(memory_bytes=cap))
-    assert calls == [(1, 64)] * 8  # 2 problem blocks x 4 start chunks
+    # each problem's screen: 4 start chunks; confirmation rounds 2 and later screen the unconfirmed problems again
+    rescreens = sum(max(chunked.diagnostics[t].extra_rounds - 1, 0) for t in chunked.targets)
+    assert calls == [(1, 64)] * 4 * (n_problems + rescreens)
     # the same starts win and end at the same point; objectives may differ in the last bit, as XLA's vectorised
-    # exp/log round differently for other batch widths
-    np.testing.assert_allclose(chunked.coordinates, whole.coordinates, rtol=0, atol=1e-10)
+    # exp/log round differently for other batch widths (the confirmation rounds' further LM steps carry those bits
+    # into the coordinates' 10th digit on this flat valley)
+    np.testing.assert_allclose(chunked.coordinates, whole.coordinates, rtol=0, atol=1e-8)
     np.testing.assert_allclose(chunked.objective, whole.objective, rtol=1e-12)
 
 

@@ -12,12 +12,15 @@ One fit is
    (``solvers``), all problems x starts in one vmapped, jitted call. Early stages may use a fixed
    random fraction of the rows (multi-fidelity): the basins are much the same, each iteration is
    cheaper, so more starts can be explored for the same time; screening uses the first stage's rows;
-3. **keep the best** start per problem, with diagnostics (its gradient norm comes from the last linearisation).
+3. **confirm** — a problem's best point counts as found when several final starts agree on it
+   (``options.Confirmation``); an unconfirmed problem gets extra rounds (its final starts run further, then fresh
+   searches whose final starts join them), all unconfirmed problems batched, until confirmed or the rounds run out;
+4. **keep the best** start per problem, with diagnostics (its gradient norm comes from the last linearisation).
 
 Scoring a stage's starts, refining them and the final gradient norms are all the one LM program of the stage's
 rows (``solvers.lm_run`` with 0 iterations only evaluates), so a fit compiles one program per row layout.
 
-No Python loop runs over targets, replicates or starts: the loops are over stages and chunks only.
+No Python loop runs over targets, replicates or starts: the loops are over stages, rounds and chunks only.
 Compiled programs depend on (law, k, rows, problems, starts), never on the data values, so repeated
 fits of the same shapes reuse them.
 
@@ -38,6 +41,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache, partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -53,8 +57,6 @@ from .space import ParamSpace
 
 #: A row subset keeps at least this many rows per parameter (or all rows).
 MIN_ROWS_PER_PARAM = 10
-#: A start is "in the best basin" when its objective is within this relative distance of the best.
-BASIN_RTOL = 1e-6
 #: Screening splits the problems into blocks rather than score fewer starts than this at a time.
 MIN_SCREEN_STARTS = 64
 #: Pairs refined at once on a CPU device: as few as CPU_LM_BATCH[0], since a vmapped LM run lasts as long as its
@@ -83,11 +85,13 @@ class Solution:
     z: np.ndarray  # (B, P) search coordinates z of the best start
     objective: np.ndarray  # (B,)
     gradient_norm: np.ndarray  # (B,)
-    n_in_basin: np.ndarray  # (B,) final-stage starts within BASIN_RTOL of the best
+    n_in_basin: np.ndarray  # (B,) final starts within the confirmation rule's rtol of the best (Search.confirm)
     n_final: int  # starts in the final stage
     n_failed: np.ndarray  # (B,) screened starts whose objective was not finite
     iterations: np.ndarray  # (B,) iteration of the best start's last improving step
     status: np.ndarray  # (B,) how the best start's last run ended: solvers.Status codes
+    confirmed: np.ndarray  # (B,) whether n_in_basin reached the confirmation rule's count (Search.confirm)
+    rounds: np.ndarray  # (B,) extra rounds of search the problem took to confirm (or until the budget ran out)
 
 
 def make_problems(y: np.ndarray, w: np.ndarray, loss_space: str, reduction: str) -> Problems:
@@ -335,15 +339,17 @@ def _per_pair(
     group_size: int | None = None,
     first_iter=0,
     n_iter=0,
+    which: np.ndarray | None = None,
 ):
-    """``_map_pairs`` over every (problem, start) of ``values`` (leading axes (B, S)), flattened and cut into blocks
+    """``_map_pairs`` over every (problem, start) of ``values`` (leading axes (B', S); problem ``which[b]`` of
+    ``problems``, default all B in order), flattened and cut into blocks
     of ``batch_size`` pairs per device. Every block has the same shape (the last is padded), so the stages of a fit
     that share rows share one compiled program, whatever their numbers of starts. On one CPU device the blocks after
     the first (which compiles the program) run from ``CPU_THREADS`` threads. Returns host (numpy) arrays."""
     n_problems, n_starts = jax.tree.leaves(values)[0].shape[:2]
     n = n_problems * n_starts
     flat = jax.tree.map(lambda a: np.asarray(a).reshape((n,) + a.shape[2:]), values)
-    owner = np.repeat(np.arange(n_problems), n_starts)
+    owner = np.repeat(np.arange(n_problems) if which is None else which, n_starts)
     # a CPU block never shrinks to a stage's few pairs (a second program would cost more to compile than padding
     # costs to run); an accelerator's memory-sized batch does
     per_device = batch_size if placement.platform == "cpu" else min(batch_size, -(-n // placement.n_devices))
@@ -431,14 +437,15 @@ def solve(
     warm_starts: jax.Array | None = None,
     progress=None,
 ) -> Solution:
-    """Minimise the Huber objective of every problem from many starts (see module docstring).
+    """Minimise the Huber objective of every problem from many starts, and confirm each best point (see module
+    docstring).
 
     Args:
       space: the law's coordinate layout.
       x: row inputs shared by all problems.
       problems: B problems (targets x replicates).
-      search: random starts screened per problem (shared by all problems), the successive-halving stages, and
-        the starts scored at once per device while screening.
+      search: random starts screened per problem (shared by all problems), the successive-halving stages, the
+        starts scored at once per device while screening, and the confirmation rule (``Search.confirm``).
       delta: the Huber threshold of the objective.
       resources: the devices and the per-device memory budget of one batched call (default: every device, a
         budget from the device's free memory, or ``devices.DEFAULT_MEMORY`` where it reports none); screened
@@ -446,40 +453,81 @@ def solve(
         problems and starts. Every process of a multi-process run must make the same call.
       key: PRNG key of the random starts and row subsets (default: from ``search.seed``).
       warm_starts: optional (B, W, P) starts added to each problem's screened set (the bootstrap passes
-        the full-data optimum here).
+        the full-data optimum here); extra rounds of confirmation search do not use them, so that their starts
+        are independent of the first round's.
       progress: optional callable ``progress(stage_index, n_stages)``.
     """
     placement = Placement.create(resources.devices, resources.memory_bytes)
     key = jax.random.PRNGKey(search.seed) if key is None else key
     where = jax.default_device(placement.devices[0]) if placement.mesh is None else contextlib.nullcontext()
     with where:
-        return _solve(space, x, problems, key, search, delta, warm_starts, placement, progress)
+        engine = _Engine(space, x, problems, delta, placement)
+        everything = np.arange(problems.y.shape[0])
+        final, n_failed = engine.schedule(everything, key, search, warm_starts, progress)
+        final, rounds = engine.confirm(final, key, search)
+    f = np.asarray(final.states.f)
+    return Solution(
+        z=np.asarray(final.states.z[:, 0]),
+        objective=f[:, 0],
+        gradient_norm=np.asarray(final.states.gradient_norm[:, 0]),
+        n_in_basin=search.confirm.agreeing(f),
+        n_final=f.shape[1],
+        n_failed=np.asarray(n_failed),
+        iterations=np.asarray(final.states.last_improved[:, 0]),
+        status=final.status[:, 0],
+        confirmed=search.confirm.confirmed(f),
+        rounds=rounds,
+    )
 
 
-def _solve(
-    space: ParamSpace,
-    x: Inputs,
-    problems: Problems,
-    key: jax.Array,
-    search: Search,
-    delta: float,
-    warm_starts: jax.Array | None,
-    placement: Placement,
-    progress,
-) -> Solution:
-    stages, n_starts, chunk_size = search.stages, search.n_starts, search.chunk_size
-    key_starts, key_rows = jax.random.split(key)
-    n_rows = problems.y.shape[1]
-    subsets = {}
-    for _, _, fraction in stages:
-        if fraction not in subsets:
-            subsets[fraction] = row_subset(n_rows, fraction, space.size, jax.random.fold_in(key_rows, len(subsets)))
+class _Final(NamedTuple):
+    """Each problem's final-stage starts: solver states (host arrays, (B, S)) and their Status codes (B, S)."""
 
-    h = np.asarray(x.h) if space.law.mixture_features is not None else None
+    states: solvers.SolverState
+    status: np.ndarray
 
-    def gather(rows, real):
+    def best_first(self, keep: int | None = None) -> _Final:
+        """The starts ordered by objective (ties in start order), the best ``keep`` of them (default all)."""
+        order = _best_first(np.asarray(self.states.f))[:, :keep]
+        return _Final(_take(self.states, order), np.take_along_axis(self.status, order, axis=1))
+
+    def rows(self, which: np.ndarray) -> _Final:
+        """The problems ``which``."""
+        return jax.tree.map(lambda a: np.asarray(a)[which], self)
+
+    def join(self, other: _Final) -> _Final:
+        """Both sets of starts, per problem."""
+        return jax.tree.map(lambda a, b: np.concatenate([a, b], axis=1), self, other)
+
+    def update(self, which: np.ndarray, other: _Final) -> _Final:
+        """These starts with the problems ``which`` replaced by ``other``'s."""
+
+        def put(a, b):
+            a = np.array(a)
+            a[which] = b
+            return a
+
+        return jax.tree.map(put, self, other)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Engine:
+    """The rows, problems and devices of one ``solve`` call, and the searches run on them."""
+
+    space: ParamSpace
+    x: Inputs
+    problems: Problems
+    delta: float
+    placement: Placement
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.problems.y.shape[1])
+
+    def gather(self, rows: np.ndarray, real) -> tuple[Inputs, Problems]:
         """x and problems at ``rows``, the weight of a slot that is not ``real`` set to 0; the normaliser c stays the
         full table's (a coarse objective only has to rank starts). Gathered on the host."""
+        x, problems = self.x, self.problems
         return (
             jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[rows]), x),
             Problems(
@@ -489,29 +537,32 @@ def _solve(
             ),
         )
 
-    def screening_rows(fraction):
-        """The stage's rows as they are (screening scores each row once, so mixture groups would only pad)."""
-        rows = subsets[fraction]
-        return (x, problems) if rows is None else gather(rows, True)
+    def screening_rows(self, rows: np.ndarray | None, which: np.ndarray) -> tuple[Inputs, Problems]:
+        """The problems ``which`` on ``rows`` (None: all) as they are (screening scores each row once, so mixture
+        groups would only pad)."""
+        x, problems = (self.x, self.problems) if rows is None else self.gather(rows, True)
+        return x, jax.tree.map(lambda a: a[which], problems)
 
-    def data(fraction):
-        """The stage's rows (a random fraction, or all), laid out in mixture groups where that pays (``grouped``),
-        and the group size (None: row by row)."""
-        rows = subsets.get(fraction)
+    def layout(self, rows: np.ndarray | None) -> tuple[Inputs, Problems, int | None]:
+        """``rows`` (None: all), laid out in mixture groups where that pays (``grouped``), and the group size (None:
+        row by row)."""
+        h = np.asarray(self.x.h) if self.space.law.mixture_features is not None else None
         mixtures = None if h is None else h if rows is None else h[rows]
-        size = None if mixtures is None else grouped.plan(space, mixtures)
+        size = None if mixtures is None else grouped.plan(self.space, mixtures)
         if size is None and rows is None:
-            return x, problems, None
-        rows = np.arange(n_rows) if rows is None else rows
+            return self.x, self.problems, None
+        rows = np.arange(self.n_rows) if rows is None else rows
         real = True
         if size is not None:
             slots, real = grouped.layout(mixtures, size)
             rows = rows[slots]
-        return *gather(rows, real), size
+        return *self.gather(rows, real), size
 
-    def lm(stage, states, first_iter=0, n_iter=0):
-        """``n_iter`` LM iterations of every state on the stage's rows (0: score the points)."""
-        x_rows, problems_rows, size = stage
+    def lm(self, layout, states, which: np.ndarray, first_iter=0, n_iter=0) -> solvers.SolverState:
+        """``n_iter`` LM iterations of every state (B', S) of the problems ``which`` on the ``layout``'s rows (0:
+        score the points)."""
+        x_rows, problems_rows, size = layout
+        space, placement = self.space, self.placement
         batch = lm_batch_size(problems_rows.y.shape[1], space.size, space.k, placement.memory_bytes, placement.platform)
         return _per_pair(
             placement,
@@ -519,63 +570,92 @@ def _solve(
             x_rows,
             problems_rows,
             states,
-            delta=delta,
+            delta=self.delta,
             batch_size=batch,
             group_size=size,
             first_iter=first_iter,
             n_iter=n_iter,
+            which=which,
         )
 
-    def rescore(states, stage):
+    def rescore(self, states, layout, which: np.ndarray) -> solvers.SolverState:
         """The same points scored afresh on other rows, keeping each start's iteration record."""
-        return lm(stage, solvers.start_states(states.z))._replace(last_improved=states.last_improved)
+        return self.lm(layout, solvers.start_states(states.z), which)._replace(last_improved=states.last_improved)
 
-    first_keep = stages[0][0]
-    n_warm = 0 if warm_starts is None else warm_starts.shape[1]
-    n_random = max(first_keep - n_warm, 0)
-    stage = data(stages[0][2])
-    if n_starts > 0 and n_random > 0:
-        starts = space.sample(
-            key_starts,
-            max(n_starts, n_random),
-            float(np.mean(np.asarray(x.log_n))),
-            float(np.mean(np.asarray(x.log_d))),
-        )
-        z0, n_failed = screen(space, *screening_rows(stages[0][2]), starts, n_random, delta, chunk_size, placement)
-    else:
-        z0 = np.zeros((problems.y.shape[0], 0, space.size))
-        n_failed = np.zeros(problems.y.shape[0], dtype=int)
-    if warm_starts is not None:
-        z0 = np.concatenate([np.asarray(warm_starts, z0.dtype), z0], axis=1)
-    states = lm(stage, solvers.start_states(z0))
-    first_iter = 0
-    current = stages[0][2]
-    for i, (keep, n_iter, fraction) in enumerate(stages):
-        if fraction != current:
-            stage = data(fraction)
-            states = rescore(states, stage)
-            current = fraction
-        states = _take(states, _best_first(states.f)[:, :keep])
-        states = lm(stage, states, first_iter, n_iter)
-        first_iter += n_iter
-        if progress is not None:
-            progress(i + 1, len(stages))
-    status = solvers.status(states)
-    if current != 1.0 and subsets[current] is not None:
-        states = rescore(states, data(1.0))
-    order = _best_first(states.f)
-    states, status = _take(states, order), np.take_along_axis(status, order, axis=1)
-    best_z = states.z[:, 0]
-    f = np.asarray(states.f)
-    best = f[:, :1]
-    in_basin = np.sum(f <= best + BASIN_RTOL * np.abs(best), axis=1)
-    return Solution(
-        z=np.asarray(best_z),
-        objective=f[:, 0],
-        gradient_norm=np.asarray(states.gradient_norm[:, 0]),
-        n_in_basin=in_basin,
-        n_final=f.shape[1],
-        n_failed=np.asarray(n_failed),
-        iterations=np.asarray(states.last_improved[:, 0]),
-        status=status[:, 0],
-    )
+    def schedule(
+        self, which: np.ndarray, key: jax.Array, search: Search, warm_starts=None, progress=None
+    ) -> tuple[_Final, np.ndarray]:
+        """Screen and refine the problems ``which`` through ``search``'s stages: their final starts, best first, and
+        the number of screened starts that failed (non-finite objective) per problem."""
+        space, stages = self.space, search.stages
+        key_starts, key_rows = jax.random.split(key)
+        subsets = {}
+        for _, _, fraction in stages:
+            if fraction not in subsets:
+                subsets[fraction] = row_subset(
+                    self.n_rows, fraction, space.size, jax.random.fold_in(key_rows, len(subsets))
+                )
+        first_keep = stages[0][0]
+        n_warm = 0 if warm_starts is None else warm_starts.shape[1]
+        n_random = max(first_keep - n_warm, 0)
+        current = stages[0][2]
+        layout = self.layout(subsets[current])
+        if search.n_starts > 0 and n_random > 0:
+            starts = space.sample(
+                key_starts,
+                max(search.n_starts, n_random),
+                float(np.mean(np.asarray(self.x.log_n))),
+                float(np.mean(np.asarray(self.x.log_d))),
+            )
+            x_screen, problems_screen = self.screening_rows(subsets[current], which)
+            z0, n_failed = screen(
+                space, x_screen, problems_screen, starts, n_random, self.delta, search.chunk_size, self.placement
+            )
+        else:
+            z0 = np.zeros((len(which), 0, space.size))
+            n_failed = np.zeros(len(which), dtype=int)
+        if warm_starts is not None:
+            z0 = np.concatenate([np.asarray(warm_starts, z0.dtype), z0], axis=1)
+        states = self.lm(layout, solvers.start_states(z0), which)
+        first_iter = 0
+        for i, (keep, n_iter, fraction) in enumerate(stages):
+            if fraction != current:
+                layout = self.layout(subsets[fraction])
+                states = self.rescore(states, layout, which)
+                current = fraction
+            states = _take(states, _best_first(states.f)[:, :keep])
+            states = self.lm(layout, states, which, first_iter, n_iter)
+            first_iter += n_iter
+            if progress is not None:
+                progress(i + 1, len(stages))
+        status = solvers.status(states)
+        if subsets[current] is not None:
+            states = self.rescore(states, self.layout(None), which)
+        return _Final(states, status).best_first(), np.asarray(n_failed)
+
+    def confirm(self, final: _Final, key: jax.Array, search: Search) -> tuple[_Final, np.ndarray]:
+        """Search more where a best point is not confirmed (``search.confirm``, :class:`options.Confirmation`).
+
+        Round 1 runs an unconfirmed problem's final starts for another final stage of iterations on all rows (a
+        start still descending a valley reaches its floor); each later round first adds a fresh search
+        (``schedule`` with a new key, no warm starts, the unconfirmed problems only), whose final starts join the
+        problem's own (the best S kept), then runs those further too. All unconfirmed problems are batched; a
+        confirmed one stops. Returns the final starts and the rounds each problem took.
+        """
+        rule, n_final = search.confirm, final.status.shape[1]
+        rounds = np.zeros(final.status.shape[0], dtype=int)
+        first_iter = sum(n_iter for _, n_iter, _ in search.stages)
+        polish = search.stages[-1][1]
+        for round_ in range(1, rule.rounds + 1):
+            f = np.asarray(final.states.f)
+            todo = np.flatnonzero(np.isfinite(f[:, 0]) & ~rule.confirmed(f))
+            if not todo.size or (round_ > 1 and search.n_starts == 0):
+                break
+            if round_ > 1:
+                fresh, _ = self.schedule(todo, jax.random.fold_in(key, round_), search)
+                final = final.update(todo, final.rows(todo).join(fresh).best_first(n_final))
+            states = self.lm(self.layout(None), final.rows(todo).states, todo, first_iter, polish)
+            final = final.update(todo, _Final(states, solvers.status(states)).best_first())
+            first_iter += polish
+            rounds[todo] = round_
+        return final, rounds

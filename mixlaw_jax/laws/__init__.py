@@ -4,14 +4,21 @@ Users add their own with :func:`register_law`::
 
     law = Law("my_law", params=(Param("E"), Param("A", positive=True)), terms=my_terms)
     register_law(law)
+
+Two families are built on demand, each law registered (as by :func:`get_law`) when it is made, and found by name
+later (e.g. by ``load_fit`` in a new process): ``implicit_mixing_law(M)`` (``mixing_exp_implicit_M<M>``) and
+``bimix_law(i)`` (``bimix_d<i>``).
 """
 
 from __future__ import annotations
 
+import re
+
 from ..errors import MixlawError
 from ._base import Inputs, Law, Param, log_prediction, raw_prediction, scaled_log_h
-from .data_mixing import mixing_exp
-from .mixture import additive, full, joint, log_mix, simple
+from .bimix import bimix, domain_index
+from .data_mixing import implicit_law, latent_domain_count, mixing_exp, mixing_exp_implicit
+from .mixture import additive, additive_mixture, full, joint, log_mix, simple
 from .scaling import chinchilla
 
 _REGISTRY: dict[str, Law] = {}
@@ -40,17 +47,47 @@ def get_law(law: str | Law) -> Law:
                 f"with register_law(law, overwrite=True)"
             )
         return law
-    try:
+    if law in _REGISTRY:
         return _REGISTRY[law]
-    except KeyError:
-        raise MixlawError(f"unknown law {law!r}; available: {', '.join(available_laws())}") from None
+    for pattern, build in _FAMILIES:
+        match = re.fullmatch(pattern, law) if isinstance(law, str) else None
+        if match:
+            return build(int(match.group(1)))
+    raise MixlawError(f"unknown law {law!r}; available: {', '.join(available_laws())}")
 
 
 def available_laws() -> list[str]:
     return sorted(_REGISTRY)
 
 
-for _law in (chinchilla, additive, joint, full, simple, mixing_exp):
+def implicit_mixing_law(latent_domains: int) -> Law:
+    """Ye et al.'s implicit mixing law with M = ``latent_domains`` latent domains (``laws.data_mixing``),
+    L(h) = c + sum_m K_m exp(t_m . h), registered as ``mixing_exp_implicit_M<M>``; M must be a whole number >= 1."""
+    m = latent_domain_count(latent_domains)
+    return get_law(implicit_law(m, f"mixing_exp_implicit_M{m}"))
+
+
+def bimix_law(domain: int) -> Law:
+    """Ge et al.'s BiMix law for the loss on weight column ``domain`` (0-based; ``laws.bimix``),
+    L(h, D) = h_domain^(-alpha) (B / D^beta + C), registered as ``bimix_d<domain>``."""
+    i = domain_index(domain)
+    return get_law(bimix(i, f"bimix_d{i}"))
+
+
+#: Names of the laws built on demand: (pattern, builder of the number in the name).
+_FAMILIES = ((r"mixing_exp_implicit_M([1-9][0-9]*)", implicit_mixing_law), (r"bimix_d(0|[1-9][0-9]*)", bimix_law))
+
+for _law in (
+    chinchilla,
+    additive,
+    joint,
+    full,
+    simple,
+    mixing_exp,
+    additive_mixture,
+    mixing_exp_implicit,
+    bimix(0, "bimix"),
+):
     register_law(_law)
 
 __all__ = [
@@ -58,7 +95,9 @@ __all__ = [
     "Law",
     "Param",
     "available_laws",
+    "bimix_law",
     "get_law",
+    "implicit_mixing_law",
     "log_mix",
     "log_prediction",
     "raw_prediction",

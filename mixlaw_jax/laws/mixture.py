@@ -1,5 +1,6 @@
 """The data-mixture laws of Shukor et al. 2025, "Scaling Laws for Optimal Data Mixtures": the additive law (their
-eq. 2.4), the joint law (eq. 2.5), and the simple and full variants they compare with them (their Table 4).
+eq. 2.4), the joint law (eq. 2.5), and the simple and full variants they compare with them (their Table 4); and
+``additive_mixture``, the additive law's mixture part at fixed N and D, L(h) = E + 1 / sum_i C_i h_i^gamma_i.
 
 Every sum of positive terms is evaluated in log space: with c_i = log C_i,
 log sum_i C_i h_i^gamma_i = logsumexp_i(c_i + gamma_i log h_i).
@@ -92,6 +93,25 @@ additive = Law.from_features(
     row_params=("E", "A", "alpha", "B", "beta"),
     formula="L = E + 1/(sum_i C_i h_i^gamma_i) + A/N^alpha + B/D^beta",
     term_scales=(("C", -1.0), ("A", 1.0), ("B", 1.0)),
+)
+
+
+def _mixture_only_combine(q: dict, phi: jax.Array, x: Inputs):
+    return q["E"] * jnp.ones_like(phi[0]), phi
+
+
+# The additive law at fixed N and D: A/N^alpha + B/D^beta is then a constant, absorbed in E (the additive law itself
+# would leave E, A and B unidentifiable). N and D columns of a table are ignored.
+additive_mixture = Law.from_features(
+    "additive_mixture",
+    SCALE_PARAMS[:1] + MIXTURE_PARAMS,
+    _mixture_feature,
+    _mixture_only_combine,
+    row_params=("E",),
+    uses_n=False,
+    uses_d=False,
+    formula="L(h) = E + 1/(sum_i C_i h_i^gamma_i)",
+    term_scales=(("C", -1.0),),
 )
 
 OFFSET, A_COEF, ALPHA, B_COEF, BETA = SCALE_PARAMS

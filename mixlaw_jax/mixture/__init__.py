@@ -9,18 +9,23 @@ objective weights w_t, h*(N, D) = argmin_{h ∈ F(D)} Σ_t w_t L_t(N, D, h) over
   problems and starts;
 - :mod:`.result` — ``MixtureResult`` and its JSON file format;
 - :mod:`.api` — ``optimal_mixture``, ``compute_optimal`` (the split of a FLOPs budget C ≈ 6 N D) and
-  ``replicate_mixtures`` (h* of bootstrap replicates).
+  ``replicate_mixtures`` (h* of bootstrap replicates);
+- :mod:`.continual` — ``critical_proportion``: the largest share of a new domain that keeps a target's loss at or
+  below a threshold in continual pretraining (Ye et al. 2024, sec. 5).
 """
 
 from .api import compute_optimal, optimal_mixture, replicate_mixtures
 from .constraints import project
+from .continual import CriticalProportion, critical_proportion
 from .result import WEIGHTED, MixtureResult, load_mixture
 from .solver import target_losses
 
 __all__ = [
     "WEIGHTED",
+    "CriticalProportion",
     "MixtureResult",
     "compute_optimal",
+    "critical_proportion",
     "load_mixture",
     "optimal_mixture",
     "project",
