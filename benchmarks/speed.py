@@ -92,8 +92,9 @@ def slimpajama_runs() -> mj.RunTable:
     return runs.query("model_size <= 1.3e9")
 
 
-def problem_specs(quick: bool) -> list[dict]:
-    """Each problem: name, law, run table, targets, objective settings, and the baselines to run."""
+def problem_specs(quick: bool, names: tuple[str, ...] | None = None) -> list[dict]:
+    """Each problem: name, law, run table, targets, objective settings, and the baselines to run; ``names`` (full
+    mode) defaults to ``MIXLAW_SPEED_PROBLEMS``."""
     objective = {"loss_space": "raw", "reduction": "mean", "delta": 1e-3}
     paper = ["paper_default", "paper_tight"]
     wide = paper + ["paper_tight_wide"]
@@ -120,7 +121,7 @@ def problem_specs(quick: bool) -> list[dict]:
             },
         ]
     specs = []
-    for name in _env_list("MIXLAW_SPEED_PROBLEMS", PROBLEMS):
+    for name in names or _env_list("MIXLAW_SPEED_PROBLEMS", PROBLEMS):
         if name == "chinchilla":
             specs.append(chinchilla)
         elif name in ("additive", "joint"):
@@ -152,7 +153,8 @@ def problem_specs(quick: bool) -> list[dict]:
 
 
 def run_engine(spec: dict, search: mj.Search) -> dict:
-    """One engine call fitting every target of the problem, timed cold (compiled programs cleared first) and then
+    """One engine call fitting every target of the problem (unbounded unless the spec has ``parameter_bounds``),
+    timed cold (compiled programs cleared first) and then
     warm: the median of ``WARM_REPEATS`` repeats of the same call (compilation reused)."""
     o = spec["objective"]
 
@@ -163,7 +165,7 @@ def run_engine(spec: dict, search: mj.Search) -> dict:
                 spec["law"],
                 targets=spec["targets"],
                 objective=mj.Objective(o["loss_space"], o["delta"], o["reduction"]),
-                parameter_bounds=None,
+                parameter_bounds=spec.get("parameter_bounds"),
                 search=search,
             )
         return result, watch.seconds
@@ -186,6 +188,9 @@ def run_engine(spec: dict, search: mj.Search) -> dict:
         "objective": native if x64 else [v if v is not None else float("inf") for v in numpy_objective],
         "engine_objective": native,
         "numpy_objective": numpy_objective,
+        # (None from a package before confirmation: ``confirmation_cost.at_commit`` times older commits)
+        "confirmed": [getattr(result.diagnostics[t], "confirmed", None) for t in result.targets],
+        "extra_rounds": [getattr(result.diagnostics[t], "extra_rounds", None) for t in result.targets],
     }
 
 
