@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 import mixlaw_jax as mj
+from mixlaw_jax.cli import main
 from mixlaw_jax.design import min_distance
 
 SCALES = [(1e8, 2e9), (1e8, 4e9), (3e8, 6e9)]  # two sizes: the first two scales are checkpoints of one run
@@ -155,3 +156,66 @@ def test_bad_input_is_a_mixlaw_error_naming_the_value(kwargs, message):
     domains, n = args.pop("domains"), args.pop("n")
     with pytest.raises(mj.MixlawError, match=message):
         mj.design_swarm(domains, n, **args)
+
+
+# ---------------------------------------------------------------------------------------------------- mixlaw design
+
+
+def test_the_command_writes_a_table_that_load_runs_reads(tmp_path, capsys):
+    out = tmp_path / "swarm.csv"
+    args = ["design", "4", "6", "--scales", "1e8:2e9,3e8:6e9", "--method", "space-filling", "--seed", "3"]
+    assert main([*args, "--weight-bounds", "weight_0=0.1:0.4", "--fixed", "weight_3=0.2", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "6 mixtures x 2 scales = 12 rows, 12 runs" in stdout and f"wrote {out}" in stdout
+    frame = pd.read_csv(out)
+    expected = mj.design_swarm(
+        4, 6, scales=[(1e8, 2e9), (3e8, 6e9)], weight_bounds={"weight_0": (0.1, 0.4)}, fixed={"weight_3": 0.2},
+        method="space-filling", seed=3,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(frame, expected, check_dtype=False)
+    assert f"{expected.attrs['min_distance']:.4g}" in stdout
+    with_losses(frame).to_csv(out, index=False)
+    with pytest.warns(mj.MixlawWarning, match="'weight_3' is 0.2 in every row"):  # a fixed domain never varies
+        runs = mj.load_runs(out, weights="weight_*", N="model_size", D="n_tokens", targets="*_loss", run_id="run_id")
+    assert runs.n_runs == 12 and (runs.h[:, 3] == 0.2).all() and (runs.h[:, 0] >= 0.1).all()
+
+
+def test_the_command_writes_parquet_and_prints_without_out(tmp_path, capsys):
+    out = tmp_path / "swarm.parquet"
+    assert main(["design", "a,b,c", "3", "--scales", "1e8:2e9", "--prior", "a=0.5,b=0.3,c=0.2", "--out", str(out)]) == 0
+    assert list(pd.read_parquet(out).columns) == ["run_id", "mixture", "a", "b", "c", "model_size", "n_tokens"]
+    capsys.readouterr()
+    assert main(["design", "3", "2", "--scales", "1e8:2e9"]) == 0
+    stdout = capsys.readouterr().out
+    assert "Dirichlet draws inside the bounds: 100%" in stdout and "weight_2" in stdout and "n_tokens" in stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["3", "0", "--scales", "1e8:2e9"], "n must be >= 1, not 0"),
+        (["3", "4", "--scales", "1e8:2e9", "--concentration", "0"], "concentration must be > 0"),
+        (["3", "4", "--scales", "1e8:2e9", "--bounds", "weight_0=0.6:1,weight_1=0.6:1"], "lower bounds sum to 1.2"),
+        (["3", "4", "--scales", "1e8"], "invalid scale '1e8'"),
+        (["3", "4", "--scales", "1e8:-2e9"], "N and D must be finite and > 0"),
+        (["3", "4", "--scales", "1e8:2e9", "--method", "grid"], "invalid choice: 'grid'"),
+    ],
+)
+def test_bad_design_request_is_one_line_with_exit_code_2(args, message, tmp_path, capsys):
+    out = tmp_path / "swarm.csv"
+    assert main(["design", *args, "--out", str(out)]) == 2
+    stderr = capsys.readouterr().err
+    assert message in stderr and len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_the_command_refuses_to_write_over_a_folder(tmp_path, capsys):
+    assert main(["design", "3", "4", "--scales", "1e8:2e9", "--out", str(tmp_path)]) == 2
+    assert "it is a folder, not a regular file" in capsys.readouterr().err
+
+
+def test_help_has_examples(capsys):
+    assert main(["design", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and "mixlaw design 7 40 --scales" in text and "never clipped" in text
+    assert main(["--help"]) == 0 and "design" in capsys.readouterr().out
