@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import MixlawError
-from .mixture.constraints import FEASIBILITY_TOL, Constraints, _domain_vector
+from .mixture.constraints import FEASIBILITY_TOL, Constraints, _domain_vector, project
 from .options import MAX_SEED, real_number, whole_number
 
 #: Column names of the design table: the model size, the training tokens (``load_runs``' and the command's default
@@ -127,13 +127,13 @@ def design_swarm(
 
 
 def min_distance(h: np.ndarray) -> float | None:
-    """min_{a < b} ||h_a - h_b||₂ over the rows of h (m, k), in blocks of rows; None for fewer than two rows."""
+    """min_{a < b} ||h_a - h_b||₂ over the rows of h (m, k), a block of rows at a time; None for fewer than two rows."""
     h = np.asarray(h, dtype=float)
     if len(h) < 2:
         return None
-    best = np.inf
-    for start in range(0, len(h) - 1, 1024):
-        block = h[start : start + 1024]
+    best, rows = np.inf, max(1, min(1024, 2**22 // h.size))  # a block holds at most ~2^22 differences
+    for start in range(0, len(h) - 1, rows):
+        block = h[start : start + rows]
         d2 = ((block[:, None, :] - h[None, start + 1 :, :]) ** 2).sum(axis=-1)
         # row a of the block is compared with the rows after it only
         d2[np.arange(len(block))[:, None] >= np.arange(1, len(h) - start)[None, :]] = np.inf
@@ -189,8 +189,6 @@ def _extremes(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     2ε (h_j - (2 - h_i)) < 0, so the projection of 2 e_i puts the most F allows on i (likewise -2 e_i the least).
     """
     import jax
-
-    from .mixture.constraints import project
 
     k = len(lo)
     targets = np.concatenate([2.0 * np.eye(k), -2.0 * np.eye(k)])
