@@ -23,6 +23,7 @@ from .comparison import (  # noqa: E402
     load_comparison,
 )
 from .data import RunTable, load_runs  # noqa: E402
+from .design import design_swarm  # noqa: E402
 from .engine.solvers import Status  # noqa: E402
 from .errors import MixlawError, MixlawWarning  # noqa: E402
 from .fitting import fit  # noqa: E402
@@ -73,6 +74,7 @@ __all__ = [
     "bootstrap",
     "compute_optimal",
     "critical_proportion",
+    "design_swarm",
     "fit",
     "get_law",
     "implicit_mixing_law",

@@ -1,4 +1,4 @@
-"""The ``mixlaw`` command: fit, predict, optimize, bootstrap, report, compare and demo.
+"""The ``mixlaw`` command: fit, predict, optimize, bootstrap, report, compare, nested, design and demo.
 
     mixlaw demo                                  the whole report on the bundled example table
     mixlaw fit RUNS --law joint --out fit.json   fit a law to a CSV / Parquet table
@@ -8,6 +8,7 @@
     mixlaw report RUNS --law additive --law joint --holdout 'model_size > 1.3e9' --out report/
     mixlaw nested RUNS --budget 2.7e9,1e11      Ye et al.'s pipeline: losses and h* at (N*, D*)
     mixlaw compare RUNS --law additive --law joint --split largest   choose a law on held-out rows
+    mixlaw design 7 40 --scales 1e8:2e9,3e8:6e9 --out swarm.csv      a first swarm of runs to train
 
 Errors in the input are one line on stderr and exit code 2, never a traceback.
 """
@@ -465,6 +466,93 @@ def cmd_nested(args) -> None:
         print(f"wrote {args.out}")
 
 
+EPILOG_DESIGN = """examples:
+  mixlaw design 7 40 --scales 1e8:2e9,3e8:6e9 --out swarm.csv           40 mixtures of weight_0..weight_6
+  mixlaw design weight_web,weight_code,weight_books 24 --scales 1e8:2e9 --method space-filling \\
+      --weight-bounds 'weight_code=0.05:0.4' --fixed 'weight_books=0.1' --out swarm.csv
+  mixlaw design 5 64 --scales 2e7:4e8 --prior 'weight_0=0.4,weight_1=0.3,weight_2=0.1,weight_3=0.1,weight_4=0.1' \\
+      --concentration 20 --seed 3 --out swarm.parquet
+Each mixture is trained at every scale N:D: one row per (mixture, scale), with columns run_id, mixture, the
+weights, model_size and n_tokens. Add the loss columns once the runs are trained and fit them, e.g.
+`mixlaw fit swarm.csv --law joint --run-id run_id ...`. --method dirichlet draws around --prior (uniform by
+default) with alpha = concentration * prior, rejecting draws outside the bounds; --method space-filling picks each
+next mixture farthest from those chosen among many candidates spread over the bounded simplex. Both print the
+smallest distance between two mixtures and each domain's weight range."""
+
+
+def _scale_pairs(text: str) -> list[tuple[float, float]]:
+    """'1e8:2e9,3e8:6e9' -> [(1e8, 2e9), (3e8, 6e9)]; every value finite and > 0."""
+    out = []
+    for item in text.split(","):
+        size, sep, tokens = item.partition(":")
+        try:
+            pair = (float(size), float(tokens))
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise argparse.ArgumentTypeError(
+                f"invalid scale {item!r} in {text!r}: expected N:D pairs separated by commas, e.g. 1e8:2e9,3e8:6e9"
+            )
+        if not all(0 < v < float("inf") for v in pair):
+            raise argparse.ArgumentTypeError(f"invalid scale {item!r}: N and D must be finite and > 0")
+        out.append(pair)
+    return out
+
+
+def _domains(text: str):
+    """'7' -> 7 (weight_0..weight_6); 'weight_a,weight_b' -> the names."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    return [name.strip() for name in text.split(",")]
+
+
+def cmd_design(args) -> None:
+    from ._io import atomic_write_bytes, output_file
+    from .design import design_swarm
+
+    if args.out:
+        output_file(args.out)
+    table = design_swarm(
+        _domains(args.domains),
+        args.n,
+        scales=args.scales,
+        prior=args.prior,
+        concentration=args.concentration,
+        weight_bounds=args.weight_bounds,
+        fixed=args.fixed,
+        method=args.method,
+        seed=args.seed,
+    )
+    attrs = table.attrs
+    n_mixtures = int(table["mixture"].max()) + 1
+    n_runs = int(table["run_id"].max()) + 1
+    print(
+        f"{args.method} design (seed {args.seed}): {n_mixtures} mixtures x {len(args.scales)} "
+        f"scale{'s' * (len(args.scales) != 1)} = {len(table)} rows, {n_runs} runs"
+    )
+    distance = attrs["min_distance"]
+    print(f"  smallest distance between two mixtures: {'-' if distance is None else f'{distance:.4g}'}")
+    if "acceptance" in attrs:
+        print(f"  Dirichlet draws inside the bounds: {100 * attrs['acceptance']:.3g}%")
+    print("  weight range per domain (designed / feasible):")
+    for domain, (lo, hi) in attrs["weight_range"].items():
+        flo, fhi = attrs["feasible_range"][domain]
+        print(f"    {domain:28s} {lo:.4f} .. {hi:.4f}   /  {flo:.4f} .. {fhi:.4f}")
+    if args.out:
+        if args.out.endswith((".parquet", ".pq")):
+            import io
+
+            buffer = io.BytesIO()
+            table.to_parquet(buffer, index=False)
+            atomic_write_bytes(args.out, buffer.getvalue())
+        else:
+            atomic_write_bytes(args.out, table.to_csv(index=False).encode("utf-8"))
+        print(f"wrote {args.out}")
+    else:
+        print(table.to_string(index=False))
+
+
 def cmd_demo(args) -> None:
     from .datasets import load_example
     from .report import build_report
@@ -891,6 +979,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the stages, the mixing fit, h* and what was left out as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_nested)
+    p = sub.add_parser(
+        "design",
+        help="a first swarm: which mixtures to train, at which sizes and token counts",
+        epilog=EPILOG_DESIGN,
+        formatter_class=raw,
+        description=_wrap(
+            "Design n training mixtures on the simplex, within weight bounds and fixed domains: Dirichlet draws "
+            "around a prior (RegMix / Olmix style) or a space-filling (maximin) set; each mixture is trained at "
+            "every scale N:D. Writes the runs to train as a table that `mixlaw fit` and load_runs read once the "
+            "losses are added."
+        ),
+    )
+    p.add_argument(
+        "domains",
+        help="the number of domains k (weight columns weight_0..weight_{k-1}) or comma-separated weight column names",
+    )
+    p.add_argument("n", type=int, help="the number of mixtures")
+    p.add_argument(
+        "--scales",
+        type=_scale_pairs,
+        required=True,
+        metavar="N:D,...",
+        help="model size and training tokens of every scale, e.g. 1e8:2e9,3e8:6e9; each mixture is trained at each",
+    )
+    p.add_argument(
+        "--method",
+        choices=["dirichlet", "space-filling"],
+        default="dirichlet",
+        help="Dirichlet draws around the prior, or a maximin space-filling set (default: %(default)s)",
+    )
+    p.add_argument(
+        "--prior",
+        type=_number_pairs,
+        metavar="DOMAIN=W,...",
+        help="dirichlet: the mixture the draws centre on, every domain named, weights summing to 1 (default: uniform)",
+    )
+    p.add_argument(
+        "--concentration",
+        type=float,
+        help="dirichlet: c in alpha = c * prior; larger keeps the draws closer to the prior (default: the number "
+        "of free domains, so that a uniform prior draws uniformly over the simplex)",
+    )
+    p.add_argument(
+        "--weight-bounds",
+        "--bounds",
+        dest="weight_bounds",
+        type=_bounds,
+        default="simplex",
+        metavar="simplex|DOMAIN=LO:HI,...",
+        help="per-domain bounds on the weights: none ('simplex', default) or ranges (other domains 0:1); draws "
+        "outside them are rejected, never clipped",
+    )
+    p.add_argument("--fixed", type=_number_pairs, metavar="DOMAIN=W,...", help="domains held at given weights")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same table (default: 0)")
+    p.add_argument("--out", help="write the runs as CSV (Parquet for a .parquet name); default: print them")
+    p.set_defaults(func=cmd_design)
     return parser
 
 

@@ -129,8 +129,26 @@ class Constraints:
         Raises:
           MixlawError: naming the argument, the domain and the value at fault.
         """
-        domains = tuple(fit.weight_columns)
-        lower, upper, source, bounds_setting = _weight_bounds(weight_bounds, domains, fit.weight_range)
+        return cls.for_domains(
+            tuple(fit.weight_columns),
+            weight_bounds=weight_bounds,
+            fixed=fixed,
+            token_budget=token_budget,
+            weight_range=fit.weight_range,
+        )
+
+    @classmethod
+    def for_domains(
+        cls, domains: tuple[str, ...], *, weight_bounds=None, fixed=None, token_budget=None, weight_range=None
+    ) -> Constraints:
+        """Validate ``weight_bounds``, ``fixed`` and ``token_budget`` for the named domains, without a fit (the
+        experiment design uses this); ``weight_bounds="data"`` needs ``weight_range`` (k, 2), the runs' range.
+
+        Raises:
+          MixlawError: naming the argument, the domain and the value at fault.
+        """
+        domains = tuple(domains)
+        lower, upper, source, bounds_setting = _weight_bounds(weight_bounds, domains, weight_range)
         fixed_setting = _fix_domains(fixed, domains, lower, upper, source)
         tokens, tokens_setting = _token_limits(token_budget, domains)
         settings = {"bounds": bounds_setting, "token_budget": tokens_setting, "fixed": fixed_setting}
@@ -205,6 +223,11 @@ def _weight_bounds(weight_bounds, domains: tuple[str, ...], weight_range) -> tup
 
 def _data_bounds(weight_range, k: int) -> tuple:
     """weight_bounds="data": the range of h_i in the fitted runs (``fit.weight_range``)."""
+    if weight_range is None:
+        raise MixlawError(
+            "weight_bounds='data' means the range of each weight in fitted runs, and there are none here; give "
+            "'simplex' or per-domain bounds {domain: (lo, hi)}"
+        )
     wr = np.asarray(weight_range, dtype=float)
     if wr.shape != (k, 2):
         raise MixlawError(f"fit.weight_range has shape {wr.shape}, expected ({k}, 2)")
