@@ -61,44 +61,34 @@ from .options import Objective, Resources, Search, expect, real_number, whole_nu
 from .results import FitResult, FitSettings, predict_all, provenance
 
 
-def _token_power_terms(p: dict, x: Inputs):
-    return p["E"] * jnp.ones_like(x.log_d), (p["B"] - p["beta"] * x.log_d)[None]
+def _power_law(name: str, variable: str, coefficient: str, exponent: str) -> Law:
+    """L(X) = E + c / X^e in one variable X (``"n"``: N, ``"d"``: D), registered under ``name``."""
+    log_x = "log_n" if variable == "n" else "log_d"
 
+    def terms(p: dict, x: Inputs):
+        return p["E"] * jnp.ones_like(getattr(x, log_x)), (p[coefficient] - p[exponent] * getattr(x, log_x))[None]
 
-def _size_power_terms(p: dict, x: Inputs):
-    return p["E"] * jnp.ones_like(x.log_n), (p["A"] - p["alpha"] * x.log_n)[None]
-
-
-#: Stage (a): the loss of one run along its checkpoints (Ye et al. 2024, sec. 4).
-STEP_LAW = get_law(
-    Law(
-        "token_power",
-        (
-            Param("E", init=(0.0, 3.0), bounds=OFFSET_BOUNDS),
-            Param("B", positive=True, init=TERM_INIT, init_centre=("beta", "d")),
-            Param("beta", init=(0.05, 1.2), bounds=EXPONENT_BOUNDS),
-        ),
-        _token_power_terms,
-        uses_n=False,
-        formula="L(D) = E + B/D^beta",
-        term_scales=(("B", 1.0),),
+    return get_law(
+        Law(
+            name,
+            (
+                Param("E", init=(0.0, 3.0), bounds=OFFSET_BOUNDS),
+                Param(coefficient, positive=True, init=TERM_INIT, init_centre=(exponent, variable)),
+                Param(exponent, init=(0.05, 1.2), bounds=EXPONENT_BOUNDS),
+            ),
+            terms,
+            uses_n=variable == "n",
+            uses_d=variable == "d",
+            formula=f"L({variable.upper()}) = E + {coefficient}/{variable.upper()}^{exponent}",
+            term_scales=((coefficient, 1.0),),
+        )
     )
-)
-#: Stage (b): the loss of one mixture across model sizes at D* (Ye et al. 2024, sec. 4).
-SIZE_LAW = get_law(
-    Law(
-        "size_power",
-        (
-            Param("E", init=(0.0, 3.0), bounds=OFFSET_BOUNDS),
-            Param("A", positive=True, init=TERM_INIT, init_centre=("alpha", "n")),
-            Param("alpha", init=(0.05, 1.2), bounds=EXPONENT_BOUNDS),
-        ),
-        _size_power_terms,
-        uses_d=False,
-        formula="L(N) = E + A/N^alpha",
-        term_scales=(("A", 1.0),),
-    )
-)
+
+
+#: Stage (a): the loss of one run along its checkpoints (Ye et al. 2024, sec. 4): L(D) = E + B/D^beta.
+STEP_LAW = _power_law("token_power", "d", "B", "beta")
+#: Stage (b): the loss of one mixture across model sizes at D* (Ye et al. 2024, sec. 4): L(N) = E + A/N^alpha.
+SIZE_LAW = _power_law("size_power", "n", "A", "alpha")
 
 #: The step and size laws have three parameters and one nonlinear one (the exponent; E and the coefficient are
 #: profiled by the screen), so a few hundred starts find their optimum.
