@@ -164,6 +164,30 @@ def test_a_fit_over_the_memory_cap_is_chunked_to_the_same_best_result(reference,
     assert (block, starts) == (1, 64)
     assert multistart.lm_batch_size(n_rows, 9, 2, cap) < n_problems * QUICK.schedule[0].keep
 
+    calls, chunked = _chunked_fit(runs, QUICK, cap, monkeypatch)
+    # each problem's screen: 4 start chunks; confirmation rounds 2 and later screen the unconfirmed problems again
+    rescreens = sum(max(chunked.diagnostics[t].extra_rounds - 1, 0) for t in chunked.targets)
+    assert calls == [(1, 64)] * 4 * (n_problems + rescreens)
+    # the same starts win and end at the same point; objectives may differ in the last bit, as XLA's vectorised
+    # exp/log round differently for other batch widths (the confirmation rounds' further LM steps carry those bits
+    # into the coordinates' 10th digit on this flat valley: without rounds, below, they stay within 1e-10)
+    np.testing.assert_allclose(chunked.coordinates, whole.coordinates, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(chunked.objective, whole.objective, rtol=1e-12)
+
+
+def test_without_confirmation_rounds_chunking_moves_no_coordinate_past_1e_10(reference, monkeypatch):
+    """The chunking test as it stood before confirmation rounds (issue 27), with its assertions: the schedule alone."""
+    _, runs, _, _ = reference
+    search = mj.Search(QUICK.n_starts, QUICK.stages, confirm=mj.Confirmation(rounds=0))
+    whole = mj.fit(runs, "additive", search=search, resources=ONE_DEVICE)
+    calls, chunked = _chunked_fit(runs, search, 1e5, monkeypatch)
+    assert calls == [(1, 64)] * 8  # 2 problem blocks x 4 start chunks
+    np.testing.assert_allclose(chunked.coordinates, whole.coordinates, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(chunked.objective, whole.objective, rtol=1e-12)
+
+
+def _chunked_fit(runs, search: mj.Search, cap: float, monkeypatch):
+    """The fit under a memory budget of ``cap`` bytes, and the (problems, starts) of every screening chunk it scored."""
     calls = []
     score = multistart.score_chunk
 
@@ -172,15 +196,7 @@ def test_a_fit_over_the_memory_cap_is_chunked_to_the_same_best_result(reference,
         return score(space, x, problems, z_chunk, delta)
 
     monkeypatch.setattr(multistart, "score_chunk", counted)
-    chunked = mj.fit(runs, "additive", search=QUICK, resources=mj.Resources(memory_bytes=cap))
-    # each problem's screen: 4 start chunks; confirmation rounds 2 and later screen the unconfirmed problems again
-    rescreens = sum(max(chunked.diagnostics[t].extra_rounds - 1, 0) for t in chunked.targets)
-    assert calls == [(1, 64)] * 4 * (n_problems + rescreens)
-    # the same starts win and end at the same point; objectives may differ in the last bit, as XLA's vectorised
-    # exp/log round differently for other batch widths (the confirmation rounds' further LM steps carry those bits
-    # into the coordinates' 10th digit on this flat valley)
-    np.testing.assert_allclose(chunked.coordinates, whole.coordinates, rtol=0, atol=1e-8)
-    np.testing.assert_allclose(chunked.objective, whole.objective, rtol=1e-12)
+    return calls, mj.fit(runs, "additive", search=search, resources=mj.Resources(memory_bytes=cap))
 
 
 class FakeGPU:
