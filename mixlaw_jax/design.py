@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import MixlawError
-from .mixture.constraints import FEASIBILITY_TOL, Constraints, _domain_vector, project
+from .mixture.constraints import FEASIBILITY_TOL, Constraints, domain_vector, project
 from .options import MAX_SEED, real_number, whole_number
 
 #: Column names of the design table: the model size, the training tokens (``load_runs``' and the command's default
@@ -244,7 +244,7 @@ def _prior(prior, names) -> np.ndarray:
             raise MixlawError(f"prior must be {k} weights or a dict {{domain: weight}}, not {prior!r}") from None
         if shape != (k,):
             raise MixlawError(f"prior has shape {shape}; expected ({k},) for the k = {k} domains ({', '.join(names)})")
-    p = _domain_vector(prior, names, "prior", default=0.0)
+    p = domain_vector(prior, names, "prior", default=0.0)
     if not np.isfinite(p).all() or (p < 0).any():
         bad = next(i for i in range(k) if not (np.isfinite(p[i]) and p[i] >= 0))
         raise MixlawError(f"prior of domain {names[bad]!r} must be finite and >= 0, not {float(p[bad])!r}")

@@ -288,14 +288,14 @@ def _token_limits(token_budget, domains: tuple[str, ...]) -> tuple[np.ndarray | 
     """Unique tokens U_i (k,) of ``token_budget`` (np.inf = unlimited) and its JSON setting; (None, None) if none."""
     if token_budget is None:
         return None, None
-    tokens = _domain_vector(token_budget, domains, "token_budget", default=np.inf)
+    tokens = domain_vector(token_budget, domains, "token_budget", default=np.inf)
     if np.isnan(tokens).any() or (tokens < 0).any():
         bad = [f"{domains[i]!r}: {tokens[i]}" for i in range(len(domains)) if not tokens[i] >= 0]
         raise MixlawError(f"token_budget must be >= 0 (np.inf for unlimited): {', '.join(bad)}")
     return tokens, {domains[i]: float(tokens[i]) for i in range(len(domains)) if np.isfinite(tokens[i])}
 
 
-def _domain_vector(value, domains: tuple[str, ...], what: str, *, default: float) -> np.ndarray:
+def domain_vector(value, domains: tuple[str, ...], what: str, *, default: float) -> np.ndarray:
     """A per-domain vector from a dict {domain: value} (others = default) or a length-k sequence."""
     k = len(domains)
     if isinstance(value, Mapping):
@@ -460,7 +460,7 @@ def _reference(reference, domains: tuple[str, ...]) -> tuple[np.ndarray, str | l
     """The reference mixture (k,) (uniform by default) and its JSON setting."""
     if reference is None or (isinstance(reference, str) and reference == "uniform"):
         return np.full(len(domains), 1.0 / len(domains)), "uniform"
-    ref = _domain_vector(reference, domains, "reference", default=0.0)
+    ref = domain_vector(reference, domains, "reference", default=0.0)
     if not np.isfinite(ref).all() or (ref < 0).any() or abs(ref.sum() - 1) > 1e-6:
         raise MixlawError(
             f"reference must be a mixture (weights >= 0 summing to 1), not {ref.tolist()} (sum {ref.sum():.6g})"
