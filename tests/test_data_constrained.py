@@ -12,6 +12,7 @@ import pytest
 from conftest import shared_file
 
 import mixlaw_jax as mj
+from benchmarks.common import objective_at
 from mixlaw_jax.laws import Inputs, get_law
 
 CONSTRAINED = ("muennighoff", "chinchilla_overfit")
@@ -189,3 +190,91 @@ def test_muennighoff_fits_the_datablations_training_rows():
     assert r2 > 0.9, r2  # 0.96 measured (benchmarks/datablations.py); SLDBench: 0.911 with the published constants
     params = fit.params["loss"]
     assert 1 < params["R_D"] < 1e3
+
+
+def small_constrained_runs(seed: int = 0, rows: int = 60) -> tuple[pd.DataFrame, mj.RunTable]:
+    """chinchilla_overfit's truth (the research notes' G7 constants) on a random single-domain table, 0.2 % noise."""
+    rng = np.random.default_rng(seed)
+    n = 10 ** rng.uniform(7, 9, rows)
+    u = 10 ** rng.uniform(8, 9.5, rows)
+    d = u * 10 ** rng.uniform(-0.5, 2.0, rows)
+    truth = {"E": 2.11, "A": np.log(632.0), "alpha": 0.348, "B": np.log(2.04e4), "beta": 0.468}
+    truth |= {"C": np.log(3.25e-7), "nu": 1.515, "kappa": 0.696}
+    law = get_law("chinchilla_overfit")
+    loss = np.asarray(law.predict(truth, Inputs.from_arrays(n, d, np.zeros((rows, 0)), u[:, None])))
+    frame = pd.DataFrame({"N": n, "D": d, "U": u, "loss": loss * (1 + rng.normal(0, 2e-3, rows))})
+    runs = mj.load_runs(frame, weights=None, N="N", D="D", targets="loss", unique_tokens="U", warn=False)
+    return frame, runs
+
+
+def test_fit_saves_loads_and_predicts_with_the_pool_sizes(tmp_path):
+    frame, runs = small_constrained_runs()
+    fit = mj.fit(runs, "chinchilla_overfit")
+    assert fit.params["loss"]["nu"] == pytest.approx(1.515, abs=0.3)
+    fit.save(tmp_path / "fit.json")
+    loaded = mj.load_fit(tmp_path / "fit.json")
+    assert loaded.unique_tokens == "U"
+    np.testing.assert_array_equal(loaded.predict(frame)["loss"], fit.predict(runs)["loss"])
+    with pytest.raises(mj.MixlawError, match=r"needs U \(unique tokens per domain\) to predict"):
+        fit.predict_arrays(frame["N"], frame["D"], np.zeros((len(frame), 0)))
+    with pytest.raises(mj.MixlawError, match="unknown unique-tokens column 'U'"):
+        fit.predict(frame.drop(columns="U"))
+
+
+def test_bootstrap_carries_the_pool_sizes():
+    _, runs = small_constrained_runs(1)
+    boot = mj.bootstrap(runs, "chinchilla_overfit", n_replicates=4, resample="rows")
+    assert np.isfinite(np.asarray(boot.coordinates)).all()
+
+
+def test_a_mixture_law_using_u_takes_the_row_path_and_fits_its_truth():
+    """A user mixture law that reads U per domain (a repetition penalty on the additive law) through the engine: no
+    per-mixture grouping, and the fit reaches the objective of the truth."""
+
+    def terms(p, x):
+        e = x.h * jnp.exp(x.log_d[:, None] - x.log_u)  # epochs per domain
+        repeated = jnp.sum(jnp.maximum(e - 1.0, 0.0) ** 2, axis=1)
+        mixture = -jnp.log(jnp.sum(jnp.exp(p["C"]) * x.h ** p["gamma"], axis=1))
+        return p["E"] + p["R"] * repeated, jnp.stack([mixture, p["B"] - p["beta"] * x.log_d])
+
+    law = mj.Law(
+        "test_mixture_with_pools",
+        (
+            mj.Param("E", init=(1.0, 3.0)),
+            mj.Param("C", shape="domain", init=(0.0, 1.0)),
+            mj.Param("gamma", shape="domain", init=(0.1, 0.9)),
+            mj.Param("B", positive=True, init=(-3.0, 1.5), init_centre=("beta", "d")),
+            mj.Param("beta", init=(0.1, 0.8)),
+            mj.Param("R", init=(0.0, 0.01)),
+        ),
+        terms,
+        uses_n=False,
+        uses_u=True,
+    )
+    rng = np.random.default_rng(3)
+    mixtures = rng.dirichlet(np.ones(3), 12)
+    h = np.repeat(mixtures, 4, axis=0)  # 4 checkpoints per mixture: the grouped path would pay for a feature law
+    d = np.tile([1e9, 3e9, 1e10, 3e10], 12)
+    pools = {"weight_0": 2e9, "weight_1": None, "weight_2": "pool_2"}
+    frame = pd.DataFrame(h, columns=[f"weight_{i}" for i in range(3)])
+    frame["D"] = d
+    frame["pool_2"] = rng.choice([5e8, 5e9], len(d))
+    u = np.stack([np.full(len(d), 2e9), np.full(len(d), np.inf), frame["pool_2"]], axis=1)
+    truth = {"E": 1.8, "C": np.array([0.5, 0.2, 0.8]), "gamma": np.array([0.3, 0.5, 0.4])}
+    truth |= {"B": np.log(300.0), "beta": 0.3, "R": 0.002}
+    x = Inputs.from_arrays(np.ones(len(d)), d, h, u)
+    frame["loss"] = np.asarray(law.predict(truth, x)) * (1 + rng.normal(0, 1e-3, len(d)))
+    runs = mj.load_runs(frame, weights="weight_*", D="D", targets="loss", unique_tokens=pools, warn=False)
+    np.testing.assert_array_equal(runs.u, u)
+    fit = mj.fit(runs, law, parameter_bounds=None)
+    coordinates = np.concatenate([np.atleast_1d(np.asarray(truth[p.name], float)) for p in law.params])
+    at_truth = objective_at(law.name, coordinates, runs)
+    predicted = fit.predict(runs)["loss"].to_numpy()
+    assert np.max(np.abs(predicted / runs.losses[:, 0] - 1)) < 5e-3
+    assert fit.objective[0] <= at_truth * (1 + 1e-6)
+
+
+def test_a_law_using_u_cannot_declare_per_mixture_features():
+    split = get_law("additive").mixture_features
+    with pytest.raises(mj.MixlawError, match="uses the unique tokens U cannot declare mixture_features"):
+        mj.Law("test_features_with_pools", get_law("additive").params, split.terms, mixture_features=split, uses_u=True)
