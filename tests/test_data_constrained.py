@@ -278,3 +278,34 @@ def test_a_law_using_u_cannot_declare_per_mixture_features():
     split = get_law("additive").mixture_features
     with pytest.raises(mj.MixlawError, match="uses the unique tokens U cannot declare mixture_features"):
         mj.Law("test_features_with_pools", get_law("additive").params, split.terms, mixture_features=split, uses_u=True)
+
+
+@pytest.mark.parametrize("name", CONSTRAINED)
+@pytest.mark.parametrize("loss_space", ["raw", "log"])
+def test_finite_with_finite_gradients_over_the_init_box(name, loss_space):
+    """Including an unlimited pool, a pool larger than the run, exactly one epoch and thousands of epochs."""
+    from mixlaw_jax.engine import make_space
+
+    rng = np.random.default_rng(4)
+    rows = 40
+    n, d = 10 ** rng.uniform(7, 10, rows), 10 ** rng.uniform(9, 12, rows)
+    u = d / 10 ** rng.uniform(-1, 4, rows)
+    u[:4], u[4:8] = np.inf, d[4:8]
+    x = Inputs.from_arrays(n, d, np.zeros((rows, 0)), u[:, None])
+    law = get_law(name)
+    space = make_space(law, 0, loss_space, "default")
+    z = jnp.concatenate(
+        [
+            space.sample(jax.random.PRNGKey(1), 256),
+            jnp.asarray(space.from_law(np.stack([space.init_lo, space.init_hi]))),
+        ]
+    )
+
+    def pred(zz):
+        p = space.law_coordinates(zz)
+        return law.log_predict(p, x) if loss_space == "log" else law.predict(p, x)
+
+    values = jax.vmap(pred)(z)
+    grads = jax.vmap(jax.jacfwd(lambda zz: jnp.sum(pred(zz))))(z)
+    assert np.isfinite(np.asarray(values)).all()
+    assert np.isfinite(np.asarray(grads)).all()
