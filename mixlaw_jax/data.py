@@ -622,7 +622,8 @@ def load_runs(
       targets: the loss columns (names or a glob such as ``"*_loss"``). Missing cells (NaN) are
         excluded from that target's fit and listed by :meth:`RunTable.missing_report`.
       run_id: a column identifying runs; by default a run is a distinct (mixture, N) pair: a distinct N
-        without ``weights``, a distinct mixture without ``N``, and one run for the whole table without both.
+        without ``weights``, a distinct mixture without ``N``, and one run for the whole table without both; with
+        ``unique_tokens``, rows whose pool sizes differ are different runs too.
       renormalize: rescale every weight row onto the simplex, with a warning giving the largest
         correction. Without it, a row whose weights sum to more than ``WEIGHT_SUM_TOL`` away from 1
         is an error, and rows within the tolerance are used as given. Refused with ``weights=None``.
@@ -721,10 +722,12 @@ def load_runs(
         _, ids = np.unique(frame[id_col].astype(str).to_numpy(), return_inverse=True)
     else:
         key = np.concatenate([h, (n if n is not None else np.zeros(len(h)))[:, None]], axis=1)
+        pools = _pool_sizes(frame, unique_tokens, weight_cols)
+        if pools is not None:  # a model trained on another pool is another run
+            key = np.concatenate([key, pools], axis=1)
         _, ids = np.unique(key, axis=0, return_inverse=True)
     ids = ids.reshape(-1).astype(np.int64)
 
-    _pool_sizes(frame, unique_tokens, weight_cols)  # refuse a bad specification before any merge
     if duplicates == "merge":
         h, n, d, losses, ids, frame = _merge_duplicates(h, n, d, losses, ids, frame, d_col, target_cols, duplicate_rtol)
     u = _pool_sizes(frame, unique_tokens, weight_cols)

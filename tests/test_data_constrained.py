@@ -309,3 +309,48 @@ def test_finite_with_finite_gradients_over_the_init_box(name, loss_space):
     grads = jax.vmap(jax.jacfwd(lambda zz: jnp.sum(pred(zz))))(z)
     assert np.isfinite(np.asarray(values)).all()
     assert np.isfinite(np.asarray(grads)).all()
+
+
+THREE_DEVICES = """
+import json, sys
+import jax
+import mixlaw_jax as mj
+runs = mj.load_runs(sys.argv[1], weights=None, N="N", D="D", targets="loss", unique_tokens="U", warn=False)
+fit = mj.fit(runs, "chinchilla_overfit", search=mj.Search(256, ((8, 30),)))
+out = {"n_devices": jax.device_count(), "fit": fit.coordinates.tolist(), "objective": fit.objective.tolist()}
+print(json.dumps(out))
+"""
+
+
+def test_three_devices_give_the_one_device_fit(tmp_path):
+    """Rows and starts split over 3 forced host devices (padded batches) carry U as one device does."""
+    import os
+    import subprocess
+    import sys
+
+    frame, runs = small_constrained_runs(2)
+    frame.to_csv(tmp_path / "runs.csv", index=False)
+    runs = mj.load_runs(
+        tmp_path / "runs.csv", weights=None, N="N", D="D", targets="loss", unique_tokens="U", warn=False
+    )
+    fit = mj.fit(runs, "chinchilla_overfit", search=mj.Search(256, ((8, 30),)), resources=mj.Resources(devices=1))
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=3", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(
+        [sys.executable, "-c", THREE_DEVICES, str(tmp_path / "runs.csv")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    assert out["n_devices"] == 3
+    np.testing.assert_allclose(out["objective"], fit.objective, rtol=1e-10)
+    np.testing.assert_allclose(out["fit"], fit.coordinates, rtol=0, atol=1e-8)
+
+
+def test_default_runs_tell_pools_apart():
+    frame = pd.DataFrame({"N": [1e8] * 4, "D": [1e9, 2e9, 1e9, 2e9], "U": [1e8, 1e8, 5e8, 5e8], "loss": 3.0})
+    runs = mj.load_runs(frame, weights=None, N="N", D="D", targets="loss", unique_tokens="U", warn=False)
+    assert runs.run_id.tolist() == [0, 0, 1, 1]
+    assert mj.load_runs(frame, weights=None, N="N", D="D", targets="loss", warn=False).run_id.tolist() == [0] * 4
