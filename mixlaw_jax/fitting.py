@@ -27,6 +27,11 @@ def law_inputs(law: Law, runs: RunTable) -> Inputs:
             f"law {law.name!r} needs U (unique tokens per domain), and the run table was loaded without them; "
             f"load it with load_runs(..., unique_tokens=...)"
         )
+    if law.uses_u and not law.uses_h and runs.k > 1:
+        raise MixlawError(
+            f"law {law.name!r} is a single-domain law (one pool size U); the run table has {runs.k} weight columns "
+            f"({', '.join(runs.weight_columns)}); load it with weights=None and one unique_tokens column"
+        )
     if law.uses_u and runs.u.shape[1] != max(runs.k, 1):
         raise MixlawError(
             f"law {law.name!r} needs one pool size per domain: the table has {runs.u.shape[1]} for {runs.k} domains"

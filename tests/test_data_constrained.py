@@ -354,3 +354,9 @@ def test_default_runs_tell_pools_apart():
     runs = mj.load_runs(frame, weights=None, N="N", D="D", targets="loss", unique_tokens="U", warn=False)
     assert runs.run_id.tolist() == [0, 0, 1, 1]
     assert mj.load_runs(frame, weights=None, N="N", D="D", targets="loss", warn=False).run_id.tolist() == [0] * 4
+
+
+def test_single_domain_laws_refuse_a_mixture_table():
+    runs = load(mixture_frame(12), unique_tokens={"weight_a": 1e9, "weight_b": "pool_b"})
+    with pytest.raises(mj.MixlawError, match=r"'muennighoff' is a single-domain law .* 2 weight columns"):
+        mj.fit(runs, "muennighoff")
