@@ -191,11 +191,10 @@ def objective_at(law_name: str, coordinates, runs: mj.RunTable, delta: float = 1
     """The engine's default objective (mean Huber_delta of raw residuals) of the first target at ``coordinates``."""
     import jax.numpy as jnp
 
-    from mixlaw_jax.laws import Inputs
     from mixlaw_jax.objective import huber
 
     law = mj.get_law(law_name)
-    x = Inputs.from_arrays(runs.n, runs.d, runs.h)
+    x = runs.inputs()  # N, D, h and the pool sizes U where the table has them
     prediction = law.predict(law.unflatten(jnp.asarray(coordinates), runs.h.shape[1]), x)
     r = runs.losses[:, 0] - np.asarray(prediction)
     return float(np.mean(np.asarray(huber(jnp.asarray(r), delta))))

@@ -55,6 +55,10 @@ class RunTable:
         (see :meth:`duplicate_report`).
       warned_constant: weight columns ``load_runs`` already warned about as never varying (a fit does not
         repeat that warning).
+      u: (rows, k_u) unique tokens available per domain (k_u = k, or 1 for a table without mixtures; +inf for an
+        unlimited pool), or None when the table was loaded without ``unique_tokens``.
+      unique_tokens: the ``unique_tokens`` specification the table was loaded with (to read new frames the same
+        way), or None.
     """
 
     h: np.ndarray
@@ -69,6 +73,8 @@ class RunTable:
     d_column: str | None = None
     duplicate_rtol: float = 1e-3
     warned_constant: tuple[str, ...] = ()
+    u: np.ndarray | None = None
+    unique_tokens: dict | str | float | None = None
 
     @property
     def k(self) -> int:
@@ -91,7 +97,9 @@ class RunTable:
         """The rows as a law's inputs (log N, log D, h, log h); a missing N or D column reads as 1 (for laws that
         do not use it)."""
         ones = np.ones(self.n_rows)
-        return Inputs.from_arrays(ones if self.n is None else self.n, ones if self.d is None else self.d, self.h)
+        return Inputs.from_arrays(
+            ones if self.n is None else self.n, ones if self.d is None else self.d, self.h, self.u
+        )
 
     def missing_report(self) -> dict[str, list[int]]:
         """target -> source row labels whose loss is missing (those rows are left out of that target's fit)."""
@@ -138,7 +146,7 @@ class RunTable:
     def hash(self) -> str:
         """SHA-256 of the arrays, to record which table a result came from."""
         digest = hashlib.sha256()
-        for a in (self.h, self.n, self.d, self.losses, self.run_id):
+        for a in (self.h, self.n, self.d, self.losses, self.run_id, self.u):
             if a is not None:
                 digest.update(np.ascontiguousarray(a).tobytes())
         digest.update(repr((self.weight_columns, self.targets)).encode())
@@ -177,6 +185,7 @@ class RunTable:
             h=self.h[rows],
             n=pick(self.n),
             d=pick(self.d),
+            u=pick(self.u),
             losses=self.losses[rows],
             run_id=run_id.astype(np.int64),
             frame=self.frame.iloc[rows],
@@ -526,6 +535,67 @@ def _weights(frame: pd.DataFrame, weight_cols: list[str], renormalize: bool) -> 
     return h
 
 
+def _pool_sizes(frame: pd.DataFrame, spec, weight_cols: list[str]) -> np.ndarray | None:
+    """(rows, k_u) unique tokens per domain from ``load_runs(unique_tokens=...)``: k_u = k for a mixture table (a dict
+    weight column -> constant or column name), 1 without mixtures (a column name or a constant). None -> None."""
+    if spec is None:
+        return None
+
+    def constant(value, what: str) -> np.ndarray:
+        if value is None:  # an unlimited pool, said explicitly
+            return np.full(len(frame), np.inf)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise MixlawError(
+                f"unique tokens for {what}: give a number of tokens, a column name, or None (unlimited), not {value!r}"
+            )
+        value = float(value)
+        if not np.isfinite(value) or value <= 0:
+            raise MixlawError(
+                f"unique tokens for {what}: {value!r} must be a finite number > 0 (None for an unlimited pool)"
+            )
+        return np.full(len(frame), value)
+
+    def column(name: str, what: str) -> np.ndarray:
+        found = _one_column(frame, name, "unique-tokens")
+        if found in weight_cols:
+            raise MixlawError(f"unique tokens for {what}: column {found!r} is a weight column")
+        values = _numeric(frame, found, allow_nan=False)
+        if (values <= 0).any():
+            r = int(np.flatnonzero(values <= 0)[0])
+            raise MixlawError(
+                f"unique tokens for {what}: column {found!r}, row {frame.index[r]}: value {float(values[r])!r} "
+                f"must be > 0"
+            )
+        return values
+
+    def one(value, what: str) -> np.ndarray:
+        return column(value, what) if isinstance(value, str) else constant(value, what)
+
+    if not weight_cols:
+        if isinstance(spec, dict):
+            raise MixlawError(
+                "unique_tokens: a table without mixtures (weights=None) takes one column name or one number, not "
+                "a dict of weight columns"
+            )
+        return one(spec, "the table")[:, None]
+    if not isinstance(spec, dict):
+        raise MixlawError(
+            f"unique_tokens: a mixture table takes a dict weight column -> number of tokens or column name "
+            f"(e.g. {{{weight_cols[0]!r}: 2e10}}), not {spec!r}"
+        )
+    for key in spec:
+        if not isinstance(key, str) or key not in weight_cols:
+            index_of(weight_cols, str(key), "weight column in unique_tokens")
+    missing = [c for c in weight_cols if c not in spec]
+    if missing:
+        raise MixlawError(
+            f"unique_tokens gives no pool size for weight column {missing[0]!r}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + "; give every domain a number of tokens, a column name, or None for an unlimited pool"
+        )
+    return np.stack([one(spec[c], f"weight column {c!r}") for c in weight_cols], axis=1)
+
+
 def load_runs(
     source,
     *,
@@ -539,6 +609,7 @@ def load_runs(
     duplicate_rtol: float = 1e-3,
     k: int | None = None,
     warn: bool = True,
+    unique_tokens=None,
 ) -> RunTable:
     """Load and validate a run table.
 
@@ -551,7 +622,8 @@ def load_runs(
       targets: the loss columns (names or a glob such as ``"*_loss"``). Missing cells (NaN) are
         excluded from that target's fit and listed by :meth:`RunTable.missing_report`.
       run_id: a column identifying runs; by default a run is a distinct (mixture, N) pair: a distinct N
-        without ``weights``, a distinct mixture without ``N``, and one run for the whole table without both.
+        without ``weights``, a distinct mixture without ``N``, and one run for the whole table without both; with
+        ``unique_tokens``, rows whose pool sizes differ are different runs too.
       renormalize: rescale every weight row onto the simplex, with a warning giving the largest
         correction. Without it, a row whose weights sum to more than ``WEIGHT_SUM_TOL`` away from 1
         is an error, and rows within the tolerance are used as given. Refused with ``weights=None``.
@@ -563,6 +635,11 @@ def load_runs(
         columns that resolve to another number are an error.
       warn: emit a :class:`MixlawWarning` for kept duplicates and for domains whose weight never varies
         (their exponents are not identifiable). Prediction tables pass False.
+      unique_tokens: the unique tokens available per domain, for data-constrained laws (``Law.uses_u``): for a
+        mixture table a dict naming every weight column, each a number of tokens (``{"weight_wiki": 2e10}``), a
+        column name (pool sizes that differ between rows) or None (an unlimited pool); for a table without
+        mixtures, one column name or one number. Sizes must be finite and > 0. With ``duplicates="merge"`` a
+        merged row keeps its first row's sizes.
 
     Returns:
       A :class:`RunTable`.
@@ -645,11 +722,15 @@ def load_runs(
         _, ids = np.unique(frame[id_col].astype(str).to_numpy(), return_inverse=True)
     else:
         key = np.concatenate([h, (n if n is not None else np.zeros(len(h)))[:, None]], axis=1)
+        pools = _pool_sizes(frame, unique_tokens, weight_cols)
+        if pools is not None:  # a model trained on another pool is another run
+            key = np.concatenate([key, pools], axis=1)
         _, ids = np.unique(key, axis=0, return_inverse=True)
     ids = ids.reshape(-1).astype(np.int64)
 
     if duplicates == "merge":
         h, n, d, losses, ids, frame = _merge_duplicates(h, n, d, losses, ids, frame, d_col, target_cols, duplicate_rtol)
+    u = _pool_sizes(frame, unique_tokens, weight_cols)
     runs = RunTable(
         h=h,
         n=n,
@@ -662,6 +743,10 @@ def load_runs(
         n_column=n_col,
         d_column=d_col,
         duplicate_rtol=float(duplicate_rtol),
+        u=u,
+        unique_tokens=None
+        if unique_tokens is None
+        else (dict(unique_tokens) if isinstance(unique_tokens, dict) else unique_tokens),
     )
     if duplicates != "merge" and (duplicates == "error" or warn):
         groups = runs.duplicate_report()

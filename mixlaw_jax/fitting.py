@@ -22,6 +22,20 @@ def law_inputs(law: Law, runs: RunTable) -> Inputs:
     for uses, values, what in ((law.uses_n, runs.n, "N (model size)"), (law.uses_d, runs.d, "D (training tokens)")):
         if uses and values is None:
             raise MixlawError(f"law {law.name!r} needs {what}, and the run table has no such column")
+    if law.uses_u and runs.u is None:
+        raise MixlawError(
+            f"law {law.name!r} needs U (unique tokens per domain), and the run table was loaded without them; "
+            f"load it with load_runs(..., unique_tokens=...)"
+        )
+    if law.uses_u and not law.uses_h and runs.k > 1:
+        raise MixlawError(
+            f"law {law.name!r} is a single-domain law (one pool size U); the run table has {runs.k} weight columns "
+            f"({', '.join(runs.weight_columns)}); load it with weights=None and one unique_tokens column"
+        )
+    if law.uses_u and runs.u.shape[1] != max(runs.k, 1):
+        raise MixlawError(
+            f"law {law.name!r} needs one pool size per domain: the table has {runs.u.shape[1]} for {runs.k} domains"
+        )
     return runs.inputs()
 
 
@@ -254,6 +268,7 @@ def build_result(
         scale_range={
             name: [float(v.min()), float(v.max())] for name, v in (("N", runs.n), ("D", runs.d)) if v is not None
         },
+        unique_tokens=runs.unique_tokens if law.uses_u else None,
     )
 
 

@@ -146,6 +146,8 @@ class FitResult:
       provenance: seed, input-table hash and package versions.
       scale_range: ``{"N": [min, max], "D": [min, max]}`` of the fitted rows (the columns the table has), or
         None (a file from an earlier version); predictions far outside it are warned about.
+      unique_tokens: the ``load_runs(unique_tokens=...)`` specification of the fitted table (new frames are read
+        with it), or None.
     """
 
     law: str
@@ -161,6 +163,7 @@ class FitResult:
     settings: FitSettings
     provenance: dict
     scale_range: dict | None = None
+    unique_tokens: dict | str | float | None = None
 
     @property
     def params(self) -> dict[str, dict]:
@@ -203,14 +206,16 @@ class FitResult:
             D=self.d_column,
             targets=present or [dummy],
             warn=False,
+            unique_tokens=self.unique_tokens,
         )
 
-    def predict_arrays(self, n, d, h) -> np.ndarray:
-        """Predicted losses (rows, targets) at arrays N (rows,), D (rows,), h (rows, k).
+    def predict_arrays(self, n, d, h, u=None) -> np.ndarray:
+        """Predicted losses (rows, targets) at arrays N (rows,), D (rows,), h (rows, k) and, for a law that uses
+        them, unique tokens U (rows, k_u; +inf: unlimited).
 
         Raises MixlawError naming the rows where the law overflows (e.g. far outside the fitted N, D).
         """
-        pred, n, d = self._predict_unchecked(n, d, h)
+        pred, n, d = self._predict_unchecked(n, d, h, u)
         bad = ~np.isfinite(pred)
         if bad.any():
             row, col = np.argwhere(bad)[0]
@@ -221,12 +226,12 @@ class FitResult:
             )
         return pred
 
-    def predict_unchecked(self, n, d, h) -> np.ndarray:
+    def predict_unchecked(self, n, d, h, u=None) -> np.ndarray:
         """``predict_arrays`` without the finiteness check: inf or NaN where the law overflows (for a figure that
         masks those points and says so)."""
-        return self._predict_unchecked(n, d, h)[0]
+        return self._predict_unchecked(n, d, h, u)[0]
 
-    def _predict_unchecked(self, n, d, h) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _predict_unchecked(self, n, d, h, u=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         law = get_law(self.law)
         h = np.asarray(h, float)
         if h.ndim != 2 or h.shape[1] != self.k:
@@ -235,7 +240,18 @@ class FitResult:
         n = np.ones(rows) if n is None else np.broadcast_to(np.asarray(n, float), (rows,))
         d = np.ones(rows) if d is None else np.broadcast_to(np.asarray(d, float), (rows,))
         self._warn_far_outside(n, d)
-        x = Inputs.from_arrays(n, d, h)
+        if law.uses_u:
+            if u is None:
+                raise MixlawError(
+                    f"law {law.name!r} needs U (unique tokens per domain) to predict; load the table with "
+                    f"unique_tokens=..."
+                )
+            u = np.asarray(u, float)
+            k_u = max(self.k, 1)
+            u = np.broadcast_to(u.reshape(-1, k_u) if u.ndim < 2 else u, (rows, k_u))
+        else:
+            u = None
+        x = Inputs.from_arrays(n, d, h, u)
         return np.asarray(predict_all(law, self.k, jnp.asarray(self.coordinates), x)).T, n, d
 
     def _warn_far_outside(self, n: np.ndarray, d: np.ndarray) -> None:
@@ -261,7 +277,7 @@ class FitResult:
         table = self.run_table(runs)
         if table.k != self.k:
             raise MixlawError(f"the table has {table.k} weight columns; this fit has {self.k}")
-        pred = self.predict_arrays(table.n, table.d, table.h)
+        pred = self.predict_arrays(table.n, table.d, table.h, table.u)
         return pd.DataFrame(pred, columns=list(self.targets), index=table.frame.index)
 
     def mre(self, runs) -> dict[str, float]:
@@ -317,7 +333,7 @@ class FitResult:
             "settings": self.settings.to_dict(),
             "provenance": self.provenance,
             "scale_range": self.scale_range,
-        }
+        } | ({} if self.unique_tokens is None else {"unique_tokens": self.unique_tokens})
 
     def save(self, path) -> None:
         """Write the result as versioned JSON, atomically (a crash leaves the old file or none)."""
@@ -361,6 +377,7 @@ def fit_from_dict(p: dict, path) -> FitResult:
             settings=FitSettings.from_dict(p["settings"]),
             provenance=p["provenance"],
             scale_range=p.get("scale_range"),
+            unique_tokens=p.get("unique_tokens"),
         )
     except MixlawError as err:
         raise MixlawError(f"{path} is not a valid fit file: {err}") from None

@@ -546,7 +546,8 @@ class _Engine:
     def layout(self, rows: np.ndarray | None) -> tuple[Inputs, Problems, int | None]:
         """``rows`` (None: all), laid out in mixture groups where that pays (``grouped``), and the group size (None:
         row by row)."""
-        h = np.asarray(self.x.h) if self.space.law.mixture_features is not None else None
+        law = self.space.law
+        h = np.asarray(self.x.h) if law.mixture_features is not None and not law.uses_u else None
         mixtures = None if h is None else h if rows is None else h[rows]
         size = None if mixtures is None else grouped.plan(self.space, mixtures)
         if size is None and rows is None:

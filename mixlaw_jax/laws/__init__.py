@@ -17,6 +17,7 @@ import re
 from ..errors import MixlawError
 from ._base import Inputs, Law, Param, log_prediction, raw_prediction, scaled_log_h
 from .bimix import bimix, domain_index
+from .data_constrained import chinchilla_overfit, muennighoff
 from .data_mixing import implicit_law, latent_domain_count, mixing_exp, mixing_exp_implicit
 from .mixture import additive, additive_mixture, full, joint, log_mix, simple
 from .scaling import chinchilla
@@ -87,6 +88,8 @@ for _law in (
     additive_mixture,
     mixing_exp_implicit,
     bimix(0, "bimix"),
+    muennighoff,
+    chinchilla_overfit,
 ):
     register_law(_law)
 

@@ -35,32 +35,44 @@ Shape = Literal["scalar", "domain"]
 
 
 class Inputs(NamedTuple):
-    """Row inputs of a law: log N, log D and the mixture weights (rows x k).
+    """Row inputs of a law: log N, log D, the mixture weights (rows x k) and, for data-constrained laws, the unique
+    tokens available per domain.
 
     ``log_h`` holds log h with ``-inf`` where h = 0; use :func:`scaled_log_h` for ``gamma * log h``
     so that gradients stay finite at h = 0.
+
+    ``log_u`` holds log U (rows, k_u): the unique tokens of each domain's pool (k_u = k for a mixture table, 1 for a
+    table without mixtures), ``+inf`` for an unlimited pool; None (the default) when the table gives no pool sizes,
+    which every law that does not declare ``uses_u`` ignores. Rows are the leading axis of every field, so the
+    engine's gathering, padding and sharding of rows carries it (None is an empty pytree).
     """
 
     log_n: jax.Array
     log_d: jax.Array
     h: jax.Array
     log_h: jax.Array
+    log_u: jax.Array | None = None
 
     @classmethod
-    def from_arrays(cls, n, d, h) -> Inputs:
-        """Inputs from N, D (rows,) and h (rows, k) (:meth:`from_logs` of log N, log D)."""
-        xp = jnp if any(isinstance(a, jax.Array) for a in (n, d, h)) else np
-        return cls.from_logs(xp.log(xp.asarray(n, float)), xp.log(xp.asarray(d, float)), h)
+    def from_arrays(cls, n, d, h, u=None) -> Inputs:
+        """Inputs from N, D (rows,), h (rows, k) and optionally U (rows, k_u; +inf: unlimited) (:meth:`from_logs`)."""
+        xp = jnp if any(isinstance(a, jax.Array) for a in (n, d, h, u)) else np
+        log_u = None
+        if u is not None:
+            with np.errstate(divide="ignore"):
+                log_u = xp.log(xp.asarray(u, float))
+        return cls.from_logs(xp.log(xp.asarray(n, float)), xp.log(xp.asarray(d, float)), h, log_u)
 
     @classmethod
-    def from_logs(cls, log_n, log_d, h) -> Inputs:
-        """Inputs from log N, log D (rows,) and h (rows, k); log h = -inf where h = 0. Host arrays are worked out in
-        numpy (no compilation), JAX arrays (traced ones included) in JAX."""
-        xp = jnp if any(isinstance(a, jax.Array) for a in (log_n, log_d, h)) else np
+    def from_logs(cls, log_n, log_d, h, log_u=None) -> Inputs:
+        """Inputs from log N, log D (rows,), h (rows, k) and optionally log U (rows, k_u); log h = -inf where h = 0.
+        Host arrays are worked out in numpy (no compilation), JAX arrays (traced ones included) in JAX."""
+        xp = jnp if any(isinstance(a, jax.Array) for a in (log_n, log_d, h, log_u)) else np
         h = xp.asarray(h, float)
         positive = h > 0
         log_h = xp.where(positive, xp.log(xp.where(positive, h, 1.0)), -xp.inf)
-        return cls(*(jnp.asarray(a) for a in (log_n, log_d, h, log_h)))
+        log_u = None if log_u is None else jnp.asarray(log_u, float)
+        return cls(*(jnp.asarray(a) for a in (log_n, log_d, h, log_h)), log_u)
 
 
 def scaled_log_h(log_h: jax.Array, gamma: jax.Array) -> jax.Array:
@@ -170,6 +182,8 @@ class Law:
       params: the parameter spec, in the order of the flat parameter vector.
       terms: the pure law function (see module docstring).
       uses_n, uses_d: whether N and D enter the law (a table may omit them otherwise).
+      uses_u: whether the law reads the unique tokens per domain (``Inputs.log_u``); a fit on a table loaded
+        without ``unique_tokens`` is then a MixlawError. Such a law never takes the per-mixture feature path.
       offset: name of the additive offset parameter (E), or None; in log-space fits it is kept
         positive so that log L is defined.
       formula: the formula, for docs and reports.
@@ -195,11 +209,17 @@ class Law:
     report: Callable[[dict], dict] | None = None
     term_scales: tuple[tuple[str, float] | None, ...] | None = None
     mixture_features: MixtureFeatures | None = None
+    uses_u: bool = False
 
     def __post_init__(self):
         """Names the law's declarations refer to must be its parameters (a MixlawError otherwise, rather than a
         KeyError deep in a fit)."""
         names = [p.name for p in self.params]
+        if self.uses_u and self.mixture_features is not None:
+            raise MixlawError(
+                f"law {self.name!r}: a law that uses the unique tokens U cannot declare mixture_features (its "
+                f"per-mixture features would have to depend on D and U too)"
+            )
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise MixlawError(f"law {self.name!r}: parameter {repeated[0]!r} is declared more than once")
