@@ -718,19 +718,19 @@ def load_runs(
             stacklevel=2,
         )
 
+    u = _pool_sizes(frame, unique_tokens, weight_cols)
     if id_col is not None:
         _, ids = np.unique(frame[id_col].astype(str).to_numpy(), return_inverse=True)
     else:
         key = np.concatenate([h, (n if n is not None else np.zeros(len(h)))[:, None]], axis=1)
-        pools = _pool_sizes(frame, unique_tokens, weight_cols)
-        if pools is not None:  # a model trained on another pool is another run
-            key = np.concatenate([key, pools], axis=1)
+        if u is not None:  # a model trained on another pool is another run
+            key = np.concatenate([key, u], axis=1)
         _, ids = np.unique(key, axis=0, return_inverse=True)
     ids = ids.reshape(-1).astype(np.int64)
 
     if duplicates == "merge":
         h, n, d, losses, ids, frame = _merge_duplicates(h, n, d, losses, ids, frame, d_col, target_cols, duplicate_rtol)
-    u = _pool_sizes(frame, unique_tokens, weight_cols)
+        u = _pool_sizes(frame, unique_tokens, weight_cols)  # the merged rows (each keeps its first row's sizes)
     runs = RunTable(
         h=h,
         n=n,
