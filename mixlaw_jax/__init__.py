@@ -38,6 +38,7 @@ from .mixture import (  # noqa: E402
 )
 from .nested import NestedCandidate, NestedResult, NestedSearch, nested_pipeline  # noqa: E402
 from .options import Confirmation, Objective, Resources, Search, Stage  # noqa: E402
+from .proposals import propose_runs  # noqa: E402
 from .results import Diagnostics, FitResult, FitSettings, load_fit  # noqa: E402
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "load_mixture",
     "load_runs",
     "optimal_mixture",
+    "propose_runs",
     "NestedCandidate",
     "NestedResult",
     "NestedSearch",

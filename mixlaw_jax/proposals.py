@@ -1,0 +1,427 @@
+"""Which runs to train next: candidates scored by how much they would pin down h* (or its loss) per unit of cost.
+
+One bootstrap gives R replicate laws θ_r (``bootstrap``). For the decision at the target budget (N*, D*) each
+replicate has its own optimal mixture h*_r and loss ℓ_r = Σ_t w_t L_t(N*, D*, h*_r; θ_r); the criterion is the
+total variance of q_r = h*_r (``"h_star"``, Σ_i Var h*_i) or of q_r = ℓ_r (``"loss"``). A candidate run x
+(mixture, N, D) would observe y(x) = f(x) + ε for every target, f_t(x) = L_t(x; θ), ε ~ N(0, Σ), Σ = diag(σ_t²)
+(σ_t²: the fit's mean squared residual on the table).
+
+Treating (q, f(x)) as jointly Gaussian across the replicates (an ensemble Kalman update, Evensen 1994), the
+observation would remove from the covariance of q
+
+    ΔP_q(x) = C_qf (C_ff + Σ)⁻¹ C_fq,     gain(x) = tr ΔP_q(x),
+
+with C the replicate covariances. With A_q (R, Q) and A_f(x) (R, T) the replicates' centred values and
+G = I (R, R) for the table as it is, C_qf = A_qᵀ G A_f / (R - 1) and C_ff = A_fᵀ G A_f / (R - 1). Choosing a run
+conditions the ensemble: G ← G - G a (aᵀ G a / (R - 1) + Σ)⁻¹ aᵀ G / (R - 1), a = A_f(x_chosen); the next run is
+scored under the updated G, so a second copy of a chosen point gains only what a repeat measurement would (less
+noise), and points that tell the same thing lose their value together. The batch is picked greedily by
+gain(x) / cost(x), cost = 6·N·D FLOPs by default; a candidate at the same (N, D) within ``radius`` of a chosen
+mixture is not chosen again (diversity).
+
+Every candidate x replicate x target is one batched evaluation of the law (``predict_all`` under ``vmap``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from .bootstrap import BootstrapResult, bootstrap
+from .data import RunTable
+from .design import design_swarm
+from .errors import MixlawError, MixlawWarning
+from .laws import get_law
+from .mixture import optimal_mixture, replicate_mixtures
+from .mixture.constraints import make_request
+from .options import BOOTSTRAP_SEARCH, real_number, whole_number
+from .results import predict_all
+
+CRITERIA = ("h_star", "loss")
+COSTS = ("flops", "runs")
+#: Default number of candidate runs (space-filling mixtures x scales).
+DEFAULT_CANDIDATES = 1000
+#: A proposal needs at least this many valid bootstrap replicates (the covariances are estimated from them).
+MIN_REPLICATES = 10
+#: The noise variance is floored at this fraction of the mean squared loss (a law that interpolates its table).
+NOISE_FLOOR = 1e-12
+#: Two chosen runs at one scale are at least this fraction of the candidates' median nearest-neighbour distance apart.
+DIVERSITY = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ensemble:
+    """Centred replicate values: the criterion's (R, Q), the parameters' (R, P) and the candidates' (R, M, T)."""
+
+    quantity: np.ndarray
+    quantity_names: list[str]
+    parameters: np.ndarray
+    parameter_names: list[str]
+    predictions: np.ndarray
+    noise: np.ndarray  # (T,) σ_t²
+
+
+def propose_runs(
+    runs: RunTable,
+    law,
+    *,
+    budget=None,
+    n: int = 4,
+    candidates=None,
+    cost="flops",
+    criterion: str = "h_star",
+    targets: Sequence[str] | None = None,
+    target_weights=None,
+    weight_bounds="data",
+    fixed: Mapping[str, float] | None = None,
+    replicates: int = 50,
+    seed: int = 0,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """The n runs that would most reduce the uncertainty of h* (or of the loss at h*) per unit of training cost.
+
+    Args:
+      runs: the table trained so far (``load_runs``).
+      law: a law (name or :class:`Law`) to fit and bootstrap here with ``replicates`` replicates, or a
+        :class:`BootstrapResult` of ``runs`` (fitted to this very table).
+      budget: (N*, D*), the target scale of the decision; None for a law without N and D.
+      n: the runs to propose (a batch, chosen greedily; see the module docstring).
+      candidates: a DataFrame of candidate runs (the fit's weight columns, and its N and D columns), or the number
+        of default candidates: space-filling mixtures within the weight bounds (``design_swarm``) at each model
+        size of the table (its largest D) and one size up (default 1000).
+      cost: ``"flops"`` (6·N·D, default), ``"runs"`` (each run costs 1), or a function (N, D) -> costs > 0.
+      criterion: ``"h_star"`` (Σ_i Var h*_i) or ``"loss"`` (Var of the weighted loss at h*).
+      targets, target_weights, weight_bounds, fixed: the objective and the feasible mixtures, as in
+        :func:`optimal_mixture`; candidates must lie within the same bounds.
+      replicates: bootstrap replicates when ``law`` is not a bootstrap already.
+      seed: seed of the bootstrap, the h* starts and the default candidates.
+      progress: progress bars.
+
+    Returns:
+      One row per proposed run, best first: the weight columns, the N and D columns, ``cost``,
+      ``variance_reduction`` (the fraction of the criterion's variance the run removes, given the runs above it),
+      ``score`` (that fraction per unit of cost) and ``pins_down`` (the part of h* and the law parameter whose
+      variance it reduces most). ``attrs``: ``criterion``, ``budget``, ``targets``, ``h_star`` and ``h_star_sd``
+      ({domain: value}), ``loss_at_h_star``, ``variance_before`` and ``variance_after`` (the criterion's total
+      variance now and predicted after the whole batch), ``replicates`` (valid replicates used),
+      ``candidates``, ``radius``.
+
+    Raises:
+      MixlawError: n larger than the candidate set, candidates outside the bounds, a law without mixtures, a table
+        the law cannot be bootstrapped on, or too few valid replicates. A budget within the table's scales is
+        warned about (``MixlawWarning``), not refused.
+    """
+    n = whole_number(n, "n", minimum=1)
+    if criterion not in CRITERIA:
+        raise MixlawError(f"criterion must be {' or '.join(map(repr, CRITERIA))}, not {criterion!r}")
+    boot = _bootstrap(runs, law, replicates, seed, progress)
+    fit = boot.fit
+    law = get_law(fit.law)
+    N, D = _budget(law, budget, runs)
+    options = dict(targets=targets, target_weights=target_weights, weight_bounds=weight_bounds, fixed=fixed)
+    request = make_request(fit, token_budget=None, reference=None, **options)
+    box = request.constraints.at(None if D is None else np.asarray([D]))
+    box.raise_if_infeasible()
+    lower, upper = box.lower[0], box.upper[0]
+    objective_index = [fit.targets.index(t) for t in request.targets]
+    valid = boot.valid[:, objective_index].all(axis=1) & boot.valid.all(axis=1)
+    if valid.sum() < MIN_REPLICATES:
+        raise MixlawError(
+            f"only {int(valid.sum())} of {boot.n_replicates} bootstrap replicates of {law.name!r} have a finite "
+            f"fit on every target; proposals need at least {MIN_REPLICATES}: the law cannot be bootstrapped on "
+            f"this table (too few runs for its parameters?)"
+        )
+    coordinates = boot.coordinates[valid]
+    point = optimal_mixture(fit, N=N, D=D, seed=seed, **options)
+    h_point = point.h[0, -1]
+    h_reps, loss_reps, _ = replicate_mixtures(fit, coordinates, N=N, D=D, seed=seed, warm=h_point, **options)
+    if not (np.isfinite(h_reps).all() and np.isfinite(loss_reps).all()):
+        raise MixlawError(
+            f"a bootstrap replicate gives a non-finite loss at the budget N = {N}, D = {D}: the budget is far "
+            f"outside what the replicates' laws can extrapolate to"
+        )
+    frame = _candidates(candidates, fit, runs, law, lower, upper, N, D, fixed, seed)
+    table = fit.run_table(frame)
+    _check_within(table, frame, fit.weight_columns, lower, upper)
+    if n > len(frame):
+        raise MixlawError(f"n = {n} runs asked for, but there are only {len(frame)} candidates")
+    costs = _costs(cost, table, law)
+    pred = np.asarray(
+        jax.vmap(lambda c: predict_all(law, fit.k, c, table.inputs()))(jnp.asarray(coordinates))
+    )  # (R, T, M)
+    finite = np.isfinite(pred).all(axis=(0, 1))
+    if not finite.all():
+        warnings.warn(
+            f"{int((~finite).sum())} of {len(frame)} candidates are left out: some replicate's law gives a "
+            f"non-finite loss there (far outside the fitted range)",
+            MixlawWarning,
+            stacklevel=2,
+        )
+        if finite.sum() < n:
+            raise MixlawError(f"only {int(finite.sum())} candidates have finite predictions; n = {n} asked for")
+    quantity = h_reps if criterion == "h_star" else loss_reps[:, None]
+    names = [f"h*[{d}]" for d in fit.weight_columns] if criterion == "h_star" else ["loss at h*"]
+    parameter_names = [f"{p} of {t}" for t in request.targets for p in law.names(fit.k)]
+    ensemble = _Ensemble(
+        quantity=quantity - quantity.mean(axis=0),
+        quantity_names=names,
+        parameters=_centred(coordinates[:, objective_index].reshape(len(coordinates), -1)),
+        parameter_names=parameter_names,
+        predictions=_centred(np.transpose(pred, (0, 2, 1))),
+        noise=_noise(fit, runs),
+    )
+    radius = DIVERSITY * _median_spacing(table.h)
+    chosen, reductions, why, total_before, total_after = _greedy(ensemble, costs, table, finite, n, radius)
+    out = frame.iloc[chosen].reset_index(drop=True)
+    out.attrs = {}
+    out["cost"] = costs[chosen]
+    out["variance_reduction"] = reductions
+    out["score"] = np.asarray(reductions) / costs[chosen]
+    out["pins_down"] = why
+    h_sd = h_reps.std(axis=0, ddof=1)
+    out.attrs.update(
+        criterion=criterion,
+        budget=None if N is None and D is None else [N, D],
+        targets=list(request.targets),
+        h_star={d: float(v) for d, v in zip(fit.weight_columns, h_point)},
+        h_star_sd={d: float(v) for d, v in zip(fit.weight_columns, h_sd)},
+        loss_at_h_star=float(point.objective[0, -1]),
+        variance_before=total_before,
+        variance_after=total_after,
+        replicates=int(valid.sum()),
+        candidates=int(finite.sum()),
+        radius=radius,
+        law=law.name,
+    )
+    return out
+
+
+def _bootstrap(runs: RunTable, law, replicates, seed, progress) -> BootstrapResult:
+    """The given bootstrap (checked to be of ``runs``), or a new one of ``law`` on ``runs``."""
+    if not isinstance(runs, RunTable):
+        raise MixlawError(f"runs must be a RunTable (load_runs), not {type(runs).__name__}")
+    if isinstance(law, BootstrapResult):
+        if law.provenance.get("table_hash") not in (None, runs.hash()):
+            raise MixlawError("the bootstrap was fitted to another table than runs; bootstrap this table")
+        return law
+    replicates = whole_number(replicates, "replicates", minimum=MIN_REPLICATES)
+    law_obj = get_law(law)
+    if not law_obj.uses_h:
+        raise MixlawError(f"law {law_obj.name!r} has no mixture h: there is no optimal mixture to pin down")
+    n_params = law_obj.n_params(runs.k)
+    rows = runs.observed.sum(axis=0)
+    if runs.n_runs < 3 or rows.min() <= n_params:
+        j = int(np.argmin(rows))
+        raise MixlawError(
+            f"law {law_obj.name!r} cannot be bootstrapped on this table: it has {n_params} parameters for "
+            f"{runs.k} domains, and target {runs.targets[j]!r} has {int(rows[j])} observed rows in "
+            f"{runs.n_runs} runs (a resampled table needs more rows than parameters, and at least 3 runs)"
+        )
+    return bootstrap(
+        runs,
+        law_obj,
+        n_replicates=replicates,
+        search=dataclasses.replace(BOOTSTRAP_SEARCH, seed=seed),
+        progress=progress,
+    )
+
+
+def _budget(law, budget, runs: RunTable) -> tuple[float | None, float | None]:
+    """(N*, D*) validated for the law; a MixlawWarning when it does not lie beyond the table's scales."""
+    if not (law.uses_n or law.uses_d):
+        if budget is not None:
+            raise MixlawError(f"law {law.name!r} uses neither N nor D: it takes no budget")
+        return None, None
+    if budget is None or isinstance(budget, str) or not isinstance(budget, Sequence) or len(budget) != 2:
+        raise MixlawError(f"budget must be (N*, D*), the target model size and tokens, not {budget!r}")
+    N, D = (real_number(v, f"budget {name}") for v, name in zip(budget, "ND"))
+    if N <= 0 or D <= 0:
+        raise MixlawError(f"budget must be (N*, D*) with both > 0, not {tuple(budget)!r}")
+    within = [
+        f"{name}* = {value:.4g} <= the table's largest {name} ({column.max():.4g})"
+        for name, value, column, used in (("N", N, runs.n, law.uses_n), ("D", D, runs.d, law.uses_d))
+        if used and column is not None and value <= column.max()
+    ]
+    if within:
+        warnings.warn(
+            f"the budget lies within the table's scales ({'; '.join(within)}): proposals pay off most where h* "
+            f"must be extrapolated to a larger scale; they are computed anyway",
+            MixlawWarning,
+            stacklevel=3,
+        )
+    return N, D
+
+
+def _candidates(candidates, fit, runs: RunTable, law, lower, upper, N, D, fixed, seed) -> pd.DataFrame:
+    """The candidate frame: the one given, or space-filling mixtures at the table's sizes and one size up."""
+    if isinstance(candidates, pd.DataFrame):
+        if candidates.empty:
+            raise MixlawError("candidates is an empty table")
+        return candidates.reset_index(drop=True)
+    count = DEFAULT_CANDIDATES if candidates is None else whole_number(candidates, "candidates", minimum=1)
+    scales = _candidate_scales(runs, law)
+    mixtures = max(1, math.ceil(count / len(scales)))
+    bounds = np.stack([lower, upper], axis=1)
+    try:
+        design = design_swarm(
+            fit.weight_columns, mixtures, scales=scales, weight_bounds=bounds, method="space-filling", seed=seed
+        )
+    except MixlawError as error:
+        raise MixlawError(f"no candidate mixtures can be made within the weight bounds: {error}") from None
+    columns = {"model_size": fit.n_column, "n_tokens": fit.d_column}
+    frame = design[list(fit.weight_columns)].copy()
+    for source, target in columns.items():
+        if target is not None:
+            frame[target] = design[source].to_numpy()
+    return frame
+
+
+def _candidate_scales(runs: RunTable, law) -> list[tuple[float, float]]:
+    """Each model size of the table at its largest D, and one size up (the last ratio of sizes, D scaled alike)."""
+    n = runs.n if law.uses_n and runs.n is not None else np.ones(runs.n_rows)
+    d = runs.d if law.uses_d and runs.d is not None else np.ones(runs.n_rows)
+    sizes = np.unique(n)
+    scales = [(float(s), float(d[n == s].max())) for s in sizes]
+    if law.uses_n and runs.n is not None:
+        step = sizes[-1] / sizes[-2] if len(sizes) > 1 else 2.0
+        top_n, top_d = scales[-1]
+        scales.append((top_n * step, top_d * step if law.uses_d and runs.d is not None else top_d))
+    elif law.uses_d and runs.d is not None:
+        scales = [(1.0, float(d.max()))]
+    return scales
+
+
+def _check_within(table: RunTable, frame: pd.DataFrame, domains, lower, upper, tol: float = 1e-9) -> None:
+    """A MixlawError naming the first candidate row and domain whose weight lies outside [lower, upper]."""
+    outside = (table.h < lower - tol) | (table.h > upper + tol)
+    if outside.any():
+        r, i = np.argwhere(outside)[0]
+        raise MixlawError(
+            f"candidate row {frame.index[r]}: {domains[i]} = {table.h[r, i]:.6g} lies outside its bounds "
+            f"[{lower[i]:.6g}, {upper[i]:.6g}] ({int(outside.any(axis=1).sum())} candidates in all); h* is "
+            f"sought within these bounds (weight_bounds, fixed)"
+        )
+
+
+def _costs(cost, table: RunTable, law) -> np.ndarray:
+    """(M,) the cost of each candidate run: 6·N·D FLOPs, 1 per run, or the user's function of (N, D)."""
+    n = table.n if table.n is not None else np.ones(table.n_rows)
+    d = table.d if table.d is not None else np.ones(table.n_rows)
+    if cost == "flops":
+        if table.n is None or table.d is None:
+            raise MixlawError("cost='flops' (6 N D) needs N and D columns; pass cost='runs' or a function of (N, D)")
+        values = 6.0 * n * d
+    elif cost == "runs":
+        values = np.ones(table.n_rows)
+    elif isinstance(cost, Callable):
+        values = np.broadcast_to(np.asarray(cost(n.copy(), d.copy()), dtype=float), (table.n_rows,))
+    else:
+        raise MixlawError(f"cost must be {' or '.join(map(repr, COSTS))} or a function (N, D) -> costs, not {cost!r}")
+    bad = ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        r = int(np.argmax(bad))
+        raise MixlawError(f"cost of candidate row {r} is {values[r]!r}; every cost must be finite and > 0")
+    return np.asarray(values, dtype=float)
+
+
+def _noise(fit, runs: RunTable) -> np.ndarray:
+    """(T,) σ_t²: the fit's mean squared residual per target on the observed rows, floored (``NOISE_FLOOR``)."""
+    table = fit.run_table(runs)
+    pred = fit.predict_arrays(table.n, table.d, table.h, table.u)
+    out = []
+    for j, t in enumerate(fit.targets):
+        y = runs.losses[:, runs.targets.index(t)]
+        seen = np.isfinite(y)
+        out.append(max(float(np.mean((y[seen] - pred[seen, j]) ** 2)), NOISE_FLOOR * float(np.mean(y[seen] ** 2))))
+    return np.asarray(out)
+
+
+def _centred(a: np.ndarray) -> np.ndarray:
+    return a - a.mean(axis=0)
+
+
+def _median_spacing(h: np.ndarray) -> float:
+    """The median distance from each distinct candidate mixture to its nearest other one (0 for one mixture)."""
+    mixtures = np.unique(np.round(h, 12), axis=0)
+    if len(mixtures) < 2:
+        return 0.0
+    nearest = np.full(len(mixtures), np.inf)
+    block = max(1, 2**22 // mixtures.size)
+    for start in range(0, len(mixtures), block):
+        d2 = ((mixtures[start : start + block, None, :] - mixtures[None, :, :]) ** 2).sum(axis=-1)
+        d2[np.arange(d2.shape[0]), start + np.arange(d2.shape[0])] = np.inf
+        nearest[start : start + block] = d2.min(axis=1)
+    return float(np.sqrt(np.median(nearest)))
+
+
+def _reduction(a_q: np.ndarray, a_f: np.ndarray, G: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """(M, Q) the variance each candidate removes from each column of a_q: diag(C_qf (C_ff + Σ)⁻¹ C_fq) under G.
+
+    a_q: (R, Q); a_f: (R, M, T) centred replicate values; G: (R, R) the conditioning so far; noise: (T,) σ².
+    """
+    r = a_q.shape[0] - 1
+    g_f = np.einsum("rs,smt->rmt", G, a_f)
+    cross = np.einsum("rmt,rq->mtq", g_f, a_q) / r  # C_fq (M, T, Q)
+    s = np.einsum("rmt,rmu->mtu", a_f, g_f) / r + np.diag(noise)
+    return np.einsum("mtq,mtq->mq", cross, np.linalg.solve(s, cross))
+
+
+def _greedy(ensemble: _Ensemble, costs, table: RunTable, usable, n: int, radius: float):
+    """Pick n candidates greedily by variance removed per cost, conditioning the ensemble on each pick."""
+    a_q, a_f, a_p, noise = ensemble.quantity, ensemble.predictions, ensemble.parameters, ensemble.noise
+    r = a_q.shape[0] - 1
+    G = np.eye(a_q.shape[0])
+    total_before = float((a_q**2).sum() / r)
+    allowed = np.asarray(usable, bool).copy()
+    n_scale = table.n if table.n is not None else np.ones(table.n_rows)
+    d_scale = table.d if table.d is not None else np.ones(table.n_rows)
+    chosen, reductions, why = [], [], []
+    for _ in range(n):
+        gain = _reduction(a_q, a_f, G, noise).sum(axis=1)
+        score = np.where(allowed, gain / costs, -np.inf)
+        m = int(np.argmax(score))
+        if not np.isfinite(score[m]):
+            raise MixlawError(
+                f"only {len(chosen)} candidates are far enough apart to propose (diversity radius {radius:.3g}); "
+                f"n = {n} asked for: give more candidates"
+            )
+        a = a_f[:, m, :]
+        per_quantity = _reduction(a_q, a[:, None, :], G, noise)[0]
+        per_parameter = _reduction(a_p, a[:, None, :], G, noise)[0]
+        variance_q = np.einsum("rq,rs,sq->q", a_q, G, a_q) / r
+        variance_p = np.einsum("rp,rs,sp->p", a_p, G, a_p) / r
+        why.append(_explain(ensemble, per_quantity, variance_q, per_parameter, variance_p))
+        chosen.append(m)
+        reductions.append(float(gain[m] / total_before) if total_before > 0 else 0.0)
+        g_a = G @ a
+        s = a.T @ g_a / r + np.diag(noise)
+        G = G - g_a @ np.linalg.solve(s, g_a.T) / r
+        same_scale = (n_scale == n_scale[m]) & (d_scale == d_scale[m])
+        near = np.sqrt(((table.h - table.h[m]) ** 2).sum(axis=1)) < radius
+        allowed &= ~(same_scale & near)
+        allowed[m] = False
+    total_after = float(np.einsum("rq,rs,sq->", a_q, G, a_q) / r)
+    return chosen, reductions, why, total_before, total_after
+
+
+def _explain(ensemble: _Ensemble, per_q, var_q, per_p, var_p) -> str:
+    """'h*[domain] sd a -> b; parameter of target -x% variance': the part of h* and the parameter most pinned down."""
+    i = int(np.argmax(per_q))
+    before, after = np.sqrt(max(var_q[i], 0.0)), np.sqrt(max(var_q[i] - per_q[i], 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.where(var_p > 0, per_p / var_p, 0.0)
+    p = int(np.argmax(fraction))
+    return (
+        f"{ensemble.quantity_names[i]} sd {before:.3g} -> {after:.3g}; "
+        f"{ensemble.parameter_names[p]} -{100 * fraction[p]:.0f}% variance"
+    )
+
+
+__all__ = ["propose_runs"]

@@ -1,0 +1,133 @@
+"""Sequential proposals: which runs most reduce the bootstrap variance of h* (or of its loss) per unit of cost."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixlaw_jax as mj
+from mixlaw_jax.simulate import design, random_mixtures, simulate
+
+LIGHT = mj.Search(128, ((4, 30, 1.0), (2, 60, 1.0)), warm_starts=1)
+BUDGET = (3e9, 6e10)
+#: an additive law with k = 3 (E, A, alpha, B, beta, C_i, gamma_i in law coordinates)
+TRUTH = np.array([1.8, np.log(170.0), 0.3, np.log(470.0), 0.3, np.log(2.0), np.log(1.5), np.log(1.2), 0.3, 0.6, 0.45])
+
+
+def _table(n_mixtures: int, seed: int = 1):
+    frame = design(random_mixtures(n_mixtures, 3, min_weight=0.05, seed=seed), [1e8, 3e8], [2e9, 6e9])
+    h = frame[["weight_0", "weight_1", "weight_2"]].to_numpy()
+    for t in range(2):
+        frame[f"loss_{t}"] = simulate("additive", TRUTH, frame["N"], frame["D"], h, noise=3e-3, seed=t)
+    return mj.load_runs(frame, weights="weight_*", N="N", D="D", targets="loss_*")
+
+
+@pytest.fixture(scope="module")
+def table():
+    return _table(12)
+
+
+@pytest.fixture(scope="module")
+def boot(table):
+    full = mj.fit(table, "additive")
+    return mj.bootstrap(table, "additive", n_replicates=30, full_fit=full, search=LIGHT)
+
+
+@pytest.fixture(scope="module")
+def proposed(table, boot):
+    return mj.propose_runs(table, boot, budget=BUDGET, n=4, candidates=300)
+
+
+def test_proposals_lie_in_the_bounds_reduce_the_variance_and_are_not_copies(table, proposed):
+    h = proposed[["weight_0", "weight_1", "weight_2"]].to_numpy()
+    assert len(proposed) == 4
+    assert np.allclose(h.sum(axis=1), 1.0)
+    assert np.all(h >= table.h.min(axis=0) - 1e-9) and np.all(h <= table.h.max(axis=0) + 1e-9)
+    attrs = proposed.attrs
+    assert 0 < attrs["variance_after"] < attrs["variance_before"]
+    assert np.all(proposed["variance_reduction"] > 0)
+    assert np.isclose(
+        proposed["variance_reduction"].sum(), 1 - attrs["variance_after"] / attrs["variance_before"], rtol=1e-9
+    )
+    assert np.allclose(proposed["score"], proposed["variance_reduction"] / proposed["cost"])
+    assert np.allclose(proposed["cost"], 6 * proposed["N"] * proposed["D"])
+    for a in range(4):
+        for b in range(a):
+            same_scale = proposed["N"][a] == proposed["N"][b] and proposed["D"][a] == proposed["D"][b]
+            assert not same_scale or np.linalg.norm(h[a] - h[b]) >= attrs["radius"]
+    assert all(text.startswith("h*[weight_") and " of loss_" in text for text in proposed["pins_down"])
+    assert set(attrs["h_star"]) == {"weight_0", "weight_1", "weight_2"}
+    # the default candidates are the table's two sizes at their largest D, and one size up
+    scales = set(zip(proposed["N"], proposed["D"]))
+    assert scales <= {(1e8, 6e9), (3e8, 6e9), (9e8, 1.8e10)}
+
+
+def test_the_first_pick_removes_the_ensemble_kalman_variance(table, boot):
+    """For one run the variance removed is tr(C_qf (C_ff + Σ)⁻¹ C_fq), computed here from the replicates directly."""
+    first = mj.propose_runs(table, boot, budget=BUDGET, n=1, candidates=200, seed=3)
+    fit = boot.fit
+    point = mj.optimal_mixture(fit, N=BUDGET[0], D=BUDGET[1], seed=3).h[0, -1]
+    h_reps, _, _ = mj.mixture.replicate_mixtures(fit, boot.coordinates, N=BUDGET[0], D=BUDGET[1], seed=3, warm=point)
+    row = first.iloc[[0]]
+    f = np.stack([np.asarray(mj.FitResult.predict(_with(fit, c), row)).ravel() for c in boot.coordinates])  # (R, T)
+    residual = table.losses - fit.predict(table).to_numpy()
+    noise = np.diag((residual**2).mean(axis=0))
+    c = np.cov(np.concatenate([h_reps, f], axis=1), rowvar=False)
+    c_qf, c_ff = c[:3, 3:], c[3:, 3:]
+    removed = np.trace(c_qf @ np.linalg.solve(c_ff + noise, c_qf.T))
+    assert np.isclose(first.attrs["variance_before"], np.trace(c[:3, :3]), rtol=1e-9)
+    assert np.isclose(first["variance_reduction"][0] * first.attrs["variance_before"], removed, rtol=1e-6)
+    assert np.isclose(first.attrs["variance_after"], first.attrs["variance_before"] - removed, rtol=1e-6)
+
+
+def _with(fit, coordinates):
+    import dataclasses
+
+    return dataclasses.replace(fit, coordinates=np.asarray(coordinates))
+
+
+def test_a_repeated_point_is_not_proposed_twice_and_cost_steers_the_scale(table, boot):
+    frame = pd.DataFrame(
+        {"weight_0": [0.5] * 6 + [0.2, 0.3], "weight_1": [0.25] * 6 + [0.5, 0.3], "weight_2": [0.25] * 6 + [0.3, 0.4]}
+    )
+    frame["N"], frame["D"] = 3e8, 6e9
+    proposed = mj.propose_runs(table, boot, budget=BUDGET, n=3, candidates=frame)
+    rows = [tuple(r) for r in proposed[["weight_0", "weight_1", "weight_2"]].to_numpy().round(12)]
+    assert len(set(rows)) == 3
+    big = mj.propose_runs(table, boot, budget=BUDGET, n=4, candidates=200, cost=lambda n, d: np.where(n > 5e8, 1e30, 1))
+    assert np.all(big["N"] < 5e8)
+
+
+def test_the_loss_criterion_pins_down_the_loss_at_h_star(table, boot):
+    proposed = mj.propose_runs(table, boot, budget=BUDGET, n=2, candidates=200, criterion="loss", cost="runs")
+    assert np.all(proposed["cost"] == 1.0)
+    assert proposed.attrs["criterion"] == "loss"
+    assert all(text.startswith("loss at h* sd") for text in proposed["pins_down"])
+    assert proposed.attrs["variance_after"] < proposed.attrs["variance_before"]
+
+
+def test_bad_requests_are_named(table, boot):
+    with pytest.raises(mj.MixlawError, match=r"n = 500 runs asked for, but there are only 201 candidates"):
+        mj.propose_runs(table, boot, budget=BUDGET, n=500, candidates=200)  # 67 mixtures x 3 scales
+    with pytest.raises(mj.MixlawError, match="far enough apart"):
+        mj.propose_runs(table, boot, budget=BUDGET, n=201, candidates=200)
+    outside = pd.DataFrame({"weight_0": [0.98], "weight_1": [0.01], "weight_2": [0.01], "N": [1e8], "D": [2e9]})
+    with pytest.raises(mj.MixlawError, match=r"candidate row 0: weight_0 = 0\.98 lies outside"):
+        mj.propose_runs(table, boot, budget=BUDGET, n=1, candidates=outside)
+    with pytest.raises(mj.MixlawError, match="budget must be"):
+        mj.propose_runs(table, boot, n=1, candidates=50)
+    with pytest.raises(mj.MixlawError, match="criterion"):
+        mj.propose_runs(table, boot, budget=BUDGET, criterion="entropy")
+    with pytest.raises(mj.MixlawError, match="cost"):
+        mj.propose_runs(table, boot, budget=BUDGET, candidates=50, cost="dollars")
+    with pytest.warns(mj.MixlawWarning, match="within the table's scales"):
+        mj.propose_runs(table, boot, budget=(1e8, 2e9), n=1, candidates=50)
+    with pytest.raises(mj.MixlawError, match="another table"):
+        mj.propose_runs(_table(12, seed=2), boot, budget=BUDGET, n=1, candidates=50)
+
+
+def test_a_table_the_law_cannot_be_bootstrapped_on_is_refused():
+    tiny = _table(2)
+    with pytest.raises(mj.MixlawError, match="cannot be bootstrapped on this table"):
+        mj.propose_runs(tiny, "additive", budget=BUDGET)
+    with pytest.raises(mj.MixlawError, match="no mixture"):
+        mj.propose_runs(_table(12), "chinchilla", budget=BUDGET)
