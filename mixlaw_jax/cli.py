@@ -216,6 +216,20 @@ def _write_frame(frame, path: str) -> None:
         atomic_write_bytes(path, frame.to_csv(index=False).encode("utf-8"))
 
 
+def _write_table(frame, path: str) -> None:
+    """A table of runs as CSV, or Parquet for a .parquet / .pq name, written atomically."""
+    from ._io import atomic_write_bytes
+
+    if path.endswith((".parquet", ".pq")):
+        import io
+
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        atomic_write_bytes(path, buffer.getvalue())
+    else:
+        atomic_write_bytes(path, frame.to_csv(index=False).encode("utf-8"))
+
+
 def _percent(value: float) -> str:
     """An MRE for printing: 0.234%, or 1.2e+05% when it is huge (never dozens of digits)."""
     return f"{value:.3f}%" if abs(value) < 1e4 else f"{value:.3g}%"
@@ -466,6 +480,16 @@ def cmd_nested(args) -> None:
         print(f"wrote {args.out}")
 
 
+EPILOG_PROPOSE = """examples:
+  mixlaw propose runs.csv --law joint --budget 7e9,1.4e11 --out next.csv     4 runs, 1000 candidates, 50 replicates
+  mixlaw bootstrap runs.csv --law additive --replicates 200 --out boot.json
+  mixlaw propose runs.csv --bootstrap boot.json --budget 7e9,1.4e11 --n 8 --candidates grid.csv --cost runs
+  mixlaw propose runs.csv --law joint --budget 7e9,1.4e11 --criterion loss --weight-bounds simplex
+Each run's variance_reduction is the share of the criterion's bootstrap variance it removes given the runs above
+it (an ensemble Kalman update of the replicates); score is that share per unit of cost; pins_down names the
+domain of h* and the law parameter whose spread it narrows most. A budget within the table's scales is warned
+about: proposals pay off where h* is extrapolated."""
+
 EPILOG_DESIGN = """examples:
   mixlaw design 7 40 --scales 1e8:2e9,3e8:6e9 --out swarm.csv           40 mixtures of weight_0..weight_6
   mixlaw design weight_web,weight_code,weight_books 24 --scales 1e8:2e9 --method space-filling \\
@@ -508,7 +532,7 @@ def _domains(text: str):
 
 
 def cmd_design(args) -> None:
-    from ._io import atomic_write_bytes, output_file
+    from ._io import output_file
     from .design import design_swarm
 
     if args.out:
@@ -540,17 +564,66 @@ def cmd_design(args) -> None:
         flo, fhi = attrs["feasible_range"][domain]
         print(f"    {domain:28s} {lo:.4f} .. {hi:.4f}   /  {flo:.4f} .. {fhi:.4f}")
     if args.out:
-        if args.out.endswith((".parquet", ".pq")):
-            import io
-
-            buffer = io.BytesIO()
-            table.to_parquet(buffer, index=False)
-            atomic_write_bytes(args.out, buffer.getvalue())
-        else:
-            atomic_write_bytes(args.out, table.to_csv(index=False).encode("utf-8"))
+        _write_table(table, args.out)
         print(f"wrote {args.out}")
     else:
         print(table.to_string(index=False))
+
+
+def cmd_propose(args) -> None:
+    from ._io import output_file
+    from .data import read_table
+    from .proposals import propose_runs
+
+    inputs = [args.runs] + [p for p in (args.candidates, args.bootstrap) if p and not p.isdigit()]
+    if args.out:
+        output_file(args.out, inputs)
+    runs = _load(args)
+    if args.bootstrap:
+        law = _load_result(args.bootstrap)[1]
+        if law is None:
+            raise MixlawError(f"--bootstrap {args.bootstrap}: a fit file has no replicates; give a bootstrap file")
+    elif args.law:
+        law = args.law
+    else:
+        raise MixlawError("give --law (fitted and bootstrapped here) or --bootstrap FILE (from `mixlaw bootstrap`)")
+    candidates = args.candidates
+    if candidates is not None:
+        candidates = int(candidates) if candidates.isdigit() else read_table(candidates)
+    proposed = propose_runs(
+        runs,
+        law,
+        budget=args.budget,
+        n=args.n,
+        candidates=candidates,
+        cost=args.cost,
+        criterion=args.criterion,
+        targets=_columns(args.objective_targets) if args.objective_targets else None,
+        target_weights=args.target_weights,
+        weight_bounds=args.weight_bounds,
+        fixed=args.fixed,
+        replicates=args.replicates,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    attrs = proposed.attrs
+    what = "Var h* (summed over domains)" if attrs["criterion"] == "h_star" else "Var of the loss at h*"
+    budget = "" if attrs["budget"] is None else f" at N = {attrs['budget'][0]:.4g}, D = {attrs['budget'][1]:.4g}"
+    print(
+        f"law {attrs['law']}: {len(proposed)} runs to train next{budget}, chosen from {attrs['candidates']} "
+        f"candidates by {what} removed per unit of cost ({attrs['replicates']} bootstrap replicates)"
+    )
+    print(
+        f"  {what}: {attrs['variance_before']:.4g} now, {attrs['variance_after']:.4g} predicted after these runs "
+        f"(-{100 * (1 - attrs['variance_after'] / attrs['variance_before']):.0f}%)"
+    )
+    print("  h* now: " + ", ".join(f"{d} {v:.3f} ± {attrs['h_star_sd'][d]:.3f}" for d, v in attrs["h_star"].items()))
+    shown = proposed.copy()
+    shown["variance_reduction"] = (100 * shown["variance_reduction"]).map("{:.1f}%".format)
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        _write_table(proposed, args.out)
+        print(f"wrote {args.out}")
 
 
 def cmd_demo(args) -> None:
@@ -1035,6 +1108,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same table (default: 0)")
     p.add_argument("--out", help="write the runs as CSV (Parquet for a .parquet name); default: print them")
     p.set_defaults(func=cmd_design)
+
+    p = sub.add_parser(
+        "propose",
+        help="which runs to train next: the candidates that most pin down h* per unit of compute",
+        epilog=EPILOG_PROPOSE,
+        formatter_class=raw,
+        description=_wrap(
+            "Fit and bootstrap a law on the runs so far (or read a bootstrap), then score candidate runs (mixture x "
+            "model size x tokens) by how much of the bootstrap variance of h* (or of the loss at h*) at the target "
+            "budget each would remove per unit of training cost, and pick a batch greedily, each pick conditioning "
+            "the next; prints why each run was chosen."
+        ),
+    )
+    _add_table_args(p)
+    p.add_argument("--law", help="law to fit and bootstrap here (or give --bootstrap)")
+    p.add_argument("--bootstrap", help="a bootstrap of this table (JSON from `mixlaw bootstrap`) instead of --law")
+    p.add_argument(
+        "--budget", type=_positive_numbers, metavar="N,D", help="the target model size and tokens of the decision"
+    )
+    p.add_argument("--n", type=int, default=4, help="runs to propose (default: %(default)s)")
+    p.add_argument(
+        "--candidates",
+        help="a CSV / Parquet table of candidate runs (weight, N and D columns), or a number of space-filling "
+        "candidates at the table's sizes and one size up (default: 1000)",
+    )
+    p.add_argument(
+        "--criterion",
+        choices=["h_star", "loss"],
+        default="h_star",
+        help="the variance to reduce: of h* (summed over domains) or of the loss at h* (default: %(default)s)",
+    )
+    p.add_argument(
+        "--cost",
+        choices=["flops", "runs"],
+        default="flops",
+        help="the cost of a run: 6 N D FLOPs, or 1 per run (default: %(default)s)",
+    )
+    p.add_argument(
+        "--objective-targets", help="targets of h*'s objective: a glob or comma-separated names (default: all)"
+    )
+    p.add_argument(
+        "--target-weights", type=_number_pairs, metavar="T=W,...", help="weights of the targets (default: equal)"
+    )
+    p.add_argument(
+        "--weight-bounds",
+        "--bounds",
+        dest="weight_bounds",
+        type=_bounds,
+        default="data",
+        metavar="data|simplex|DOMAIN=LO:HI,...",
+        help="bounds of h* and of the candidates: the runs' range ('data', default), the simplex, or ranges",
+    )
+    p.add_argument("--fixed", type=_number_pairs, metavar="DOMAIN=W,...", help="domains held at given weights")
+    p.add_argument("--replicates", type=int, default=50, help="bootstrap replicates with --law (default: 50)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and candidates (default: 0)")
+    p.add_argument("--out", help="write the proposed runs as CSV (Parquet for a .parquet name)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_propose)
     return parser
 
 

@@ -132,6 +132,11 @@ def propose_runs(
     lower, upper = box.lower[0], box.upper[0]
     objective_index = [fit.targets.index(t) for t in request.targets]
     valid = boot.valid[:, objective_index].all(axis=1) & boot.valid.all(axis=1)
+    if boot.n_replicates < MIN_REPLICATES:
+        raise MixlawError(
+            f"the bootstrap has {boot.n_replicates} replicates; proposals estimate covariances from them and need "
+            f"at least {MIN_REPLICATES}"
+        )
     if valid.sum() < MIN_REPLICATES:
         raise MixlawError(
             f"only {int(valid.sum())} of {boot.n_replicates} bootstrap replicates of {law.name!r} have a finite "

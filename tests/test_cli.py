@@ -349,3 +349,17 @@ def test_bad_option_value_is_one_line_with_exit_code_2(table, fit_json, capsys, 
     code, _, stderr = run(capsys, *[a.format(table=table, fit=fit_json) for a in args])
     assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1
     assert stderr.startswith("mixlaw") and "--help" in stderr
+
+
+def test_propose_prints_and_writes_the_runs_to_train_next(table, boot_json, tmp_path, capsys):
+    out = tmp_path / "next.csv"
+    args = ["propose", table, "--where", TRAIN, "--law", "additive", "--replicates", "10", "--budget", "4e9,8e10"]
+    code, text, _ = run(capsys, *args, "--candidates", "60", "--n", "3", "--quiet", "--out", out)
+    assert code == 0
+    assert "3 runs to train next at N = 4e+09, D = 8e+10" in text and "pins_down" in text
+    proposed = pd.read_csv(out)
+    assert len(proposed) == 3
+    assert {"weight_0", "weight_1", "weight_2", "model_size", "n_tokens", "score", "pins_down"} <= set(proposed)
+    assert proposed["model_size"].max() <= 8e8  # the table's sizes up to 4e8, and one size up
+    code, _, err = run(capsys, "propose", table, "--where", TRAIN, "--bootstrap", boot_json, "--budget", "4e9,8e10")
+    assert code == 2 and "the bootstrap has 3 replicates" in err
