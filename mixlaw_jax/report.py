@@ -47,11 +47,14 @@ from .fitting import fit, progress_bar
 from .laws import get_law
 from .mixture import WEIGHTED, MixtureResult, optimal_mixture
 from .options import BOOTSTRAP_SEARCH, Search, expect, whole_number
+from .proposals import propose_runs
 from .results import FitResult
 from .selection import select_rows
 
 #: budgets on the h*(N, D) path: from the smallest model size in the table up to (N, D), at a fixed D / N.
 PATH_BUDGETS = 8
+#: runs proposed per law in "What to train next" (``propose_runs`` at the report's budget).
+NEXT_RUNS = 4
 
 
 @dataclasses.dataclass
@@ -67,6 +70,7 @@ class LawReport:
     bootstrap: BootstrapResult | None = None
     held_out_interval: pd.DataFrame | None = None  # predictions with intervals, one row per held-out row
     held_out_mre_interval: pd.DataFrame | None = None  # per target: mre, lo, hi
+    next_runs: pd.DataFrame | str | None = None  # propose_runs at (N, D), or why none were proposed
 
 
 @dataclasses.dataclass
@@ -234,6 +238,10 @@ def _law_report(
         )
         if path is not None:
             report.optimum = report.bootstrap.mixture_interval(N, D, seed=seed)
+            try:
+                report.next_runs = propose_runs(train, report.bootstrap, budget=(N, D), n=NEXT_RUNS, seed=seed)
+            except MixlawError as error:
+                report.next_runs = str(error)
         if held_out is not None:
             report.held_out_interval = report.bootstrap.predict_interval(held_out)
             report.held_out_mre_interval = report.bootstrap.mre_interval(held_out)
@@ -542,6 +550,8 @@ def _summary(reports: list[LawReport], settings: dict, runs: RunTable) -> dict:
             entry.update(optimal_mixture=clean(r.optimum), loss_at_optimum=r.optimum.attrs.get("loss"))
         if r.held_out_mre_interval is not None:
             entry["held_out_mre_interval"] = clean(r.held_out_mre_interval)
+        if isinstance(r.next_runs, pd.DataFrame):
+            entry["next_runs"] = _jsonable(r.next_runs.to_dict(orient="records"))
         if r.bootstrap is not None:
             entry["parameter_intervals"] = _jsonable(r.bootstrap.intervals())
             entry["standard_errors"] = _jsonable(r.bootstrap.standard_errors)
@@ -561,6 +571,8 @@ def _jsonable(tree):
         return {str(k): _jsonable(v) for k, v in tree.items()}
     if isinstance(tree, (list, tuple, np.ndarray)):
         return [_jsonable(v) for v in tree]
+    if isinstance(tree, str):
+        return tree
     value = float(tree)
     return value if np.isfinite(value) else None
 
@@ -705,6 +717,9 @@ def _html(title, source, runs, train, held_out, reports, drawn, settings, choosi
             + ".</p>"
             + _table(_optimum_table(mixing))
         )
+    proposed = [r for r in reports if r.next_runs is not None]
+    if proposed:
+        parts.append(_next_runs_html(proposed, settings))
     parts.append("<h2>Figures</h2>")
     for name, (png, caption) in drawn.items():
         data = base64.b64encode(png).decode("ascii")
@@ -729,6 +744,32 @@ def _html(title, source, runs, train, held_out, reports, drawn, settings, choosi
                     f"<details><summary>{esc(r.law)} law</summary>" + _table(r.held_out_interval) + "</details>"
                 )
     parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _next_runs_html(reports: list[LawReport], settings: dict) -> str:
+    """The "What to train next" section: per law, the proposed runs and what each pins down."""
+    esc = html.escape
+    parts = [
+        "<h2>What to train next</h2>",
+        f"<p class='note'>The {NEXT_RUNS} candidate runs (space-filling mixtures at the training sizes and one size "
+        f"up) that remove the most bootstrap variance of h* at N = {settings['N']:.3g}, D = {settings['D']:.3g} "
+        "per FLOP (6 N D), each chosen given the ones above it (<code>mixlaw propose</code> for other budgets, "
+        "candidates or costs).</p>",
+    ]
+    for r in reports:
+        if isinstance(r.next_runs, str):
+            parts.append(f"<p class='note'>{esc(r.law)} law: none proposed: {esc(r.next_runs)}</p>")
+            continue
+        a = r.next_runs.attrs
+        table = r.next_runs.drop(columns=["score"]).copy()
+        table["variance_reduction"] = (100 * table["variance_reduction"]).map("{:.1f}%".format)
+        table.index = pd.RangeIndex(1, len(table) + 1, name="run")
+        parts.append(
+            f"<h3>{esc(r.law)} law</h3><p class='note'>Var h* (summed over domains) {a['variance_before']:.3g} now, "
+            f"{a['variance_after']:.3g} predicted after these runs ({a['replicates']} replicates, "
+            f"{a['candidates']} candidates).</p>" + _table(table)
+        )
     return "\n".join(parts)
 
 
