@@ -23,7 +23,7 @@ from .comparison import (  # noqa: E402
     load_comparison,
 )
 from .data import RunTable, load_runs  # noqa: E402
-from .design import design_swarm  # noqa: E402
+from .design import DataLimits, design_swarm  # noqa: E402
 from .engine.solvers import Status  # noqa: E402
 from .errors import MixlawError, MixlawWarning  # noqa: E402
 from .fitting import fit  # noqa: E402
@@ -46,6 +46,7 @@ __all__ = [
     "Confirmation",
     "Candidate",
     "Comparison",
+    "DataLimits",
     "HeldOut",
     "KFold",
     "LawCandidate",

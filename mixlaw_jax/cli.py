@@ -494,6 +494,8 @@ EPILOG_DESIGN = """examples:
   mixlaw design 7 40 --scales 1e8:2e9,3e8:6e9 --out swarm.csv           40 mixtures of weight_0..weight_6
   mixlaw design weight_web,weight_code,weight_books 24 --scales 1e8:2e9 --method space-filling \\
       --weight-bounds 'weight_code=0.05:0.4' --fixed 'weight_books=0.1' --out swarm.csv
+  mixlaw design 4 32 --scales 1e8:2e9,3e8:6e9 --method space-filling --unique-tokens weight_0=2e10,weight_1=5e10 \\
+      --target-tokens 1e11 --max-epochs 4 --out swarm.csv           proxies that repeat data as the 1e11 run will
   mixlaw design 5 64 --scales 2e7:4e8 --prior 'weight_0=0.4,weight_1=0.3,weight_2=0.1,weight_3=0.1,weight_4=0.1' \\
       --concentration 20 --seed 3 --out swarm.parquet
 Each mixture is trained at every scale N:D: one row per (mixture, scale), with columns run_id, mixture, the
@@ -533,10 +535,15 @@ def _domains(text: str):
 
 def cmd_design(args) -> None:
     from ._io import output_file
-    from .design import design_swarm
+    from .design import DataLimits, design_swarm
 
     if args.out:
         output_file(args.out)
+    limits = None
+    if args.unique_tokens or args.target_tokens or args.max_epochs:
+        if not (args.unique_tokens and args.target_tokens):
+            raise MixlawError("data limits need both --unique-tokens and --target-tokens (the target run's D)")
+        limits = DataLimits(args.unique_tokens, args.target_tokens, args.max_epochs)
     table = design_swarm(
         _domains(args.domains),
         args.n,
@@ -546,6 +553,7 @@ def cmd_design(args) -> None:
         weight_bounds=args.weight_bounds,
         fixed=args.fixed,
         method=args.method,
+        data_limits=limits,
         seed=args.seed,
     )
     attrs = table.attrs
@@ -563,6 +571,12 @@ def cmd_design(args) -> None:
     for domain, (lo, hi) in attrs["weight_range"].items():
         flo, fhi = attrs["feasible_range"][domain]
         print(f"    {domain:28s} {lo:.4f} .. {hi:.4f}   /  {flo:.4f} .. {fhi:.4f}")
+    if limits is not None:
+        print("  epochs of each limited domain at the target's D (the proxies' pools repeat it alike):")
+        for domain, column in attrs["unique_tokens"].items():
+            if column is not None:
+                lo, hi = attrs["epochs"][domain]
+                print(f"    {domain:28s} {lo:.3g} .. {hi:.3g}   (pool per row: column {column})")
     if args.out:
         _write_table(table, args.out)
         print(f"wrote {args.out}")
@@ -1105,6 +1119,17 @@ def build_parser() -> argparse.ArgumentParser:
         "outside them are rejected, never clipped",
     )
     p.add_argument("--fixed", type=_number_pairs, metavar="DOMAIN=W,...", help="domains held at given weights")
+    p.add_argument(
+        "--unique-tokens",
+        type=_number_pairs,
+        metavar="DOMAIN=TOKENS,...",
+        help="unique tokens of the target run per limited domain; each row gets unique_DOMAIN = TOKENS * D / "
+        "--target-tokens, so the proxies repeat each domain as the target would",
+    )
+    p.add_argument("--target-tokens", type=float, help="the target run's training tokens D_T (with --unique-tokens)")
+    p.add_argument(
+        "--max-epochs", type=float, help="cap the target's epochs of each limited domain: h_i <= E * TOKENS / D_T"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same table (default: 0)")
     p.add_argument("--out", help="write the runs as CSV (Parquet for a .parquet name); default: print them")
     p.set_defaults(func=cmd_design)

@@ -15,10 +15,17 @@ Two ways to choose the n mixtures:
   largest feasible weight added; then a greedy maximin selection (farthest-point traversal, Gonzalez 1985): each
   next mixture is the candidate farthest from those already chosen, which gives at least half the best possible
   minimum pairwise distance among the candidates.
+
+Data limits (``DataLimits``): the target run of D_T tokens has U_i unique tokens of domain i, so it repeats
+domain i e_i = h_i D_T / U_i times. A proxy of D tokens is given the pool U_i^P = U_i · D / D_T (a subsample of
+each domain in proportion), so that it repeats every domain exactly as the target would: h_i D / U_i^P = e_i
+(Muennighoff et al. 2023's repetition enters a proxy as it will enter the target). A cap on the epochs,
+e_i <= e_max, bounds every mixture: h_i <= e_max U_i / D_T.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Mapping, Sequence
 
@@ -43,6 +50,44 @@ CANDIDATES_PER_MIXTURE, MIN_CANDIDATES, MAX_CANDIDATES = 64, 4096, 65536
 CHAINS, BURN_IN_PER_DOMAIN = 512, 20
 
 
+@dataclasses.dataclass(frozen=True)
+class DataLimits:
+    """The unique tokens of the target run, which the proxies of a design scale down (module docstring).
+
+    Attributes:
+      unique_tokens: {domain: U_i}, the unique tokens of each limited domain available to the target run (the
+        domains not named are unlimited).
+      target_tokens: D_T, the target run's training tokens.
+      max_epochs: e_max: every mixture keeps h_i D_T / U_i <= e_max (None: no cap).
+    """
+
+    unique_tokens: Mapping[str, float]
+    target_tokens: float
+    max_epochs: float | None = None
+
+    def pools(self, names: tuple[str, ...]) -> np.ndarray:
+        """(k,) U_i, +inf for a domain without a limit; a MixlawError naming a bad domain or value."""
+        if not isinstance(self.unique_tokens, Mapping) or not self.unique_tokens:
+            raise MixlawError(
+                f"DataLimits.unique_tokens must be a non-empty dict {{domain: tokens}}, not {self.unique_tokens!r}"
+            )
+        u = domain_vector(self.unique_tokens, names, "DataLimits.unique_tokens", default=np.inf)
+        bad = [i for i in range(len(names)) if not (u[i] > 0)]
+        if bad:
+            raise MixlawError(f"DataLimits.unique_tokens of {names[bad[0]]!r} must be > 0, not {float(u[bad[0]])!r}")
+        return u
+
+    def checked(self) -> tuple[float, float | None]:
+        """(D_T, e_max), validated."""
+        d = real_number(self.target_tokens, "DataLimits.target_tokens")
+        if d <= 0:
+            raise MixlawError(f"DataLimits.target_tokens must be > 0, not {d!r}")
+        e = None if self.max_epochs is None else real_number(self.max_epochs, "DataLimits.max_epochs")
+        if e is not None and e <= 0:
+            raise MixlawError(f"DataLimits.max_epochs must be > 0, not {e!r}")
+        return d, e
+
+
 def design_swarm(
     domains,
     n: int,
@@ -53,6 +98,7 @@ def design_swarm(
     weight_bounds=None,
     fixed=None,
     method: str = "dirichlet",
+    data_limits: DataLimits | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
     """The runs of a first swarm: n mixtures, each at every scale (N, D).
@@ -71,6 +117,9 @@ def design_swarm(
         {domain: (lo, hi)} (the other domains [0, 1]) or a (k, 2) array.
       fixed: {domain: weight}: domains held at a weight in every mixture.
       method: ``"dirichlet"`` (RegMix / Olmix style) or ``"space-filling"`` (maximin); see the module docstring.
+      data_limits: :class:`DataLimits`: the target run's unique tokens per domain; every row gets the pools
+        ``unique_<domain>`` = U_i · D / D_T that repeat each domain as the target would, and ``max_epochs`` caps
+        the weights (module docstring).
       seed: the random seed; the same arguments and seed give the same table.
 
     Returns:
@@ -78,7 +127,8 @@ def design_swarm(
       size, as ``load_runs`` counts runs: scales sharing N are checkpoints of one run), ``mixture`` (0..n-1), the k
       weight columns, ``model_size`` (N) and ``n_tokens`` (D). Once trained, add the loss columns and read it with
       ``load_runs(table, weights=..., N="model_size", D="n_tokens", targets=..., run_id="run_id")``.
-      ``table.attrs`` holds ``method``, ``seed``, ``min_distance`` (the smallest Euclidean distance between two of
+      ``table.attrs`` holds ``method``, ``seed``, with ``data_limits`` ``epochs`` ({domain: [fewest, most]
+        epochs e_i = h_i D_T / U_i in the design}), ``min_distance`` (the smallest Euclidean distance between two of
       the n mixtures; None for n = 1), ``weight_range`` ({domain: [smallest, largest weight in the design]}),
       ``feasible_range`` ({domain: [smallest, largest weight in F]}) and, for ``"dirichlet"``, ``acceptance`` (the
       share of draws inside the bounds).
@@ -88,9 +138,8 @@ def design_swarm(
         only one), a prior off the simplex, a concentration <= 0, an unknown method, a scale with N or D <= 0, or
         bounds that reject nearly every Dirichlet draw (use ``"space-filling"``, or a prior inside the bounds).
 
-    Note:
-      Data limits (unique tokens per domain, so that the proxies repeat data as the target run would) are not
-      designed for yet: they wait on the data-constrained laws (issue 23).
+      With ``data_limits``: a column ``unique_<domain>`` per limited domain, and ``attrs["unique_tokens"]`` the
+      ``load_runs(unique_tokens=...)`` argument that reads them back ({domain: column, or None: unlimited}).
     """
     names = _domain_names(domains)
     n = whole_number(n, "n", minimum=1)
@@ -98,9 +147,17 @@ def design_swarm(
     if not isinstance(method, str) or method not in METHODS:
         raise MixlawError(f"method must be {' or '.join(map(repr, METHODS))}, not {method!r}")
     scale_array = _scales(scales)
-    constraints = Constraints.for_domains(names, weight_bounds=weight_bounds, fixed=fixed)
-    constraints.at(None).raise_if_infeasible()
-    lo, hi = constraints.lower, constraints.upper
+    if data_limits is not None and not isinstance(data_limits, DataLimits):
+        raise MixlawError(f"data_limits must be a DataLimits, not {type(data_limits).__name__}")
+    pools, target_tokens, max_epochs = None, None, None
+    if data_limits is not None:
+        pools = data_limits.pools(names)
+        target_tokens, max_epochs = data_limits.checked()
+    caps = None if max_epochs is None else {d: max_epochs * u for d, u in zip(names, pools) if np.isfinite(u)}
+    constraints = Constraints.for_domains(names, weight_bounds=weight_bounds, fixed=fixed, token_budget=caps)
+    box = constraints.at(None if caps is None else np.asarray([target_tokens]))
+    box.raise_if_infeasible()
+    lo, hi = box.lower[0], box.upper[0]
     extremes = _extremes(lo, hi)
     feasible_lo, feasible_hi = extremes.min(axis=0), extremes.max(axis=0)
     moving = feasible_hi - feasible_lo > FEASIBILITY_TOL
@@ -112,7 +169,7 @@ def design_swarm(
     rng = np.random.default_rng(seed)
     attrs: dict = {"method": method, "seed": seed}
     if method == "dirichlet":
-        h, attrs["acceptance"] = _dirichlet(n, names, constraints, prior, concentration, rng)
+        h, attrs["acceptance"] = _dirichlet(n, names, lo, hi, prior, concentration, rng)
     else:
         for name, value in (("prior", prior), ("concentration", concentration)):
             if value is not None:
@@ -122,6 +179,15 @@ def design_swarm(
     attrs["weight_range"] = {d: [float(h[:, i].min()), float(h[:, i].max())] for i, d in enumerate(names)}
     attrs["feasible_range"] = {d: [float(feasible_lo[i]), float(feasible_hi[i])] for i, d in enumerate(names)}
     table = _table(h, names, scale_array)
+    if pools is not None:
+        spec = {}
+        for domain, u in zip(names, pools):
+            spec[domain] = f"unique_{domain}" if np.isfinite(u) else None
+            if np.isfinite(u):
+                table[spec[domain]] = u * table[D_COLUMN].to_numpy() / target_tokens
+        epochs = h * target_tokens / pools
+        attrs["unique_tokens"] = spec
+        attrs["epochs"] = {d: [float(epochs[:, i].min()), float(epochs[:, i].max())] for i, d in enumerate(names)}
     table.attrs.update(attrs)
     return table
 
@@ -196,9 +262,8 @@ def _extremes(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.clip(points, lo, hi)
 
 
-def _dirichlet(n, names, constraints, prior, concentration, rng) -> tuple[np.ndarray, float]:
+def _dirichlet(n, names, lo, hi, prior, concentration, rng) -> tuple[np.ndarray, float]:
     """n mixtures h_J = m · Dirichlet(α) on the free domains inside the bounds (rejection), and the acceptance rate."""
-    lo, hi = constraints.lower, constraints.upper
     k = len(names)
     fixed = lo == hi
     free = np.flatnonzero(~fixed)

@@ -199,6 +199,7 @@ def test_the_command_writes_parquet_and_prints_without_out(tmp_path, capsys):
         (["3", "4", "--scales", "1e8"], "invalid scale '1e8'"),
         (["3", "4", "--scales", "1e8:-2e9"], "N and D must be finite and > 0"),
         (["3", "4", "--scales", "1e8:2e9", "--method", "grid"], "invalid choice: 'grid'"),
+        (["3", "4", "--scales", "1e8:2e9", "--unique-tokens", "weight_0=1e9"], "both --unique-tokens and --target"),
     ],
 )
 def test_bad_design_request_is_one_line_with_exit_code_2(args, message, tmp_path, capsys):
@@ -219,3 +220,54 @@ def test_help_has_examples(capsys):
     text = capsys.readouterr().out
     assert "examples:" in text and "mixlaw design 7 40 --scales" in text and "never clipped" in text
     assert main(["--help"]) == 0 and "design" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method", ["dirichlet", "space-filling"])
+def test_data_limits_give_proxies_the_target_repetition_rates_and_cap_the_epochs(method):
+    limits = mj.DataLimits(unique_tokens={"weight_0": 2e10, "weight_2": 5e10}, target_tokens=1e11, max_epochs=4.0)
+    scales = [(1e8, 2e9), (3e8, 6e9)]
+    table = mj.design_swarm(3, 30, scales=scales, method=method, data_limits=limits, seed=5)
+    h = table[["weight_0", "weight_1", "weight_2"]].to_numpy()
+    assert np.all(h[:, 0] <= 4 * 2e10 / 1e11 + 1e-12) and np.all(h[:, 2] <= 4 * 5e10 / 1e11 + 1e-12)
+    assert table.attrs["unique_tokens"] == {
+        "weight_0": "unique_weight_0",
+        "weight_1": None,
+        "weight_2": "unique_weight_2",
+    }
+    for domain, u in (("weight_0", 2e10), ("weight_2", 5e10)):
+        proxy_epochs = table[domain] * table["n_tokens"] / table[f"unique_{domain}"]
+        assert np.allclose(proxy_epochs, table[domain] * 1e11 / u, rtol=1e-12)  # as the target would repeat it
+    assert max(table.attrs["epochs"]["weight_0"]) <= 4.0 + 1e-9
+    runs = mj.load_runs(
+        table.assign(x_loss=3.0),
+        weights="weight_*",
+        N="model_size",
+        D="n_tokens",
+        targets="x_loss",
+        run_id="run_id",
+        unique_tokens=table.attrs["unique_tokens"],
+    )
+    assert np.isinf(runs.u[:, 1]).all() and np.allclose(runs.u[:, 0], 2e10 * table["n_tokens"] / 1e11)
+
+
+def test_bad_data_limits_are_named():
+    with pytest.raises(mj.MixlawError, match="target_tokens must be > 0"):
+        mj.design_swarm(3, 4, scales=[(1e8, 2e9)], data_limits=mj.DataLimits({"weight_0": 1e9}, 0.0))
+    with pytest.raises(mj.MixlawError, match="unique_tokens of 'weight_1' must be > 0"):
+        mj.design_swarm(3, 4, scales=[(1e8, 2e9)], data_limits=mj.DataLimits({"weight_1": -1.0}, 1e10))
+    with pytest.raises(mj.MixlawError, match="weight_9"):
+        mj.design_swarm(3, 4, scales=[(1e8, 2e9)], data_limits=mj.DataLimits({"weight_9": 1e9}, 1e10))
+    with pytest.raises(mj.MixlawError, match="token budget"):  # caps of 0.1 + 0.1 + 0.1 leave no mixture
+        caps = {f"weight_{i}": 1e9 for i in range(3)}
+        mj.design_swarm(3, 4, scales=[(1e8, 2e9)], data_limits=mj.DataLimits(caps, 1e10, max_epochs=1.0))
+    with pytest.raises(mj.MixlawError, match="data_limits must be a DataLimits"):
+        mj.design_swarm(3, 4, scales=[(1e8, 2e9)], data_limits={"weight_0": 1e9})
+
+
+def test_the_command_writes_the_proxies_pools(tmp_path, capsys):
+    out = tmp_path / "swarm.csv"
+    args = ["design", "3", "5", "--scales", "1e8:2e9", "--unique-tokens", "weight_1=3e10", "--target-tokens", "1e11"]
+    assert main([*args, "--max-epochs", "2", "--method", "space-filling", "--out", str(out)]) == 0
+    assert "pool per row: column unique_weight_1" in capsys.readouterr().out
+    frame = pd.read_csv(out)
+    assert np.allclose(frame["unique_weight_1"], 3e10 * 2e9 / 1e11) and (frame["weight_1"] <= 0.6 + 1e-12).all()
