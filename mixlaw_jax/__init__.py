@@ -27,7 +27,17 @@ from .design import DataLimits, design_swarm  # noqa: E402
 from .engine.solvers import Status  # noqa: E402
 from .errors import MixlawError, MixlawWarning  # noqa: E402
 from .fitting import fit  # noqa: E402
-from .laws import Inputs, Law, Param, available_laws, bimix_law, get_law, implicit_mixing_law, register_law  # noqa: E402
+from .laws import (  # noqa: E402
+    Inputs,
+    Law,
+    Param,
+    available_laws,
+    bimix_law,
+    get_law,
+    implicit_mixing_law,
+    register_law,
+    repetition_aware,
+)
 from .mixture import (  # noqa: E402
     CriticalProportion,
     MixtureResult,
@@ -91,4 +101,5 @@ __all__ = [
     "NestedSearch",
     "nested_pipeline",
     "register_law",
+    "repetition_aware",
 ]

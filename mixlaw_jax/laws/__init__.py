@@ -7,7 +7,7 @@ Users add their own with :func:`register_law`::
 
 Two families are built on demand, each law registered (as by :func:`get_law`) when it is made, and found by name
 later (e.g. by ``load_fit`` in a new process): ``implicit_mixing_law(M)`` (``mixing_exp_implicit_M<M>``) and
-``bimix_law(i)`` (``bimix_d<i>``).
+``bimix_law(i)`` (``bimix_d<i>``), and ``repetition_aware(law)`` (``<law>_repetition``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from .bimix import bimix, domain_index
 from .data_constrained import chinchilla_overfit, muennighoff
 from .data_mixing import implicit_law, latent_domain_count, mixing_exp, mixing_exp_implicit
 from .mixture import additive, additive_mixture, full, joint, log_mix, simple
+from .repetition import SUFFIX as _REPETITION
+from .repetition import repetition_form
 from .scaling import chinchilla
 
 _REGISTRY: dict[str, Law] = {}
@@ -53,7 +55,7 @@ def get_law(law: str | Law) -> Law:
     for pattern, build in _FAMILIES:
         match = re.fullmatch(pattern, law) if isinstance(law, str) else None
         if match:
-            return build(int(match.group(1)))
+            return build(match.group(1))
     raise MixlawError(f"unknown law {law!r}; available: {', '.join(available_laws())}")
 
 
@@ -76,7 +78,20 @@ def bimix_law(domain: int) -> Law:
 
 
 #: Names of the laws built on demand: (pattern, builder of the number in the name).
-_FAMILIES = ((r"mixing_exp_implicit_M([1-9][0-9]*)", implicit_mixing_law), (r"bimix_d(0|[1-9][0-9]*)", bimix_law))
+def repetition_aware(law: str | Law) -> Law:
+    """The repetition-aware form of a mixture law (``laws.repetition``): the law at each domain's effective tokens
+    with diminishing returns on repeats, plus an overfitting penalty; exactly the law where no domain repeats.
+    Registered as ``<law>_repetition``."""
+    base = get_law(law)
+    made = _REGISTRY.get(base.name + _REPETITION)
+    return made if made is not None else get_law(repetition_form(base))
+
+
+_FAMILIES = (
+    (r"mixing_exp_implicit_M([1-9][0-9]*)", lambda m: implicit_mixing_law(int(m))),
+    (r"bimix_d(0|[1-9][0-9]*)", lambda i: bimix_law(int(i))),
+    (r"(.+)" + _REPETITION, repetition_aware),
+)
 
 for _law in (
     chinchilla,
@@ -105,5 +120,6 @@ __all__ = [
     "log_prediction",
     "raw_prediction",
     "register_law",
+    "repetition_aware",
     "scaled_log_h",
 ]

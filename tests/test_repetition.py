@@ -1,0 +1,127 @@
+"""repetition_aware(law): mixture laws at each domain's effective tokens, plus an overfitting penalty."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixlaw_jax as mj
+from benchmarks.common import objective_at
+from mixlaw_jax.laws import Inputs
+from mixlaw_jax.laws.repetition import effective_inputs, lost_tokens
+from mixlaw_jax.simulate import random_mixtures
+
+RHO, C_O, NU, KAPPA = 1 / 15.4, np.log(3.2e-7), 1.5, 0.7
+ADDITIVE_K3 = [1.8, np.log(170.0), 0.3, np.log(470.0), 0.3, np.log(2.0), np.log(1.5), np.log(1.2), 0.3, 0.6, 0.45]
+
+
+def _random_inputs(k: int, rows: int, seed: int, limited: bool):
+    rng = np.random.default_rng(seed)
+    h = random_mixtures(rows, k, min_weight=0.0, seed=seed)
+    h[rng.random((rows, k)) < 0.1] = 0.0
+    h[h.sum(axis=1) == 0, 0] = 1.0
+    h /= h.sum(axis=1, keepdims=True)
+    n, d = 10 ** rng.uniform(7, 10, rows), 10 ** rng.uniform(9, 12, rows)
+    u = h * d[:, None] * (rng.uniform(1, 50, (rows, k)) if limited else 1.0)  # U_i >= h_i D: no repeat
+    u[rng.random((rows, k)) < 0.3] = np.inf
+    u[u == 0] = 1e6  # a pool for a domain the mixture leaves out
+    return n, d, h, u
+
+
+@pytest.mark.parametrize("base", ["additive", "joint", "full", "simple"])
+def test_without_repeats_the_law_is_the_base_law_exactly(base):
+    law, rep = mj.get_law(base), mj.repetition_aware(base)
+    k = 4
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        theta = rng.uniform(*np.array([p.init for p in law.params for _ in range(p.size(k))]).T)
+        extra = np.array([RHO, C_O, NU, KAPPA])
+        n, d, h, u = _random_inputs(k, 500, seed, limited=True)
+        x = Inputs.from_arrays(n, d, h, u)
+        base_loss = np.asarray(law.predict(law.unflatten(theta, k), x))
+        rep_loss = np.asarray(rep.predict(rep.unflatten(np.concatenate([theta, extra]), k), x))
+        finite = np.isfinite(base_loss)
+        assert finite.mean() > 0.5
+        assert np.array_equal(rep_loss[finite], base_loss[finite])  # bit for bit, not only to 1e-12
+        unlimited = Inputs.from_arrays(n, d, h, np.full_like(u, np.inf))
+        assert np.array_equal(
+            np.asarray(rep.predict(rep.unflatten(np.concatenate([theta, extra]), k), unlimited))[finite],
+            base_loss[finite],
+        )
+
+
+def test_effective_tokens_follow_muennighoff_per_domain():
+    h = np.array([[0.5, 0.3, 0.2]])
+    d, u = 1e11, np.array([[2e9, 1e11, np.inf]])  # epochs 25, 0.3, 0
+    x = Inputs.from_arrays(np.array([1e9]), np.array([d]), h, u)
+    effective, log_e, repeated = effective_inputs(x, RHO)
+    tokens = np.exp(np.asarray(effective.log_d))[:, None] * np.asarray(effective.h)
+    r_star = 1 / RHO
+    expected_0 = 2e9 * (1 + r_star * (1 - np.exp(-(25 - 1) / r_star)))  # Muennighoff et al.'s D'
+    assert tokens[0, 0] == pytest.approx(expected_0, rel=1e-12)
+    assert tokens[0, 1:] == pytest.approx(h[0, 1:] * d, rel=1e-12)  # one epoch or none: every token counts
+    assert np.asarray(effective.h).sum() == pytest.approx(1.0, abs=1e-15)
+    assert np.asarray(repeated).tolist() == [[True, False, False]]
+    assert np.exp(np.asarray(effective.log_h)) == pytest.approx(np.asarray(effective.h), rel=1e-12)
+    # g's series and closed form agree where they meet, and rho = 0 loses nothing
+    x_small = np.array([0.999e-4, 1.001e-4]) / 0.5
+    assert np.allclose(lost_tokens(x_small, 0.5), x_small - (1 - np.exp(-0.5 * x_small)) / 0.5, rtol=1e-9)
+    assert float(lost_tokens(np.array(30.0), 0.0)) == 0.0
+
+
+def test_the_law_is_c1_at_one_epoch_and_rises_past_a_frontier():
+    rep = mj.repetition_aware("additive")
+    theta = np.concatenate([ADDITIVE_K3, [RHO, C_O, NU, KAPPA]])
+    params = rep.unflatten(theta, 3)
+
+    def loss(d, u0=2e9, h0=0.5, n=1e9):
+        h = np.array([[h0, 0.3, 1 - 0.3 - h0]])
+        return float(
+            rep.predict(params, Inputs.from_arrays(np.array([n]), np.array([d]), h, np.array([[u0, 1e30, 1e30]])))[0]
+        )
+
+    d1 = 2e9 / 0.5  # e_0 = 1
+    for eps in (1e-4, 1e-5):
+        left = (loss(d1) - loss(d1 * (1 - eps))) / (d1 * eps)
+        right = (loss(d1 * (1 + eps)) - loss(d1)) / (d1 * eps)
+        assert right == pytest.approx(left, rel=20 * eps)
+    # in h_0 at fixed D past one epoch: more of the scarce domain first helps, then hurts
+    curve = [loss(1e11, h0=w) for w in np.linspace(0.02, 0.68, 34)]
+    best = int(np.argmin(curve))
+    assert 0 < best < len(curve) - 1
+
+
+def _truth_table(seed: int, noise: float = 1e-3):
+    rep = mj.repetition_aware("additive")
+    theta = np.concatenate([ADDITIVE_K3, [RHO, C_O, NU, KAPPA]])
+    h = random_mixtures(16, 3, min_weight=0.05, seed=seed)
+    rows = [(w, n, d) for w in h for n in (1e8, 3e8) for d in (2e9, 8e9, 3.2e10)]
+    hh = np.array([r[0] for r in rows])
+    n = np.array([r[1] for r in rows])
+    d = np.array([r[2] for r in rows])
+    u = np.array([1e9, 1e10, np.inf])  # domain 0 repeats up to ~22 epochs, domain 1 up to ~2
+    x = Inputs.from_arrays(n, d, hh, np.broadcast_to(u, hh.shape))
+    clean = np.asarray(rep.predict(rep.unflatten(theta, 3), x))
+    loss = clean * (1 + noise * np.random.default_rng(seed).standard_normal(len(clean)))
+    frame = pd.DataFrame(hh, columns=["w_a", "w_b", "w_c"]).assign(N=n, D=d, x_loss=loss)
+    spec = {"w_a": 1e9, "w_b": 1e10, "w_c": None}
+    return mj.load_runs(frame, weights="w_*", N="N", D="D", targets="x_loss", unique_tokens=spec), theta
+
+
+def test_a_fit_reaches_the_objective_of_a_known_truth():
+    runs, theta = _truth_table(seed=4)
+    fit = mj.fit(runs, "additive_repetition", parameter_bounds=None)
+    assert fit.objective[0] <= objective_at("additive_repetition", theta, runs) * (1 + 1e-6)
+    predicted = fit.predict(runs)["x_loss"].to_numpy()
+    assert np.max(np.abs(predicted / runs.losses[:, 0] - 1)) < 0.01
+    assert fit.params["x_loss"]["rho"] >= 0
+
+
+def test_bad_uses_are_named():
+    with pytest.raises(mj.MixlawError, match="uses D and h"):
+        mj.repetition_aware("chinchilla")
+    with pytest.raises(mj.MixlawError, match="uses D and h"):
+        mj.repetition_aware("additive_mixture")
+    runs, _ = _truth_table(seed=1)
+    plain = mj.load_runs(runs.frame, weights="w_*", N="N", D="D", targets="x_loss")
+    with pytest.raises(mj.MixlawError, match="unique_tokens"):
+        mj.fit(plain, "additive_repetition")
