@@ -935,9 +935,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fixed", type=_number_pairs, metavar="DOMAIN=W,...", help="domains held at given weights")
     p.add_argument(
         "--token-budget",
+        "--unique-tokens",
+        dest="token_budget",
         type=_number_pairs,
         metavar="DOMAIN=TOKENS,...",
-        help="unique tokens per domain; caps h_i <= tokens / D",
+        help="unique tokens per domain: caps h_i <= tokens / D, or, for a repetition-aware law (<law>_repetition), "
+        "the pools whose repeats the law prices",
     )
     p.add_argument("--starts", type=int, default=64, help="starts per budget and objective (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default: %(default)s)")

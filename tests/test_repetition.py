@@ -125,3 +125,42 @@ def test_bad_uses_are_named():
     plain = mj.load_runs(runs.frame, weights="w_*", N="N", D="D", targets="x_loss")
     with pytest.raises(mj.MixlawError, match="unique_tokens"):
         mj.fit(plain, "additive_repetition")
+
+
+def _truth_fit():
+    """A FitResult holding the repetition-aware truth itself (no fitting), from the table's own fit shape."""
+    import dataclasses
+    import warnings
+
+    runs, theta = _truth_table(seed=4)
+    with warnings.catch_warnings():  # a two-stage shell: only its shape is used
+        warnings.simplefilter("ignore", mj.MixlawWarning)
+        shell = mj.fit(runs, "additive_repetition", parameter_bounds=None, search=mj.Search(8, ((2, 5),)))
+    return dataclasses.replace(shell, coordinates=theta[None], weight_range=np.array([[0.0, 1.0]] * 3))
+
+
+def test_h_star_under_limits_matches_a_dense_grid_of_the_true_law_and_reports_epochs():
+    fit = _truth_fit()
+    law = mj.get_law("additive_repetition")
+    pools = {"w_a": 1e9, "w_b": 1e10}
+    n, d = 1e9, 1e11
+    step = 0.0025
+    a, b = np.meshgrid(np.arange(0, 1 + step / 2, step), np.arange(0, 1 + step / 2, step), indexing="ij")
+    keep = a + b <= 1 + 1e-12
+    grid = np.stack([a[keep], b[keep], np.clip(1 - a[keep] - b[keep], 0, 1)], axis=1)
+    u = np.broadcast_to([1e9, 1e10, np.inf], grid.shape)
+    x = Inputs.from_arrays(np.full(len(grid), n), np.full(len(grid), d), grid, u)
+    on_grid = np.asarray(law.predict(law.unflatten(fit.coordinates[0], 3), x))
+    best = grid[np.argmin(on_grid)]
+    result = mj.optimal_mixture(fit, N=n, D=d, weight_bounds="simplex", token_budget=pools)
+    h = result.h[0, -1]
+    assert np.abs(h - best).max() <= 0.01
+    assert result.objective[0, -1] <= on_grid.min() + 1e-12
+    epochs = result.epochs[0, -1]
+    assert epochs[0] == pytest.approx(h[0] * d / 1e9) and epochs[2] == 0.0
+    assert epochs[0] > 1.0  # the scarce domain is repeated at h*, and priced, not capped at one epoch
+    # without limits the same law is the base law: h* moves onto the scarce domain
+    free = mj.optimal_mixture(fit, N=n, D=d, weight_bounds="simplex", token_budget={"w_a": np.inf})
+    assert free.h[0, -1][0] > h[0] + 0.05 and free.objective[0, -1] < result.objective[0, -1]
+    with pytest.raises(mj.MixlawError, match="reads the unique tokens per domain"):
+        mj.optimal_mixture(fit, N=n, D=d)

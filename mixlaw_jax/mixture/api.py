@@ -69,7 +69,8 @@ def optimal_mixture(
         (default: h_i within the range seen in the fitted runs, ``fit.weight_range``), ``"simplex"`` (or None;
         0 <= h_i <= 1), a dict {domain: (lo, hi)} (other domains [0, 1]) or a (k, 2) array.
       token_budget: unique tokens U_i available per domain, a dict {domain: U} (others unlimited) or a length-k
-        array (np.inf = unlimited); caps h_i <= U_i / D.
+        array (np.inf = unlimited); caps h_i <= U_i / D. For a law that reads the pools (``repetition_aware``) it
+        gives the law its U_i instead, and repeats are priced by the law, not capped (``MixtureResult.epochs``).
       fixed: {domain: weight} domains held at a given weight (this overrides ``weight_bounds`` for them).
       reference: the mixture to compare with: None / ``"uniform"`` (default) or a dict / length-k array on the
         simplex. It need not satisfy the bounds.
@@ -303,7 +304,7 @@ def _solve(req: Request, log_n, log_d, lo, hi, w, starts, softmax: bool, coordin
     """Q problems of ``req`` (with the fit's coordinates, or per-problem ``coordinates`` (Q, T, P)): :func:`solve`."""
     if coordinates is None:
         coordinates = np.broadcast_to(req.coordinates, (len(w),) + req.coordinates.shape)
-    return solve(req.law, coordinates, w, log_n, log_d, lo, hi, starts, softmax)
+    return solve(req.law, coordinates, w, log_n, log_d, lo, hi, starts, softmax, log_u=req.log_u_of(len(w)))
 
 
 class _Optima(NamedTuple):
@@ -331,6 +332,7 @@ def _losses_at(req: Request, optima: _Optima, h: np.ndarray) -> np.ndarray:
         jnp.asarray(optima.log_n.reshape(flat)),
         jnp.asarray(optima.log_d.reshape(flat)),
         jnp.asarray(h.reshape(flat, k)),
+        req.log_u_of(flat),
     )
     return np.asarray(out).reshape(n_budgets, n_obj, -1)
 

@@ -344,6 +344,8 @@ class Request:
       constraints: the feasible sets F(D).
       reference: (k,) the mixture that h* is compared with.
       settings: the request as JSON values, for ``MixtureResult.settings``.
+      pools: (k,) the unique tokens U_i the law reads (a law with ``uses_u``: ``token_budget`` gives them, and they
+        price repeats in the law instead of capping h), or None.
     """
 
     law: Law
@@ -353,9 +355,17 @@ class Request:
     constraints: Constraints
     reference: np.ndarray
     settings: dict
+    pools: np.ndarray | None = None
 
     def __post_init__(self):
-        _read_only(self.coordinates, self.weights, self.reference)
+        _read_only(self.coordinates, self.weights, self.reference, self.pools)
+
+    def log_u_of(self, q: int):
+        """(q, k) log U for q problems of a law that reads the pools, else None."""
+        if self.pools is None:
+            return None
+        with np.errstate(divide="ignore"):
+            return jnp.asarray(np.broadcast_to(np.log(self.pools), (q, self.k)))
 
     @property
     def k(self) -> int:
@@ -384,7 +394,18 @@ def make_request(fit: FitResult, *, targets, target_weights, weight_bounds, toke
     law = _mixture_law(fit)
     chosen = _targets(fit, targets)
     weights = _target_weights(target_weights, chosen)
-    constraints = Constraints.from_arguments(fit, weight_bounds, fixed, token_budget)
+    pools = None
+    if law.uses_u:  # the law prices repeats: token_budget gives its pools, not a cap
+        if token_budget is None:
+            raise MixlawError(
+                f"law {law.name!r} reads the unique tokens per domain: pass token_budget={{domain: U_i}} (others "
+                f"unlimited); repeats are then priced by the law instead of capped"
+            )
+        pools, _ = _token_limits(token_budget, tuple(fit.weight_columns))
+        if (pools <= 0).any():
+            i = int(np.argmax(pools <= 0))
+            raise MixlawError(f"token_budget of {fit.weight_columns[i]!r} must be > 0 for law {law.name!r}")
+    constraints = Constraints.from_arguments(fit, weight_bounds, fixed, None if pools is not None else token_budget)
     reference, reference_setting = _reference(reference, constraints.domains)
     settings = {
         "targets": list(chosen),
@@ -392,8 +413,11 @@ def make_request(fit: FitResult, *, targets, target_weights, weight_bounds, toke
         **constraints.settings,
         "reference": reference_setting,
     }
+    if pools is not None:
+        settings["token_budget"] = {d: float(u) for d, u in zip(fit.weight_columns, pools) if np.isfinite(u)}
+        settings["repeats"] = "priced by the law"
     coordinates = np.asarray(fit.coordinates, dtype=float)[[fit.targets.index(t) for t in chosen]]
-    return Request(law, chosen, coordinates, weights, constraints, reference, settings)
+    return Request(law, chosen, coordinates, weights, constraints, reference, settings, pools)
 
 
 def _mixture_law(fit: FitResult) -> Law:

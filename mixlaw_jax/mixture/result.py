@@ -80,6 +80,16 @@ class MixtureResult:
         """(B, O) predicted improvement of h* over the reference mixture: reference_objective - objective."""
         return self.reference_objective - self.objective
 
+    @property
+    def epochs(self) -> np.ndarray | None:
+        """(B, O, k) epochs of each domain at h*, e_i = h*_i D / U_i (0 for an unlimited domain), when a token budget
+        was given and D is known; else None."""
+        budget = self.settings.get("token_budget")
+        if not budget or self.d is None:
+            return None
+        pools = np.array([budget.get(d, np.inf) for d in self.domains], dtype=float)
+        return self.h * self.d[..., None] / pools
+
     def mixture(self, objective: str = WEIGHTED) -> pd.DataFrame:
         """h* for one objective as a DataFrame: one row per budget, one column per domain."""
         o = index_of(self.objectives, objective, "objective")

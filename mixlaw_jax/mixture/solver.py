@@ -53,16 +53,18 @@ ALPHA_MIN, ALPHA_MAX = 1e-14, 1e8
 STEP_TOL = 1e-15
 
 
-def target_losses(law: Law, k: int, coordinates, log_n, log_d, h) -> jax.Array:
-    """(T,) predicted losses L_t(N, D, h) of every target at one (log N, log D, h (k,)); coordinates (T, P)."""
-    x = Inputs.from_logs(log_n[None], log_d[None], h[None])
+def target_losses(law: Law, k: int, coordinates, log_n, log_d, h, log_u=None) -> jax.Array:
+    """(T,) predicted losses L_t(N, D, h) of every target at one (log N, log D, h (k,)); coordinates (T, P); for a
+    law that reads the unique tokens, log U (k,) (None otherwise)."""
+    x = Inputs.from_logs(log_n[None], log_d[None], h[None], None if log_u is None else log_u[None])
     return jax.vmap(lambda u: law.predict(law.unflatten(u, k), x)[0])(coordinates)
 
 
 @functools.partial(jax.jit, static_argnames=("law", "k"))
-def losses(law: Law, k: int, coordinates, log_n, log_d, h) -> jax.Array:
-    """(Q, T) losses of every target at Q points (log_n (Q,), log_d (Q,), h (Q, k)); coordinates (T, P)."""
-    return jax.vmap(lambda ln, ld, hh: target_losses(law, k, coordinates, ln, ld, hh))(log_n, log_d, h)
+def losses(law: Law, k: int, coordinates, log_n, log_d, h, log_u=None) -> jax.Array:
+    """(Q, T) losses of every target at Q points (log_n (Q,), log_d (Q,), h (Q, k), log_u (Q, k) or None);
+    coordinates (T, P)."""
+    return jax.vmap(lambda ln, ld, hh, lu: target_losses(law, k, coordinates, ln, ld, hh, lu))(log_n, log_d, h, log_u)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -228,20 +230,33 @@ def _polish(f, safe, h, lo, hi, max_iter: int):
 
 @functools.partial(jax.jit, static_argnames=("law", "k", "softmax", "adam_steps", "spg_iter"))
 def _solve_batch(
-    law: Law, k: int, coordinates, w, log_n, log_d, lo, hi, starts, *, softmax: bool, adam_steps: int, spg_iter: int
+    law: Law,
+    k: int,
+    coordinates,
+    w,
+    log_n,
+    log_d,
+    lo,
+    hi,
+    starts,
+    log_u,
+    *,
+    softmax: bool,
+    adam_steps: int,
+    spg_iter: int,
 ):
     """Q problems x S starts in one program (arguments as in :func:`solve`, as JAX arrays)."""
 
-    def problem(coordinates_q, w_q, ln, ld, lo_q, hi_q, starts_q):
+    def problem(coordinates_q, w_q, ln, ld, lo_q, hi_q, starts_q, lu):
         def f(h):
-            return jnp.dot(w_q, target_losses(law, k, coordinates_q, ln, ld, h))
+            return jnp.dot(w_q, target_losses(law, k, coordinates_q, ln, ld, h, lu))
 
         h, fv = jax.vmap(lambda h0: _descend(f, h0, lo_q, hi_q, softmax, adam_steps, spg_iter))(starts_q)
         best = jnp.argmin(fv)
         near = fv <= fv[best] + 1e-9 * jnp.maximum(1.0, jnp.abs(fv[best]))
         return h[best], fv[best], jnp.sum(near)
 
-    return jax.vmap(problem)(coordinates, w, log_n, log_d, lo, hi, starts)
+    return jax.vmap(problem)(coordinates, w, log_n, log_d, lo, hi, starts, log_u)
 
 
 class Solution(NamedTuple):
@@ -252,7 +267,7 @@ class Solution(NamedTuple):
     starts_at_best: np.ndarray  #: (Q,) starts that reached it (within 1e-9 relative)
 
 
-def solve(law: Law, coordinates, w, log_n, log_d, lo, hi, starts, softmax: bool) -> Solution:
+def solve(law: Law, coordinates, w, log_n, log_d, lo, hi, starts, softmax: bool, log_u=None) -> Solution:
     """Minimise f_q(h) = Σ_t w_qt L_t(N_q, D_q, h; coordinates_q) over F_q for Q problems, from S starts each.
 
     Args:
@@ -262,6 +277,7 @@ def solve(law: Law, coordinates, w, log_n, log_d, lo, hi, starts, softmax: bool)
       lo, hi: (Q, k) bounds of F_q, as given by :func:`solver_box`.
       starts: (Q, S, k) start points (projected onto each F_q first).
       softmax: explore with h = softmax(θ) (:func:`softmax_mode`) instead of projected Adam.
+      log_u: (Q, k) log of the unique tokens per domain for a law that reads them (+inf: unlimited), else None.
     """
     h, f, n_best = _solve_batch(
         law,
@@ -273,6 +289,7 @@ def solve(law: Law, coordinates, w, log_n, log_d, lo, hi, starts, softmax: bool)
         jnp.asarray(lo),
         jnp.asarray(hi),
         jnp.asarray(starts),
+        None if log_u is None else jnp.asarray(log_u),
         softmax=softmax,
         adam_steps=ADAM_STEPS,
         spg_iter=SPG_MAX_ITER,
