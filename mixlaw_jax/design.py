@@ -77,6 +77,17 @@ class DataLimits:
             raise MixlawError(f"DataLimits.unique_tokens of {names[bad[0]]!r} must be > 0, not {float(u[bad[0]])!r}")
         return u
 
+    def proxy_pools(self, proxy_tokens) -> dict[str, np.ndarray]:
+        """{domain: U_i^P = U_i · D_P / D_T}: the subsampled pools a proxy of ``proxy_tokens`` D_P (a number or an
+        array) should draw from, so that every mixture repeats each limited domain as the target run would (Zhou
+        et al. 2026, "Repetition Mismatch": proxies that match the target's repetition rates recover its optimum)."""
+        target_tokens, _ = self.checked()
+        d = np.asarray(proxy_tokens, dtype=float)
+        if not (np.isfinite(d).all() and (d > 0).all()):
+            raise MixlawError(f"proxy_tokens must be finite and > 0, not {proxy_tokens!r}")
+        pools = self.pools(tuple(self.unique_tokens))
+        return {domain: u * d / target_tokens for domain, u in zip(self.unique_tokens, pools)}
+
     def checked(self) -> tuple[float, float | None]:
         """(D_T, e_max), validated."""
         d = real_number(self.target_tokens, "DataLimits.target_tokens")
@@ -180,11 +191,10 @@ def design_swarm(
     attrs["feasible_range"] = {d: [float(feasible_lo[i]), float(feasible_hi[i])] for i, d in enumerate(names)}
     table = _table(h, names, scale_array)
     if pools is not None:
-        spec = {}
-        for domain, u in zip(names, pools):
-            spec[domain] = f"unique_{domain}" if np.isfinite(u) else None
-            if np.isfinite(u):
-                table[spec[domain]] = u * table[D_COLUMN].to_numpy() / target_tokens
+        spec = {domain: f"unique_{domain}" if np.isfinite(u) else None for domain, u in zip(names, pools)}
+        for domain, values in data_limits.proxy_pools(table[D_COLUMN].to_numpy()).items():
+            if spec[domain] is not None:
+                table[spec[domain]] = values
         epochs = h * target_tokens / pools
         attrs["unique_tokens"] = spec
         attrs["epochs"] = {d: [float(epochs[:, i].min()), float(epochs[:, i].max())] for i, d in enumerate(names)}

@@ -271,3 +271,14 @@ def test_the_command_writes_the_proxies_pools(tmp_path, capsys):
     assert "pool per row: column unique_weight_1" in capsys.readouterr().out
     frame = pd.read_csv(out)
     assert np.allclose(frame["unique_weight_1"], 3e10 * 2e9 / 1e11) and (frame["weight_1"] <= 0.6 + 1e-12).all()
+
+
+def test_proxy_pools_keep_the_target_repetition_rate():
+    limits = mj.DataLimits({"weight_code": 2e10, "weight_books": 5e9}, target_tokens=1e12)
+    pools = limits.proxy_pools(6.25e10)  # a proxy with 1/16 of the target's tokens
+    assert pools == {"weight_code": pytest.approx(1.25e9), "weight_books": pytest.approx(3.125e8)}
+    h = 0.3  # the same weight repeats the pool equally often at both scales
+    assert h * 6.25e10 / pools["weight_code"] == pytest.approx(h * 1e12 / 2e10)
+    assert np.allclose(limits.proxy_pools(np.array([1e11, 1e12]))["weight_books"], [5e8, 5e9])
+    with pytest.raises(mj.MixlawError, match="proxy_tokens must be finite and > 0"):
+        limits.proxy_pools(0.0)
