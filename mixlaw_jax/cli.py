@@ -325,8 +325,17 @@ def cmd_optimize(args) -> None:
         interval = None
         if boot is not None and mixture.h.shape[0] == 1:
             interval = boot.mixture_interval(args.N and args.N[0], args.D and args.D[0], seed=args.seed, **options)
+        if mixture.limit_cost is not None:
+            print(
+                f"    the data limits cost {mixture.limit_cost[b, o]:.4g} in loss (the same law without limits: "
+                + ", ".join(f"{d} {w:.4f}" for d, w in zip(mixture.domains, mixture.unlimited_h[b, o]))
+                + ")"
+            )
+        epochs = mixture.epochs
         for i, domain in enumerate(mixture.domains):
             line = f"    {domain:28s} {mixture.h[b, o, i]:.4f}"
+            if epochs is not None and epochs[b, o, i] > 0:
+                line += f"  ({epochs[b, o, i]:.3g} epochs)"
             if interval is not None:
                 line += f"  [{interval['lo'].iloc[i]:.4f}, {interval['hi'].iloc[i]:.4f}]"
             if mixture.active[b, o, i]:

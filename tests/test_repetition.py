@@ -139,7 +139,7 @@ def _truth_fit():
     return dataclasses.replace(shell, coordinates=theta[None], weight_range=np.array([[0.0, 1.0]] * 3))
 
 
-def test_h_star_under_limits_matches_a_dense_grid_of_the_true_law_and_reports_epochs():
+def test_h_star_under_limits_matches_a_dense_grid_of_the_true_law_and_reports_epochs(tmp_path):
     fit = _truth_fit()
     law = mj.get_law("additive_repetition")
     pools = {"w_a": 1e9, "w_b": 1e10}
@@ -162,5 +162,13 @@ def test_h_star_under_limits_matches_a_dense_grid_of_the_true_law_and_reports_ep
     # without limits the same law is the base law: h* moves onto the scarce domain
     free = mj.optimal_mixture(fit, N=n, D=d, weight_bounds="simplex", token_budget={"w_a": np.inf})
     assert free.h[0, -1][0] > h[0] + 0.05 and free.objective[0, -1] < result.objective[0, -1]
+    assert free.unlimited_h is None and free.limit_cost is None  # no finite pool: nothing to compare
+    assert np.allclose(result.unlimited_h, free.h, atol=1e-6)
+    assert np.allclose(result.unlimited_objective, free.objective, rtol=1e-12)
+    assert result.limit_cost[0, -1] == pytest.approx(result.objective[0, -1] - free.objective[0, -1])
+    assert result.limit_cost[0, -1] > 0.05
+    result.save(tmp_path / "m.json")
+    back = mj.load_mixture(tmp_path / "m.json")
+    assert np.array_equal(back.unlimited_h, result.unlimited_h) and np.array_equal(back.limit_cost, result.limit_cost)
     with pytest.raises(mj.MixlawError, match="reads the unique tokens per domain"):
         mj.optimal_mixture(fit, N=n, D=d)

@@ -16,6 +16,7 @@ Language Models") between N and D: it minimises the profile φ(N) = min_{h ∈ F
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -120,7 +121,15 @@ def optimal_mixture(
         d=None if d is None else _per_objective(d, n_obj),
     )
     settings = dict(req.settings, n_starts=n_starts, seed=seed, method=method_settings(softmax))
-    return _result(req, optima, settings=settings, seed=seed, fit=fit)
+    result = _result(req, optima, settings=settings, seed=seed, fit=fit)
+    if req.pools is not None and np.isfinite(req.pools).any():
+        free = dataclasses.replace(req, pools=np.full(req.k, np.inf))
+        sol = _solve(free, log_n.reshape(flat), log_d.reshape(flat), slo, shi, w, starts, softmax)
+        h_free = np.clip(sol.h.reshape(optima.h.shape), lo, hi)
+        loss_free = _losses_at(free, optima, h_free)
+        result.unlimited_h = h_free
+        result.unlimited_objective = np.einsum("bot,ot->bo", loss_free, req.objective_weights)
+    return result
 
 
 def replicate_mixtures(

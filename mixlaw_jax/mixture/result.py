@@ -52,6 +52,9 @@ class MixtureResult:
         its name so that files written before the rename load alike), token budget, fixed, reference, starts, seed,
         method (and ``compute_optimal``'s search).
       provenance: seed, package versions, and the fit's table hash.
+      unlimited_h, unlimited_objective: for a law that reads the pools (``repetition_aware``) and finite pools,
+        h* (B, O, k) and the objective (B, O) of the same law with every pool unlimited (the law without data
+        limits), under the same bounds and budgets; else None.
     """
 
     law: str
@@ -74,6 +77,14 @@ class MixtureResult:
     starts_at_best: np.ndarray
     settings: dict
     provenance: dict
+    unlimited_h: np.ndarray | None = None
+    unlimited_objective: np.ndarray | None = None
+
+    @property
+    def limit_cost(self) -> np.ndarray | None:
+        """(B, O) the loss the data limits cost: objective at h* minus the objective of the same law with every pool
+        unlimited at its own h* (``unlimited_h``); None when the law does not read the pools."""
+        return None if self.unlimited_objective is None else self.objective - self.unlimited_objective
 
     @property
     def gain(self) -> np.ndarray:
@@ -158,6 +169,8 @@ class MixtureResult:
             "starts_at_best": arr(self.starts_at_best),
             "settings": self.settings,
             "provenance": self.provenance,
+            "unlimited_h": arr(self.unlimited_h),
+            "unlimited_objective": arr(self.unlimited_objective),
         }
 
     @classmethod
@@ -165,7 +178,7 @@ class MixtureResult:
         """The inverse of :meth:`to_dict` (no checks beyond the types of the arrays)."""
 
         def arr(key, dtype=float):
-            return None if p[key] is None else np.asarray(p[key], dtype=dtype)
+            return None if p.get(key) is None else np.asarray(p[key], dtype=dtype)
 
         return cls(
             law=p["law"],
@@ -188,6 +201,8 @@ class MixtureResult:
             starts_at_best=arr("starts_at_best", np.int64),
             settings=p["settings"],
             provenance=p["provenance"],
+            unlimited_h=arr("unlimited_h"),
+            unlimited_objective=arr("unlimited_objective"),
         )
 
     def save(self, path) -> None:
