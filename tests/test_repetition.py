@@ -172,3 +172,14 @@ def test_h_star_under_limits_matches_a_dense_grid_of_the_true_law_and_reports_ep
     assert np.array_equal(back.unlimited_h, result.unlimited_h) and np.array_equal(back.limit_cost, result.limit_cost)
     with pytest.raises(mj.MixlawError, match="reads the unique tokens per domain"):
         mj.optimal_mixture(fit, N=n, D=d)
+
+
+def test_the_command_prices_repeats_and_prints_epochs_and_the_cost(tmp_path, capsys):
+    from mixlaw_jax.cli import main
+
+    _truth_fit().save(tmp_path / "fit.json")
+    args = ["optimize", str(tmp_path / "fit.json"), "--N", "1e9", "--D", "1e11", "--weight-bounds", "simplex"]
+    assert main([*args, "--unique-tokens", "w_a=1e9,w_b=1e10"]) == 0
+    out = capsys.readouterr().out
+    assert "the data limits cost" in out and "epochs)" in out
+    assert main(args) == 2 and "reads the unique tokens per domain" in capsys.readouterr().err
