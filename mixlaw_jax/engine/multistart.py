@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec
 
+from ..compile_cache import ensure_compilation_cache
 from ..laws import Inputs
 from ..objective import huber_objective, observed, prediction
 from ..options import Resources, Search
@@ -456,7 +457,10 @@ def solve(
         the full-data optimum here); extra rounds of confirmation search do not use them, so that their starts
         are independent of the first round's.
       progress: optional callable ``progress(stage_index, n_stages)``.
+
+    The first call in a process switches the on-disk compilation cache on (:mod:`mixlaw_jax.compile_cache`).
     """
+    ensure_compilation_cache()
     placement = Placement.create(resources.devices, resources.memory_bytes)
     key = jax.random.PRNGKey(search.seed) if key is None else key
     where = jax.default_device(placement.devices[0]) if placement.mesh is None else contextlib.nullcontext()

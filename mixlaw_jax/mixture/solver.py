@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..compile_cache import ensure_compilation_cache
 from ..laws import Inputs, Law
 from ..options import MAX_SEED, whole_number
 from .constraints import project
@@ -262,7 +263,10 @@ def solve(law: Law, coordinates, w, log_n, log_d, lo, hi, starts, softmax: bool)
       lo, hi: (Q, k) bounds of F_q, as given by :func:`solver_box`.
       starts: (Q, S, k) start points (projected onto each F_q first).
       softmax: explore with h = softmax(θ) (:func:`softmax_mode`) instead of projected Adam.
+
+    The first call in a process switches the on-disk compilation cache on (:mod:`mixlaw_jax.compile_cache`).
     """
+    ensure_compilation_cache()
     h, f, n_best = _solve_batch(
         law,
         lo.shape[-1],
