@@ -15,9 +15,11 @@ The folder is ``$MIXLAW_COMPILE_CACHE`` (an absolute path), else ``$XDG_CACHE_HO
 Several processes may share the folder. JAX (0.10, ``jax._src.lru_cache.LRUCache``) keys each entry by a hash of the
 program, the compile options, the JAX version and the platform, so a stale entry is never used; it writes an entry in
 place (``Path.write_bytes``, no temporary file: not atomic) and without a lock unless a size limit is set, so a
-process may read an entry another is still writing. Such a truncated entry fails to decompress (zlib checks its
-length and checksum); JAX then warns ("Error reading persistent compilation cache entry") and compiles the program
-afresh, so a race costs one compilation, never a wrong program.
+process may read an entry another is still writing. Such a truncated entry fails to decompress (zlib, or zstandard
+where installed, detects a stream cut short); JAX then warns ("Error reading persistent compilation cache entry") and
+compiles the program afresh, so a race costs one compilation, never a wrong program. An entry left cut short (e.g.
+by a process killed while writing it) is never rewritten (JAX skips a key whose file exists): every later process
+warns and compiles that program again, until the file, or the folder, is deleted.
 """
 
 from __future__ import annotations
