@@ -49,6 +49,10 @@ def set_precision(dtype: str | None = None) -> str:
 
 set_precision()
 
+#: The library keeps compiled programs on disk (``mixlaw_jax.compile_cache``); benchmarks time compilation as a fresh
+#: user meets it, so they run with that cache off (exported to their subprocesses) unless the caller sets it.
+os.environ.setdefault("MIXLAW_COMPILE_CACHE", "off")
+
 #: Packages whose versions go into every result file (those not installed are recorded as None).
 PACKAGES = ("mixlaw_jax", "jax", "jaxlib", "optax", "numpy", "pandas", "scipy", "lightgbm", "matplotlib")
 

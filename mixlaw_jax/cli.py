@@ -23,11 +23,9 @@ import signal
 import sys
 import warnings
 
+from .compile_cache import ensure_compilation_cache
 from .errors import MixlawError, MixlawWarning
 from .options import BOOTSTRAP_SEARCH, Objective, Search, Stage
-
-#: Programs that took at least this long to compile are kept in the on-disk cache (``use_compilation_cache``).
-CACHE_MIN_COMPILE_SECONDS = 0.2
 
 
 def _add_table_args(p: argparse.ArgumentParser) -> None:
@@ -852,7 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=_wrap("Fit data-mixture scaling laws and find optimal training-data mixtures."),
         epilog="Run `mixlaw COMMAND --help` for the options and examples of each command.\n\n"
         "Compiled programs are kept in ~/.cache/mixlaw_jax/xla, so a command repeated on tables of "
-        "the same shapes starts\nfaster; MIXLAW_COMPILE_CACHE=DIR moves that folder, "
+        "the same shapes starts\nfaster; MIXLAW_COMPILE_CACHE=DIR (absolute) moves that folder, "
         "MIXLAW_COMPILE_CACHE=off turns the cache off.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -1206,32 +1204,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def use_compilation_cache() -> str | None:
-    """Keep the XLA programs a command compiles on disk (JAX's persistent compilation cache), so that a command run
-    again on tables of the same shapes loads them instead of compiling (most of a cold fit's first ~10 s).
-
-    The folder is ``$MIXLAW_COMPILE_CACHE``, else ``$XDG_CACHE_HOME/mixlaw_jax/xla`` (``~/.cache/...``);
-    ``MIXLAW_COMPILE_CACHE=off`` turns it off, and a cache folder already set for JAX is left as it is. Returns the
-    folder in use, or None. A compiled program depends only on shapes and settings, never on the data, and JAX keys
-    each entry by its program, JAX version and platform, so a stale entry is never used.
-    """
-    import jax
-
-    setting = os.environ.get("MIXLAW_COMPILE_CACHE", "")
-    if setting.lower() == "off":
-        return None
-    if jax.config.jax_compilation_cache_dir:
-        return jax.config.jax_compilation_cache_dir
-    folder = setting or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mixlaw_jax", "xla"
-    )
-    jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_SECONDS)
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder  # worker processes of `--jobs` start with it too
-    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = str(CACHE_MIN_COMPILE_SECONDS)
-    return folder
-
-
 #: A negative number given as an option's value ('--N -7e9'), which argparse would take for an option.
 NEGATIVE_NUMBER = re.compile(r"-(\d|\.\d|inf|nan)", re.IGNORECASE)
 
@@ -1265,10 +1237,10 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, or a usage error already printed
         return done.code if isinstance(done.code, int) else 0
-    use_compilation_cache()
     with warnings.catch_warnings():
         warnings.simplefilter("always", MixlawWarning)
         warnings.showwarning = functools.partial(_print_warning, set())
+        ensure_compilation_cache()  # the fitting path would too; here it also covers commands that fit nothing
         try:
             args.func(args)
         except MixlawError as err:

@@ -12,8 +12,9 @@ import mixlaw_jax as mj
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-# the command's on-disk compilation cache stays off in tests (they must not write to ~/.cache);
-# tests/test_cli.py turns it on in a temporary folder to test it
+# the on-disk compilation cache (the command's and the Python API's, mixlaw_jax.compile_cache) stays off in tests,
+# and in the processes they start (they must not write to ~/.cache); tests/test_cli.py and tests/test_compile_cache.py
+# turn it on in a temporary folder to test it
 os.environ["MIXLAW_COMPILE_CACHE"] = "off"
 
 

@@ -4,9 +4,10 @@ the threads that run a CPU fit's blocks."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
 import mixlaw_jax as mj
-from mixlaw_jax.engine import multistart, solvers
+from mixlaw_jax.engine import grouped, multistart, solvers
 from mixlaw_jax.engine.space import make_space
 from mixlaw_jax.laws import Inputs
 from mixlaw_jax.objective import huber
@@ -117,3 +118,63 @@ def test_the_reported_objective_and_gradient_norm_are_those_of_the_returned_poin
             np.testing.assert_allclose(solution.objective[b], f, rtol=1e-10)
             np.testing.assert_allclose(solution.gradient_norm[b], np.linalg.norm(g), rtol=1e-6)
             assert solution.gradient_norm[b] > 0
+
+
+def test_row_buckets_have_four_significant_bits_and_pad_whole_groups_with_weight_zero_rows():
+    sizes = (1, 15, 16, 17, 31, 33, 233, 240, 241, 2408)
+    assert [multistart.row_bucket(n) for n in sizes] == [1, 15, 16, 18, 32, 36, 240, 240, 256, 2560]
+
+    def problems_of(n_rows):
+        y = np.arange(2 * n_rows, dtype=float).reshape(2, n_rows) + 1.0
+        return multistart.make_problems(y, np.ones_like(y), "raw", "mean"), jax.tree.map(lambda a: a[:n_rows], X)
+
+    problems, x = problems_of(17)
+    x_pad, p_pad = multistart.pad_rows(x, problems)
+    assert p_pad.y.shape == (2, 18) and np.all(np.asarray(p_pad.w)[:, 17:] == 0) and np.all(p_pad.y[:, 17:] == 0)
+    np.testing.assert_array_equal(np.asarray(p_pad.c), np.asarray(problems.c))  # the real rows' normaliser
+    np.testing.assert_array_equal(np.asarray(x_pad.h)[17], H[0])  # a copy of the first row: finite inputs
+    # in groups of 2 rows the count of groups is bucketed: 18 groups is a bucket, 17 pad to 18 with a copy of the
+    # first group
+    problems, x = problems_of(36)
+    assert multistart.pad_rows(x, problems, group_size=2)[1].y.shape == (2, 36)
+    problems, x = problems_of(34)
+    x_pad, p_pad = multistart.pad_rows(x, problems, group_size=2)
+    assert p_pad.y.shape == (2, 36) and np.all(np.asarray(p_pad.w)[:, 34:] == 0)
+    np.testing.assert_array_equal(np.asarray(x_pad.h)[34:], H[:2])
+
+
+def fit_both_ways(monkeypatch, runs, law, **kwargs):
+    """The same fit with the rows padded to their bucket (the default) and without padding."""
+    monkeypatch.setattr(multistart, "ROW_BUCKET_BITS", None)
+    plain = mj.fit(runs, law, **kwargs)
+    monkeypatch.undo()
+    return mj.fit(runs, law, **kwargs), plain
+
+
+def test_padding_rows_to_their_bucket_leaves_every_fit_unchanged(monkeypatch):
+    from benchmarks.common import synthetic_table
+
+    # row by row: a Chinchilla table of 230 rows (bucket 240), log-space residuals, summed; the first stage on a
+    # random quarter of the rows (58: bucket 60)
+    rng_ = np.random.default_rng(5)
+    n, d = 10 ** rng_.uniform(7, 9, 230), 10 ** rng_.uniform(9, 11, 230)
+    loss = (1.7 + 400 * n**-0.34 + 410 * d**-0.28) * np.exp(rng_.normal(0, 0.01, 230))
+    frame = pd.DataFrame({"N": n, "D": d, "loss": loss})
+    table = mj.load_runs(frame, weights=None, N="N", D="D", targets="loss")
+    objective = mj.Objective(loss_space="log", reduction="sum")
+    search = mj.Search(256, ((32, 30, 0.25), (8, 100, 1.0)))
+    padded, plain = fit_both_ways(monkeypatch, table, "chinchilla", objective=objective, search=search)
+    np.testing.assert_allclose(padded.objective, plain.objective, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(padded.coordinates, plain.coordinates, rtol=1e-6)
+    assert padded.settings.rows == plain.settings.rows == 230
+    # mixture groups (the grouped LM step): 167 of the 170 rows of a synthetic table of 17 mixtures, in groups of
+    # rows sharing a mixture whose count is padded in whole groups (17 -> 18)
+    runs, _ = synthetic_table(1, n_mixtures=17, sizes=(6e7, 1.5e8))
+    runs = runs.subset(np.delete(np.arange(runs.n_rows), [0, 11, 30]))
+    size = grouped.plan(make_space(mj.get_law("additive"), runs.k, "raw", "default"), runs.h)
+    groups = len(grouped.layout(runs.h, size)[0]) // size
+    assert multistart.row_bucket(groups) > groups
+    padded, plain = fit_both_ways(monkeypatch, runs, "additive", search=mj.Search(256, ((16, 100, 1.0),)))
+    np.testing.assert_allclose(padded.objective, plain.objective, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(padded.coordinates, plain.coordinates, rtol=1e-6)
+    assert padded.diagnostics["loss"].iterations == plain.diagnostics["loss"].iterations

@@ -22,7 +22,9 @@ rows (``solvers.lm_run`` with 0 iterations only evaluates), so a fit compiles on
 
 No Python loop runs over targets, replicates or starts: the loops are over stages, rounds and chunks only.
 Compiled programs depend on (law, k, rows, problems, starts), never on the data values, so repeated
-fits of the same shapes reuse them.
+fits of the same shapes reuse them. Their row counts are padded up to a few *row buckets* with weight-0 rows
+(``row_bucket``, ``pad_rows``), so that a table of another size within the bucket reuses them too (from JAX's
+on-disk cache in a fresh process, ``compile_cache``).
 
 **Devices and memory** (``devices`` module). On several devices the batch axis of each heavy call is split
 over a 1-D mesh: the starts of a screening chunk, and the flattened (problem, start) pairs of the LM program
@@ -48,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec
 
+from ..compile_cache import ensure_compilation_cache
 from ..laws import Inputs
 from ..objective import huber_objective, observed, prediction
 from ..options import Resources, Search
@@ -72,6 +75,12 @@ CPU_THREADS = max(1, min(2, os.cpu_count() or 1))
 #: Bytes of screening temporaries per (problem, start, row): ~12 float64 arrays (residuals, Huber terms, the
 #: weighted design of the offset and the term levels).
 SCREEN_BYTES_PER_ROW = 8 * 12
+
+
+#: Significant bits of a *row bucket* (``row_bucket``): every program's row count is padded up to a number
+#: m 2^e with 2^(b-1) <= m < 2^b, so that tables of nearby sizes share their compiled programs (issue 25; 4 bits:
+#: eight buckets per doubling, at most 12.5% padding, benchmarks/NOTES.md session 17). None: no padding.
+ROW_BUCKET_BITS: int | None = 4
 
 
 #: B fitting problems on the same rows: ``solvers.Rows`` with a leading batch axis (y (B, n), w (B, n), c (B,)).
@@ -102,6 +111,39 @@ def make_problems(y: np.ndarray, w: np.ndarray, loss_space: str, reduction: str)
     total = w.sum(axis=1)
     c = 1.0 / total if reduction == "mean" else np.ones(len(y))
     return Problems(jnp.asarray(np.where(w > 0, y_obs, 0.0)), jnp.asarray(w, dtype=jnp.float64), jnp.asarray(c))
+
+
+def row_bucket(n: int) -> int:
+    """The row count a program of n rows runs at: the least m 2^e >= n with m < 2^b (b = ``ROW_BUCKET_BITS``), e.g.
+    ..., 224, 240, 256, 288, 320, ... for b = 4; n itself below 2^b or without buckets. Padding is under
+    2^(1-b) n."""
+    if ROW_BUCKET_BITS is None:
+        return n
+    step = 1 << max(0, int(n).bit_length() - ROW_BUCKET_BITS)
+    return -(-n // step) * step
+
+
+def pad_rows(x: Inputs, problems: Problems, group_size: int | None = None) -> tuple[Inputs, Problems]:
+    """x and problems with their rows padded up to a row bucket (``row_bucket``; in whole groups of ``group_size``
+    rows, ``grouped``, whose count is bucketed): the padding rows are copies of the first row (group) with y = 0
+    and weight 0, so that no objective, step or gradient sees them (``huber_objective``, ``solvers.linearise`` and
+    ``grouped.linearise`` leave weight-0 rows and groups out), and the programs compiled for one table serve every
+    table of its bucket. Whatever is computed from the data itself (row subsets, start sampling, mixture groups,
+    the normaliser c) is computed before, on the real rows only."""
+    size = group_size or 1
+    groups = problems.y.shape[1] // size
+    extra = (row_bucket(groups) - groups) * size
+    if extra == 0:
+        return x, problems
+    index = np.concatenate([np.arange(groups * size), np.tile(np.arange(size), extra // size)])
+
+    def zeros_after(a):
+        return jnp.asarray(np.pad(np.asarray(a), ((0, 0), (0, extra))))
+
+    return (
+        jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[index]), x),
+        Problems(zeros_after(problems.y), zeros_after(problems.w), problems.c),
+    )
 
 
 def model(space: ParamSpace, x: Inputs) -> Callable[[jax.Array], jax.Array]:
@@ -456,7 +498,10 @@ def solve(
         the full-data optimum here); extra rounds of confirmation search do not use them, so that their starts
         are independent of the first round's.
       progress: optional callable ``progress(stage_index, n_stages)``.
+
+    The first call in a process switches the on-disk compilation cache on (:mod:`mixlaw_jax.compile_cache`).
     """
+    ensure_compilation_cache()
     placement = Placement.create(resources.devices, resources.memory_bytes)
     key = jax.random.PRNGKey(search.seed) if key is None else key
     where = jax.default_device(placement.devices[0]) if placement.mesh is None else contextlib.nullcontext()
@@ -539,25 +584,25 @@ class _Engine:
 
     def screening_rows(self, rows: np.ndarray | None, which: np.ndarray) -> tuple[Inputs, Problems]:
         """The problems ``which`` on ``rows`` (None: all) as they are (screening scores each row once, so mixture
-        groups would only pad)."""
+        groups would only pad), padded to a row bucket (``pad_rows``)."""
         x, problems = (self.x, self.problems) if rows is None else self.gather(rows, True)
-        return x, jax.tree.map(lambda a: a[which], problems)
+        return pad_rows(x, jax.tree.map(lambda a: a[which], problems))
 
     def layout(self, rows: np.ndarray | None) -> tuple[Inputs, Problems, int | None]:
         """``rows`` (None: all), laid out in mixture groups where that pays (``grouped``), and the group size (None:
-        row by row)."""
+        row by row); padded to a row bucket (``pad_rows``)."""
         law = self.space.law
         h = np.asarray(self.x.h) if law.mixture_features is not None and not law.uses_u else None
         mixtures = None if h is None else h if rows is None else h[rows]
         size = None if mixtures is None else grouped.plan(self.space, mixtures)
         if size is None and rows is None:
-            return self.x, self.problems, None
+            return *pad_rows(self.x, self.problems), None
         rows = np.arange(self.n_rows) if rows is None else rows
         real = True
         if size is not None:
             slots, real = grouped.layout(mixtures, size)
             rows = rows[slots]
-        return *self.gather(rows, real), size
+        return *pad_rows(*self.gather(rows, real), size), size
 
     def lm(self, layout, states, which: np.ndarray, first_iter=0, n_iter=0) -> solvers.SolverState:
         """``n_iter`` LM iterations of every state (B', S) of the problems ``which`` on the ``layout``'s rows (0:

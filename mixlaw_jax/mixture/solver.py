@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..compile_cache import ensure_compilation_cache
 from ..laws import Inputs, Law
 from ..options import MAX_SEED, whole_number
 from .constraints import project
@@ -278,7 +279,10 @@ def solve(law: Law, coordinates, w, log_n, log_d, lo, hi, starts, softmax: bool,
       starts: (Q, S, k) start points (projected onto each F_q first).
       softmax: explore with h = softmax(θ) (:func:`softmax_mode`) instead of projected Adam.
       log_u: (Q, k) log of the unique tokens per domain for a law that reads them (+inf: unlimited), else None.
+
+    The first call in a process switches the on-disk compilation cache on (:mod:`mixlaw_jax.compile_cache`).
     """
+    ensure_compilation_cache()
     h, f, n_best = _solve_batch(
         law,
         lo.shape[-1],
