@@ -665,7 +665,7 @@ def main(argv=None) -> None:
         timing = time_bundled(candidates=200 if args.quick else BUNDLED_CANDIDATES, replicates=options["replicates"])
         update(path, lambda r: r.__setitem__("propose_timing_quick" if args.quick else "propose_timing", timing))
     for name in settings:
-        b = read(path)["settings"][name]["summary"].get("bar")
+        b = read(path).get("settings", {}).get(name, {}).get("summary", {}).get("bar")
         if b:
             print(
                 f"{name}: grid final h_l1 {b['grid_final_h_l1_mean']:.4g} at {b['grid_final_compute']:.3g} FLOPs; "
