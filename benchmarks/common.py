@@ -146,6 +146,23 @@ SYNTHETIC_SIZES = [6e7, 1.5e8, 4e8]
 SYNTHETIC_TOKENS = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]
 
 
+def synthetic_truth(rng: np.random.Generator, k: int = SYNTHETIC_K) -> np.ndarray:
+    """Random joint-law coordinates for k domains (the truths of ``synthetic_table``), drawn from ``rng``."""
+    law = mj.get_law("joint")
+    truth = {
+        "E": rng.uniform(1.2, 2.0),
+        "C": rng.uniform(-1, 1, k),
+        "gamma": rng.uniform(0.2, 1.0, k),
+        "A_pure": rng.uniform(6.0, 8.0, k),
+        "tau_A": rng.uniform(0.3, 1.5),
+        "alpha": rng.uniform(0.25, 0.4),
+        "B_pure": rng.uniform(7.0, 9.0, k),
+        "tau_B": rng.uniform(0.3, 1.5),
+        "beta": rng.uniform(0.25, 0.4),
+    }
+    return np.concatenate([np.atleast_1d(truth[p.name]) for p in law.params])
+
+
 def synthetic_table(
     seed: int,
     *,
@@ -165,18 +182,7 @@ def synthetic_table(
 
     rng = np.random.default_rng(seed)
     law = mj.get_law("joint")
-    truth = {
-        "E": rng.uniform(1.2, 2.0),
-        "C": rng.uniform(-1, 1, k),
-        "gamma": rng.uniform(0.2, 1.0, k),
-        "A_pure": rng.uniform(6.0, 8.0, k),
-        "tau_A": rng.uniform(0.3, 1.5),
-        "alpha": rng.uniform(0.25, 0.4),
-        "B_pure": rng.uniform(7.0, 9.0, k),
-        "tau_B": rng.uniform(0.3, 1.5),
-        "beta": rng.uniform(0.25, 0.4),
-    }
-    u = np.concatenate([np.atleast_1d(truth[p.name]) for p in law.params])
+    u = synthetic_truth(rng, k)
     mixtures = random_mixtures(n_mixtures, k, seed=seed)
     chosen = [
         sizes if sizes_per_mixture is None else sorted(rng.choice(sizes, sizes_per_mixture, replace=False))

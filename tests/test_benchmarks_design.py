@@ -1,0 +1,72 @@
+"""The design benchmark (benchmarks/design.py): the grid lattice, the bar's arithmetic, a one-campaign smoke run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from benchmarks import design
+
+
+def test_lattice_one_hot_heavy_first_then_uniform_then_degree_two():
+    lower = np.full(3, 0.02)
+    grid = design.lattice(3, lower, 7)
+    assert grid.shape == (7, 3)
+    np.testing.assert_allclose(grid.sum(axis=1), 1.0)
+    assert (grid >= lower - 1e-12).all()
+    np.testing.assert_allclose(grid[:3], lower + 0.94 * np.eye(3))  # one-hot-heavy mixtures
+    np.testing.assert_allclose(grid[3], np.full(3, 1 / 3))  # the uniform mixture
+    np.testing.assert_allclose(grid[4], lower + 0.94 * np.array([0.5, 0.5, 0.0]))  # degree 2
+    assert len(np.unique(np.round(grid, 12), axis=0)) == 7
+
+
+def record(compute, h_l1):
+    return {"compute": compute, "h_l1": h_l1} | {m: h_l1 for m in ("h_l2", "loss_error", "regret")}
+
+
+def test_bar_reads_the_compute_at_which_proposals_reach_the_grids_final_error():
+    campaigns = [
+        {
+            "campaign": c,
+            "strategies": {
+                "grid": record([1.0, 2.0, 3.0], [1.0, 0.5, 0.2]),
+                "random": record([1.0, 2.0, 3.0], [1.0, 0.8, 0.6]),
+                "proposals": record([1.0, 1.2, 1.4], [1.0, [0.0, 0.4][c], 0.05]),
+            },
+        }
+        for c in range(2)
+    ]
+    summary = design.summarize(campaigns)
+    bar = summary["bar"]
+    assert bar["grid_final_h_l1_mean"] == 0.2 and bar["grid_final_compute"] == 3.0
+    # mean proposals' error: 1.0, 0.2, 0.05: first at or below 0.2 at the second step (compute 1.2)
+    assert bar["proposals_compute_to_reach"] == 1.2
+    assert math.isclose(bar["ratio"], 0.4) and bar["met"]
+    # campaign 0 reaches its grid's 0.2 at step 1 (0.0), campaign 1 only at step 2 (0.4 > 0.2, then 0.05)
+    assert bar["per_campaign_ratio"] == [1.2 / 3.0, 1.4 / 3.0]
+    assert summary["grid"]["h_l1_q25"][-1] == 0.2 and summary["proposals"]["campaigns"] == 2
+
+
+def test_quick_campaign_writes_the_results_and_the_figure(tmp_path):
+    design.main(
+        ["--quick", "--campaigns", "1", "--settings", "k3", "--steps", "1", "--skip-timing", "--out", str(tmp_path)]
+    )
+    results = json.loads((tmp_path / "design.json").read_text())
+    assert (tmp_path / "design.png").stat().st_size > 0
+    entry = results["settings"]["k3"]
+    assert entry["campaigns_run"] == 1 and entry["config"]["quick"] and entry["config"]["steps"] == 1
+    (campaign,) = entry["campaigns"]
+    assert set(campaign["strategies"]) == set(design.STRATEGIES)
+    assert len(campaign["h_star"]) == 3 and math.isclose(sum(campaign["h_star"]), 1.0)
+    for strategy, rec in campaign["strategies"].items():
+        assert rec["runs"] == [entry["config"]["initial_runs"], entry["config"]["initial_runs"] + design.BATCH]
+        assert rec["compute"][1] > rec["compute"][0] > 0, strategy
+        for metric in design.METRICS:
+            assert all(v is not None and np.isfinite(v) for v in rec[metric]), (strategy, metric)
+        assert all(v >= 0 for v in rec["h_l1"])
+    assert campaign["strategies"]["grid"]["compute"][0] == campaign["strategies"]["proposals"]["compute"][0]
+    assert "proposed" in campaign["strategies"]["proposals"], campaign["strategies"]["proposals"]["failures"]
+    assert set(entry["summary"]) == {*design.STRATEGIES, "bar"}
+    assert {"ratio", "met", "grid_final_compute", "per_campaign_ratio"} <= set(entry["summary"]["bar"])
