@@ -531,14 +531,16 @@ def time_bundled(candidates: int = BUNDLED_CANDIDATES, replicates: int = REPLICA
 
 @contextlib.contextmanager
 def locked(path: Path):
-    """An exclusive lock beside ``path`` while a process reads, merges and rewrites it."""
+    """An exclusive lock on ``path``'s folder (no lock file left behind) while a process reads, merges and rewrites
+    it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as handle:
+    handle = os.open(path.parent, os.O_RDONLY)
+    try:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        os.close(handle)
 
 
 def read(path: Path) -> dict:
