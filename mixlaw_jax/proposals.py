@@ -254,12 +254,13 @@ def _budget(law, budget, runs: RunTable) -> tuple[float | None, float | None]:
     N, D = (real_number(v, f"budget {name}") for v, name in zip(budget, "ND"))
     if N <= 0 or D <= 0:
         raise MixlawError(f"budget must be (N*, D*) with both > 0, not {tuple(budget)!r}")
-    within = [
-        f"{name}* = {value:.4g} <= the table's largest {name} ({column.max():.4g})"
+    scales = [
+        (name, value, column.max())
         for name, value, column, used in (("N", N, runs.n, law.uses_n), ("D", D, runs.d, law.uses_d))
-        if used and column is not None and value <= column.max()
+        if used and column is not None
     ]
-    if within:
+    within = [f"{name}* = {value:.4g} <= the table's largest {name} ({top:.4g})" for name, value, top in scales]
+    if scales and all(value <= top for _, value, top in scales):  # nothing is extrapolated
         warnings.warn(
             f"the budget lies within the table's scales ({'; '.join(within)}): proposals pay off most where h* "
             f"must be extrapolated to a larger scale; they are computed anyway",

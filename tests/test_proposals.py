@@ -1,5 +1,7 @@
 """Sequential proposals: which runs most reduce the bootstrap variance of h* (or of its loss) per unit of cost."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -121,6 +123,9 @@ def test_bad_requests_are_named(table, boot):
         mj.propose_runs(table, boot, budget=BUDGET, candidates=50, cost="dollars")
     with pytest.warns(mj.MixlawWarning, match="within the table's scales"):
         mj.propose_runs(table, boot, budget=(1e8, 2e9), n=1, candidates=50)
+    with warnings.catch_warnings():  # N* beyond the table is an extrapolation, even at the table's largest D
+        warnings.simplefilter("error", mj.MixlawWarning)
+        mj.propose_runs(table, boot, budget=(3e9, 6e9), n=1, candidates=50)
     with pytest.raises(mj.MixlawError, match="another table"):
         mj.propose_runs(_table(12, seed=2), boot, budget=BUDGET, n=1, candidates=50)
 
