@@ -304,8 +304,6 @@ def _candidate_scales(runs: RunTable, law) -> list[tuple[float, float]]:
         step = sizes[-1] / sizes[-2] if len(sizes) > 1 else 2.0
         top_n, top_d = scales[-1]
         scales.append((top_n * step, top_d * step if law.uses_d and runs.d is not None else top_d))
-    elif law.uses_d and runs.d is not None:
-        scales = [(1.0, float(d.max()))]
     return scales
 
 
@@ -395,7 +393,8 @@ def _greedy(ensemble: _Ensemble, costs, table: RunTable, usable, n: int, radius:
     d_scale = table.d if table.d is not None else np.ones(table.n_rows)
     chosen, reductions, why = [], [], []
     for _ in range(n):
-        gain = _reduction(a_q, a_f, G, noise).sum(axis=1)
+        per_candidate = _reduction(a_q, a_f, G, noise)  # (M, Q)
+        gain = per_candidate.sum(axis=1)
         score = np.where(allowed, gain / costs, -np.inf)
         m = int(np.argmax(score))
         if not np.isfinite(score[m]):
@@ -404,7 +403,7 @@ def _greedy(ensemble: _Ensemble, costs, table: RunTable, usable, n: int, radius:
                 f"n = {n} asked for: give more candidates"
             )
         a = a_f[:, m, :]
-        per_quantity = _reduction(a_q, a[:, None, :], G, noise)[0]
+        per_quantity = per_candidate[m]
         per_parameter = _reduction(a_p, a[:, None, :], G, noise)[0]
         variance_q = np.einsum("rq,rs,sq->q", a_q, G, a_q) / r
         variance_p = np.einsum("rp,rs,sp->p", a_p, G, a_p) / r

@@ -54,7 +54,7 @@ def lost_tokens(excess: jnp.ndarray, rho: jnp.ndarray) -> jnp.ndarray:
 
 def effective_inputs(x: Inputs, rho) -> tuple[Inputs, jnp.ndarray, jnp.ndarray]:
     """(the inputs at (N, D̂, ĥ), log e (rows, k), whether e > 1) from the pools ``x.log_u`` (module docstring)."""
-    log_e = jnp.where(jnp.isfinite(x.log_h), x.log_h, -jnp.inf) + x.log_d[..., None] - x.log_u
+    log_e = x.log_h + x.log_d[..., None] - x.log_u  # -inf where h_i = 0 or U_i = +inf
     repeated = log_e > 0.0
     e = jnp.exp(jnp.where(repeated, log_e, 0.0))
     lost_share = jnp.where(repeated, lost_tokens(e - 1.0, rho) / e, 0.0)  # λ_i / h_i = g / e
