@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from benchmarks.common import DTYPES, RESULTS
-from benchmarks.scaling import SWEEPS
+from benchmarks.scaling import DOMAIN_SWEEPS, SWEEPS
 from benchmarks.speed import PROBLEMS
 
 FOLDER = RESULTS / "gpu"
@@ -82,7 +82,7 @@ def scaling_table(cpu: dict | None, gpu: dict) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     sources = [cpu] + [gpu.get(d) for d in DTYPES]
-    axes = [a for a in SWEEPS if any(s and a in s["sweeps"] for s in sources)]
+    axes = [a for a in SWEEPS | DOMAIN_SWEEPS if any(s and a in s["sweeps"] for s in sources)]
     for axis in axes:
         sizes = sorted({p["size"] for s in sources if s and axis in s["sweeps"] for p in s["sweeps"][axis]["points"]})
         for size in sizes:
@@ -94,9 +94,8 @@ def scaling_table(cpu: dict | None, gpu: dict) -> list[str]:
                     else None
                 )
                 ok = point is not None and "error" not in point
-                cells.append(
-                    f"{point['time_first_s']:.1f} / {point['time_warm_s']:.3g}" if ok else "failed" if point else "—"
-                )
+                warm = "—" if ok and point["time_warm_s"] is None else f"{point['time_warm_s']:.3g}" if ok else ""
+                cells.append(f"{point['time_first_s']:.1f} / {warm}" if ok else "failed" if point else "—")
                 if j == 1 and ok and point.get("device_peak_bytes"):
                     peak = f"{point['device_peak_bytes'] / 2**20:.0f}"
             lines.append(f"| {axis} | {size} | " + " | ".join(cells) + f" | {peak} |")
@@ -104,20 +103,21 @@ def scaling_table(cpu: dict | None, gpu: dict) -> list[str]:
 
 
 def plot(cpu: dict | None, gpu: dict, path: Path) -> None:
-    """Warm time per scaling axis, CPU against GPU float64 and float32."""
+    """Time per scaling axis (warm; the domain sweeps: their one first call), CPU against GPU float64 and float32."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    axes = [a for a in SWEEPS if any(a in s["sweeps"] for s in gpu.values())]
+    axes = [a for a in SWEEPS | DOMAIN_SWEEPS if any(a in s["sweeps"] for s in gpu.values())]
     fig, panels = plt.subplots(1, len(axes), figsize=(4 * len(axes), 3.4), squeeze=False)
     for ax, axis in zip(panels[0], axes):
+        timed = "time_first_s" if axis in DOMAIN_SWEEPS else "time_warm_s"  # the domain sweeps make one call
         for label, s in [("CPU float64", cpu)] + [(f"GPU {d}", gpu.get(d)) for d in DTYPES]:
             if s and axis in s["sweeps"]:
                 ok = [p for p in s["sweeps"][axis]["points"] if "error" not in p]
-                ax.loglog([p["size"] for p in ok], [p["time_warm_s"] for p in ok], "o-", label=label)
-        ax.set(title=axis, xlabel=axis, ylabel="warm call (s)")
+                ax.loglog([p["size"] for p in ok], [p[timed] for p in ok], "o-", label=label)
+        ax.set(title=axis, xlabel=axis, ylabel=f"{'first' if timed == 'time_first_s' else 'warm'} call (s)")
         ax.grid(True, which="both", alpha=0.3)
     panels[0, 0].legend(fontsize=8)
     fig.tight_layout()

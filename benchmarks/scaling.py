@@ -57,6 +57,13 @@ SWEEPS = {
     "rows": (105, 300, 1005, 3000, 9990),
 }
 FIXED = {"starts": 1024, "targets": 4, "replicates": 64, "rows": 600}
+#: The many-domains sweeps (issue 25): law -> domain counts k; each table has 6k mixtures x DOMAIN_SIZES x
+#: DOMAIN_TOKENS (checkpoints), 0.1% noise, and is fitted by the library's default search (``mj.Search()``), once
+#: (no warm call: a first call is what a user of a new table meets); the point records the truth's objective.
+DOMAIN_SWEEPS = {"domains_additive": (16, 32, 64), "domains_joint": (16, 32, 64)}
+DOMAIN_SIZES = (1.5e8, 4e8)
+DOMAIN_TOKENS = (2e9, 4e9, 8e9, 1.6e10)
+MIXTURES_PER_DOMAIN = 6
 #: Successive-halving stages of the fits and of each bootstrap replicate (light: the sweep measures cost).
 SCHEDULE = ((32, 20), (8, 60))
 BOOT_STARTS = 64
@@ -66,7 +73,14 @@ BOOT_TARGETS = 1
 #: Budget of the chunking check (bytes): screening then holds ~130 starts x 4 targets x 600 rows at a time.
 SMALL_MEMORY = 1e7
 QUICK = {
-    "sweeps": {"starts": (64, 256), "targets": (1,), "replicates": (2,), "rows": (60,)},
+    "sweeps": {
+        "starts": (64, 256),
+        "targets": (1,),
+        "replicates": (2,),
+        "rows": (60,),
+        "domains_additive": (3,),
+        "domains_joint": (3,),
+    },
     "fixed": {"starts": 64, "targets": 1, "replicates": 2, "rows": 60},
     "schedule": ((4, 5), (2, 10)),
     "boot_starts": 8,
@@ -79,6 +93,8 @@ LABELS = {
     "targets": "target columns",
     "replicates": "bootstrap replicates",
     "rows": "rows",
+    "domains_additive": "domains k (additive law, default search)",
+    "domains_joint": "domains k (joint law, default search)",
 }
 
 
@@ -86,7 +102,7 @@ def settings(quick: bool) -> dict:
     if quick:
         return QUICK
     return {
-        "sweeps": SWEEPS,
+        "sweeps": SWEEPS | DOMAIN_SWEEPS,
         "fixed": FIXED,
         "schedule": SCHEDULE,
         "boot_starts": BOOT_STARTS,
@@ -109,21 +125,44 @@ def synthetic_table(n_rows: int, n_targets: int, seed: int = 0):
     mixtures = random_mixtures(max(1, round(n_rows / (len(SIZES) * len(TOKENS)))), K, seed=seed)
     frame = design(mixtures, SIZES, TOKENS)
     h = frame[[f"weight_{i}" for i in range(K)]].to_numpy()
-    log_n, log_d = np.log(frame["N"]).mean(), np.log(frame["D"]).mean()
     targets = {}
     for j in range(n_targets):
-        rng = np.random.default_rng(seed + j)
-        alpha, beta = rng.uniform(0.25, 0.4, 2)
-        u = np.concatenate(
-            [
-                [rng.uniform(1.5, 2.5), np.log(0.5) + alpha * log_n, alpha, np.log(0.5) + beta * log_d, beta],
-                rng.uniform(0.0, 1.5, K),
-                rng.uniform(0.2, 1.0, K),
-            ]
-        )
+        u = additive_truth(np.random.default_rng(seed + j), K, frame)
         targets[f"loss_{j}"] = simulate(LAW, u, frame["N"], frame["D"], h, noise=5e-3, seed=seed + j)
     frame = pd.concat([frame, pd.DataFrame(targets)], axis=1)
     return mj.load_runs(frame, weights="weight_*", N="N", D="D", targets=list(targets), warn=False)
+
+
+def additive_truth(rng: np.random.Generator, k: int, frame) -> np.ndarray:
+    """Random additive-law coordinates for k domains whose power terms are 0.5 at the mean log N and log D of
+    ``frame``: (E, log A, alpha, log B, beta, log C (k), gamma (k))."""
+    alpha, beta = rng.uniform(0.25, 0.4, 2)
+    log_n, log_d = np.log(frame["N"]).mean(), np.log(frame["D"]).mean()
+    return np.concatenate(
+        [
+            [rng.uniform(1.5, 2.5), np.log(0.5) + alpha * log_n, alpha, np.log(0.5) + beta * log_d, beta],
+            rng.uniform(0.0, 1.5, k),
+            rng.uniform(0.2, 1.0, k),
+        ]
+    )
+
+
+def many_domain_table(law: str, k: int, seed: int = 0):
+    """(run table, true coordinates): ``MIXTURES_PER_DOMAIN`` k mixtures (every weight >= 0.2 / k) at every
+    DOMAIN_SIZES x DOMAIN_TOKENS, target ``loss`` from a random truth of ``law`` ("additive" or "joint"), 0.1%
+    relative noise."""
+    import mixlaw_jax as mj
+    from benchmarks.common import synthetic_truth
+    from mixlaw_jax.simulate import design, random_mixtures, simulate
+
+    rng = np.random.default_rng(seed)
+    frame = design(
+        random_mixtures(MIXTURES_PER_DOMAIN * k, k, min_weight=0.2 / k, seed=seed), DOMAIN_SIZES, DOMAIN_TOKENS
+    )
+    u = synthetic_truth(rng, k) if law == "joint" else additive_truth(rng, k, frame)
+    h = frame[[f"weight_{i}" for i in range(k)]].to_numpy()
+    frame["loss"] = simulate(law, u, frame["N"], frame["D"], h, noise=1e-3, seed=seed)
+    return mj.load_runs(frame, weights="weight_*", N="N", D="D", targets=["loss"], warn=False), u
 
 
 # --- one point, in its own process -------------------------------------------------------------------------------
@@ -166,6 +205,14 @@ def point_call(spec: dict):
     import mixlaw_jax as mj
 
     cfg = settings(spec["quick"])
+    if spec["axis"] in DOMAIN_SWEEPS:
+        from benchmarks.common import objective_at
+
+        law = spec["axis"].removeprefix("domains_")
+        runs, truth = many_domain_table(law, spec["size"])
+        spec["truth_objective"] = objective_at(law, truth, runs)
+        search = mj.Search(64, cfg["schedule"]) if spec["quick"] else mj.Search()
+        return runs, lambda: mj.fit(runs, law, search=search).objective
     size = {**cfg["fixed"], spec["axis"]: spec["size"]}
     resources = mj.Resources(memory_bytes=spec.get("memory_bytes"))
     search = mj.Search(size["starts"], cfg["schedule"])
@@ -195,10 +242,27 @@ def run_point(spec: dict) -> dict:
     baseline = rss_bytes()
     resettable = reset_peak()
     start = time.perf_counter()
-    call()
+    call_result = call()
     first = time.perf_counter() - start
     peak_first = peak_bytes()
     device_first = device_peak_bytes()
+    if spec["axis"] in DOMAIN_SWEEPS:  # one call: a first fit of a new table
+        objective = np.asarray(call_result, float)
+        return {
+            **spec,
+            "rows": int(runs.n_rows),
+            "time_first_s": first,
+            "time_warm_s": None,
+            "baseline_bytes": baseline,
+            "peak_first_bytes": peak_first,
+            "peak_first_net_bytes": peak_first - baseline if resettable else None,
+            "peak_warm_bytes": None,
+            "peak_warm_net_bytes": None,
+            "device_peak_first_bytes": device_first,
+            "device_peak_bytes": device_first,
+            "objective": [float(v) for v in objective.ravel()],
+            "objective_over_truth": float(objective.ravel()[0] / spec["truth_objective"]),
+        }
     before_warm = rss_bytes()
     warm_reset = reset_peak()
     start = time.perf_counter()
@@ -299,8 +363,9 @@ def sweep_all(cfg: dict, axes: list[str], quick: bool, timeout: float, cache: st
                 + (
                     p["error"].splitlines()[-1]
                     if "error" in p
-                    else f"{p['time_first_s']:.1f} s first, {p['time_warm_s']:.1f} s warm, "
+                    else f"{p['time_first_s']:.1f} s first, {_sec(p['time_warm_s'])} s warm, "
                     f"peak {p['peak_first_bytes'] / 2**20:.0f} MiB"
+                    + (f", objective / truth's {p['objective_over_truth']:.4f}" if "objective_over_truth" in p else "")
                 ),
                 flush=True,
             )
@@ -408,6 +473,12 @@ def markdown(result: dict, figures: Path) -> str:
                 f"| {_mib(p['peak_first_bytes'])} | {_mib(p['peak_first_net_bytes'])} "
                 f"| {_mib(p['peak_warm_net_bytes'])} |"
             )
+        reached = [f"k = {p['size']}: {p['objective_over_truth']:.4f}" for p in sweep["points"] if "error" not in p]
+        if axis in DOMAIN_SWEEPS and reached:
+            lines += [
+                "",
+                "Best objective found / the truth's (≤ 1: the truth's objective is reached): " + ", ".join(reached),
+            ]
         lines.append("")
     lines += [
         "Growth exponents (value ∝ size^exponent; least squares on log–log, upper half of each sweep):",

@@ -35,6 +35,8 @@ MAX_SEED = 2**63 - 1
 DEFAULT_STARTS = 16384
 #: A fit's successive-halving stages (starts kept, Levenberg-Marquardt iterations, fraction of rows used).
 DEFAULT_SCHEDULE = ((512, 30, 0.25), (256, 60, 1.0), (32, 100, 1.0), (16, 300, 1.0))
+#: From this many domains a search draws half its random starts domain-tied (``Search.tied_starts``).
+TIED_STARTS_FROM_K = 16
 #: Final starts that must agree on a best point before it counts as found (``Confirmation``).
 DEFAULT_CONFIRMING = 3
 #: Objectives this close (absolutely) agree whatever their ratio: starts that fit the table exactly (objective
@@ -183,6 +185,14 @@ class Search:
     ``warm_starts`` counts starts the caller adds to the screened ones (the bootstrap's full-data optimum), which
     the first stage may keep besides the random ones. ``confirm`` says when a best point counts as found and how
     many extra rounds of search an unconfirmed one gets (:class:`Confirmation`; ``rounds=0`` only reports).
+
+    ``tied_starts``: draw every other random start *domain-tied*, each per-domain parameter (C_i, gamma_i,
+    A_pure_i, ...) one value shared by the k domains, jittered by ``engine.space.TIED_JITTER`` of its init range;
+    None (the default) ties from ``TIED_STARTS_FROM_K`` domains on. Independent draws leave some of many domains
+    in a poor basin of their own: on synthetic joint-law tables (6k mixtures, 2 sizes x 4 checkpoints, 2048
+    starts) the best objective found was 0.951x / 1.093x the truth's at k = 16 / 32 with independent starts and
+    0.932x / 0.917x tied; at k = 64 the library default reached 1.078x, with tied starts 0.923x, the basin that a
+    fit started at the truth reaches (benchmarks/NOTES.md, session 18).
     """
 
     n_starts: int = DEFAULT_STARTS
@@ -190,6 +200,7 @@ class Search:
     seed: int = 0
     chunk_size: int = 2048
     warm_starts: int = 0
+    tied_starts: bool | None = None
     confirm: Confirmation = Confirmation()
 
     def __post_init__(self):
@@ -198,6 +209,8 @@ class Search:
         )
         object.__setattr__(self, "seed", whole_number(self.seed, "seed", maximum=MAX_SEED))
         object.__setattr__(self, "chunk_size", whole_number(self.chunk_size, "chunk_size", minimum=1))
+        if self.tied_starts is not None and not isinstance(self.tied_starts, (bool, np.bool_)):
+            raise MixlawError(f"tied_starts must be True, False or None (automatic), not {self.tied_starts!r}")
         if isinstance(self.schedule, (str, bytes)) or not isinstance(self.schedule, Sequence) or not self.schedule:
             raise MixlawError(
                 f"schedule must be a non-empty sequence of stages (keep, iterations[, row_fraction]), "
@@ -223,6 +236,10 @@ class Search:
                 f"confirmation needs {self.confirm.starts} agreeing final starts, but the schedule's final stage "
                 f"keeps {stages[-1].keep}; keep more or confirm with fewer"
             )
+
+    def ties(self, k: int) -> bool:
+        """Whether half the random starts are drawn domain-tied for a law of k domains (``tied_starts``)."""
+        return k >= TIED_STARTS_FROM_K if self.tied_starts is None else bool(self.tied_starts)
 
     @property
     def stages(self) -> tuple[tuple[int, int, float], ...]:

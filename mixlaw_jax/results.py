@@ -110,6 +110,7 @@ class FitSettings:
             "bounds": self.parameter_bounds,
             "n_starts": self.search.n_starts,
             "schedule": [list(s) for s in self.search.stages],
+            "tied_starts": self.search.tied_starts,
             "confirm": dataclasses.asdict(self.search.confirm),
             "rows": self.rows,
         }
@@ -121,7 +122,10 @@ class FitSettings:
             objective=Objective(payload["loss_space"], payload["huber_delta"], payload["reduction"]),
             parameter_bounds=payload["bounds"],
             search=Search(
-                payload["n_starts"], tuple(payload["schedule"]), confirm=Confirmation(**payload.get("confirm", {}))
+                payload["n_starts"],
+                tuple(payload["schedule"]),
+                tied_starts=payload.get("tied_starts"),
+                confirm=Confirmation(**payload.get("confirm", {})),
             ),
             rows=int(payload["rows"]),
             failed_targets=list(payload.get("failed_targets", [])),

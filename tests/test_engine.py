@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import pytest
 
 import mixlaw_jax as mj
 from mixlaw_jax.engine import grouped, multistart, solvers
@@ -178,3 +179,32 @@ def test_padding_rows_to_their_bucket_leaves_every_fit_unchanged(monkeypatch):
     np.testing.assert_allclose(padded.objective, plain.objective, rtol=1e-12, atol=0)
     np.testing.assert_allclose(padded.coordinates, plain.coordinates, rtol=1e-6)
     assert padded.diagnostics["loss"].iterations == plain.diagnostics["loss"].iterations
+
+
+def test_domain_tied_starts_share_each_per_domain_parameter_up_to_the_jitter():
+    """Search.tied_starts: every other start draws each per-domain parameter once for all k domains (plus a jitter
+    of TIED_JITTER of its init width); the others stay independent, and an untied draw is the library's old one."""
+    from mixlaw_jax.engine.space import TIED_JITTER
+
+    k = 20
+    space = make_space(mj.get_law("joint"), k, "raw", "default")
+    key = jax.random.PRNGKey(3)
+    u = np.asarray(space.to_law(space.sample(key, 64, 18.0, 22.0, tied=True)))
+    names = mj.get_law("joint").unflatten(np.arange(space.size), k)
+    for name in ("C", "gamma", "A_pure", "B_pure"):
+        at = np.asarray(names[name])
+        width = float(space.init_hi[at[0]] - space.init_lo[at[0]])
+        spread = np.ptp(u[:, at], axis=1)
+        assert np.all(spread[0::2] <= TIED_JITTER * width * (1 + 1e-9)), name
+        assert np.all(spread[1::2] > 3 * TIED_JITTER * width), name
+    untied = space.sample(key, 64, 18.0, 22.0)
+    assert np.array_equal(np.asarray(untied), np.asarray(space.sample(key, 64, 18.0, 22.0, tied=False)))
+
+
+def test_search_ties_starts_from_sixteen_domains_unless_told():
+    from mixlaw_jax.options import TIED_STARTS_FROM_K
+
+    assert not mj.Search().ties(TIED_STARTS_FROM_K - 1) and mj.Search().ties(TIED_STARTS_FROM_K)
+    assert mj.Search(tied_starts=True).ties(3) and not mj.Search(tied_starts=False).ties(64)
+    with pytest.raises(mj.MixlawError, match="tied_starts"):
+        mj.Search(tied_starts="yes")

@@ -78,3 +78,14 @@ def test_a_target_whose_every_start_fails_is_left_out_with_a_warning_the_others_
         result = mj.fit(runs, law, search=mj.Search(64, ((8, 20), (2, 40))))
     assert result.targets == ("y_loss",) and result.settings.failed_targets == ["x_loss"]
     assert np.isfinite(result.coordinates).all() and result.objective[0] < 1e-3
+
+
+def test_a_fit_records_whether_its_starts_were_domain_tied():
+    from mixlaw_jax.results import FitSettings
+
+    search = mj.Search(64, ((4, 10),), tied_starts=True)
+    settings = FitSettings(mj.Objective(), "default", search, 10)
+    assert FitSettings.from_dict(json.loads(json.dumps(settings.to_dict()))).search.tied_starts is True
+    payload = settings.to_dict()
+    del payload["tied_starts"]  # a file from before the option: automatic
+    assert FitSettings.from_dict(payload).search.tied_starts is None

@@ -47,9 +47,12 @@ from . import solvers
 from .space import ParamSpace, make_space
 
 #: Cost model of one linearisation in nanoseconds per start (constants fitted to the timings in benchmarks/NOTES.md,
-#: session 8, item 7): the row path costs ROW_NS_PER_P * P per row; the grouped path n (n + a) / MACS_PER_NS per
-#: group (n pieces; this also covers the features' reverse pass, which grows with P) and SLOT_NS per slot.
+#: session 8, item 7): the row path costs ROW_NS_PER_P * P + ROW_NS_PER_P2 * P^2 per row (its reverse pass, and
+#: its P x P Gram term, which dominates from P ~ 150: joint law, k = 64, P = 261, 8 rows per mixture: 25.9 ms
+#: against the grouped path's 7.2 ms per start and iteration; session 18); the grouped path n (n + a) / MACS_PER_NS
+#: per group (n pieces; this also covers the features' reverse pass, which grows with P) and SLOT_NS per slot.
 ROW_NS_PER_P = 13.0
+ROW_NS_PER_P2 = 0.08
 MACS_PER_NS = 1.7
 SLOT_NS = 40.0
 
@@ -63,7 +66,7 @@ def plan(space: ParamSpace, h: np.ndarray) -> int | None:
     st = structure(space.law, space.k)
     n, a = len(st.piece_param), len(st.row_index) + st.n_features
     per_group = n * (n + a) / MACS_PER_NS
-    best, best_cost = None, len(h) * ROW_NS_PER_P * space.size
+    best, best_cost = None, len(h) * (ROW_NS_PER_P + ROW_NS_PER_P2 * space.size) * space.size
     for size in range(1, int(counts.max()) + 1):
         groups = int(np.sum(-(-counts // size)))
         cost = groups * (per_group + size * SLOT_NS)

@@ -652,6 +652,7 @@ class _Engine:
                 max(search.n_starts, n_random),
                 float(np.mean(np.asarray(self.x.log_n))),
                 float(np.mean(np.asarray(self.x.log_d))),
+                search.ties(space.k),
             )
             x_screen, problems_screen = self.screening_rows(subsets[current], which)
             z0, n_failed = screen(

@@ -40,6 +40,9 @@ from ..errors import MixlawError
 from ..laws import Law
 
 BOUND_TOL = 1e-4
+#: Jitter of a domain-tied start's per-domain coordinates, as a fraction of their init width (``sample``; 0.1 gave
+#: the results quoted at ``options.Search``).
+TIED_JITTER = 0.1
 #: Values beyond these magnitudes are reported as extreme (a term switched on just outside the data).
 EXTREME_EXPONENT = 20.0
 EXTREME_LOG_COEFFICIENT = 50.0
@@ -66,6 +69,7 @@ class ParamSpace:
     init_hi: np.ndarray
     centre_exponent: np.ndarray  # (P,) index of the exponent that centres this coordinate's init, or -1
     centre_of: np.ndarray  # (P,) 0: none, 1: mean log N, 2: mean log D
+    first_of_param: np.ndarray  # (P,) first coordinate of its parameter (domain 0 of a per-domain one)
 
     @property
     def size(self) -> int:
@@ -111,14 +115,24 @@ class ParamSpace:
         """z -> the law coordinates u by name (``Law.unflatten``), as ``Law.terms`` takes them."""
         return self.law.unflatten(self.to_law(z), self.k)
 
-    @partial(jax.jit, static_argnames="n")  # one compiled program, not op by op
-    def sample(self, key: jax.Array, n: int, mean_log_n: float = 0.0, mean_log_d: float = 0.0) -> jax.Array:
+    @partial(jax.jit, static_argnames=("n", "tied"))  # one compiled program, not op by op
+    def sample(
+        self, key: jax.Array, n: int, mean_log_n: float = 0.0, mean_log_d: float = 0.0, tied: bool = False
+    ) -> jax.Array:
         """n random starts, as search coordinates z (n, P): uniform in the init box (law coordinates), then centred.
 
+        ``tied``: every other start (the even ones) is domain-tied: each per-domain parameter takes its domain-0
+        draw in every domain, plus a uniform jitter of +-TIED_JITTER / 2 of its init width (kept in the box).
         A centred log-coefficient c (``Param.init_centre``) is shifted by exponent * mean log N (or D),
         so that its sampled range is the log of the power term's size at the table's centre.
         """
-        u = self.init_lo + (self.init_hi - self.init_lo) * jax.random.uniform(key, (n, self.size), jnp.float64)
+        width = self.init_hi - self.init_lo
+        key, jitter_key = jax.random.split(key) if tied else (key, None)
+        u = self.init_lo + width * jax.random.uniform(key, (n, self.size), jnp.float64)
+        if tied:
+            jitter = TIED_JITTER * width * jax.random.uniform(jitter_key, (n, self.size), jnp.float64, -0.5, 0.5)
+            shared = jnp.clip(u[:, self.first_of_param] + jitter, self.init_lo, self.init_hi)
+            u = jnp.where((jnp.arange(n) % 2 == 0)[:, None], shared, u)
         centre = jnp.select([self.centre_of == 1, self.centre_of == 2], [mean_log_n, mean_log_d], 0.0)
         exponent = u[:, jnp.maximum(self.centre_exponent, 0)]
         u = u + jnp.where(self.centre_exponent >= 0, exponent * centre, 0.0)
@@ -215,7 +229,7 @@ def make_space(
         value_bounds = {p.name: p.bounds for p in law.params if p.bounds is not None}
         value_bounds.update({n: _value_bounds(n, b) for n, b in bounds.items()})
 
-    kind, lo, hi, ilo, ihi, c_exp, c_of = [], [], [], [], [], [], []
+    kind, lo, hi, ilo, ihi, c_exp, c_of, first = [], [], [], [], [], [], [], []
     starts = np.cumsum([0] + [p.size(k) for p in law.params])
     position = {p.name: int(starts[i]) for i, p in enumerate(law.params)}
     for p in law.params:
@@ -253,6 +267,7 @@ def make_space(
             c_exp += [-1] * size
             c_of += [0] * size
         kind += [code] * size
+        first += [position[p.name]] * size
         lo += [b_lo] * size
         hi += [b_hi] * size
         ilo += [i_lo] * size
@@ -276,4 +291,5 @@ def make_space(
         np.array(ihi, float),
         np.array(c_exp),
         np.array(c_of),
+        np.array(first),
     )
