@@ -390,6 +390,19 @@ def sweep_all(cfg: dict, axes: list[str], quick: bool, timeout: float, cache: st
     return result
 
 
+def merge(previous: dict, new: dict) -> dict:
+    """``new`` plus the sweeps of ``previous`` (the result file it replaces) that it did not run (a run limited by
+    ``MIXLAW_SCALING_AXES``), each carried-over sweep keeping the provenance it was measured with."""
+    if previous.get("compilation_cache") != new["compilation_cache"]:
+        return new
+    carried = {
+        axis: dict(sweep, provenance=sweep.get("provenance", previous.get("provenance")))
+        for axis, sweep in previous.get("sweeps", {}).items()
+        if axis not in new["sweeps"]
+    }
+    return dict(new, sweeps=carried | new["sweeps"], chunking=new.get("chunking", previous.get("chunking")))
+
+
 # --- report ------------------------------------------------------------------------------------------------------
 
 

@@ -792,6 +792,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _add_weight_args(p: argparse.ArgumentParser, default: str, bounds_help: str) -> None:
+    """--weight-bounds (alias --bounds; default ``default``: "data" or "simplex") and --fixed."""
+    p.add_argument(
+        "--weight-bounds",
+        "--bounds",
+        dest="weight_bounds",
+        type=_bounds,
+        default=default,
+        metavar=("data|" if default == "data" else "") + "simplex|DOMAIN=LO:HI,...",
+        help=bounds_help,
+    )
+    p.add_argument("--fixed", type=_number_pairs, metavar="DOMAIN=W,...", help="domains held at given weights")
+
+
 def _add_fit_args(p, *, search, law: bool = True) -> None:
     """--law (when ``law``), --starts, --schedule, --seed, with defaults from ``search``."""
     if law:
@@ -929,17 +943,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T=W,...",
         help="weights of the targets in the objective, e.g. 'arxiv_loss=2,c4_loss=1' (default: equal)",
     )
-    p.add_argument(
-        "--weight-bounds",
-        "--bounds",
-        dest="weight_bounds",
-        type=_bounds,
-        default="data",
-        metavar="data|simplex|DOMAIN=LO:HI,...",
-        help="per-domain bounds on the weights h: the fitted runs' range ('data', default), the whole simplex, or "
+    _add_weight_args(
+        p,
+        "data",
+        "per-domain bounds on the weights h: the fitted runs' range ('data', default), the whole simplex, or "
         "explicit ranges (other domains 0:1)",
     )
-    p.add_argument("--fixed", type=_number_pairs, metavar="DOMAIN=W,...", help="domains held at given weights")
     p.add_argument(
         "--token-budget",
         "--unique-tokens",
@@ -1118,17 +1127,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="dirichlet: c in alpha = c * prior; larger keeps the draws closer to the prior (default: the number "
         "of free domains, so that a uniform prior draws uniformly over the simplex)",
     )
-    p.add_argument(
-        "--weight-bounds",
-        "--bounds",
-        dest="weight_bounds",
-        type=_bounds,
-        default="simplex",
-        metavar="simplex|DOMAIN=LO:HI,...",
-        help="per-domain bounds on the weights: none ('simplex', default) or ranges (other domains 0:1); draws "
+    _add_weight_args(
+        p,
+        "simplex",
+        "per-domain bounds on the weights: none ('simplex', default) or ranges (other domains 0:1); draws "
         "outside them are rejected, never clipped",
     )
-    p.add_argument("--fixed", type=_number_pairs, metavar="DOMAIN=W,...", help="domains held at given weights")
     p.add_argument(
         "--unique-tokens",
         type=_number_pairs,
@@ -1186,16 +1190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target-weights", type=_number_pairs, metavar="T=W,...", help="weights of the targets (default: equal)"
     )
-    p.add_argument(
-        "--weight-bounds",
-        "--bounds",
-        dest="weight_bounds",
-        type=_bounds,
-        default="data",
-        metavar="data|simplex|DOMAIN=LO:HI,...",
-        help="bounds of h* and of the candidates: the runs' range ('data', default), the simplex, or ranges",
+    _add_weight_args(
+        p, "data", "bounds of h* and of the candidates: the runs' range ('data', default), the simplex, or ranges"
     )
-    p.add_argument("--fixed", type=_number_pairs, metavar="DOMAIN=W,...", help="domains held at given weights")
     p.add_argument("--replicates", type=int, default=50, help="bootstrap replicates with --law (default: 50)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and candidates (default: 0)")
     p.add_argument("--out", help="write the proposed runs as CSV (Parquet for a .parquet name)")

@@ -202,19 +202,21 @@ def design_swarm(
     return table
 
 
-def min_distance(h: np.ndarray) -> float | None:
-    """min_{a < b} ||h_a - h_b||₂ over the rows of h (m, k), a block of rows at a time; None for fewer than two rows."""
+def nearest_distances(h: np.ndarray) -> np.ndarray:
+    """min_{b != a} ||h_a - h_b||₂ for every row a of h (m, k), a block of rows at a time (inf for a single row)."""
     h = np.asarray(h, dtype=float)
-    if len(h) < 2:
-        return None
-    best, rows = np.inf, max(1, min(1024, 2**22 // h.size))  # a block holds at most ~2^22 differences
-    for start in range(0, len(h) - 1, rows):
-        block = h[start : start + rows]
-        d2 = ((block[:, None, :] - h[None, start + 1 :, :]) ** 2).sum(axis=-1)
-        # row a of the block is compared with the rows after it only
-        d2[np.arange(len(block))[:, None] >= np.arange(1, len(h) - start)[None, :]] = np.inf
-        best = min(best, float(d2.min()))
-    return float(np.sqrt(best))
+    nearest = np.full(len(h), np.inf)
+    rows = max(1, min(1024, 2**22 // max(h.size, 1)))  # a block holds at most ~2^22 differences
+    for start in range(0, len(h), rows):
+        d2 = ((h[start : start + rows, None, :] - h[None, :, :]) ** 2).sum(axis=-1)
+        d2[np.arange(d2.shape[0]), start + np.arange(d2.shape[0])] = np.inf  # not a row with itself
+        nearest[start : start + rows] = d2.min(axis=1)
+    return np.sqrt(nearest)
+
+
+def min_distance(h: np.ndarray) -> float | None:
+    """min_{a < b} ||h_a - h_b||₂ over the rows of h (m, k); None for fewer than two rows."""
+    return float(nearest_distances(h).min()) if len(h) >= 2 else None
 
 
 def _domain_names(domains) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ import pandas as pd
 
 from .bootstrap import BootstrapResult, bootstrap
 from .data import RunTable
-from .design import design_swarm
+from .design import design_swarm, nearest_distances
 from .errors import MixlawError, MixlawWarning
 from .laws import get_law
 from .mixture import optimal_mixture, replicate_mixtures
@@ -359,15 +359,7 @@ def _centred(a: np.ndarray) -> np.ndarray:
 def _median_spacing(h: np.ndarray) -> float:
     """The median distance from each distinct candidate mixture to its nearest other one (0 for one mixture)."""
     mixtures = np.unique(np.round(h, 12), axis=0)
-    if len(mixtures) < 2:
-        return 0.0
-    nearest = np.full(len(mixtures), np.inf)
-    block = max(1, 2**22 // mixtures.size)
-    for start in range(0, len(mixtures), block):
-        d2 = ((mixtures[start : start + block, None, :] - mixtures[None, :, :]) ** 2).sum(axis=-1)
-        d2[np.arange(d2.shape[0]), start + np.arange(d2.shape[0])] = np.inf
-        nearest[start : start + block] = d2.min(axis=1)
-    return float(np.sqrt(np.median(nearest)))
+    return float(np.median(nearest_distances(mixtures))) if len(mixtures) >= 2 else 0.0
 
 
 def _reduction(a_q: np.ndarray, a_f: np.ndarray, G: np.ndarray, noise: np.ndarray) -> np.ndarray:
