@@ -263,3 +263,42 @@ def test_the_command_caps_epochs_and_names_an_unmeetable_budget(tmp_path, capsys
     err = capsys.readouterr().err
     assert "upper bounds sum to 0.06 < 1" in err and "'w_c' <= 0.02 (at most 2 epochs of 1e+09 unique tokens" in err
     assert main([*args, "--max-epochs", "2"]) == 2 and "give both" in capsys.readouterr().err
+
+
+def test_with_repetition_grafts_given_parameters_onto_a_fit_without_repeats(truth_fit):
+    import dataclasses
+
+    plain = dataclasses.replace(truth_fit, law="additive", coordinates=np.array(ADDITIVE_K3)[None])
+    grafted = plain.with_repetition(rho=RHO, C_o=float(np.exp(C_O)), nu=NU, kappa=KAPPA)
+    assert grafted.law == "additive_repetition"
+    assert np.allclose(grafted.coordinates, truth_fit.coordinates, rtol=1e-15, atol=0)
+    assert grafted.params["x_loss"]["C_o"] == pytest.approx(np.exp(C_O)) and grafted.targets == plain.targets
+    with pytest.raises(mj.MixlawError, match=r"rho = -0.1 must lie in the law's range \[0.0, 10.0\]"):
+        plain.with_repetition(rho=-0.1, C_o=1e-7, nu=NU, kappa=KAPPA)
+    with pytest.raises(mj.MixlawError, match="C_o = 0.0 must lie"):
+        plain.with_repetition(rho=RHO, C_o=0.0, nu=NU, kappa=KAPPA)
+    with pytest.raises(mj.MixlawError, match="nu must be a number"):
+        plain.with_repetition(rho=RHO, C_o=1e-7, nu="1.5", kappa=KAPPA)
+    with pytest.raises(mj.MixlawError, match="not U already"):
+        truth_fit.with_repetition(rho=RHO, C_o=1e-7, nu=NU, kappa=KAPPA)
+
+
+def test_the_path_figure_draws_h_star_with_and_without_limits(truth_fit):
+    from mixlaw_jax import figures
+
+    d = np.array([1e10, 1e11, 1e12])
+    result = mj.optimal_mixture(
+        truth_fit, N=1e9, D=d, weight_bounds="simplex", token_budget={"w_a": 1e9, "w_b": 1e10}, n_starts=8
+    )
+    fig = figures.mixture_path(result, x="D")
+    assert len(fig.axes) == 2 and fig.axes[0].get_xlim() == pytest.approx((1e10, 1e12))
+    for ax, h in zip(fig.axes, (result.h, result.unlimited_h)):
+        first = ax.collections[0].get_paths()[0].vertices  # the band of w_a: 0 .. h*_a at each D
+        for dd, h0 in zip(d, h[:, -1, 0]):
+            assert np.isclose(first[np.isclose(first[:, 0], dd), 1], h0).any()
+    assert "without limits" in fig.axes[1].get_title()
+    # the scarce domain's share falls as D grows under limits, not without them
+    assert result.h[-1, -1, 0] < result.h[0, -1, 0] - 0.05
+    assert result.unlimited_h[-1, -1, 0] > result.h[-1, -1, 0] + 0.05
+    with pytest.raises(mj.MixlawError, match="x must be 'compute' or 'D'"):
+        figures.mixture_path(result, x="N")
