@@ -74,6 +74,11 @@ def pools(seed: int, k: int) -> np.ndarray:
     return np.where(np.isfinite(most_epochs), most_tokens / most_epochs, np.inf)
 
 
+def json_number(value: float) -> float | None:
+    """``value`` for a JSON file: None for an unlimited pool or epoch count (inf)."""
+    return float(value) if np.isfinite(value) else None
+
+
 def simplex_grid(k: int, step: float) -> np.ndarray:
     """Every mixture of k = 3 domains whose weights are multiples of ``step``: (m, 3)."""
     if k != 3:
@@ -134,7 +139,7 @@ def measure(seed: int, k: int, search: mj.Search) -> dict:
     diagnostics = fit.diagnostics["loss"]
     out = {
         "seed": seed,
-        "pools": [float(v) for v in u],
+        "pools": [json_number(v) for v in u],
         "epochs_range": [[float(e.min()), float(e.max())] for e in epochs.T],
         "objective": float(fit.objective[0]),
         "at_truth": at_truth,
@@ -160,7 +165,7 @@ def run(quick: bool) -> dict:
         "seeds": seeds,
         "noise": NOISE,
         "rtol": RTOL,
-        "most_epochs": {str(k): [float(e) for e in v] for k, v in MOST_EPOCHS.items()},
+        "most_epochs": {str(k): [json_number(e) for e in v] for k, v in MOST_EPOCHS.items()},
         "budget": list(BUDGET),
         "grid_step": STEP,
         "h_tol": H_TOL,
