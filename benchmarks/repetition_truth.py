@@ -6,8 +6,8 @@ repetition-aware (``joint_repetition``: Muennighoff et al. 2023's effective toke
 penalty, ``mixlaw_jax.laws.repetition``), a random truth per seed (joint part as ``synthetic_truth``, repetition part
 from ``REPETITION_RANGES``), 20 mixtures x 3 model sizes (6e7, 1.5e8, 4e8) x 5 checkpoints (2e9 .. 3.2e10 tokens)
 = 300 rows, at k = 3 and k = 5. The pools are set per seed from the table's mixtures so that the most-repeated row
-of domain i reaches MOST_EPOCHS[k][i] epochs: domain 0 up to 30 (its e_i spans ~0.05 to 30), domain 1 up to 5,
-at k = 5 domain 2 up to 1.5, the others unlimited. Noise: relative Gaussian, σ = NOISE = 0.44%, so that the mean
+of domain i reaches MOST_EPOCHS[k][i] epochs: domain 0 up to 30 (its least-repeated row 0.05-0.25), domain 1 up to 5
+(from ~0.01), at k = 5 domain 2 up to 1.5, the others unlimited. Noise: relative Gaussian, σ = NOISE = 0.44%, so that the mean
 absolute relative error σ √(2/π) = 0.35% is the SlimPajama joint fits' mean train MRE (8 targets, first two
 checkpoints dropped; benchmarks/results/slimpajama_fit_joint_default_drop2.json).
 
