@@ -139,8 +139,13 @@ def _truth_fit():
     return dataclasses.replace(shell, coordinates=theta[None], weight_range=np.array([[0.0, 1.0]] * 3))
 
 
-def test_h_star_under_limits_matches_a_dense_grid_of_the_true_law_and_reports_epochs(tmp_path):
-    fit = _truth_fit()
+@pytest.fixture(scope="module")
+def truth_fit():
+    return _truth_fit()
+
+
+def test_h_star_under_limits_matches_a_dense_grid_of_the_true_law_and_reports_epochs(tmp_path, truth_fit):
+    fit = truth_fit
     law = mj.get_law("additive_repetition")
     pools = {"w_a": 1e9, "w_b": 1e10}
     n, d = 1e9, 1e11
@@ -174,20 +179,15 @@ def test_h_star_under_limits_matches_a_dense_grid_of_the_true_law_and_reports_ep
         mj.optimal_mixture(fit, N=n, D=d)
 
 
-def test_the_command_prices_repeats_and_prints_epochs_and_the_cost(tmp_path, capsys):
+def test_the_command_prices_repeats_and_prints_epochs_and_the_cost(tmp_path, capsys, truth_fit):
     from mixlaw_jax.cli import main
 
-    _truth_fit().save(tmp_path / "fit.json")
+    truth_fit.save(tmp_path / "fit.json")
     args = ["optimize", str(tmp_path / "fit.json"), "--N", "1e9", "--D", "1e11", "--weight-bounds", "simplex"]
     assert main([*args, "--unique-tokens", "w_a=1e9,w_b=1e10"]) == 0
     out = capsys.readouterr().out
     assert "the data limits cost" in out and "epochs)" in out
     assert main(args) == 2 and "reads the unique tokens per domain" in capsys.readouterr().err
-
-
-@pytest.fixture(scope="module")
-def truth_fit():
-    return _truth_fit()
 
 
 def test_a_max_epochs_cap_bounds_the_priced_optimum(truth_fit):
