@@ -30,7 +30,7 @@ from benchmarks.common import DTYPES, RESULTS, provenance, set_precision
 from mixlaw_jax._io import atomic_write_bytes, atomic_write_json
 
 #: Benchmark modules, in the order RESULTS.md shows them.
-SUITE = ("speed", "scaling", "accuracy", "regmix")
+SUITE = ("speed", "scaling", "accuracy", "regmix", "repetition_truth", "repetition_path")
 
 HEADER = """# Benchmark results
 

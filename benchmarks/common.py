@@ -163,6 +163,24 @@ def synthetic_truth(rng: np.random.Generator, k: int = SYNTHETIC_K) -> np.ndarra
     return np.concatenate([np.atleast_1d(truth[p.name]) for p in law.params])
 
 
+#: The repetition part of a synthetic truth (``repetition_truth``): ρ = 1/R*_D around Muennighoff et al.'s 1/15.4, and
+#: the overfitting penalty C_o N^ν (e - 1)₊² e^(κ-2) / U around the ``chinchilla_overfit`` fit to their runs
+#: (benchmarks/results/datablations.json: C = 2.3e-7, ν = 1.55, κ = 0.66). name -> (low, high), C_o as log C_o.
+REPETITION_RANGES = {
+    "rho": (1 / 25, 1 / 10),
+    "C_o": (np.log(1e-7), np.log(1e-6)),
+    "nu": (1.4, 1.7),
+    "kappa": (0.4, 1.0),
+}
+
+
+def repetition_truth(rng: np.random.Generator) -> np.ndarray:
+    """The four coordinates ``repetition_aware`` adds (ρ, log C_o, ν, κ), drawn uniformly from REPETITION_RANGES."""
+    from mixlaw_jax.laws.repetition import REPETITION_PARAMS
+
+    return np.array([rng.uniform(*REPETITION_RANGES[p.name]) for p in REPETITION_PARAMS])
+
+
 def synthetic_table(
     seed: int,
     *,
@@ -171,18 +189,28 @@ def synthetic_table(
     sizes=tuple(SYNTHETIC_SIZES),
     sizes_per_mixture: int | None = None,
     noise: float = 1e-3,
+    pools=None,
 ) -> tuple[mj.RunTable, np.ndarray]:
     """A joint-law table with a random truth: ``n_mixtures`` mixtures of k domains, each trained at every model size
     of ``sizes`` (or at a random ``sizes_per_mixture`` of them: a sparse campaign), 5 checkpoints per run, relative
     noise ``noise``. The default: 20 mixtures x 3 sizes = 60 runs, 0.1% noise, k = 5.
+
+    With ``pools`` (k unique-token counts U_i, np.inf for an unlimited domain) the truth is ``joint_repetition``
+    instead: the same joint coordinates followed by ``repetition_truth`` (drawn from a generator of its own, so the
+    joint part is the pool-free table's), each row repeating domain i e_i = h_i D / U_i times; the table is loaded
+    with those pools (``unique_tokens``).
 
     Returns the run table (target ``loss``) and the true law coordinates.
     """
     from mixlaw_jax.simulate import random_mixtures, simulate
 
     rng = np.random.default_rng(seed)
-    law = mj.get_law("joint")
     u = synthetic_truth(rng, k)
+    law = "joint"
+    if pools is not None:
+        law = "joint_repetition"
+        u = np.concatenate([u, repetition_truth(np.random.default_rng([seed, 23]))])
+        pools = np.asarray(pools, dtype=float)
     mixtures = random_mixtures(n_mixtures, k, seed=seed)
     chosen = [
         sizes if sizes_per_mixture is None else sorted(rng.choice(sizes, sizes_per_mixture, replace=False))
@@ -192,9 +220,10 @@ def synthetic_table(
     h = np.array([r[0] for r in rows])
     n = np.array([r[1] for r in rows])
     d = np.array([r[2] for r in rows])
-    loss = simulate(law, u, n, d, h, noise=noise, seed=seed)
+    loss = simulate(law, u, n, d, h, noise=noise, seed=seed, unique_tokens=pools)
     frame = pd.DataFrame({f"w{i}": h[:, i] for i in range(k)} | {"N": n, "D": d, "loss": loss})
-    return mj.load_runs(frame, weights="w*", N="N", D="D", targets=["loss"]), u
+    spec = None if pools is None else {f"w{i}": (float(v) if np.isfinite(v) else None) for i, v in enumerate(pools)}
+    return mj.load_runs(frame, weights="w*", N="N", D="D", targets=["loss"], unique_tokens=spec), u
 
 
 def objective_at(law_name: str, coordinates, runs: mj.RunTable, delta: float = 1e-3) -> float:

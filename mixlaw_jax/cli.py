@@ -290,7 +290,7 @@ def cmd_predict(args) -> None:
 
 def cmd_optimize(args) -> None:
     from ._io import output_file
-    from .mixture import WEIGHTED, optimal_mixture
+    from .mixture import WEIGHTED, DataLimits, optimal_mixture
 
     if args.out:
         output_file(args.out, [args.fit])
@@ -300,11 +300,16 @@ def cmd_optimize(args) -> None:
         import fnmatch
 
         targets = [t for t in result.targets if fnmatch.fnmatchcase(t, targets)] or [targets]
+    token_budget = args.token_budget
+    if args.max_epochs is not None:
+        if not token_budget:
+            raise MixlawError("--max-epochs caps the epochs of the pools of --unique-tokens: give both")
+        token_budget = DataLimits(token_budget, max_epochs=args.max_epochs)
     options = dict(
         targets=targets,
         target_weights=args.target_weights,
         weight_bounds=args.weight_bounds,
-        token_budget=args.token_budget,
+        token_budget=token_budget,
         fixed=args.fixed,
     )
     mixture = optimal_mixture(result, N=args.N, D=args.D, n_starts=args.starts, seed=args.seed, **options)
@@ -957,6 +962,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DOMAIN=TOKENS,...",
         help="unique tokens per domain: caps h_i <= tokens / D, or, for a repetition-aware law (<law>_repetition), "
         "the pools whose repeats the law prices",
+    )
+    p.add_argument(
+        "--max-epochs",
+        type=float,
+        metavar="E",
+        help="with --unique-tokens: allow each limited domain at most E epochs, h_i <= E * TOKENS / D (for any law; "
+        "a budget these caps cannot fill is an error)",
     )
     p.add_argument("--starts", type=int, default=64, help="starts per budget and objective (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default: %(default)s)")

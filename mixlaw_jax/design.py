@@ -25,7 +25,6 @@ e_i <= e_max, bounds every mixture: h_i <= e_max U_i / D_T.
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 from collections.abc import Mapping, Sequence
 
@@ -33,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import MixlawError
-from .mixture.constraints import FEASIBILITY_TOL, Constraints, domain_vector, project
+from .mixture.constraints import FEASIBILITY_TOL, Constraints, DataLimits, domain_vector, project
 from .options import MAX_SEED, real_number, whole_number
 
 #: Column names of the design table: the model size, the training tokens (``load_runs``' and the command's default
@@ -48,55 +47,6 @@ DRAWS_PER_MIXTURE, MIN_DRAWS = 1000, 100_000
 CANDIDATES_PER_MIXTURE, MIN_CANDIDATES, MAX_CANDIDATES = 64, 4096, 65536
 #: Hit-and-run chains run side by side, and the steps each takes before its first candidate (per free domain).
 CHAINS, BURN_IN_PER_DOMAIN = 512, 20
-
-
-@dataclasses.dataclass(frozen=True)
-class DataLimits:
-    """The unique tokens of the target run, which the proxies of a design scale down (module docstring).
-
-    Attributes:
-      unique_tokens: {domain: U_i}, the unique tokens of each limited domain available to the target run (the
-        domains not named are unlimited).
-      target_tokens: D_T, the target run's training tokens.
-      max_epochs: e_max: every mixture keeps h_i D_T / U_i <= e_max (None: no cap).
-    """
-
-    unique_tokens: Mapping[str, float]
-    target_tokens: float
-    max_epochs: float | None = None
-
-    def pools(self, names: tuple[str, ...]) -> np.ndarray:
-        """(k,) U_i, +inf for a domain without a limit; a MixlawError naming a bad domain or value."""
-        if not isinstance(self.unique_tokens, Mapping) or not self.unique_tokens:
-            raise MixlawError(
-                f"DataLimits.unique_tokens must be a non-empty dict {{domain: tokens}}, not {self.unique_tokens!r}"
-            )
-        u = domain_vector(self.unique_tokens, names, "DataLimits.unique_tokens", default=np.inf)
-        bad = [i for i in range(len(names)) if not (u[i] > 0)]
-        if bad:
-            raise MixlawError(f"DataLimits.unique_tokens of {names[bad[0]]!r} must be > 0, not {float(u[bad[0]])!r}")
-        return u
-
-    def proxy_pools(self, proxy_tokens) -> dict[str, np.ndarray]:
-        """{domain: U_i^P = U_i · D_P / D_T}: the subsampled pools a proxy of ``proxy_tokens`` D_P (a number or an
-        array) should draw from, so that every mixture repeats each limited domain as the target run would (Zhou
-        et al. 2026, "Repetition Mismatch": proxies that match the target's repetition rates recover its optimum)."""
-        target_tokens, _ = self.checked()
-        d = np.asarray(proxy_tokens, dtype=float)
-        if not (np.isfinite(d).all() and (d > 0).all()):
-            raise MixlawError(f"proxy_tokens must be finite and > 0, not {proxy_tokens!r}")
-        pools = self.pools(tuple(self.unique_tokens))
-        return {domain: u * d / target_tokens for domain, u in zip(self.unique_tokens, pools)}
-
-    def checked(self) -> tuple[float, float | None]:
-        """(D_T, e_max), validated."""
-        d = real_number(self.target_tokens, "DataLimits.target_tokens")
-        if d <= 0:
-            raise MixlawError(f"DataLimits.target_tokens must be > 0, not {d!r}")
-        e = None if self.max_epochs is None else real_number(self.max_epochs, "DataLimits.max_epochs")
-        if e is not None and e <= 0:
-            raise MixlawError(f"DataLimits.max_epochs must be > 0, not {e!r}")
-        return d, e
 
 
 def design_swarm(
@@ -164,7 +114,7 @@ def design_swarm(
     if data_limits is not None:
         pools = data_limits.pools(names)
         target_tokens, max_epochs = data_limits.checked()
-    caps = None if max_epochs is None else {d: max_epochs * u for d, u in zip(names, pools) if np.isfinite(u)}
+    caps = None if max_epochs is None else data_limits  # h_i <= e_max U_i / D_T
     constraints = Constraints.for_domains(names, weight_bounds=weight_bounds, fixed=fixed, token_budget=caps)
     box = constraints.at(None if caps is None else np.asarray([target_tokens]))
     box.raise_if_infeasible()

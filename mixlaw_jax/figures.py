@@ -233,26 +233,34 @@ def mixture_intervals(intervals: pd.DataFrame | Mapping[str, pd.DataFrame], *, t
 
 
 @_plain_text
-def mixture_path(result: MixtureResult, *, objective: str = WEIGHTED) -> Figure:
-    """h*(N, D) across the budgets of a :class:`MixtureResult`: stacked optimal weights against compute 6ND."""
+def mixture_path(result: MixtureResult, *, objective: str = WEIGHTED, x: str = "compute") -> Figure:
+    """h*(N, D) across the budgets of a :class:`MixtureResult`: stacked optimal weights against compute 6ND
+    (``x="compute"``) or the training tokens D (``x="D"``). A result with data limits priced by the law
+    (``unlimited_h``) gets a second panel: h* of the same law without limits (every U_i = ∞)."""
     if result.n is None or result.d is None:
         raise MixlawError("mixture_path needs budgets with N and D")
+    if x not in ("compute", "D"):
+        raise MixlawError(f"mixture_path: x must be 'compute' or 'D', not {x!r}")
     o = index_of(result.objectives, objective, "objective")
-    compute = 6 * result.n[:, o] * result.d[:, o]
-    order = np.argsort(compute)
-    fig = Figure(figsize=(7.0, 3.8), layout="constrained")
-    ax = fig.subplots()
-    ax.stackplot(compute[order], result.h[order, o, :].T, labels=domain_labels(result.domains), alpha=0.85)
-    ax.set(
-        xscale="log",
-        xlim=(compute.min(), compute.max()),
-        ylim=(0, 1),
-        xlabel="compute C = 6 N D (FLOPs)",
-        ylabel="optimal weight h*",
-        title=f"{result.law} law: h*(N, D), objective {objective}",
-    )
-    _plain_log_ticks(ax.xaxis, minor_decades=2)
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=8, reverse=True)
+    along = 6 * result.n[:, o] * result.d[:, o] if x == "compute" else result.d[:, o]
+    order = np.argsort(along)
+    paths = [("h*(N, D)", result.h)]
+    if result.unlimited_h is not None:
+        paths = [("h*(N, D) with the data limits", result.h), ("without limits (U = inf)", result.unlimited_h)]
+    fig = Figure(figsize=(7.0 if len(paths) == 1 else 11.0, 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(paths), sharey=True))
+    for ax, (title, h) in zip(axes, paths):
+        ax.stackplot(along[order], h[order, o, :].T, labels=domain_labels(result.domains), alpha=0.85)
+        ax.set(
+            xscale="log",
+            xlim=(along.min(), along.max()),
+            ylim=(0, 1),
+            xlabel="compute C = 6 N D (FLOPs)" if x == "compute" else "training tokens D",
+            title=f"{result.law} law: {title}, objective {objective}",
+        )
+        _plain_log_ticks(ax.xaxis, minor_decades=2)
+    axes[0].set_ylabel("optimal weight h*")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=8, reverse=True)
     return fig
 
 

@@ -213,6 +213,40 @@ class FitResult:
             unique_tokens=self.unique_tokens,
         )
 
+    def with_repetition(self, *, rho: float, C_o: float, nu: float, kappa: float) -> FitResult:
+        """This fit made repetition-aware with the four repetition parameters given, not fitted: law
+        ``<law>_repetition`` (``mixlaw_jax.laws.repetition``), for every target
+
+            L_rep(N, D, h; U) = L(N, D̂, ĥ) + Σ_i C_o N^ν (e_i - 1)₊² e_i^(κ-2) / U_i,   e_i = h_i D / U_i,
+
+        with this fit's coordinates in L and ρ = 1/R*_D in D̂, ĥ. For a table whose runs never repeat a domain, where
+        these parameters cannot be identified: take them from a fit to repeated data (e.g. Muennighoff et al.'s
+        runs, ``benchmarks/datablations.py``). The objective, diagnostics and settings stay this fit's (they describe
+        the base law's fit, not the added parameters); ``optimal_mixture`` then reads the pools from
+        ``token_budget``.
+
+        Raises:
+          MixlawError: a law that cannot be made repetition-aware, or a value out of range (named).
+        """
+        from .laws.repetition import REPETITION_PARAMS
+
+        values = {"rho": rho, "C_o": C_o, "nu": nu, "kappa": kappa}
+        coordinates = []
+        for p in REPETITION_PARAMS:
+            value = values[p.name]
+            low, high = (0.0, np.inf) if p.positive else p.bounds
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+                raise MixlawError(f"with_repetition: {p.name} must be a number, not {value!r}")
+            if not (np.isfinite(value) and low <= value <= high) or (p.positive and value <= 0):
+                raise MixlawError(f"with_repetition: {p.name} = {value!r} must lie in the law's range [{low}, {high}]")
+            coordinates.append(np.log(value) if p.positive else float(value))
+        law = get_law(self.law + "_repetition")  # a MixlawError for a law without h and D
+        extra = np.broadcast_to(np.asarray(coordinates), (len(self.targets), len(coordinates)))
+        full = np.concatenate([np.asarray(self.coordinates, dtype=float), extra], axis=1)
+        if full.shape[1] != law.n_params(self.k):
+            raise MixlawError(f"with_repetition: {law.name!r} needs {law.n_params(self.k)} coordinates per target")
+        return dataclasses.replace(self, law=law.name, coordinates=full)
+
     def predict_arrays(self, n, d, h, u=None) -> np.ndarray:
         """Predicted losses (rows, targets) at arrays N (rows,), D (rows,), h (rows, k) and, for a law that uses
         them, unique tokens U (rows, k_u; +inf: unlimited).

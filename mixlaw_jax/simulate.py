@@ -9,8 +9,11 @@ from .errors import MixlawError
 from .laws import Inputs, get_law
 
 
-def simulate(law, coordinates: np.ndarray, n, d, h, *, noise: float = 0.0, seed: int = 0) -> np.ndarray:
-    """Losses L(N, D, h) from ``law`` at law coordinates ``coordinates`` (P,), times (1 + noise * eps), eps ~ N(0, 1).
+def simulate(
+    law, coordinates: np.ndarray, n, d, h, *, noise: float = 0.0, seed: int = 0, unique_tokens=None
+) -> np.ndarray:
+    """Losses L(N, D, h; U) from ``law`` at law coordinates ``coordinates`` (P,), times (1 + noise * eps),
+    eps ~ N(0, 1).
 
     Args:
       law: law name or Law.
@@ -19,6 +22,8 @@ def simulate(law, coordinates: np.ndarray, n, d, h, *, noise: float = 0.0, seed:
       h: (rows, k) mixtures.
       noise: relative Gaussian noise level.
       seed: noise seed.
+      unique_tokens: the pools U a law with ``uses_u`` reads, (rows, k_u) or (k_u,) with k_u = k (1 for a table
+        without mixtures; np.inf: unlimited), else None.
     """
     law = get_law(law)
     h = np.asarray(h, float)
@@ -30,7 +35,10 @@ def simulate(law, coordinates: np.ndarray, n, d, h, *, noise: float = 0.0, seed:
             f"coordinates must have shape ({law.n_params(h.shape[1])},) for law {law.name!r} with k = "
             f"{h.shape[1]} domains, not {coordinates.shape}"
         )
-    x = Inputs.from_arrays(np.asarray(n, float), np.asarray(d, float), h)
+    if law.uses_u and unique_tokens is None:
+        raise MixlawError(f"law {law.name!r} reads the unique tokens per domain: pass unique_tokens=")
+    u = None if unique_tokens is None else np.broadcast_to(np.asarray(unique_tokens, float), (len(h), h.shape[1] or 1))
+    x = Inputs.from_arrays(np.asarray(n, float), np.asarray(d, float), h, u)
     clean = np.asarray(law.predict(law.unflatten(coordinates, h.shape[1]), x))
     rng = np.random.default_rng(seed)
     return clean * (1.0 + noise * rng.standard_normal(clean.shape))

@@ -117,3 +117,62 @@ table.round(2)
 from mixlaw_jax import figures
 
 figures.predicted_vs_observed(fits[LAWS[-1]], train, val)
+
+# %% [markdown]
+# ## h*(D) when the domains' data run out
+#
+# Every law above assumes an endless stream from every domain. SlimPajama-627B has a finite pool per domain: its
+# share of 627B tokens in the dataset card's "Data source proportions" table (huggingface.co/datasets/cerebras/
+# SlimPajama-627B): CommonCrawl 52.2%, C4 26.7%, GitHub 5.2%, Books 4.2%, ArXiv 4.6%, Wikipedia 3.8%,
+# StackExchange 3.3%. `FitResult.with_repetition` makes the fitted law repetition-aware (`<law>_repetition`:
+# Muennighoff et al.'s effective tokens per domain, plus an overfitting penalty). SlimPajama's runs never repeat a
+# domain, so the repetition parameters cannot be fitted here: ρ = 1/R*_D and the penalty come from the fits to
+# Muennighoff et al.'s runs in `benchmarks/results/datablations.json`. `optimal_mixture` then prices every repeat;
+# the left panel is h*(D) at N = 7e9 with those pools, the right one the same law without limits.
+# (`python -m benchmarks --only repetition_path` draws the joint law's path on 19 budgets, with a 4-epoch cap too.)
+
+# %%
+import json
+
+POOLS = {
+    f"weight_{d}": share * 627e9
+    for d, share in [
+        ("arxiv", 0.046),
+        ("book", 0.042),
+        ("c4", 0.267),
+        ("github", 0.052),
+        ("commoncrawl", 0.522),
+        ("stackexchange", 0.033),
+        ("wikipedia", 0.038),
+    ]
+}
+measured = {
+    (f["law"], f["loss_space"]): f["params"]
+    for f in json.loads(Path("../benchmarks/results/datablations.json").read_text())["fits"]
+}
+overfit = measured[("chinchilla_overfit", "raw")]
+repetition = dict(
+    rho=1 / measured[("muennighoff", "raw")]["R_D"], C_o=overfit["C"], nu=overfit["nu"], kappa=overfit["kappa"]
+)
+limited = fits[LAWS[-1]].with_repetition(**repetition)
+budgets = np.geomspace(1e10, 1e13, 4 if FAST else 13)
+path = mj.optimal_mixture(
+    limited, N=7e9, D=budgets, weight_bounds="simplex", token_budget=POOLS, n_starts=8 if FAST else 32
+)
+largest = pd.DataFrame(
+    {"h* with pools": path.h[-1, -1], "epochs": path.epochs[-1, -1], "h* without limits": path.unlimited_h[-1, -1]},
+    index=path.domains,
+)
+print(f"at D = {budgets[-1]:.3g}: the limits cost {path.limit_cost[-1, -1]:.4f} in mean loss")
+print(largest.round(3))
+figures.mixture_path(path, x="D")
+
+# %% [markdown]
+# A cap on the epochs (`mj.DataLimits(pools, max_epochs=4)`) bounds h_i <= 4 U_i / D; past D = 4 × 627B tokens no
+# mixture meets it, and the call says so rather than clipping:
+
+# %%
+try:
+    mj.optimal_mixture(limited, N=7e9, D=1e13, weight_bounds="simplex", token_budget=mj.DataLimits(POOLS, max_epochs=4))
+except mj.MixlawError as err:
+    print(err)

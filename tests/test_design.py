@@ -260,6 +260,8 @@ def test_bad_data_limits_are_named():
     with pytest.raises(mj.MixlawError, match="token budget"):  # caps of 0.1 + 0.1 + 0.1 leave no mixture
         caps = {f"weight_{i}": 1e9 for i in range(3)}
         mj.design_swarm(3, 4, scales=[(1e8, 2e9)], data_limits=mj.DataLimits(caps, 1e10, max_epochs=1.0))
+    with pytest.raises(mj.MixlawError, match="target_tokens .* is needed"):
+        mj.design_swarm(3, 4, scales=[(1e8, 2e9)], data_limits=mj.DataLimits({"weight_0": 1e9}))
     with pytest.raises(mj.MixlawError, match="data_limits must be a DataLimits"):
         mj.design_swarm(3, 4, scales=[(1e8, 2e9)], data_limits={"weight_0": 1e9})
 

@@ -139,8 +139,13 @@ def _truth_fit():
     return dataclasses.replace(shell, coordinates=theta[None], weight_range=np.array([[0.0, 1.0]] * 3))
 
 
-def test_h_star_under_limits_matches_a_dense_grid_of_the_true_law_and_reports_epochs(tmp_path):
-    fit = _truth_fit()
+@pytest.fixture(scope="module")
+def truth_fit():
+    return _truth_fit()
+
+
+def test_h_star_under_limits_matches_a_dense_grid_of_the_true_law_and_reports_epochs(tmp_path, truth_fit):
+    fit = truth_fit
     law = mj.get_law("additive_repetition")
     pools = {"w_a": 1e9, "w_b": 1e10}
     n, d = 1e9, 1e11
@@ -174,12 +179,126 @@ def test_h_star_under_limits_matches_a_dense_grid_of_the_true_law_and_reports_ep
         mj.optimal_mixture(fit, N=n, D=d)
 
 
-def test_the_command_prices_repeats_and_prints_epochs_and_the_cost(tmp_path, capsys):
+def test_the_command_prices_repeats_and_prints_epochs_and_the_cost(tmp_path, capsys, truth_fit):
     from mixlaw_jax.cli import main
 
-    _truth_fit().save(tmp_path / "fit.json")
+    truth_fit.save(tmp_path / "fit.json")
     args = ["optimize", str(tmp_path / "fit.json"), "--N", "1e9", "--D", "1e11", "--weight-bounds", "simplex"]
     assert main([*args, "--unique-tokens", "w_a=1e9,w_b=1e10"]) == 0
     out = capsys.readouterr().out
     assert "the data limits cost" in out and "epochs)" in out
     assert main(args) == 2 and "reads the unique tokens per domain" in capsys.readouterr().err
+
+
+def test_a_max_epochs_cap_bounds_the_priced_optimum(truth_fit):
+    n, d = 1e9, 1e11
+    limits = mj.DataLimits({"w_a": 1e9, "w_b": 1e10}, max_epochs=3.0)
+    result = mj.optimal_mixture(truth_fit, N=n, D=d, weight_bounds="simplex", token_budget=limits)
+    h, epochs = result.h[0, -1], result.epochs[0, -1]
+    # without the cap h* repeats w_a 4.8 and w_b 6.3 times (README); the cap holds both at 3 epochs
+    assert result.upper[0, -1, :2] == pytest.approx([3 * 1e9 / d, 3 * 1e10 / d], rel=1e-12)
+    assert epochs[:2] == pytest.approx([3.0, 3.0], abs=1e-6) and epochs[2] == 0.0
+    assert list(result.active[0, -1]) == ["upper", "upper", ""]
+    assert result.settings["max_epochs"] == 3.0 and result.settings["token_budget"] == {"w_a": 1e9, "w_b": 1e10}
+    assert h.sum() == pytest.approx(1.0, abs=1e-12)
+    # the law still prices the pools: the same caps as plain weight bounds on the law without pools cost more
+    assert result.limit_cost[0, -1] > 0
+    assert np.isfinite(result.unlimited_objective).all()
+
+
+def test_a_budget_the_pools_cannot_supply_even_at_max_epochs_is_an_error(truth_fit):
+    every = mj.DataLimits({"w_a": 1e9, "w_b": 1e10, "w_c": 2e10}, max_epochs=10)
+    with pytest.raises(mj.MixlawError) as err:  # caps 0.01 + 0.1 + 0.2 = 0.31 of D = 1e12
+        mj.optimal_mixture(truth_fit, N=1e9, D=1e12, weight_bounds="simplex", token_budget=every)
+    message = str(err.value)
+    assert "at D = 1e+12" in message and "upper bounds sum to 0.31 < 1" in message
+    for name, cap, pool in (("w_a", "0.01", "1e+09"), ("w_b", "0.1", "1e+10"), ("w_c", "0.2", "2e+10")):
+        assert f"'{name}' <= {cap} (at most 10 epochs of {pool} unique tokens / D = 1e+12)" in message
+    # one budget of several is enough to refuse the call: no clip to the caps
+    with pytest.raises(mj.MixlawError, match="at D = 1e"):
+        mj.optimal_mixture(truth_fit, N=1e9, D=[1e10, 1e12], weight_bounds="simplex", token_budget=every)
+    # a fixed weight above its cap
+    with pytest.raises(mj.MixlawError, match=r"'w_a': lower 0.2 \(fixed at 0.2\) > upper 0.02 \(at most 2 epochs"):
+        mj.optimal_mixture(
+            truth_fit,
+            N=1e9,
+            D=1e11,
+            weight_bounds="simplex",
+            fixed={"w_a": 0.2},
+            token_budget=mj.DataLimits({"w_a": 1e9}, max_epochs=2),
+        )
+    with pytest.raises(mj.MixlawError, match="no feasible mixture anywhere on the grid of N"):
+        mj.compute_optimal(
+            truth_fit, C=6e26, weight_bounds="simplex", token_budget=every, n_starts=2, n_grid=3, refine_rounds=0
+        )
+    with pytest.raises(mj.MixlawError, match="max_epochs must be > 0"):
+        mj.optimal_mixture(truth_fit, N=1e9, D=1e11, token_budget=mj.DataLimits({"w_a": 1e9}, max_epochs=0))
+
+
+def test_max_epochs_caps_a_law_that_does_not_price_repeats(truth_fit):
+    import dataclasses
+
+    plain = dataclasses.replace(truth_fit, law="additive", coordinates=np.array(ADDITIVE_K3)[None])
+    pools = {"w_a": 1e9, "w_b": 1e10}
+    once = mj.optimal_mixture(plain, N=1e9, D=1e11, weight_bounds="simplex", token_budget=pools)
+    twice = mj.optimal_mixture(
+        plain, N=1e9, D=1e11, weight_bounds="simplex", token_budget=mj.DataLimits(pools, max_epochs=2)
+    )
+    assert once.upper[0, -1, :2] == pytest.approx([0.01, 0.1]) and "max_epochs" not in once.settings
+    assert twice.upper[0, -1, :2] == pytest.approx([0.02, 0.2]) and twice.settings["max_epochs"] == 2.0
+    assert twice.objective[0, -1] <= once.objective[0, -1]
+    with pytest.raises(mj.MixlawError, match="does not price repeats.*give max_epochs"):
+        mj.optimal_mixture(plain, N=1e9, D=1e11, token_budget=mj.DataLimits(pools))
+
+
+def test_the_command_caps_epochs_and_names_an_unmeetable_budget(tmp_path, capsys, truth_fit):
+    from mixlaw_jax.cli import main
+
+    truth_fit.save(tmp_path / "fit.json")
+    args = ["optimize", str(tmp_path / "fit.json"), "--N", "1e9", "--D", "1e11", "--weight-bounds", "simplex"]
+    assert main([*args, "--unique-tokens", "w_a=1e9,w_b=1e10", "--max-epochs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "w_a" in out and "(3 epochs)  (at upper bound)" in out
+    assert main([*args, "--unique-tokens", "w_a=1e9,w_b=1e9,w_c=1e9", "--max-epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "upper bounds sum to 0.06 < 1" in err and "'w_c' <= 0.02 (at most 2 epochs of 1e+09 unique tokens" in err
+    assert main([*args, "--max-epochs", "2"]) == 2 and "give both" in capsys.readouterr().err
+
+
+def test_with_repetition_grafts_given_parameters_onto_a_fit_without_repeats(truth_fit):
+    import dataclasses
+
+    plain = dataclasses.replace(truth_fit, law="additive", coordinates=np.array(ADDITIVE_K3)[None])
+    grafted = plain.with_repetition(rho=RHO, C_o=float(np.exp(C_O)), nu=NU, kappa=KAPPA)
+    assert grafted.law == "additive_repetition"
+    assert np.allclose(grafted.coordinates, truth_fit.coordinates, rtol=1e-15, atol=0)
+    assert grafted.params["x_loss"]["C_o"] == pytest.approx(np.exp(C_O)) and grafted.targets == plain.targets
+    with pytest.raises(mj.MixlawError, match=r"rho = -0.1 must lie in the law's range \[0.0, 10.0\]"):
+        plain.with_repetition(rho=-0.1, C_o=1e-7, nu=NU, kappa=KAPPA)
+    with pytest.raises(mj.MixlawError, match="C_o = 0.0 must lie"):
+        plain.with_repetition(rho=RHO, C_o=0.0, nu=NU, kappa=KAPPA)
+    with pytest.raises(mj.MixlawError, match="nu must be a number"):
+        plain.with_repetition(rho=RHO, C_o=1e-7, nu="1.5", kappa=KAPPA)
+    with pytest.raises(mj.MixlawError, match="not U already"):
+        truth_fit.with_repetition(rho=RHO, C_o=1e-7, nu=NU, kappa=KAPPA)
+
+
+def test_the_path_figure_draws_h_star_with_and_without_limits(truth_fit):
+    from mixlaw_jax import figures
+
+    d = np.array([1e10, 1e11, 1e12])
+    result = mj.optimal_mixture(
+        truth_fit, N=1e9, D=d, weight_bounds="simplex", token_budget={"w_a": 1e9, "w_b": 1e10}, n_starts=8
+    )
+    fig = figures.mixture_path(result, x="D")
+    assert len(fig.axes) == 2 and fig.axes[0].get_xlim() == pytest.approx((1e10, 1e12))
+    for ax, h in zip(fig.axes, (result.h, result.unlimited_h)):
+        first = ax.collections[0].get_paths()[0].vertices  # the band of w_a: 0 .. h*_a at each D
+        for dd, h0 in zip(d, h[:, -1, 0]):
+            assert np.isclose(first[np.isclose(first[:, 0], dd), 1], h0).any()
+    assert "without limits" in fig.axes[1].get_title()
+    # the scarce domain's share falls as D grows under limits, not without them
+    assert result.h[-1, -1, 0] < result.h[0, -1, 0] - 0.05
+    assert result.unlimited_h[-1, -1, 0] > result.h[-1, -1, 0] + 0.05
+    with pytest.raises(mj.MixlawError, match="x must be 'compute' or 'D'"):
+        figures.mixture_path(result, x="N")

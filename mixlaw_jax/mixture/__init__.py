@@ -3,8 +3,8 @@
 For a fitted law L_t of Shukor et al. 2025 ("Scaling Laws for Optimal Data Mixtures"; eq. 2.4 or 2.5) and
 objective weights w_t, h*(N, D) = argmin_{h ∈ F(D)} Σ_t w_t L_t(N, D, h) over a bounded simplex F(D).
 
-- :mod:`.constraints` — F(D): weight bounds, fixed domains, token limits; the exact projection onto F; the
-  validation of a request;
+- :mod:`.constraints` — F(D): weight bounds, fixed domains, token limits (``DataLimits``: pools and the most
+  epochs); the exact projection onto F; the validation of a request;
 - :mod:`.solver` — softmax / projected Adam, then spectral projected gradient with Newton candidates, batched over
   problems and starts;
 - :mod:`.result` — ``MixtureResult`` and its JSON file format;
@@ -15,7 +15,7 @@ objective weights w_t, h*(N, D) = argmin_{h ∈ F(D)} Σ_t w_t L_t(N, D, h) over
 """
 
 from .api import compute_optimal, optimal_mixture, replicate_mixtures
-from .constraints import project
+from .constraints import DataLimits, project
 from .continual import CriticalProportion, critical_proportion
 from .result import WEIGHTED, MixtureResult, load_mixture
 from .solver import target_losses
@@ -23,6 +23,7 @@ from .solver import target_losses
 __all__ = [
     "WEIGHTED",
     "CriticalProportion",
+    "DataLimits",
     "MixtureResult",
     "compute_optimal",
     "critical_proportion",

@@ -52,7 +52,7 @@ def optimal_mixture(
     Solves, for every budget b and objective o (each target t alone, then the weighted combination),
 
         h* = argmin_{h ∈ F_b} Σ_t w_ot L_t(N_b, D_b, h),
-        F_b = {h : Σ_i h_i = 1, lo_i <= h_i <= hi_ib},  hi_ib = min(hi_i, U_i / D_b),
+        F_b = {h : Σ_i h_i = 1, lo_i <= h_i <= hi_ib},  hi_ib = min(hi_i, e_max U_i / D_b),
 
     by softmax / projected Adam exploration and spectral projected gradient polishing from ``n_starts`` starts
     (:mod:`mixlaw_jax.mixture.solver`), all budgets x objectives x starts in one compiled, vmapped call. Under the
@@ -72,6 +72,10 @@ def optimal_mixture(
       token_budget: unique tokens U_i available per domain, a dict {domain: U} (others unlimited) or a length-k
         array (np.inf = unlimited); caps h_i <= U_i / D. For a law that reads the pools (``repetition_aware``) it
         gives the law its U_i instead, and repeats are priced by the law, not capped (``MixtureResult.epochs``).
+        A :class:`~mixlaw_jax.DataLimits` gives the pools and the most epochs e_max (``max_epochs``): caps
+        h_i <= e_max U_i / D for either kind of law (a law that prices repeats still reads U_i). A budget the caps
+        cannot fill (Σ_i min(hi_i, e_max U_i / D) < 1, or a fixed weight above its cap) is an error naming the
+        domains, their caps and D.
       fixed: {domain: weight} domains held at a given weight (this overrides ``weight_bounds`` for them).
       reference: the mixture to compare with: None / ``"uniform"`` (default) or a dict / length-k array on the
         simplex. It need not satisfy the bounds.

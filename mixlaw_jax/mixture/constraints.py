@@ -4,12 +4,16 @@ Shukor et al. 2025 ("Scaling Laws for Optimal Data Mixtures") find optimal domai
 law (their eq. 2.4, additive, or eq. 2.5, joint) over the simplex Δ_k = {h : h_i >= 0, Σ_i h_i = 1}. Here the
 minimum is taken over the bounded simplex
 
-    F(D) = {h ∈ R^k : Σ_i h_i = 1,  lo_i <= h_i <= hi_i(D)},   hi_i(D) = min(u_i, U_i / D),
+    F(D) = {h ∈ R^k : Σ_i h_i = 1,  lo_i <= h_i <= hi_i(D)},   hi_i(D) = min(u_i, e_max U_i / D),
 
 with [lo_i, u_i] the weight bounds of domain i (by default the range of h_i seen in the fitted runs, since a law is
-no evidence about mixtures it never saw; a fixed domain has lo_i = u_i) and U_i its unique tokens: a weight above
-U_i / D of D training tokens would repeat data, which the laws do not model. F(D) is empty unless lo_i <= hi_i(D)
-for every i and Σ_i lo_i <= 1 <= Σ_i hi_i(D).
+no evidence about mixtures it never saw; a fixed domain has lo_i = u_i), U_i its unique tokens and e_max the most
+epochs of a domain allowed: domain i then supplies h_i D <= e_max U_i tokens. A ``token_budget`` given as
+{domain: U_i} has e_max = 1 (a weight above U_i / D would repeat data, which the laws without U do not model); a
+:class:`DataLimits` carries its own ``max_epochs`` (for a law that prices repeats, ``repetition_aware``, the pools
+then go to the law and the cap is only the one asked for). F(D) is empty unless lo_i <= hi_i(D) for every i and
+Σ_i lo_i <= 1 <= Σ_i hi_i(D): a budget D that the pools cannot supply even at e_max epochs (Σ_i hi_i(D) < 1) is an
+error naming the domains, their caps and D, never a clip.
 
 The Euclidean projection Π_F(v) = argmin_{h ∈ F} ||h - v||² is h_i = clip(v_i - λ, lo_i, hi_i), with λ the root
 of φ(λ) = Σ_i clip(v_i - λ, lo_i, hi_i) - 1 (a continuous quadratic knapsack problem; Kiwiel 2008, "Breakpoint
@@ -33,6 +37,7 @@ import numpy as np
 from ..data import index_of
 from ..errors import MixlawError
 from ..laws import Law, get_law
+from ..options import real_number
 from ..results import FitResult
 from .result import WEIGHTED
 
@@ -79,6 +84,74 @@ def active_bounds(h: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.nda
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# data limits
+
+
+@dataclasses.dataclass(frozen=True)
+class DataLimits:
+    """The unique tokens each limited domain can supply, and the most epochs of it allowed.
+
+    ``optimal_mixture`` / ``compute_optimal`` (``token_budget=DataLimits(...)``) cap every budget D at
+    h_i <= max_epochs · U_i / D, and raise a :class:`MixlawError` naming the domains, their caps and D when the caps
+    sum to less than 1 (D cannot be trained on even at the most repetition allowed). A law that prices repeats
+    (``repetition_aware``) also reads the pools U_i; one that does not needs ``max_epochs`` (1: no repeat).
+    ``design_swarm`` (``data_limits=``) scales the pools down for proxies of the target run of ``target_tokens``
+    (``mixlaw_jax.design``).
+
+    Attributes:
+      unique_tokens: {domain: U_i}, the unique tokens of each limited domain (the domains not named are unlimited).
+      target_tokens: D_T, the target run's training tokens, for ``design_swarm`` (the optimal-mixture functions do
+        not read it: their caps use each budget's own D). None: not given.
+      max_epochs: e_max: every mixture keeps h_i D / U_i <= e_max (None: no cap).
+    """
+
+    unique_tokens: Mapping[str, float]
+    target_tokens: float | None = None
+    max_epochs: float | None = None
+
+    def pools(self, names: tuple[str, ...]) -> np.ndarray:
+        """(k,) U_i, +inf for a domain without a limit; a MixlawError naming a bad domain or value."""
+        if not isinstance(self.unique_tokens, Mapping) or not self.unique_tokens:
+            raise MixlawError(
+                f"DataLimits.unique_tokens must be a non-empty dict {{domain: tokens}}, not {self.unique_tokens!r}"
+            )
+        u = domain_vector(self.unique_tokens, names, "DataLimits.unique_tokens", default=np.inf)
+        bad = [i for i in range(len(names)) if not (u[i] > 0)]
+        if bad:
+            raise MixlawError(f"DataLimits.unique_tokens of {names[bad[0]]!r} must be > 0, not {float(u[bad[0]])!r}")
+        return u
+
+    def proxy_pools(self, proxy_tokens) -> dict[str, np.ndarray]:
+        """{domain: U_i^P = U_i · D_P / D_T}: the subsampled pools a proxy of ``proxy_tokens`` D_P (a number or an
+        array) should draw from, so that every mixture repeats each limited domain as the target run would (Zhou
+        et al. 2026, "Repetition Mismatch": proxies that match the target's repetition rates recover its optimum)."""
+        target_tokens, _ = self.checked()
+        d = np.asarray(proxy_tokens, dtype=float)
+        if not (np.isfinite(d).all() and (d > 0).all()):
+            raise MixlawError(f"proxy_tokens must be finite and > 0, not {proxy_tokens!r}")
+        pools = self.pools(tuple(self.unique_tokens))
+        return {domain: u * d / target_tokens for domain, u in zip(self.unique_tokens, pools)}
+
+    def epochs_cap(self) -> float | None:
+        """e_max, validated (> 0), or None."""
+        if self.max_epochs is None:
+            return None
+        e = real_number(self.max_epochs, "DataLimits.max_epochs")
+        if e <= 0:
+            raise MixlawError(f"DataLimits.max_epochs must be > 0, not {e!r}")
+        return e
+
+    def checked(self) -> tuple[float, float | None]:
+        """(D_T, e_max), validated; D_T is required (a design scales the pools to it)."""
+        if self.target_tokens is None:
+            raise MixlawError("DataLimits.target_tokens (the target run's D) is needed to scale pools for proxies")
+        d = real_number(self.target_tokens, "DataLimits.target_tokens")
+        if d <= 0:
+            raise MixlawError(f"DataLimits.target_tokens must be > 0, not {d!r}")
+        return d, self.epochs_cap()
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # the feasible sets F(D)
 
 
@@ -107,9 +180,10 @@ class Constraints:
       lower, upper: (k,) weight bounds lo_i, u_i; a fixed domain has lower = upper = its weight.
       source: (k,) what set each domain's bounds ("simplex", "data range", "weight_bounds", "fixed at w"), named
         in the messages about an empty F(D).
-      tokens: (k,) unique tokens U_i per domain (np.inf = unlimited), or None without a token budget.
+      tokens: (k,) unique tokens U_i per domain (np.inf = unlimited), or None without a cap from them.
       settings: the arguments as JSON values, for ``MixtureResult.settings``: ``bounds`` (the weight bounds),
-        ``token_budget``, ``fixed``.
+        ``token_budget``, ``fixed``, and ``max_epochs`` where a :class:`DataLimits` gave one.
+      max_epochs: e_max of the caps h_i <= e_max U_i / D (1 for a {domain: U_i} budget).
     """
 
     domains: tuple[str, ...]
@@ -118,6 +192,7 @@ class Constraints:
     source: tuple[str, ...]
     tokens: np.ndarray | None
     settings: dict
+    max_epochs: float = 1.0
 
     def __post_init__(self):
         _read_only(self.lower, self.upper, self.tokens)
@@ -150,9 +225,13 @@ class Constraints:
         domains = tuple(domains)
         lower, upper, source, bounds_setting = _weight_bounds(weight_bounds, domains, weight_range)
         fixed_setting = _fix_domains(fixed, domains, lower, upper, source)
-        tokens, tokens_setting = _token_limits(token_budget, domains)
-        settings = {"bounds": bounds_setting, "token_budget": tokens_setting, "fixed": fixed_setting}
-        return cls(domains, lower, upper, tuple(source), tokens, settings)
+        tokens, max_epochs = _token_limits(token_budget, domains)
+        if max_epochs is None:  # a DataLimits without a cap
+            tokens = None
+        settings = {"bounds": bounds_setting, "token_budget": _tokens_setting(tokens, domains), "fixed": fixed_setting}
+        if isinstance(token_budget, DataLimits) and max_epochs is not None:
+            settings["max_epochs"] = max_epochs
+        return cls(domains, lower, upper, tuple(source), tokens, settings, 1.0 if max_epochs is None else max_epochs)
 
     @property
     def k(self) -> int:
@@ -161,16 +240,20 @@ class Constraints:
     def at(self, d: np.ndarray | None) -> Box:
         """F(D_b) for training tokens d (B,), or for one budget when d is None (a law without D)."""
         if self.tokens is not None and d is None:
-            raise MixlawError("token_budget needs D (the caps are U_i / D)")
+            raise MixlawError("token_budget needs D (the caps are e_max U_i / D)")
         n_budgets = 1 if d is None else len(d)
         lower = np.broadcast_to(self.lower, (n_budgets, self.k)).copy()
         upper = np.broadcast_to(self.upper, (n_budgets, self.k)).copy()
         upper_source = [list(self.source) for _ in range(n_budgets)]
         if self.tokens is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
-                cap = self.tokens[None, :] / d[:, None]
+                cap = self.max_epochs * self.tokens[None, :] / d[:, None]
             for b, i in zip(*np.nonzero(cap < upper)):  # for a fixed domain this makes lo > hi: reported
-                upper_source[b][i] = f"token budget {self.tokens[i]:.6g} / D = {d[b]:.6g}"
+                upper_source[b][i] = (
+                    f"token budget {self.tokens[i]:.6g} / D = {d[b]:.6g}"
+                    if self.max_epochs == 1.0
+                    else f"at most {self.max_epochs:g} epochs of {self.tokens[i]:.6g} unique tokens / D = {d[b]:.6g}"
+                )
                 upper[b, i] = cap[b, i]
         messages = [
             _infeasibility(self.domains, lower[b], upper[b], self.source, upper_source[b], None if d is None else d[b])
@@ -284,15 +367,25 @@ def _fix_domains(fixed, domains: tuple[str, ...], lower, upper, source) -> dict 
     return setting
 
 
-def _token_limits(token_budget, domains: tuple[str, ...]) -> tuple[np.ndarray | None, dict | None]:
-    """Unique tokens U_i (k,) of ``token_budget`` (np.inf = unlimited) and its JSON setting; (None, None) if none."""
+def _token_limits(token_budget, domains: tuple[str, ...]) -> tuple[np.ndarray | None, float | None]:
+    """(unique tokens U_i (k,) of ``token_budget``, np.inf = unlimited; e_max): a {domain: U_i} dict or length-k array
+    has e_max = 1, a :class:`DataLimits` its ``max_epochs`` (None: no cap); (None, None) without a budget."""
     if token_budget is None:
         return None, None
+    if isinstance(token_budget, DataLimits):
+        return token_budget.pools(domains), token_budget.epochs_cap()
     tokens = domain_vector(token_budget, domains, "token_budget", default=np.inf)
     if np.isnan(tokens).any() or (tokens < 0).any():
         bad = [f"{domains[i]!r}: {tokens[i]}" for i in range(len(domains)) if not tokens[i] >= 0]
         raise MixlawError(f"token_budget must be >= 0 (np.inf for unlimited): {', '.join(bad)}")
-    return tokens, {domains[i]: float(tokens[i]) for i in range(len(domains)) if np.isfinite(tokens[i])}
+    return tokens, 1.0
+
+
+def _tokens_setting(tokens: np.ndarray | None, domains: tuple[str, ...]) -> dict | None:
+    """{domain: U_i} of the limited domains, as JSON values; None without pools."""
+    if tokens is None:
+        return None
+    return {domains[i]: float(tokens[i]) for i in range(len(domains)) if np.isfinite(tokens[i])}
 
 
 def domain_vector(value, domains: tuple[str, ...], what: str, *, default: float) -> np.ndarray:
@@ -345,7 +438,7 @@ class Request:
       reference: (k,) the mixture that h* is compared with.
       settings: the request as JSON values, for ``MixtureResult.settings``.
       pools: (k,) the unique tokens U_i the law reads (a law with ``uses_u``: ``token_budget`` gives them, and they
-        price repeats in the law instead of capping h), or None.
+        price repeats in the law; only a :class:`DataLimits`' ``max_epochs`` caps h then), or None.
     """
 
     law: Law
@@ -394,18 +487,24 @@ def make_request(fit: FitResult, *, targets, target_weights, weight_bounds, toke
     law = _mixture_law(fit)
     chosen = _targets(fit, targets)
     weights = _target_weights(target_weights, chosen)
-    pools = None
-    if law.uses_u:  # the law prices repeats: token_budget gives its pools, not a cap
+    pools, caps = None, token_budget
+    if law.uses_u:  # the law prices repeats: token_budget gives its pools; only a DataLimits' max_epochs caps h
         if token_budget is None:
             raise MixlawError(
                 f"law {law.name!r} reads the unique tokens per domain: pass token_budget={{domain: U_i}} (others "
-                f"unlimited); repeats are then priced by the law instead of capped"
+                f"unlimited) or a DataLimits; repeats are then priced by the law instead of capped"
             )
         pools, _ = _token_limits(token_budget, tuple(fit.weight_columns))
         if (pools <= 0).any():
             i = int(np.argmax(pools <= 0))
             raise MixlawError(f"token_budget of {fit.weight_columns[i]!r} must be > 0 for law {law.name!r}")
-    constraints = Constraints.from_arguments(fit, weight_bounds, fixed, None if pools is not None else token_budget)
+        caps = token_budget if isinstance(token_budget, DataLimits) else None
+    elif isinstance(token_budget, DataLimits) and token_budget.epochs_cap() is None:
+        raise MixlawError(
+            f"law {law.name!r} does not price repeats, so a DataLimits without max_epochs would leave its pools "
+            f"unused: give max_epochs (1: no domain repeated)"
+        )
+    constraints = Constraints.from_arguments(fit, weight_bounds, fixed, caps)
     reference, reference_setting = _reference(reference, constraints.domains)
     settings = {
         "targets": list(chosen),
