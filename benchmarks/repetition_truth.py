@@ -14,8 +14,9 @@ first two checkpoints dropped; benchmarks/results/slimpajama_fit_joint_default_d
 Per seed:
 
 - **fit**: ``mj.fit(runs, "joint_repetition", search=FULL_SEARCH)`` (4,096 starts, stages 128/64/16/8, one
-  confirmation round: the default search's 16,384 starts and four rounds take ~45 min for the 40 fits on the shared
-  2-core machine); it *reaches* the truth when its objective (the engine's default: mean Huber, δ = 1e-3, raw loss)
+  confirmation round; ~5 min for the 40 fits on the shared 2-core machine, where the default search's 16,384
+  starts and four rounds take 20-45 min, and end lower on 19 of the 40 tables: benchmarks/NOTES.md); it *reaches*
+  the truth when its objective (the engine's default: mean Huber, δ = 1e-3, raw loss)
   is at most the objective at the true coordinates times (1 + RTOL), RTOL = 1e-4.
 - **h\\* (k = 3)**: ``optimal_mixture`` of the *true* law over the whole simplex at (N, D) = BUDGET with the
   table's pools (repeats priced by the law), against the best point of a simplex grid of step STEP = 0.0025 of
@@ -26,7 +27,7 @@ Per seed:
 The bar (issue 23): the truth's objective reached in >= 19 of 20 seeds at both k, and every k = 3 seed's h* within
 0.01 of the grid.
 
-    python -m benchmarks --only repetition_truth      # ~25 min on 2 shared cores (40 fits)
+    python -m benchmarks --only repetition_truth      # ~6 min on 2 shared cores (40 fits)
     python -m benchmarks --only repetition_truth --quick   # one seed at k = 3, a small search: ~30 s
 
 Writes benchmarks/results/repetition_truth.json.
@@ -58,9 +59,9 @@ MOST_EPOCHS = {3: (30.0, 5.0, np.inf), 5: (30.0, 5.0, 1.5, np.inf, np.inf)}
 BUDGET = (1e9, 1e11)
 STEP = 0.0025
 H_TOL = 0.01
-#: The full run's search: a quarter of the default starts and stages, one confirmation round. The default search
-#: (``mj.Search()``) took 11-105 s per k = 3 fit on the shared 2-core machine (load 5; confirmation rounds on the
-#: "stalled" seeds), ~45 min for the 40 fits, so the benchmark measures this lighter one (~25 min).
+#: The full run's search: a quarter of the default starts and stages, one confirmation round (331 s for the 40 fits
+#: and checks at load 4.5-5). The default search (``mj.Search()``) took 10-117 s per fit there (confirmation rounds
+#: on the "stalled" seeds): 20-45 min for the 40 depending on the load.
 FULL_SEARCH = mj.Search(4096, ((128, 30, 0.25), (64, 60), (16, 100), (8, 300)), confirm=mj.Confirmation(rounds=1))
 #: quick mode: one seed at k = 3, a small search (checks the script, not the bar; its time is compilation).
 QUICK_SEARCH = mj.Search(256, ((16, 20), (4, 40)))
