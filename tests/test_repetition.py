@@ -170,6 +170,7 @@ def test_h_star_under_limits_matches_a_dense_grid_of_the_true_law_and_reports_ep
     assert free.unlimited_h is None and free.limit_cost is None  # no finite pool: nothing to compare
     assert np.allclose(result.unlimited_h, free.h, atol=1e-6)
     assert np.allclose(result.unlimited_objective, free.objective, rtol=1e-12)
+    assert np.array_equal(result.unlimited_n, result.n) and np.array_equal(result.unlimited_d, result.d)
     assert result.limit_cost[0, -1] == pytest.approx(result.objective[0, -1] - free.objective[0, -1])
     assert result.limit_cost[0, -1] > 0.05
     result.save(tmp_path / "m.json")
@@ -302,3 +303,26 @@ def test_the_path_figure_draws_h_star_with_and_without_limits(truth_fit):
     assert result.unlimited_h[-1, -1, 0] > result.h[-1, -1, 0] + 0.05
     with pytest.raises(mj.MixlawError, match="x must be 'compute' or 'D'"):
         figures.mixture_path(result, x="N")
+
+
+def test_compute_optimal_under_limits_reports_the_unlimited_plan_at_the_same_compute(tmp_path, truth_fit):
+    C, pools = 6e20, {"w_a": 1e9, "w_b": 1e10}
+    search = dict(weight_bounds="simplex", n_starts=8, n_grid=9, refine_rounds=3)
+    limited = mj.compute_optimal(truth_fit, C=C, token_budget=pools, **search)
+    free = mj.compute_optimal(truth_fit, C=C, token_budget={"w_a": np.inf}, **search)
+    assert free.unlimited_h is None and free.unlimited_n is None and free.limit_cost is None
+    # the plan without limits is compute_optimal of the law with every pool unlimited, at the same C
+    assert np.allclose(limited.unlimited_n, free.n, rtol=1e-9) and np.allclose(limited.unlimited_d, free.d, rtol=1e-9)
+    assert np.allclose(limited.unlimited_h, free.h, atol=1e-6)
+    assert np.allclose(limited.unlimited_objective, free.objective, rtol=1e-12)
+    assert 6 * limited.unlimited_n * limited.unlimited_d == pytest.approx(np.full((1, 2), C), rel=1e-9)
+    # scarce pools: the limited plan repeats them less, spends the compute on a larger model, and pays for it
+    h, h_free = limited.h[0, -1], limited.unlimited_h[0, -1]
+    assert h[0] < h_free[0] - 0.1 and limited.n[0, -1] > 1.2 * free.n[0, -1]
+    assert limited.limit_cost[0, -1] == pytest.approx(limited.objective[0, -1] - free.objective[0, -1])
+    assert limited.limit_cost[0, -1] > 0.01
+    epochs = limited.epochs[0, -1]
+    assert epochs[:2] == pytest.approx(h[:2] * limited.d[0, -1] / np.array([1e9, 1e10])) and epochs[2] == 0.0
+    limited.save(tmp_path / "plan.json")
+    back = mj.load_mixture(tmp_path / "plan.json")
+    assert np.array_equal(back.unlimited_n, limited.unlimited_n) and np.array_equal(back.limit_cost, limited.limit_cost)

@@ -126,13 +126,14 @@ def optimal_mixture(
     )
     settings = dict(req.settings, n_starts=n_starts, seed=seed, method=method_settings(softmax))
     result = _result(req, optima, settings=settings, seed=seed, fit=fit)
-    if req.pools is not None and np.isfinite(req.pools).any():
-        free = dataclasses.replace(req, pools=np.full(req.k, np.inf))
+    free = _without_limits(req)
+    if free is not None:
         sol = _solve(free, log_n.reshape(flat), log_d.reshape(flat), slo, shi, w, starts, softmax)
         h_free = np.clip(sol.h.reshape(optima.h.shape), lo, hi)
         loss_free = _losses_at(free, optima, h_free)
         result.unlimited_h = h_free
         result.unlimited_objective = np.einsum("bot,ot->bo", loss_free, req.objective_weights)
+        result.unlimited_n, result.unlimited_d = optima.n, optima.d
     return result
 
 
@@ -244,6 +245,10 @@ def compute_optimal(
       n_grid: points per grid (first stage and each refinement round), >= 3.
       refine_rounds: zoom rounds.
 
+    For a law that reads the pools (``repetition_aware``) and finite pools, the same search is run again with every
+    pool unlimited: the result also holds that plan (``unlimited_n``, ``unlimited_d``, ``unlimited_h``,
+    ``unlimited_objective``) and ``limit_cost``, what the limits cost at the same compute.
+
     Returns:
       A :class:`MixtureResult` with ``compute`` = C, and ``n``, ``d`` chosen per budget and objective.
 
@@ -265,12 +270,7 @@ def compute_optimal(
         raise MixlawError(f"compute_optimal needs a law of N and D; {req.law.name!r} does not use both")
     search = _size_search(budget_array(C, "C"), tokens_per_parameter, n_grid, refine_rounds)
     z = random_starts(n_starts, req.k, seed)
-    few = z[: max(4, n_starts // 8)]
-    best = _grid_stage(req, search, few, n_grid)
-    best = _zoom(req, search, best, few, n_grid, refine_rounds)
-    final = _solve_profile(req, search.log_c6, best.u[:, :, None], best.h, z)
-    h, f, lo, hi = final.h[:, :, 0], final.f[:, :, 0], final.lower[:, :, 0], final.upper[:, :, 0]
-    h = np.where((f <= best.f)[..., None], h, best.h)
+    optima, best = _compute_optimal_plan(req, search, z, n_grid, refine_rounds)
     at_edge = _at_edge(search, best, req.objectives)
     if at_edge:
         warnings.warn(
@@ -279,29 +279,33 @@ def compute_optimal(
             MixlawWarning,
             stacklevel=2,
         )
-    log_d = search.log_c6[:, None] - best.u
-    optima = _Optima(
-        h=h,
-        lower=lo,
-        upper=hi,
-        log_n=best.u,
-        log_d=log_d,
-        starts_at_best=final.starts_at_best[:, :, 0],
-        n=np.exp(best.u),
-        d=np.exp(log_d),
-        compute=search.c.copy(),
-    )
     settings = dict(
         req.settings,
         n_starts=n_starts,
         seed=seed,
-        method=method_settings(softmax_mode(lo, hi)),
+        method=method_settings(softmax_mode(optima.lower, optima.upper)),
         tokens_per_parameter=list(search.tokens_per_parameter),
         n_grid=int(n_grid),
         refine_rounds=int(refine_rounds),
         at_edge=at_edge,
     )
-    return _result(req, optima, settings=settings, seed=seed, fit=fit)
+    result = _result(req, optima, settings=settings, seed=seed, fit=fit)
+    free = _without_limits(req)
+    if free is not None:
+        plan, _ = _compute_optimal_plan(free, search, z, n_grid, refine_rounds)
+        h_free = np.clip(plan.h, plan.lower, plan.upper)
+        result.unlimited_h = h_free
+        result.unlimited_objective = np.einsum("bot,ot->bo", _losses_at(free, plan, h_free), req.objective_weights)
+        result.unlimited_n, result.unlimited_d = plan.n, plan.d
+    return result
+
+
+def _without_limits(req: Request) -> Request | None:
+    """The same request with every pool unlimited (U_i = inf: the law without data limits, under the same bounds
+    and caps), for a law that reads finite pools; else None."""
+    if req.pools is None or not np.isfinite(req.pools).any():
+        return None
+    return dataclasses.replace(req, pools=np.full(req.k, np.inf))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -512,6 +516,31 @@ def _zoom(req: Request, search: _SizeSearch, best: _Best, z: np.ndarray, n_grid:
         )
         delta = delta * 2.0 / (n_grid - 1)
     return best
+
+
+def _compute_optimal_plan(
+    req: Request, search: _SizeSearch, z: np.ndarray, n_grid: int, refine_rounds: int
+) -> tuple[_Optima, _Best]:
+    """The compute-optimal (N, D, h*) per budget and objective: grid, zoom, then the final mixture from all of z."""
+    few = z[: max(4, len(z) // 8)]
+    best = _grid_stage(req, search, few, n_grid)
+    best = _zoom(req, search, best, few, n_grid, refine_rounds)
+    final = _solve_profile(req, search.log_c6, best.u[:, :, None], best.h, z)
+    h, f = final.h[:, :, 0], final.f[:, :, 0]
+    h = np.where((f <= best.f)[..., None], h, best.h)
+    log_d = search.log_c6[:, None] - best.u
+    optima = _Optima(
+        h=h,
+        lower=final.lower[:, :, 0],
+        upper=final.upper[:, :, 0],
+        log_n=best.u,
+        log_d=log_d,
+        starts_at_best=final.starts_at_best[:, :, 0],
+        n=np.exp(best.u),
+        d=np.exp(log_d),
+        compute=search.c.copy(),
+    )
+    return optima, best
 
 
 def _at_edge(search: _SizeSearch, best: _Best, objectives: tuple[str, ...]) -> list:

@@ -55,6 +55,9 @@ class MixtureResult:
       unlimited_h, unlimited_objective: for a law that reads the pools (``repetition_aware``) and finite pools,
         h* (B, O, k) and the objective (B, O) of the same law with every pool unlimited (the law without data
         limits), under the same bounds and budgets; else None.
+      unlimited_n, unlimited_d: (B, O) the N and D of that plan without limits: those of ``n`` and ``d`` for
+        ``optimal_mixture``; for ``compute_optimal``, the split of the same FLOPs budget that the law without
+        limits prefers (it spends more on tokens when no pool runs out); else None.
     """
 
     law: str
@@ -79,11 +82,14 @@ class MixtureResult:
     provenance: dict
     unlimited_h: np.ndarray | None = None
     unlimited_objective: np.ndarray | None = None
+    unlimited_n: np.ndarray | None = None
+    unlimited_d: np.ndarray | None = None
 
     @property
     def limit_cost(self) -> np.ndarray | None:
         """(B, O) the loss the data limits cost: objective at h* minus the objective of the same law with every pool
-        unlimited at its own h* (``unlimited_h``); None when the law does not read the pools."""
+        unlimited at its own h* (``unlimited_h``; for ``compute_optimal`` at its own split of the same compute,
+        ``unlimited_n`` and ``unlimited_d``); None when the law does not read the pools."""
         return None if self.unlimited_objective is None else self.objective - self.unlimited_objective
 
     @property
@@ -171,6 +177,8 @@ class MixtureResult:
             "provenance": self.provenance,
             "unlimited_h": arr(self.unlimited_h),
             "unlimited_objective": arr(self.unlimited_objective),
+            "unlimited_n": arr(self.unlimited_n),
+            "unlimited_d": arr(self.unlimited_d),
         }
 
     @classmethod
@@ -203,6 +211,8 @@ class MixtureResult:
             provenance=p["provenance"],
             unlimited_h=arr("unlimited_h"),
             unlimited_objective=arr("unlimited_objective"),
+            unlimited_n=arr("unlimited_n"),
+            unlimited_d=arr("unlimited_d"),
         )
 
     def save(self, path) -> None:
