@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .laws import Inputs, Law
 from .options import LossSpace
@@ -37,7 +38,8 @@ def prediction(law: Law, params: dict, x: Inputs, loss_space: LossSpace) -> jax.
 
 def observed(y: jax.Array, loss_space: LossSpace) -> jax.Array:
     """The quantity residuals are taken against: L or log L (missing cells stay NaN and carry weight 0)."""
-    return jnp.log(y) if loss_space == "log" else y
+    log = np.log if isinstance(y, np.ndarray) else jnp.log  # a host array stays on the host (nothing to compile)
+    return log(y) if loss_space == "log" else y
 
 
 def huber_objective(r: jax.Array, w: jax.Array, c: jax.Array, delta: float) -> jax.Array:

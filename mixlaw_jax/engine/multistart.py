@@ -107,10 +107,10 @@ def make_problems(y: np.ndarray, w: np.ndarray, loss_space: str, reduction: str)
     """Problems from observed losses y (B, n), NaN for missing cells, and row weights w (B, n)."""
     finite = np.isfinite(y)
     w = np.where(finite, w, 0.0)
-    y_obs = np.asarray(observed(jnp.asarray(np.where(finite, y, 1.0)), loss_space))
+    y_obs = observed(np.where(finite, y, 1.0), loss_space)
     total = w.sum(axis=1)
     c = 1.0 / total if reduction == "mean" else np.ones(len(y))
-    return Problems(jnp.asarray(np.where(w > 0, y_obs, 0.0)), jnp.asarray(w, dtype=jnp.float64), jnp.asarray(c))
+    return Problems(*(jax.device_put(np.asarray(a, np.float64)) for a in (np.where(w > 0, y_obs, 0.0), w, c)))
 
 
 def row_bucket(n: int) -> int:
@@ -285,6 +285,7 @@ def screen(
     n_problems, n_rows = problems.y.shape
     block, per_device = screen_sizes(n_problems, n_rows, chunk_size, placement.memory_bytes)
     chunk = per_device * placement.n_devices
+    starts = np.asarray(starts)  # chunks sliced on the host: an eager slice of a device array compiles per chunk
     kept, failed = [], []
     for first in range(0, n_problems, block):
         score = _scorer(placement, space, x, jax.tree.map(lambda a: a[first : first + block], problems), delta)
@@ -397,7 +398,7 @@ def _per_pair(
     per_device = batch_size if placement.platform == "cpu" else min(batch_size, -(-n // placement.n_devices))
     block = per_device * placement.n_devices
     owner, flat = pad_leading((owner, flat), -(-n // block) * block)
-    first_iter, n_iter = jnp.asarray(first_iter), jnp.asarray(n_iter)
+    first_iter, n_iter = jax.device_put(first_iter), jax.device_put(n_iter)
     solve = _lm_solve(placement)
     if placement.mesh is None:
 
@@ -574,10 +575,10 @@ class _Engine:
         full table's (a coarse objective only has to rank starts). Gathered on the host."""
         x, problems = self.x, self.problems
         return (
-            jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[rows]), x),
+            jax.tree.map(lambda a: jax.device_put(np.asarray(a)[rows]), x),
             Problems(
-                jnp.asarray(np.where(real, np.asarray(problems.y)[:, rows], 0.0)),
-                jnp.asarray(np.where(real, np.asarray(problems.w)[:, rows], 0.0)),
+                jax.device_put(np.where(real, np.asarray(problems.y)[:, rows], 0.0)),
+                jax.device_put(np.where(real, np.asarray(problems.w)[:, rows], 0.0)),
                 problems.c,
             ),
         )

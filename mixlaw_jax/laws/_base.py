@@ -71,8 +71,15 @@ class Inputs(NamedTuple):
         h = xp.asarray(h, float)
         positive = h > 0
         log_h = xp.where(positive, xp.log(xp.where(positive, h, 1.0)), -xp.inf)
+        if xp is np:  # a plain transfer: jnp.asarray would compile a staging program per shape
+            return cls(*(_to_device(a) for a in (log_n, log_d, h, log_h)), None if log_u is None else _to_device(log_u))
         log_u = None if log_u is None else jnp.asarray(log_u, float)
         return cls(*(jnp.asarray(a) for a in (log_n, log_d, h, log_h)), log_u)
+
+
+def _to_device(a) -> jax.Array:
+    """A host array on the default device as float64, without compiling anything (``jnp.asarray`` compiles)."""
+    return jax.device_put(np.asarray(a, float))
 
 
 def scaled_log_h(log_h: jax.Array, gamma: jax.Array) -> jax.Array:
