@@ -363,6 +363,31 @@ def run(quick: bool) -> dict:
     }
 
 
+def merge(previous: dict, new: dict) -> dict:
+    """``new``, plus the implicit laws of ``previous`` that ``new`` did not run (``MIXLAW_REGMIX_LATENT``), each
+    with the provenance of the run that measured it; the verdicts are worked out again over every law."""
+    if previous.get("targets") != new["targets"]:
+        return new
+    carried = {
+        name: {**method, "provenance": method.get("provenance") or previous.get("provenance")}
+        for name, method in previous["methods"].items()
+        if name in IMPLICIT and name not in new["methods"]
+    }
+    if not carried:
+        return new
+    merged = {**new["methods"], **carried}
+    methods = {name: merged[name] for name in METHODS if name in merged}
+    laws = [law for law in LAWS if law in methods]
+    latent = sorted({*new["latent_domains"], *(m for m in LATENT_DOMAINS if mj.implicit_mixing_law(m).name in carried)})
+    return {
+        **new,
+        "methods": methods,
+        "latent_domains": latent,
+        "verdict": {law: {which: verdict(methods, law, which) for which in ("primary", "mean")} for law in laws},
+        "issue_bar": issue_bar(methods, laws),
+    }
+
+
 # --- report --------------------------------------------------------------------------------------------------------
 
 

@@ -86,3 +86,28 @@ def test_scaling_point_runs_in_a_subprocess():
     assert p["time_first_s"] > 0 and p["time_warm_s"] > 0
     assert p["baseline_bytes"] > 0 and p["peak_first_bytes"] >= p["baseline_bytes"] / 2
     assert p["rows"] == 60 and len(p["objective"]) == 1 and p["objective"][0] > 0
+
+
+def test_merge_keeps_the_implicit_laws_a_run_left_out_and_judges_them_again():
+    def method(rho_1m, rho_1b, tag):
+        scores = {"spearman_1m": rho_1m, "spearman_1b": rho_1b}
+        return {"mean": scores, "primary": scores, "provenance": tag}
+
+    m4, m8, m16 = regmix.IMPLICIT
+    previous = {
+        "targets": ["a"],
+        "latent_domains": [4, 8],
+        "provenance": "old",
+        "methods": {"lightgbm": method(0.9, 0.95, "old"), m4: method(0.91, 0.96, "old"), m8: method(0.8, 0.8, None)},
+    }
+    new = {
+        "targets": ["a"],
+        "latent_domains": [16],
+        "provenance": "new",
+        "methods": {"lightgbm": method(0.9, 0.95, "new"), m16: method(0.85, 0.9, "new")},
+    }
+    merged = regmix.merge(previous, new)
+    assert list(merged["methods"]) == [m4, m8, m16, "lightgbm"] and merged["latent_domains"] == [4, 8, 16]
+    assert merged["methods"]["lightgbm"]["provenance"] == "new" and merged["methods"][m8]["provenance"] == "old"
+    assert merged["issue_bar"]["met_by_one_law_at_both"] == [m4]
+    assert regmix.merge({**previous, "targets": ["b"]}, new) is new  # another target set: nothing carried
