@@ -1,6 +1,8 @@
 """The engine: the screen (random starts scored with their linear parameters profiled), the LM step's solve, and
 the threads that run a CPU fit's blocks."""
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -179,6 +181,33 @@ def test_padding_rows_to_their_bucket_leaves_every_fit_unchanged(monkeypatch):
     np.testing.assert_allclose(padded.objective, plain.objective, rtol=1e-12, atol=0)
     np.testing.assert_allclose(padded.coordinates, plain.coordinates, rtol=1e-6)
     assert padded.diagnostics["loss"].iterations == plain.diagnostics["loss"].iterations
+
+
+def test_padding_problems_to_a_power_of_two_leaves_fits_unchanged_and_shares_the_lm_programs(monkeypatch, caplog):
+    rng_ = np.random.default_rng(8)
+    n, d = 10 ** rng_.uniform(7, 9, 230), 10 ** rng_.uniform(9, 11, 230)
+    clean = 1.7 + 400 * n**-0.34 + 410 * d**-0.28
+    frame = pd.DataFrame({"N": n, "D": d} | {f"loss_{t}": clean * np.exp(rng_.normal(0, 0.01, 230)) for t in range(4)})
+    three = mj.load_runs(frame, weights=None, N="N", D="D", targets=["loss_0", "loss_1", "loss_2"])
+    four = mj.load_runs(frame, weights=None, N="N", D="D", targets="loss_*")
+    search = mj.Search(256, ((32, 30, 0.25), (8, 100, 1.0)))
+    padded = multistart.pad_problems(make_problems_of(three))
+    assert padded.y.shape == (4, 230) and np.all(np.asarray(padded.w)[3] == 0) and np.asarray(padded.c)[3] == 1
+    monkeypatch.setattr(multistart, "PROBLEM_BUCKETS", False)
+    plain = mj.fit(three, "chinchilla", search=search)
+    monkeypatch.undo()
+    fit = mj.fit(three, "chinchilla", search=search)
+    np.testing.assert_allclose(fit.objective, plain.objective, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(fit.coordinates, plain.coordinates, rtol=1e-6)
+    with caplog.at_level(logging.WARNING), jax.log_compiles(True):
+        assert mj.fit(four, "chinchilla", search=search).objective.shape == (4,)
+    compiled = " ".join(record.getMessage() for record in caplog.records)
+    assert "jit(score)" in compiled  # the screen's program is per problem count ...
+    assert "_map_pairs" not in compiled  # ... the LM programs are not: 3 and 4 problems share a bucket
+
+
+def make_problems_of(runs) -> multistart.Problems:
+    return multistart.make_problems(runs.losses.T, np.ones_like(runs.losses.T), "raw", "mean")
 
 
 def test_domain_tied_starts_share_each_per_domain_parameter_up_to_the_jitter():

@@ -81,6 +81,10 @@ SCREEN_BYTES_PER_ROW = 8 * 12
 #: m 2^e with 2^(b-1) <= m < 2^b, so that tables of nearby sizes share their compiled programs (issue 25; 4 bits:
 #: eight buckets per doubling, at most 12.5% padding, benchmarks/NOTES.md session 17). None: no padding.
 ROW_BUCKET_BITS: int | None = 4
+#: Whether the LM programs see the problems padded to a power of two (``pad_problems``): a pair reads only the
+#: problem it names, so the padding costs no work, and fits of 3 and of 4 targets (or bootstraps of 100 and 120
+#: replicates) share their programs. The screen scores every problem it is given, so it is not padded.
+PROBLEM_BUCKETS = True
 
 
 #: B fitting problems on the same rows: ``solvers.Rows`` with a leading batch axis (y (B, n), w (B, n), c (B,)).
@@ -138,12 +142,27 @@ def pad_rows(x: Inputs, problems: Problems, group_size: int | None = None) -> tu
     index = np.concatenate([np.arange(groups * size), np.tile(np.arange(size), extra // size)])
 
     def zeros_after(a):
-        return jnp.asarray(np.pad(np.asarray(a), ((0, 0), (0, extra))))
+        return jax.device_put(np.pad(np.asarray(a), ((0, 0), (0, extra))))
 
     return (
-        jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[index]), x),
+        jax.tree.map(lambda a: jax.device_put(np.asarray(a)[index]), x),
         Problems(zeros_after(problems.y), zeros_after(problems.w), problems.c),
     )
+
+
+def pad_problems(problems: Problems) -> Problems:
+    """B problems padded to the next power of two (``PROBLEM_BUCKETS``) with empty ones (y = w = 0, c = 1), which
+    no (problem, start) pair names, so that one LM program serves every problem count of its bucket."""
+    n = problems.y.shape[0]
+    extra = (1 << (n - 1).bit_length()) - n if PROBLEM_BUCKETS else 0
+    if extra == 0:
+        return problems
+
+    def pad(a, value):
+        a = np.asarray(a)
+        return jax.device_put(np.concatenate([a, np.full((extra,) + a.shape[1:], value, a.dtype)]))
+
+    return Problems(pad(problems.y, 0.0), pad(problems.w, 0.0), pad(problems.c, 1.0))
 
 
 def model(space: ParamSpace, x: Inputs) -> Callable[[jax.Array], jax.Array]:
@@ -587,11 +606,15 @@ class _Engine:
         """The problems ``which`` on ``rows`` (None: all) as they are (screening scores each row once, so mixture
         groups would only pad), padded to a row bucket (``pad_rows``)."""
         x, problems = (self.x, self.problems) if rows is None else self.gather(rows, True)
-        return pad_rows(x, jax.tree.map(lambda a: a[which], problems))
+        return pad_rows(x, jax.tree.map(lambda a: jax.device_put(np.asarray(a)[which]), problems))
 
     def layout(self, rows: np.ndarray | None) -> tuple[Inputs, Problems, int | None]:
         """``rows`` (None: all), laid out in mixture groups where that pays (``grouped``), and the group size (None:
-        row by row); padded to a row bucket (``pad_rows``)."""
+        row by row); padded to a row bucket (``pad_rows``), the problems to a problem bucket (``pad_problems``)."""
+        x, problems, size = self._layout(rows)
+        return x, pad_problems(problems), size
+
+    def _layout(self, rows: np.ndarray | None) -> tuple[Inputs, Problems, int | None]:
         law = self.space.law
         h = np.asarray(self.x.h) if law.mixture_features is not None and not law.uses_u else None
         mixtures = None if h is None else h if rows is None else h[rows]
