@@ -114,9 +114,9 @@ def design_swarm(
     if data_limits is not None:
         pools = data_limits.pools(names)
         target_tokens, max_epochs = data_limits.checked()
-    caps = None if max_epochs is None else data_limits  # h_i <= e_max U_i / D_T
-    constraints = Constraints.for_domains(names, weight_bounds=weight_bounds, fixed=fixed, token_budget=caps)
-    box = constraints.at(None if caps is None else np.asarray([target_tokens]))
+    capping = None if max_epochs is None else data_limits  # the limits that cap h_i <= e_max U_i / D_T, if any
+    constraints = Constraints.for_domains(names, weight_bounds=weight_bounds, fixed=fixed, token_budget=capping)
+    box = constraints.at(None if capping is None else np.asarray([target_tokens]))
     box.raise_if_infeasible()
     lo, hi = box.lower[0], box.upper[0]
     extremes = _extremes(lo, hi)
