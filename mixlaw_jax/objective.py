@@ -36,7 +36,7 @@ def prediction(law: Law, params: dict, x: Inputs, loss_space: LossSpace) -> jax.
     return law.log_predict(params, x) if loss_space == "log" else law.predict(params, x)
 
 
-def observed(y: jax.Array, loss_space: LossSpace) -> jax.Array:
+def observed(y: jax.Array | np.ndarray, loss_space: LossSpace) -> jax.Array | np.ndarray:
     """The quantity residuals are taken against: L or log L (missing cells stay NaN and carry weight 0)."""
     log = np.log if isinstance(y, np.ndarray) else jnp.log  # a host array stays on the host (nothing to compile)
     return log(y) if loss_space == "log" else y

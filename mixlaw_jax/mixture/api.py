@@ -129,11 +129,7 @@ def optimal_mixture(
     free = _without_limits(req)
     if free is not None:
         sol = _solve(free, log_n.reshape(flat), log_d.reshape(flat), slo, shi, w, starts, softmax)
-        h_free = np.clip(sol.h.reshape(optima.h.shape), lo, hi)
-        loss_free = _losses_at(free, optima, h_free)
-        result.unlimited_h = h_free
-        result.unlimited_objective = np.einsum("bot,ot->bo", loss_free, req.objective_weights)
-        result.unlimited_n, result.unlimited_d = optima.n, optima.d
+        _add_unlimited(result, free, optima._replace(h=sol.h.reshape(optima.h.shape)))
     return result
 
 
@@ -292,12 +288,16 @@ def compute_optimal(
     result = _result(req, optima, settings=settings, seed=seed, fit=fit)
     free = _without_limits(req)
     if free is not None:
-        plan, _ = _compute_optimal_plan(free, search, z, n_grid, refine_rounds)
-        h_free = np.clip(plan.h, plan.lower, plan.upper)
-        result.unlimited_h = h_free
-        result.unlimited_objective = np.einsum("bot,ot->bo", _losses_at(free, plan, h_free), req.objective_weights)
-        result.unlimited_n, result.unlimited_d = plan.n, plan.d
+        _add_unlimited(result, free, _compute_optimal_plan(free, search, z, n_grid, refine_rounds)[0])
     return result
+
+
+def _add_unlimited(result: MixtureResult, free: Request, plan: _Optima) -> None:
+    """Fill ``result``'s plan without limits from ``plan``, the optima of ``free`` (``_without_limits``)."""
+    h = np.clip(plan.h, plan.lower, plan.upper)
+    result.unlimited_h = h
+    result.unlimited_objective = np.einsum("bot,ot->bo", _losses_at(free, plan, h), free.objective_weights)
+    result.unlimited_n, result.unlimited_d = plan.n, plan.d
 
 
 def _without_limits(req: Request) -> Request | None:
