@@ -216,11 +216,10 @@ def linearise(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta
         inner = jnp.einsum("gsa,gsb->gab", v * omega.reshape(groups, size, 1), v)
         side = jnp.einsum("gs,gsa->ga", w_psi.reshape(groups, size), v)
         # per piece: inner K_g column by column, then one (n_b, G) x (G, n) product per quantity b
-        weighted = inner[:, :, st.piece_quantity] * kappa[:, None, :]  # (G, a, n)
         start = st.quantity_start
         gram = jnp.concatenate(
             [
-                kappa[:, start[b] : start[b + 1]].T @ weighted[:, b]
+                kappa[:, start[b] : start[b + 1]].T @ (inner[:, b, st.piece_quantity] * kappa)
                 for b in range(len(start) - 1)
                 if start[b + 1] > start[b]
             ]
