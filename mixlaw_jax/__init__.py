@@ -1,9 +1,18 @@
 """mixlaw_jax: fit data-mixture scaling laws and find optimal training-data mixtures, batched in JAX.
 
-Float64 is switched on at import: residuals of ~1e-3 on losses of ~3 need it (benchmarks/NOTES.md).
+Float64 is switched on at import: residuals of ~1e-3 on losses of ~3 need it (benchmarks/NOTES.md). XLA's GPU
+autotuner is switched off (``--xla_gpu_autotune_level=0`` added to ``XLA_FLAGS``) unless ``XLA_FLAGS`` already sets a
+level: it compiles every fusion in several variants, and at k = 32 domains one reduction took minutes where the whole
+first fit takes 8.9 s without it (benchmarks/results/gpu/autotune_k32.json). Like every XLA flag it only acts if set
+before JAX's first computation in the process.
 """
 
-import jax as _jax
+import os as _os
+
+if "xla_gpu_autotune_level" not in _os.environ.get("XLA_FLAGS", ""):
+    _os.environ["XLA_FLAGS"] = f"{_os.environ.get('XLA_FLAGS', '')} --xla_gpu_autotune_level=0".strip()
+
+import jax as _jax  # noqa: E402
 
 _jax.config.update("jax_enable_x64", True)
 

@@ -91,3 +91,19 @@ def test_a_folder_in_the_working_directory_or_the_package_is_refused(monkeypatch
     with pytest.warns(MixlawWarning, match="compilation cache off") as caught:
         assert compile_cache.cache_folder() is None
     assert setting in str(caught[0].message)
+
+
+@pytest.mark.parametrize("given", [None, "--xla_force_host_platform_device_count=2", "--xla_gpu_autotune_level=4"])
+def test_the_import_turns_the_gpu_autotuner_off_unless_xla_flags_sets_a_level(given):
+    environment = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    environment.update({"JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)})
+    if given is not None:
+        environment["XLA_FLAGS"] = given
+    code = "import os, mixlaw_jax, jax.numpy as jnp; float(jnp.ones(2).sum()); print(os.environ['XLA_FLAGS'])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=environment)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    flags = proc.stdout.strip().split()
+    if given == "--xla_gpu_autotune_level=4":
+        assert flags == [given]
+    else:
+        assert flags == ([given] if given else []) + ["--xla_gpu_autotune_level=0"]
