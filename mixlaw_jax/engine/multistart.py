@@ -690,10 +690,10 @@ class _Engine:
         states = self.lm(layout, solvers.start_states(z0), which)
         first_iter = 0
         for i, (keep, n_iter, fraction) in enumerate(stages):
-            if fraction != current:
+            if subsets[fraction] is not subsets[current]:  # fractions that keep every row share the full rows
                 layout = self.layout(subsets[fraction])
                 states = self.rescore(states, layout, which)
-                current = fraction
+            current = fraction
             states = _take(states, _best_first(states.f)[:, :keep])
             states = self.lm(layout, states, which, first_iter, n_iter)
             first_iter += n_iter
