@@ -131,7 +131,7 @@ def markdown(figures: Path, folder: Path = FOLDER, results: Path = RESULTS) -> s
     gpu_scaling = {d: r for d in DTYPES if (r := _load(folder / f"scaling-{d}.json"))}
     if not gpu_speed and not gpu_scaling:
         return None
-    any_result = _load(next(iter(sorted(folder.glob("*.json")))))
+    any_result = _load(sorted([*folder.glob("speed-*.json"), *folder.glob("scaling-*.json")])[0])
     m, v = any_result["provenance"]["machine"], any_result["provenance"]["versions"]
     lines = [
         "## GPU",

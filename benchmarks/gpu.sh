@@ -10,6 +10,8 @@
 # (seconds per process, default 300), and the benchmarks' own variables (MIXLAW_SCALING_AXES, ...).
 # Writes OUT/<part>-<problem>.json (speed), OUT/<part>.json (scaling) and appends to OUT/log.txt. The data are
 # read from ../shared/data as on the CPU (or $MIXLAW_SHARED_DATA); MIXLAW_BENCH_COMMIT names the commit sent (the copy's .git may be stale).
+# Streams sharing one GPU need XLA_PYTHON_CLIENT_PREALLOCATE=false and an XLA_PYTHON_CLIENT_MEM_FRACTION that adds up to
+# less than 1 (JAX otherwise takes 75% of the memory per process); a process still running 15 s after its limit is killed.
 set -u
 out=$1
 shift
@@ -22,13 +24,13 @@ for part in "$@"; do
     if [ "$kind" = speed ]; then
         for problem in ${MIXLAW_GPU_PROBLEMS:-chinchilla synthetic joint additive}; do
             echo "== $part $problem ($(date -u +%H:%M:%S))"
-            MIXLAW_SPEED_PROBLEMS=$problem timeout "${MIXLAW_GPU_LIMIT:-300}" \
+            MIXLAW_SPEED_PROBLEMS=$problem timeout --kill-after=15 "${MIXLAW_GPU_LIMIT:-300}" \
                 python -m benchmarks --only speed --dtype "$dtype" --out "$work/$part-$problem" &&
                 cp "$work/$part-$problem/speed.json" "$out/$part-$problem.json"
         done
     else
         echo "== $part ($(date -u +%H:%M:%S))"
-        timeout "${MIXLAW_GPU_LIMIT:-300}" python -m benchmarks --only scaling --dtype "$dtype" --out "$work/$part" &&
+        timeout --kill-after=15 "${MIXLAW_GPU_LIMIT:-300}" python -m benchmarks --only scaling --dtype "$dtype" --out "$work/$part" &&
             cp "$work/$part/scaling.json" "$out/$part.json"
     fi
 done 2>&1 | tee -a "$out/log.txt"
