@@ -35,8 +35,9 @@ print(json.dumps(report))
 """
 
 
-def run_fit(tmp_path, **env) -> dict:
-    """SCRIPT in a fresh process with ``env`` added (None removes a variable); its report."""
+def run_python(code: str, cwd, **env) -> str:
+    """``code`` in a fresh process (CPU, this checkout importable) with ``env`` added (None removes a variable); the
+    last line it prints."""
     environment = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
     for name, value in env.items():
         if value is None:
@@ -44,10 +45,15 @@ def run_fit(tmp_path, **env) -> dict:
         else:
             environment[name] = value
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600, env=environment, cwd=tmp_path
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=environment, cwd=cwd
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def run_fit(tmp_path, **env) -> dict:
+    """SCRIPT in a fresh process with ``env`` added (None removes a variable); its report."""
+    return json.loads(run_python(SCRIPT, tmp_path, **env))
 
 
 def test_the_first_fit_of_a_process_fills_the_cache_folder_and_the_import_does_not(tmp_path):
@@ -94,15 +100,9 @@ def test_a_folder_in_the_working_directory_or_the_package_is_refused(monkeypatch
 
 
 @pytest.mark.parametrize("given", [None, "--xla_force_host_platform_device_count=2", "--xla_gpu_autotune_level=4"])
-def test_the_import_turns_the_gpu_autotuner_off_unless_xla_flags_sets_a_level(given):
-    environment = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    environment.update({"JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)})
-    if given is not None:
-        environment["XLA_FLAGS"] = given
+def test_the_import_turns_the_gpu_autotuner_off_unless_xla_flags_sets_a_level(given, tmp_path):
     code = "import os, mixlaw_jax, jax.numpy as jnp; float(jnp.ones(2).sum()); print(os.environ['XLA_FLAGS'])"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=environment)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    flags = proc.stdout.strip().split()
+    flags = run_python(code, tmp_path, XLA_FLAGS=given).split()
     if given == "--xla_gpu_autotune_level=4":
         assert flags == [given]
     else:
