@@ -13,6 +13,7 @@ from .engine import ParamSpace, Solution, make_problems, make_space, solve
 from .engine.solvers import Status
 from .errors import MixlawError, MixlawWarning
 from .laws import Inputs, Law, get_law
+from .laws.data_mixing import fewer_latent_domains
 from .options import Objective, ParameterBounds, Resources, Search, expect
 from .results import Diagnostics, FitResult, FitSettings, provenance
 
@@ -61,12 +62,12 @@ def check_identifiable(law: Law, runs: RunTable, target_index: Sequence[int]) ->
         if rows < n_params:
             raise MixlawError(
                 f"target {runs.targets[j]!r} has {rows} observed rows, fewer than the "
-                f"{n_params} parameters of law {law.name!r}"
+                f"{n_params} parameters of law {law.name!r}" + fewer_latent_domains(law.name, rows, runs.k)
             )
         if n_runs < n_params:
             raise MixlawError(
                 f"target {runs.targets[j]!r} is observed in {n_runs} runs, fewer than the "
-                f"{n_params} parameters of law {law.name!r}"
+                f"{n_params} parameters of law {law.name!r}" + fewer_latent_domains(law.name, n_runs, runs.k)
             )
     constant = {c: v for c, v in runs.constant_domains().items() if c not in runs.warned_constant}
     if constant and law.uses_h:

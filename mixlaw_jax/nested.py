@@ -55,6 +55,7 @@ from .engine import make_problems, solve
 from .errors import MixlawError, MixlawWarning
 from .fitting import build_result, check_run_table, json_bounds, prepare, progress_bar
 from .laws import Inputs, Law, Param, get_law
+from .laws.data_mixing import fewer_latent_domains
 from .laws.scaling import EXPONENT_BOUNDS, OFFSET_BOUNDS, TERM_INIT
 from .mixture import optimal_mixture
 from .options import Objective, Resources, Search, expect, real_number, whole_number
@@ -540,7 +541,7 @@ def _check_feasible(checkpoints: np.ndarray, layout: _RunLayout, targets, law: L
             raise MixlawError(
                 f"target {target!r} has {available} mixtures seen at {needed} or more model sizes, fewer than the "
                 f"{n_params} parameters of the mixing law {law.name!r}; train more mixtures at {needed} or more "
-                f"sizes, or choose a law with fewer parameters"
+                f"sizes, or choose a law with fewer parameters" + fewer_latent_domains(law.name, available, k)
             )
 
 
@@ -668,6 +669,7 @@ def _mixing_stage(
                 f"target {target!r} has a size-law prediction at N* for {available} mixtures, fewer than the "
                 f"{n_params} parameters of the mixing law {law.name!r}; train more mixtures at {SIZE_LAW.n_params(0)} "
                 f"or more model sizes (NestedResult.excluded lists what was left out), or choose a smaller law"
+                + fewer_latent_domains(law.name, available, runs.k)
             )
     losses = size_pred[used]
     n_rep, n_targets = len(counts), len(targets)

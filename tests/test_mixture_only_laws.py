@@ -95,6 +95,19 @@ def test_implicit_mixing_law_builds_any_m_once_and_refuses_a_bad_m():
         mj.get_law("mixing_exp_implicit_M0")
 
 
+def test_too_few_mixtures_for_the_implicit_law_names_the_largest_m_that_fits():
+    """Ye et al.'s 5-domain experiment fits 20 mixtures: the default M = 4 has 25 parameters, M = 3 has 19."""
+    frame = pd.DataFrame(H[:20], columns=[f"w_{i}" for i in range(K)]).assign(loss=3.0 + 0.1 * H[:20, 0])
+    runs = mj.load_runs(frame, weights="w_*", targets=["loss"], warn=False)
+    with pytest.raises(mj.MixlawError, match=r"implicit_mixing_law\(3\) \(law 'mixing_exp_implicit_M3', 19 param"):
+        mj.fit(runs, "mixing_exp_implicit", search=LIGHT)
+    assert mj.fit(runs, "mixing_exp_implicit_M3", search=LIGHT).objective[0] < 1e-6
+    with pytest.raises(mj.MixlawError, match=r"even M = 1 latent domain needs 7"):
+        mj.fit(mj.load_runs(frame.iloc[:5], weights="w_*", targets=["loss"], warn=False), "mixing_exp_implicit_M1")
+    with pytest.raises(mj.MixlawError, match=r"parameters of law 'additive_mixture'$"):  # no hint for other laws
+        mj.fit(mj.load_runs(frame.iloc[:5], weights="w_*", targets=["loss"], warn=False), "additive_mixture")
+
+
 def test_bimix_is_ge_et_als_form_in_tokens():
     """A / r^alpha (B / s^beta + C) with s = D / b steps is the fitted form with B' = A B b^beta, C' = A C."""
     a, alpha, b, beta, c, tokens_per_step = 1.3, 0.12, 40.0, 0.4, 2.1, 4e6

@@ -69,6 +69,24 @@ mixing_exp = Law(
 )
 
 
+#: The number M of latent domains of every implicit law built (``implicit_law``), by law name.
+_LATENT_DOMAINS: dict[str, int] = {}
+
+
+def fewer_latent_domains(law_name: str, available: int, k: int) -> str:
+    """For an implicit law with more parameters (1 + M (k + 1)) than ``available`` rows or mixtures: a hint naming the
+    largest M that ``available`` can fit (to end an error message); "" for any other law."""
+    if law_name not in _LATENT_DOMAINS:
+        return ""
+    m = (available - 1) // (k + 1)
+    if m < 1:
+        return f"; even M = 1 latent domain needs {k + 2} (1 + M (k + 1) parameters)"
+    return (
+        f"; the implicit law has 1 + M (k + 1) parameters for M latent domains: "
+        f"mixlaw_jax.implicit_mixing_law({m}) (law 'mixing_exp_implicit_M{m}', {1 + m * (k + 1)} parameters) fits"
+    )
+
+
 def implicit_names(latent_domains: int) -> tuple[list[str], list[str]]:
     """The level and exponent parameter names of the implicit law: (K_1..K_M, t_1..t_M)."""
     return [f"K_{m}" for m in range(1, latent_domains + 1)], [f"t_{m}" for m in range(1, latent_domains + 1)]
@@ -84,6 +102,7 @@ def implicit_law(latent_domains: int, name: str) -> Law:
     """The implicit law with M = ``latent_domains`` latent domains, under ``name`` (one Law object per (M, name), so
     that the registry sees the same law each time it is asked for)."""
     levels, exponents = implicit_names(latent_domains)
+    _LATENT_DOMAINS[name] = latent_domains
 
     def features(p: dict, x: Inputs):
         """phi_m = log K_m + t_m . h: the log of each latent domain's term, worked out once per mixture."""
