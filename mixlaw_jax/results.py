@@ -22,6 +22,10 @@ from .options import Confirmation, Objective, Search
 FIT_SCHEMA_VERSION = 1
 #: Predictions at N or D more than this factor outside the fitted range are warned about.
 EXTRAPOLATION_WARN = 1e3
+#: Predictions at a mixture whose weight on some domain lies more than this (absolute) outside the fitted rows'
+#: range of that domain are warned about: a law's terms in h (exp(t . h) above all) can grow without limit beyond
+#: the mixtures it was fitted to (benchmarks/NOTES.md, session 21: one such prediction was off by 69x).
+MIXTURE_EXTRAPOLATION_WARN = 0.1
 
 
 def provenance(seed: int | None = None, table_hash: str | None = None) -> dict:
@@ -278,6 +282,7 @@ class FitResult:
         n = np.ones(rows) if n is None else np.broadcast_to(np.asarray(n, float), (rows,))
         d = np.ones(rows) if d is None else np.broadcast_to(np.asarray(d, float), (rows,))
         self._warn_far_outside(n, d)
+        self._warn_mixtures_outside(h)
         if law.uses_u:
             if u is None:
                 raise MixlawError(
@@ -309,6 +314,25 @@ class FitResult:
                     MixlawWarning,
                     stacklevel=4,
                 )
+
+    def _warn_mixtures_outside(self, h: np.ndarray) -> None:
+        """A MixlawWarning when rows put more than MIXTURE_EXTRAPOLATION_WARN more (or less) weight on a domain than
+        any fitted row did."""
+        if not self.k or not get_law(self.law).uses_h:
+            return
+        lo, hi = np.asarray(self.weight_range, float).T
+        beyond = np.maximum(lo - h, h - hi)  # (rows, k): how far each weight lies outside its domain's fitted range
+        far = beyond > MIXTURE_EXTRAPOLATION_WARN
+        if far.any():
+            row, i = (int(v) for v in np.argwhere(far)[0])
+            first = f"row {row}, {self.weight_columns[i]} = {h[row, i]:.4g}, fitted [{lo[i]:.4g}, {hi[i]:.4g}]"
+            warnings.warn(
+                f"{int(far.any(axis=1).sum())} rows have a mixture weight more than {MIXTURE_EXTRAPOLATION_WARN:g} "
+                f"outside the fitted range of its domain (first: {first}); the law's predictions there are "
+                f"extrapolations beyond the mixtures it was fitted to",
+                MixlawWarning,
+                stacklevel=4,
+            )
 
     def predict(self, runs) -> pd.DataFrame:
         """Predicted loss per target (one column each) for a RunTable, DataFrame or file of runs."""

@@ -308,6 +308,19 @@ def test_predictions_far_outside_the_fitted_range_are_warned_about(fitted, capsy
         mj.load_fit(additive).predict(f)
 
 
+def test_predictions_at_mixtures_far_outside_the_fitted_ones_are_warned_about():
+    f = frame()
+    inner = f[f.weight_a.between(0.25, 0.75)]  # weight_a in [0.3, 0.7]
+    fit = mj.fit(mj.load_runs(inner, **TABLE), "mixing_exp", search=mj.Search(256, ((8, 50), (2, 100))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit.predict(f[f.weight_a.between(0.25, 0.75)].assign(weight_a=0.79, weight_b=0.21))  # 0.09 beyond: silent
+    with pytest.warns(MixlawWarning, match=r"4 rows have a mixture weight more than 0.1 outside .*weight_a = 0.9, "):
+        fit.predict(f[f.weight_a > 0.8])
+    with pytest.warns(MixlawWarning, match=r"weight_a = 0.1, fitted \[0.3, 0.7\]"):
+        fit.predict(f[f.weight_a < 0.2])
+
+
 @pytest.mark.parametrize("column, value", [("model_size", 1e-30), ("n_tokens", 1e-300)])
 def test_absurd_budgets_print_no_huge_numbers_nor_inf(fitted, capsys, tmp_path, column, value):
     _, _, _, additive = fitted
