@@ -258,6 +258,7 @@ class FitResult:
         Raises MixlawError naming the rows where the law overflows (e.g. far outside the fitted N, D).
         """
         pred, n, d = self._predict_unchecked(n, d, h, u)
+        self._warn_mixtures_outside(np.asarray(h, float))
         bad = ~np.isfinite(pred)
         if bad.any():
             row, col = np.argwhere(bad)[0]
@@ -269,8 +270,8 @@ class FitResult:
         return pred
 
     def predict_unchecked(self, n, d, h, u=None) -> np.ndarray:
-        """``predict_arrays`` without the finiteness check: inf or NaN where the law overflows (for a figure that
-        masks those points and says so)."""
+        """``predict_arrays`` without the finiteness check and the warning about mixtures outside the fitted ones:
+        inf or NaN where the law overflows (for a figure that masks those points and says so)."""
         return self._predict_unchecked(n, d, h, u)[0]
 
     def _predict_unchecked(self, n, d, h, u=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -282,7 +283,6 @@ class FitResult:
         n = np.ones(rows) if n is None else np.broadcast_to(np.asarray(n, float), (rows,))
         d = np.ones(rows) if d is None else np.broadcast_to(np.asarray(d, float), (rows,))
         self._warn_far_outside(n, d)
-        self._warn_mixtures_outside(h)
         if law.uses_u:
             if u is None:
                 raise MixlawError(
