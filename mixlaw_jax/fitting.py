@@ -41,9 +41,10 @@ def law_inputs(law: Law, runs: RunTable) -> Inputs:
 
 
 def check_identifiable(law: Law, runs: RunTable, target_index: Sequence[int]) -> None:
-    """A law cannot be fitted to fewer observed rows, or fewer runs, than it has parameters; a domain whose
-    weight never varies in the fitted rows leaves its per-domain parameters unidentifiable (a warning, unless
-    ``load_runs`` already gave it for that domain)."""
+    """A law cannot be fitted to fewer observed rows, or fewer runs, than it has parameters (a law of D alone, such as
+    a learning curve, to fewer distinct D: one run's checkpoints identify it); a domain whose weight never varies
+    in the fitted rows leaves its per-domain parameters unidentifiable (a warning, unless ``load_runs`` already
+    gave it for that domain)."""
     if law.uses_h and runs.k == 0:
         raise MixlawError(
             f"law {law.name!r} needs mixture weights, and the run table was loaded with weights=None (no weight "
@@ -64,7 +65,14 @@ def check_identifiable(law: Law, runs: RunTable, target_index: Sequence[int]) ->
                 f"target {runs.targets[j]!r} has {rows} observed rows, fewer than the "
                 f"{n_params} parameters of law {law.name!r}" + fewer_latent_domains(law.name, rows, runs.k)
             )
-        if n_runs < n_params:
+        if not (law.uses_h or law.uses_n) and runs.d is not None:
+            n_d = len(np.unique(runs.d[observed]))
+            if n_d < n_params:
+                raise MixlawError(
+                    f"target {runs.targets[j]!r} is observed at {n_d} distinct D, fewer than the {n_params} "
+                    f"parameters of law {law.name!r}"
+                )
+        elif n_runs < n_params:
             raise MixlawError(
                 f"target {runs.targets[j]!r} is observed in {n_runs} runs, fewer than the "
                 f"{n_params} parameters of law {law.name!r}" + fewer_latent_domains(law.name, n_runs, runs.k)

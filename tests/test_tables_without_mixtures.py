@@ -139,3 +139,15 @@ def test_a_fit_without_weights_is_saved_and_loaded(chinchilla_runs, chinchilla_f
 def test_an_optimal_mixture_of_a_fit_without_weights_is_refused(chinchilla_fit):
     with pytest.raises(mj.MixlawError, match="'chinchilla' does not depend on the mixture"):
         mj.optimal_mixture(chinchilla_fit, N=7e9, D=1.4e11)
+
+
+def test_one_runs_learning_curve_fits_a_law_of_d_alone_and_needs_as_many_distinct_d_as_parameters():
+    """A law of D alone (the nested pipeline's step law) is identified by one run's checkpoints; N and h, which would
+    need several runs, do not enter it."""
+    d = np.array([1e9, 2e9, 4e9, 8e9, 1.6e10, 3.2e10])
+    curve = pd.DataFrame({"n_tokens": d, "x_loss": 2.0 + 300.0 / d**0.3})
+    fit = mj.fit(mj.load_runs(curve, weights=None, D="n_tokens", targets=["x_loss"]), "token_power")
+    assert fit.params["x_loss"]["beta"] == pytest.approx(0.3, rel=1e-6)
+    flat = curve.assign(n_tokens=[1e9, 1e9, 1e9, 2e9, 2e9, 2e9])  # six rows, two checkpoints
+    with pytest.raises(mj.MixlawError, match="observed at 2 distinct D, fewer than the 3 parameters"):
+        mj.fit(mj.load_runs(flat, weights=None, D="n_tokens", targets=["x_loss"], warn=False), "token_power")
