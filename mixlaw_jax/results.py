@@ -24,7 +24,7 @@ FIT_SCHEMA_VERSION = 1
 EXTRAPOLATION_WARN = 1e3
 #: Predictions at a mixture whose weight on some domain lies more than this (absolute) outside the fitted rows'
 #: range of that domain are warned about: a law's terms in h (exp(t . h) above all) can grow without limit beyond
-#: the mixtures it was fitted to (benchmarks/NOTES.md, session 21: one such prediction was off by 69x).
+#: the mixtures it was fitted to (benchmarks/NOTES.md, session 21: one such prediction was 831x the observed loss).
 MIXTURE_EXTRAPOLATION_WARN = 0.1
 
 
