@@ -445,7 +445,7 @@ def cmd_nested(args) -> None:
     from ._io import atomic_write_json, output_file
     from .data import read_table
     from .mixture import WEIGHTED
-    from .nested import POWER_LAW_SEARCH, NestedSearch, nested_pipeline
+    from .nested import POWER_LAW_SEARCH, SIZE_LAW, NestedSearch, nested_pipeline
 
     if len(args.budget) != 2:
         raise MixlawError(f"--budget takes two numbers N,D, not {len(args.budget)}")
@@ -484,9 +484,21 @@ def cmd_nested(args) -> None:
         print(line)
     table = read_table(args.predict) if args.predict else result.mixtures
     predicted = result.predict_interval(table) if args.replicates else result.predict(table)
-    where = f"the mixtures of {args.predict}" if args.predict else "the fitted mixtures"
-    print(f"\npredicted losses at N* = {n_star:.4g}, D* = {d_star:.4g} for {where}:")
-    print(predicted.to_string(float_format=lambda v: f"{v:.5g}"))
+    if args.predict:
+        groups = [(f"the mixtures of {args.predict}", predicted)]
+    else:
+        fitted = result.mixtures["fitted"].to_numpy()
+        groups = [
+            ("the fitted mixtures", predicted[fitted]),
+            (
+                f"the table's other mixtures (seen at fewer than {SIZE_LAW.n_params(0)} sizes: extrapolations)",
+                predicted[~fitted],
+            ),
+        ]
+    for where, rows in groups:
+        if len(rows):
+            print(f"\npredicted losses at N* = {n_star:.4g}, D* = {d_star:.4g} for {where}:")
+            print(rows.to_string(float_format=lambda v: f"{v:.5g}"))
     if args.out:
         atomic_write_json(args.out, result.to_dict())
         print(f"wrote {args.out}")

@@ -164,7 +164,9 @@ class NestedResult:
       targets: the targets predicted.
       step, size, mixing: the three stages (:class:`StageFit`); ``mixing.fit`` is the mixing law fitted at
         (N*, D*), a :class:`FitResult` over the table's weight columns.
-      mixtures: one row per mixture of the table (its id): the weights and the model sizes it was trained at.
+      mixtures: one row per mixture of the table (its id): the weights, the model sizes it was trained at, and
+        ``fitted``: whether the mixing law was fitted to it for every target (a mixture left out of the size
+        stage is predicted by extrapolating the mixing law, like any new mixture).
       excluded: what was left out and why: stage, run or mixture, target, reason (empty when nothing was).
       bootstrap: the replicate mixing-law fits (a :class:`BootstrapResult` around ``mixing.fit``), or None.
     """
@@ -306,7 +308,7 @@ def nested_pipeline(
         step=step,
         size=size,
         mixing=mixing,
-        mixtures=layout.describe(runs),
+        mixtures=layout.describe(runs).assign(fitted=np.isfinite(size_pred).all(axis=1)),
         excluded=pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS),
         bootstrap=boot,
     )

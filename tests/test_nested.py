@@ -180,6 +180,21 @@ def test_mixtures_at_too_few_sizes_and_runs_with_too_few_checkpoints_are_named_a
     assert "2 model sizes (2e+08, 4e+08)" in size["reason"].iloc[0]
     assert result.mixing.n_rows == 11
     assert "mixture 0: x_loss" not in result.size.problems.index
+    assert result.mixtures["fitted"].tolist() == [False] + [True] * 11  # mixture 0 is predicted, not fitted
+
+
+def test_the_command_prints_the_mixtures_left_out_of_the_mixing_fit_apart(tmp_path, capsys):
+    frame = synthetic_frame()
+    first = frame[[f"weight_{i}" for i in range(K)]].iloc[0]
+    frame = frame[~((frame[first.index] == first).all(axis=1) & frame["N"].isin(SIZES[:2]))]  # mixture 0: 2 sizes
+    path = tmp_path / "runs.csv"
+    frame.to_csv(path, index=False)
+    arguments = ["nested", str(path), "--N", "N", "--D", "D", "--budget", f"{N_STAR},{D_STAR}", "--quiet"]
+    assert cli.main(arguments + ["--starts", "256", "--schedule", "16x40,4x150"]) == 0
+    printed = capsys.readouterr().out
+    fitted, _, other = printed.partition("for the table's other mixtures (seen at fewer than 3 sizes: extrapolations)")
+    assert "for the fitted mixtures" in fitted and other
+    assert [line.split()[0] for line in other.strip().splitlines()[3:]] == ["0"]  # below ":", the columns, "mixture"
 
 
 @pytest.mark.parametrize(
