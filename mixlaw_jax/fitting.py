@@ -278,7 +278,15 @@ def build_result(
             name: [float(v.min()), float(v.max())] for name, v in (("N", runs.n), ("D", runs.d)) if v is not None
         },
         unique_tokens=runs.unique_tokens if law.uses_u else None,
+        loss_range={t: _observed_range(runs, t) for t in targets},
     )
+
+
+def _observed_range(runs: RunTable, target: str) -> list[float]:
+    """[smallest, largest] observed loss of ``target``."""
+    j = runs.targets.index(target)
+    values = runs.losses[runs.observed[:, j], j]
+    return [float(values.min()), float(values.max())]
 
 
 __all__ = ["fit", "prepare"]

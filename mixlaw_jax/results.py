@@ -26,6 +26,9 @@ EXTRAPOLATION_WARN = 1e3
 #: range of that domain are warned about: a law's terms in h (exp(t . h) above all) can grow without limit beyond
 #: the mixtures it was fitted to (benchmarks/NOTES.md, session 21: one such prediction was 831x the observed loss).
 MIXTURE_EXTRAPOLATION_WARN = 0.1
+#: Predictions above this multiple of the largest loss a target was fitted to, or not above 0, are warned about: no
+#: cross-entropy does that (session 21: mixtures the nested pipeline's mixing law never saw came out at 1e6-1e18).
+LOSS_EXTRAPOLATION_WARN = 10.0
 
 
 def provenance(seed: int | None = None, table_hash: str | None = None) -> dict:
@@ -156,6 +159,8 @@ class FitResult:
         None (a file from an earlier version); predictions far outside it are warned about.
       unique_tokens: the ``load_runs(unique_tokens=...)`` specification of the fitted table (new frames are read
         with it), or None.
+      loss_range: target -> [smallest, largest] observed loss of the fitted rows, or None (a file from an earlier
+        version); predictions far above it are warned about.
     """
 
     law: str
@@ -172,6 +177,7 @@ class FitResult:
     provenance: dict
     scale_range: dict | None = None
     unique_tokens: dict | str | float | None = None
+    loss_range: dict | None = None
 
     @property
     def params(self) -> dict[str, dict]:
@@ -267,6 +273,7 @@ class FitResult:
                 f"(N = {n[row]:.6g}, D = {d[row]:.6g}; {int(bad.any(axis=1).sum())} rows in all): "
                 f"far outside the fitted range"
             )
+        self._warn_absurd_losses(pred)
         return pred
 
     def predict_unchecked(self, n, d, h, u=None) -> np.ndarray:
@@ -334,6 +341,24 @@ class FitResult:
                 stacklevel=4,
             )
 
+    def _warn_absurd_losses(self, pred: np.ndarray) -> None:
+        """A MixlawWarning per target with predictions above LOSS_EXTRAPOLATION_WARN times its largest fitted loss,
+        or not above 0."""
+        for j, target in enumerate(self.targets):
+            fitted = (self.loss_range or {}).get(target)
+            if fitted is None:
+                continue
+            absurd = (pred[:, j] > LOSS_EXTRAPOLATION_WARN * fitted[1]) | (pred[:, j] <= 0)
+            if absurd.any():
+                row = int(np.flatnonzero(absurd)[0])
+                warnings.warn(
+                    f"{int(absurd.sum())} predictions of {target!r} are absurd for a loss: above "
+                    f"{LOSS_EXTRAPOLATION_WARN:g}x the largest it was fitted to ({fitted[1]:.4g}) or not above 0 "
+                    f"(first: row {row}, {pred[row, j]:.4g}); the law is far outside what its data support there",
+                    MixlawWarning,
+                    stacklevel=4,
+                )
+
     def predict(self, runs) -> pd.DataFrame:
         """Predicted loss per target (one column each) for a RunTable, DataFrame or file of runs."""
         table = self.run_table(runs)
@@ -395,6 +420,7 @@ class FitResult:
             "settings": self.settings.to_dict(),
             "provenance": self.provenance,
             "scale_range": self.scale_range,
+            "loss_range": self.loss_range,
         } | ({} if self.unique_tokens is None else {"unique_tokens": self.unique_tokens})
 
     def save(self, path) -> None:
@@ -408,6 +434,16 @@ def _finite_or_none(tree):
     if isinstance(tree, list):
         return [_finite_or_none(v) for v in tree]
     return tree if np.isfinite(tree) else None
+
+
+def _loss_range(value, targets) -> dict | None:
+    """A fit file's ``loss_range`` checked: None, or every target -> [smallest, largest] as finite floats."""
+    if value is None:
+        return None
+    out = {t: [float(v) for v in value[t]] for t in targets}
+    if not all(len(r) == 2 and np.isfinite(r).all() for r in out.values()):
+        raise ValueError(f"loss_range must give every target [smallest, largest] finite losses, not {value!r}")
+    return out
 
 
 def load_fit(path) -> FitResult:
@@ -439,6 +475,7 @@ def fit_from_dict(p: dict, path) -> FitResult:
             settings=FitSettings.from_dict(p["settings"]),
             provenance=p["provenance"],
             scale_range=p.get("scale_range"),
+            loss_range=_loss_range(p.get("loss_range"), p["targets"]),
             unique_tokens=p.get("unique_tokens"),
         )
     except MixlawError as err:

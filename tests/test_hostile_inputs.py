@@ -321,6 +321,32 @@ def test_predictions_at_mixtures_far_outside_the_fitted_ones_are_warned_about():
         fit.predict(f[f.weight_a < 0.2])
 
 
+def test_absurd_predicted_losses_are_warned_about_and_the_fitted_losses_travel_with_the_fit(fitted, tmp_path):
+    import json
+
+    _, _, _, additive = fitted
+    fit = mj.load_fit(additive)
+    largest = frame()["x_loss"].max()
+    assert fit.loss_range == {"x_loss": [pytest.approx(frame()["x_loss"].min()), pytest.approx(largest)]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit.predict(frame())  # the fitted rows: nothing absurd
+    payload = json.loads(additive.read_text())
+    payload["coordinates"][0][0] = 12 * largest  # E: every prediction above 10x the largest fitted loss
+    (tmp_path / "absurd.json").write_text(json.dumps(payload))
+    with pytest.warns(MixlawWarning, match=r"20 predictions of 'x_loss' are absurd for a loss: above 10x the largest"):
+        mj.load_fit(tmp_path / "absurd.json").predict(frame())
+    del payload["loss_range"]  # a file from an earlier version: no range, no warning
+    (tmp_path / "old.json").write_text(json.dumps(payload))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mj.load_fit(tmp_path / "old.json").predict(frame())
+    payload["loss_range"] = {"x_loss": [1.0]}
+    (tmp_path / "bad.json").write_text(json.dumps(payload))
+    with pytest.raises(mj.MixlawError, match="is not a valid fit file: loss_range must give every target"):
+        mj.load_fit(tmp_path / "bad.json")
+
+
 @pytest.mark.parametrize("column, value", [("model_size", 1e-30), ("n_tokens", 1e-300)])
 def test_absurd_budgets_print_no_huge_numbers_nor_inf(fitted, capsys, tmp_path, column, value):
     _, _, _, additive = fitted
@@ -356,7 +382,8 @@ def test_a_corrupt_fit_file_never_prints_inf(fitted, capsys, tmp_path):
     code = main(["predict", str(tmp_path / "bad.json"), str(table)])
     out = capsys.readouterr()
     assert code == 2 and "inf" not in out.out.lower() and "nan" not in out.out.lower()
-    assert len(out.err.strip().splitlines()) == 1
+    warning, error = out.err.strip().splitlines()  # the absurd predictions, then the error: no traceback
+    assert warning.startswith("mixlaw: warning: 20 predictions of 'x_loss' are absurd") and error.startswith("mixlaw:")
 
 
 # 10 (the TeX-named report) is in tests/test_report_safety.py
