@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import os
 import threading
-import warnings
 from pathlib import Path
 
-from .errors import MixlawWarning
+from .errors import warn_user
 
 #: Environment variable naming the cache folder, or ``off``.
 VARIABLE = "MIXLAW_COMPILE_CACHE"
@@ -66,28 +65,20 @@ def cache_folder() -> Path | None:
     if not setting:
         folder = default_folder()
         if folder is None:
-            warnings.warn(
-                f"compilation cache off: the home folder is unknown; set {VARIABLE} to an absolute folder",
-                MixlawWarning,
-                stacklevel=3,
-            )
+            warn_user(f"compilation cache off: the home folder is unknown; set {VARIABLE} to an absolute folder")
         return folder
     folder = Path(os.path.expanduser(setting))
     if not folder.is_absolute():
-        warnings.warn(
+        warn_user(
             f"compilation cache off: {VARIABLE}={setting!r} is not an absolute path (the cache is never written in the "
-            f"working directory); give an absolute folder, or 'off'",
-            MixlawWarning,
-            stacklevel=3,
+            f"working directory); give an absolute folder, or 'off'"
         )
         return None
     resolved = folder.resolve()
     if resolved == PACKAGE or PACKAGE in resolved.parents:
-        warnings.warn(
+        warn_user(
             f"compilation cache off: {VARIABLE}={setting!r} is inside the mixlaw_jax package ({PACKAGE}); give a "
-            f"folder outside it, or 'off'",
-            MixlawWarning,
-            stacklevel=3,
+            f"folder outside it, or 'off'"
         )
         return None
     return folder

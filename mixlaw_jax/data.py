@@ -18,13 +18,12 @@ import io
 import lzma
 import os
 import re
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .errors import MixlawError, MixlawWarning
+from .errors import MixlawError, warn_user
 from .laws import Inputs
 from .options import whole_number
 from .selection import select_rows
@@ -519,12 +518,10 @@ def _weights(frame: pd.DataFrame, weight_cols: list[str], renormalize: bool) -> 
         corrected = np.flatnonzero(off > ROUNDING)
         if corrected.size:
             r = int(np.argmax(off))
-            warnings.warn(
+            warn_user(
                 f"renormalised the weights of {_count(corrected, 'row')} onto the simplex; largest "
                 f"correction at row {frame.index[r]}: the weights summed to {sums[r]:.6g} (off by "
-                f"{off[r]:.3g})",
-                MixlawWarning,
-                stacklevel=3,
+                f"{off[r]:.3g})"
             )
     elif (off > WEIGHT_SUM_TOL).any():
         r = int(np.flatnonzero(off > WEIGHT_SUM_TOL)[0])
@@ -710,12 +707,10 @@ def load_runs(
             )
     if warn and np.nanmax(losses) > IMPLAUSIBLE_LOSS:
         r, j = np.unravel_index(np.nanargmax(losses), losses.shape)
-        warnings.warn(
+        warn_user(
             f"column {target_cols[j]!r}, row {frame.index[r]}: loss {float(losses[r, j]):.6g} is above "
             f"{IMPLAUSIBLE_LOSS:g}, more than any cross-entropy in nats or bits; are these perplexities "
-            f"(fit their logarithm)?",
-            MixlawWarning,
-            stacklevel=2,
+            f"(fit their logarithm)?"
         )
 
     u = _pool_sizes(frame, unique_tokens, weight_cols)
@@ -757,21 +752,17 @@ def load_runs(
                 f"duplicates='merge' to average each group, or duplicates='keep'"
             )
         if groups:
-            warnings.warn(
+            warn_user(
                 f"kept {_count(groups, 'group')} of rows that repeat a checkpoint of the same run (D within "
                 f"relative {duplicate_rtol}): {_describe_groups(groups, d_col)}; pass duplicates='merge' "
-                f"to average each group, or duplicates='error' to refuse them",
-                MixlawWarning,
-                stacklevel=2,
+                f"to average each group, or duplicates='error' to refuse them"
             )
     constant = runs.constant_domains()
     if warn and constant:
         listed = ", ".join(f"column {c!r} is {v:.6g} in every row" for c, v in constant.items())
-        warnings.warn(
+        warn_user(
             f"weights that never vary: {listed}; a law's parameters for such a domain (its exponent) "
-            f"are not identifiable from this table",
-            MixlawWarning,
-            stacklevel=2,
+            f"are not identifiable from this table"
         )
         runs = dataclasses.replace(runs, warned_constant=tuple(constant))
     return runs

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,7 +10,7 @@ import numpy as np
 from .data import RunTable
 from .engine import ParamSpace, Solution, make_problems, make_space, solve
 from .engine.solvers import Status
-from .errors import MixlawError, MixlawWarning
+from .errors import MixlawError, warn_user
 from .laws import Inputs, Law, get_law
 from .laws.data_mixing import fewer_latent_domains
 from .options import Objective, ParameterBounds, Resources, Search, expect
@@ -80,11 +79,9 @@ def check_identifiable(law: Law, runs: RunTable, target_index: Sequence[int]) ->
     constant = {c: v for c, v in runs.constant_domains().items() if c not in runs.warned_constant}
     if constant and law.uses_h:
         listed = ", ".join(f"{c!r} = {v:g}" for c, v in constant.items())
-        warnings.warn(
+        warn_user(
             f"the weight of {listed} is the same in every fitted row: the per-domain parameters of law "
-            f"{law.name!r} for that domain are not identifiable",
-            MixlawWarning,
-            stacklevel=3,
+            f"{law.name!r} for that domain are not identifiable"
         )
 
 
@@ -218,11 +215,7 @@ def build_result(
     if len(failed) == len(targets):
         raise MixlawError(f"every start failed (non-finite objective) for targets {failed}; {advice}")
     if failed:
-        warnings.warn(
-            f"every start failed (non-finite objective) for targets {failed}: left out of the result; {advice}",
-            MixlawWarning,
-            stacklevel=3,
-        )
+        warn_user(f"every start failed (non-finite objective) for targets {failed}: left out of the result; {advice}")
         keep = [j for j, t in enumerate(targets) if t not in failed]
         solution = dataclasses.replace(
             solution,
@@ -254,12 +247,10 @@ def build_result(
         )
     unconfirmed = [t for t, d in diagnostics.items() if not d.confirmed]
     if unconfirmed:
-        warnings.warn(
+        warn_user(
             f"the best point of {', '.join(map(repr, unconfirmed))} is not confirmed: too few final starts agree on "
             f"it (see diagnostics), so a better basin may exist; search more (Search(n_starts=...) or "
-            f"Search(confirm=Confirmation(rounds=...)))",
-            MixlawWarning,
-            stacklevel=3,
+            f"Search(confirm=Confirmation(rounds=...)))"
         )
     return FitResult(
         law=law.name,

@@ -42,7 +42,6 @@ which gives prediction intervals and h* intervals.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Sequence
 
 import jax.numpy as jnp
@@ -52,7 +51,7 @@ import pandas as pd
 from .bootstrap import BootstrapResult, check_level, resample_weights
 from .data import RunTable
 from .engine import make_problems, solve
-from .errors import MixlawError, MixlawWarning
+from .errors import MixlawError, warn_user
 from .fitting import build_result, check_run_table, json_bounds, prepare, progress_bar
 from .laws import Inputs, Law, Param, get_law
 from .laws.data_mixing import fewer_latent_domains
@@ -484,11 +483,9 @@ def _warn_excluded(items: list[dict], what: str, why: str) -> None:
         return
     listed = "; ".join(f"{i['unit']}, {i['target']}" for i in items[:5])
     more = f"; and {len(items) - 5} more" if len(items) > 5 else ""
-    warnings.warn(
+    warn_user(
         f"{len(items)} {what} {why}, and are left out of the later stages: {listed}{more} "
-        f"(NestedResult.excluded lists them all)",
-        MixlawWarning,
-        stacklevel=4,
+        f"(NestedResult.excluded lists them all)"
     )
 
 

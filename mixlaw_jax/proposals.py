@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
@@ -37,7 +36,7 @@ import pandas as pd
 from .bootstrap import BootstrapResult, bootstrap
 from .data import RunTable
 from .design import design_swarm, nearest_distances
-from .errors import MixlawError, MixlawWarning
+from .errors import MixlawError, warn_user
 from .laws import get_law
 from .mixture import optimal_mixture, replicate_mixtures
 from .mixture.constraints import make_request
@@ -168,11 +167,9 @@ def propose_runs(
     )  # (R, T, M)
     finite = np.isfinite(pred).all(axis=(0, 1))
     if not finite.all():
-        warnings.warn(
+        warn_user(
             f"{int((~finite).sum())} of {len(frame)} candidates are left out: some replicate's law gives a "
-            f"non-finite loss there (far outside the fitted range)",
-            MixlawWarning,
-            stacklevel=2,
+            f"non-finite loss there (far outside the fitted range)"
         )
         if finite.sum() < n:
             raise MixlawError(f"only {int(finite.sum())} candidates have finite predictions; n = {n} asked for")
@@ -261,11 +258,9 @@ def _budget(law, budget, runs: RunTable) -> tuple[float | None, float | None]:
     ]
     within = [f"{name}* = {value:.4g} <= the table's largest {name} ({top:.4g})" for name, value, top in scales]
     if scales and all(value <= top for _, value, top in scales):  # nothing is extrapolated
-        warnings.warn(
+        warn_user(
             f"the budget lies within the table's scales ({'; '.join(within)}): proposals pay off most where h* "
-            f"must be extrapolated to a larger scale; they are computed anyway",
-            MixlawWarning,
-            stacklevel=3,
+            f"must be extrapolated to a larger scale; they are computed anyway"
         )
     return N, D
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import platform
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +14,7 @@ import pandas as pd
 from . import _io, metrics
 from .data import RunTable, load_runs, read_table
 from .engine.solvers import Status, status_from_converged
-from .errors import MixlawError, MixlawWarning
+from .errors import MixlawError, warn_user
 from .laws import Inputs, get_law
 from .options import Confirmation, Objective, Search
 
@@ -314,12 +313,10 @@ class FitResult:
             far = (values < lo / EXTRAPOLATION_WARN) | (values > hi * EXTRAPOLATION_WARN)
             if far.any():
                 row = int(np.flatnonzero(far)[0])
-                warnings.warn(
+                warn_user(
                     f"{int(far.sum())} rows have {name} more than {EXTRAPOLATION_WARN:g}x outside the "
                     f"fitted range [{lo:.4g}, {hi:.4g}] (first: row {row}, {name} = {values[row]:.4g}); "
-                    f"the law's predictions there are extrapolations far beyond the data",
-                    MixlawWarning,
-                    stacklevel=4,
+                    f"the law's predictions there are extrapolations far beyond the data"
                 )
 
     def _warn_mixtures_outside(self, h: np.ndarray) -> None:
@@ -333,12 +330,10 @@ class FitResult:
         if far.any():
             row, i = (int(v) for v in np.argwhere(far)[0])
             first = f"row {row}, {self.weight_columns[i]} = {h[row, i]:.4g}, fitted [{lo[i]:.4g}, {hi[i]:.4g}]"
-            warnings.warn(
+            warn_user(
                 f"{int(far.any(axis=1).sum())} rows have a mixture weight more than {MIXTURE_EXTRAPOLATION_WARN:g} "
                 f"outside the fitted range of its domain (first: {first}); the law's predictions there are "
-                f"extrapolations beyond the mixtures it was fitted to",
-                MixlawWarning,
-                stacklevel=4,
+                f"extrapolations beyond the mixtures it was fitted to"
             )
 
     def _warn_absurd_losses(self, pred: np.ndarray) -> None:
@@ -351,12 +346,10 @@ class FitResult:
             absurd = (pred[:, j] > LOSS_EXTRAPOLATION_WARN * fitted[1]) | (pred[:, j] <= 0)
             if absurd.any():
                 row = int(np.flatnonzero(absurd)[0])
-                warnings.warn(
+                warn_user(
                     f"{int(absurd.sum())} predictions of {target!r} are absurd for a loss: above "
                     f"{LOSS_EXTRAPOLATION_WARN:g}x the largest it was fitted to ({fitted[1]:.4g}) or not above 0 "
-                    f"(first: row {row}, {pred[row, j]:.4g}); the law is far outside what its data support there",
-                    MixlawWarning,
-                    stacklevel=4,
+                    f"(first: row {row}, {pred[row, j]:.4g}); the law is far outside what its data support there"
                 )
 
     def predict(self, runs) -> pd.DataFrame:

@@ -315,8 +315,11 @@ def test_predictions_at_mixtures_far_outside_the_fitted_ones_are_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit.predict(f[f.weight_a.between(0.25, 0.75)].assign(weight_a=0.79, weight_b=0.21))  # 0.09 beyond: silent
-    with pytest.warns(MixlawWarning, match=r"4 rows have a mixture weight more than 0.1 outside .*weight_a = 0.9, "):
+    with pytest.warns(
+        MixlawWarning, match=r"4 rows have a mixture weight more than 0.1 outside .*weight_a = 0.9, "
+    ) as got:
         fit.predict(f[f.weight_a > 0.8])
+    assert got[0].filename == __file__  # attributed to the line that asked for the prediction, not the package's
     with pytest.warns(MixlawWarning, match=r"weight_a = 0.1, fitted \[0.3, 0.7\]"):
         fit.predict(f[f.weight_a < 0.2])
 

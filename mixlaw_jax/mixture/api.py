@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import MixlawError, MixlawWarning
+from ..errors import MixlawError, warn_user
 from ..options import whole_number
 from ..results import FitResult, provenance
 from .constraints import Request, active_bounds, budget_array, budgets, make_request
@@ -269,11 +268,9 @@ def compute_optimal(
     optima, best = _compute_optimal_plan(req, search, z, n_grid, refine_rounds)
     at_edge = _at_edge(search, best, req.objectives)
     if at_edge:
-        warnings.warn(
+        warn_user(
             f"compute_optimal: the best N is at the edge of tokens_per_parameter={tokens_per_parameter} "
-            f"for (C, objective) {at_edge}; widen the range",
-            MixlawWarning,
-            stacklevel=2,
+            f"for (C, objective) {at_edge}; widen the range"
         )
     settings = dict(
         req.settings,
