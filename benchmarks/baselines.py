@@ -1,5 +1,9 @@
 """Baseline fitters in numpy and scipy (no JAX), to set the engine beside the recipes others use.
 
+Importing this module imports neither JAX nor mixlaw_jax: a process that runs a recipe from a ``LawMetadata`` it is
+given (``benchmarks.cold_start``) pays only for what the recipe needs. ``law_metadata`` and ``Problem.from_runs``
+read the law's layout and start box from mixlaw_jax when they are called.
+
 * ``paper_recipe`` — Shukor et al. 2025, sec. 2.3 (SPEC.md §2): random search over the engine's init box, then
   ``scipy.optimize.basinhopping`` with L-BFGS-B as the local minimiser, on the same Huber objective.
 * ``hoffmann_recipe`` — Hoffmann et al. 2022 as refitted by Epoch (Besiroglu et al. 2024): L-BFGS-B from every
@@ -23,15 +27,13 @@ log P_i and τ with C_i = P_i^τ, γ = 1/τ (``to_engine`` / ``to_natural`` conv
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import time
 
 import numpy as np
 import scipy.optimize
-
-import mixlaw_jax as mj
-from mixlaw_jax.engine.space import make_space
 
 LAWS = ("chinchilla", "additive", "joint")
 #: L-BFGS-B options: scipy's defaults, as a user would run it, and tightened so that the run reaches the optimum
@@ -58,10 +60,68 @@ def _lse(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return top[:, 0] + np.log(s), e / s[:, None]
 
 
-class Problem:
-    """One law fitted to one target: rows with an observed loss, and the objective's settings."""
+@dataclasses.dataclass(frozen=True)
+class LawMetadata:
+    """What a recipe takes from the engine's law: each parameter's (name, size, is a per-domain vector) in the
+    engine's order, and the box its random points are drawn from (``Problem.random_points``). Plain data, so that
+    a process can be handed it as JSON (``to_json`` / ``from_json``) without importing mixlaw_jax."""
 
-    def __init__(self, law: str, n, d, h, y, *, delta: float = 1e-3, loss_space: str = "raw", reduction: str = "mean"):
+    params: tuple[tuple[str, int, bool], ...]
+    init_lo: tuple[float, ...]
+    init_hi: tuple[float, ...]
+    centre_exponent: tuple[int, ...]
+    centre_of: tuple[int, ...]
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> LawMetadata:
+        fields = {f.name: tuple(data[f.name]) for f in dataclasses.fields(cls)}
+        return cls(**fields | {"params": tuple(tuple(p) for p in data["params"])})
+
+
+def law_metadata(law: str, k: int, loss_space: str) -> LawMetadata:
+    """The engine's layout and unbounded init box of ``law`` with ``k`` domains (imports mixlaw_jax)."""
+    import mixlaw_jax as mj
+    from mixlaw_jax.engine.space import make_space
+
+    spec = mj.get_law(law)
+    space = make_space(spec, k, loss_space, bounds=None)
+    boxes = (space.init_lo, space.init_hi, space.centre_exponent, space.centre_of)
+    return LawMetadata(
+        tuple((p.name, p.size(k), p.shape == "domain") for p in spec.params),
+        *(tuple(np.asarray(a).tolist()) for a in boxes),
+    )
+
+
+def epoch_chinchilla(path):
+    """Epoch's Chinchilla table as Epoch prepares it: the 5 highest-loss points dropped (240 left), D = C / (6N)."""
+    import pandas as pd
+
+    frame = pd.read_csv(path).sort_values("loss").iloc[:-5]
+    frame["D"] = frame["Training FLOP"] / (6 * frame["Model Size"])
+    frame["h"] = 1.0
+    return frame
+
+
+class Problem:
+    """One law fitted to one target: rows with an observed loss, and the objective's settings; ``metadata`` (the
+    law's layout and start box) is read from mixlaw_jax when not given."""
+
+    def __init__(
+        self,
+        law: str,
+        n,
+        d,
+        h,
+        y,
+        *,
+        delta: float = 1e-3,
+        loss_space: str = "raw",
+        reduction: str = "mean",
+        metadata: LawMetadata | None = None,
+    ):
         if law not in LAWS:
             raise ValueError(f"no numpy model for law {law!r}; have {LAWS}")
         y = np.asarray(y, dtype=np.float64)
@@ -76,10 +136,12 @@ class Problem:
         self.log_h_finite = np.where(self.h > 0, self.log_h, 0.0)
         self.y = np.log(y[keep]) if loss_space == "log" else y[keep]
         self.scale = 1.0 / len(self.y) if reduction == "mean" else 1.0
-        self.n_params = mj.get_law(law).n_params(self.k)
+        self.metadata = metadata or law_metadata(law, self.k, loss_space)
+        self.n_params = sum(size for _, size, _ in self.metadata.params)
 
     @classmethod
-    def from_runs(cls, runs: mj.RunTable, target: str, law: str, **settings) -> Problem:
+    def from_runs(cls, runs, target: str, law: str, **settings) -> Problem:
+        """The problem of one target of a ``mixlaw_jax.RunTable``."""
         j = runs.targets.index(target)
         return cls(law, runs.n, runs.d, runs.h, runs.losses[:, j], **settings)
 
@@ -87,9 +149,8 @@ class Problem:
     def slices(self) -> dict[str, int | slice]:
         """Position of each parameter in θ (the engine's order): an index for a scalar, a slice of k otherwise."""
         out, i = {}, 0
-        for p in mj.get_law(self.law).params:
-            size = p.size(self.k)
-            out[p.name] = slice(i, i + size) if p.shape == "domain" else i
+        for name, size, per_domain in self.metadata.params:
+            out[name] = slice(i, i + size) if per_domain else i
             i += size
         return out
 
@@ -214,10 +275,11 @@ class Problem:
     def random_points(self, count: int, rng: np.random.Generator) -> np.ndarray:
         """``count`` points θ drawn as the engine draws its starts: uniform in each parameter's init box (law
         coordinates, unbounded), power-term coefficients centred at the table's mean log N and log D."""
-        space = make_space(mj.get_law(self.law), self.k, self.loss_space, bounds=None)
-        u = rng.uniform(space.init_lo, space.init_hi, size=(count, space.size))
-        centre = np.select([space.centre_of == 1, space.centre_of == 2], [self.log_n.mean(), self.log_d.mean()], 0.0)
-        u += np.where(space.centre_exponent >= 0, u[:, np.maximum(space.centre_exponent, 0)] * centre, 0.0)
+        box = self.metadata
+        centre_of, centre_exponent = np.asarray(box.centre_of), np.asarray(box.centre_exponent)
+        u = rng.uniform(box.init_lo, box.init_hi, size=(count, self.n_params))
+        centre = np.select([centre_of == 1, centre_of == 2], [self.log_n.mean(), self.log_d.mean()], 0.0)
+        u += np.where(centre_exponent >= 0, u[:, np.maximum(centre_exponent, 0)] * centre, 0.0)
         return self.to_natural(u)
 
 

@@ -10,7 +10,10 @@ Every variant runs in its own fresh Python process (interpreter start and import
 * each of them with row buckets on (the library) and off (``ROW_BUCKET_BITS = None`` in that process), the state
   before buckets;
 * ``recipe``: the tightened paper recipe (``benchmarks.baselines.paper_recipe``, 4096 random points, tight
-  tolerances) on the 240-row table, in its own process;
+  tolerances) on the 240-row table, in its own process, which imports what a user of the recipe needs (numpy,
+  scipy, pandas) and not JAX: the table is read with pandas, the law's layout and start box are handed to it as
+  JSON (``baselines.LawMetadata``). Until session 22 this process imported mixlaw_jax (and so JAX, ~0.8 s, and
+  its teardown) for the table and the start box, which flattered the engine's ratios;
 * ``warm`` (one more process): what the padding costs once compiled — the SlimPajama default fits (training rows,
   additive and joint, every target) and the synthetic joint table, warm, buckets on and off alternating (ABBA), with
   the largest relative change of an objective.
@@ -36,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, ROOT, provenance
+from benchmarks import baselines
+from benchmarks.common import CHINCHILLA, RESULTS, ROOT, provenance
 from mixlaw_jax._io import atomic_write_json
 
 NAME = "cold_start"
@@ -68,16 +72,17 @@ print(json.dumps({"import_s": imported, "first_fit_s": times[0], "warm_fit_s": t
 """
 
 RECIPE = """
-import json, time
+import json, sys, time
 from benchmarks import baselines
-from benchmarks.speed import chinchilla_runs
-runs = chinchilla_runs()
-problem = baselines.Problem.from_runs(runs, "loss", "chinchilla", loss_space="log", reduction="sum", delta=1e-3)
+path, metadata = sys.argv[1], baselines.LawMetadata.from_json(json.loads(sys.argv[2]))
+frame = baselines.epoch_chinchilla(path)
+problem = baselines.Problem("chinchilla", frame["Model Size"], frame["D"], frame[["h"]], frame["loss"],
+                            loss_space="log", reduction="sum", delta=1e-3, metadata=metadata)
 t = time.perf_counter()
 out = baselines.paper_recipe(problem, tolerance="tight", n_random=4096, niter=100)
-print(json.dumps({"fit_s": time.perf_counter() - t, "objective": out["objective"]}))
+print(json.dumps({"fit_s": time.perf_counter() - t, "objective": out["objective"], "rows": len(frame),
+                  "imported_jax": "jax" in sys.modules}))
 """
-
 WARM = """
 import json, time
 import numpy as np
@@ -152,7 +157,8 @@ def run(quick: bool = False, warm: bool = True) -> dict:
                     measured.setdefault(f"{name}/buckets {buckets}", []).append(report)
                     print(f"round {r} {name:6s} buckets {buckets}: {json.dumps(report)}", flush=True)
             if not quick:
-                measured.setdefault("recipe", []).append(child(RECIPE, [], "off"))
+                metadata = json.dumps(baselines.law_metadata("chinchilla", 1, "log").to_json())
+                measured.setdefault("recipe", []).append(child(RECIPE, [str(CHINCHILLA), metadata], "off"))
                 print(f"round {r} recipe: {json.dumps(measured['recipe'][-1])}", flush=True)
     variants = {
         name: {key: float(np.median([x[key] for x in runs])) for key in runs[0]} | {"rounds": runs}

@@ -8,7 +8,8 @@ Problems (every fit unbounded, Huber δ = 1e-3):
 * ``synthetic`` — a joint-law table with a known truth (``common.synthetic_table``).
 
 Per problem the engine runs a ladder of settings, light to the library default, each a separate call timed from a
-cold start (JAX's compiled programs are cleared first, so each time includes compilation), then warm: the median of
+cold start (JAX's compiled programs are cleared first and its on-disk compilation cache is off: ``common``, so each time
+includes compilation), then warm: the median of
 ``WARM_REPEATS`` repeats of the same call (compilation reused; a single repeat swung by up to 1.7× under a busy
 machine). Per baseline: its final objective, the time it took to reach it (its own best, not its whole run), and its
 best objective at the engine's wall time (its anytime trace at that time divided by the number of targets:
@@ -38,7 +39,6 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import pandas as pd
 
 import mixlaw_jax as mj
 from benchmarks import baselines
@@ -77,10 +77,8 @@ def _env_list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def chinchilla_runs() -> mj.RunTable:
-    """Epoch's preparation: drop the 5 highest-loss points (240 left), D = C / (6N)."""
-    frame = pd.read_csv(require(CHINCHILLA)).sort_values("loss").iloc[:-5]
-    frame["D"] = frame["Training FLOP"] / (6 * frame["Model Size"])
-    frame["h"] = 1.0
+    """Epoch's Chinchilla table, prepared as Epoch does (``baselines.epoch_chinchilla``)."""
+    frame = baselines.epoch_chinchilla(require(CHINCHILLA))
     return mj.load_runs(frame, weights=["h"], N="Model Size", D="D", targets=["loss"], warn=False)
 
 

@@ -2,6 +2,7 @@
 gradient against finite differences, the baseline recipes on tiny problems, and the speed report's pieces."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -90,6 +91,37 @@ def test_paper_recipe_improves_on_its_random_search():
     assert trace[-1, 1] == out["objective"]
     assert problem.objective(out["theta"])[0] == out["objective"]
     json.dumps(out, allow_nan=False)
+
+
+def test_a_recipe_process_runs_from_handed_metadata_without_jax(tmp_path):
+    """The cold-start benchmark's recipe process: the law's layout and start box as JSON, the table through pandas,
+    and neither JAX nor mixlaw_jax imported; the same random points and objective as a problem built with them."""
+    runs, problem = tiny_chinchilla()
+    frame = pd.DataFrame({"N": np.exp(problem.log_n), "D": np.exp(problem.log_d), "loss": np.exp(problem.y)})
+    frame.to_csv(tmp_path / "table.csv", index=False)
+    metadata = json.dumps(baselines.law_metadata("chinchilla", 1, "log").to_json())
+    script = (
+        "import json, sys\n"
+        "import pandas as pd\n"
+        "from benchmarks import baselines\n"
+        "frame = pd.read_csv(sys.argv[1])\n"
+        "problem = baselines.Problem('chinchilla', frame['N'], frame['D'], [[1.0]] * len(frame), frame['loss'],\n"
+        "    loss_space='log', reduction='sum', metadata=baselines.LawMetadata.from_json(json.loads(sys.argv[2])))\n"
+        "points = problem.random_points(4, __import__('numpy').random.default_rng(0))\n"
+        "print(json.dumps({'modules': sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'mixlaw_jax')),\n"
+        "    'objectives': [problem.objective(p)[0] for p in points]}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "table.csv"), metadata],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    report = json.loads(done.stdout)
+    assert report["modules"] == []
+    expected = [problem.objective(p)[0] for p in problem.random_points(4, np.random.default_rng(0))]
+    np.testing.assert_allclose(report["objectives"], expected, rtol=1e-12)
 
 
 def test_time_cap_stops_a_run_with_its_best_point():
