@@ -363,3 +363,18 @@ def test_propose_prints_and_writes_the_runs_to_train_next(table, boot_json, tmp_
     assert proposed["model_size"].max() <= 8e8  # the table's sizes up to 4e8, and one size up
     code, _, err = run(capsys, "propose", table, "--where", TRAIN, "--bootstrap", boot_json, "--budget", "4e9,8e10")
     assert code == 2 and "the bootstrap has 3 replicates" in err
+
+
+def test_the_program_freezes_its_objects_before_exiting_with_the_command_code(monkeypatch):
+    """``mixlaw`` skips the interpreter's last walk over JAX's objects (gc.freeze) and exits with main's code."""
+    import gc
+
+    from mixlaw_jax import cli
+
+    frozen = []
+    monkeypatch.setattr(cli, "main", lambda: 2)
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setattr(cli.signal, "signal", lambda *args: None)
+    with pytest.raises(SystemExit) as done:
+        cli.run()
+    assert done.value.code == 2 and frozen == [True]
