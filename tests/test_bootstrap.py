@@ -83,6 +83,21 @@ def test_prediction_intervals_bracket_the_point_and_widen_with_level(small_boot,
     assert list(mre.index) == ["loss_0", "loss_1"] and np.all(mre["lo"] <= mre["hi"])
 
 
+def test_bagged_predictions_are_the_replicates_centre(small_boot, small_table):
+    """The bagged prediction (the median of the replicate laws' predictions) sits inside the replicates'
+    interquartile range, and near the full fit on the fitted rows."""
+    frame = small_table.frame.drop(columns=["loss_0", "loss_1"]).iloc[:10].copy()
+    frame["N"] = 3e9
+    median = small_boot.predict(frame)
+    quartiles = small_boot.predict_interval(frame, level=0.5)
+    assert list(median.columns) == ["loss_0", "loss_1"] and list(median.index) == list(frame.index)
+    for t in small_boot.targets:
+        assert np.all(quartiles[f"{t}_lo"] <= median[t] + 1e-12) and np.all(median[t] <= quartiles[f"{t}_hi"] + 1e-12)
+        assert not np.array_equal(median[t], small_boot.fit.predict(frame)[t])  # the replicates', not the fit's
+    fitted = small_boot.predict(small_table)
+    np.testing.assert_allclose(fitted.to_numpy(), small_boot.fit.predict(small_table).to_numpy(), rtol=2e-3)
+
+
 def test_mixture_interval_contains_the_point_h_star(small_boot):
     frame = small_boot.mixture_interval(N=1e9, D=2e10, targets=["loss_0", "loss_1"])
     assert list(frame.index) == ["weight_0", "weight_1"]
