@@ -268,6 +268,8 @@ def cmd_fit(args) -> None:
 
 
 def cmd_predict(args) -> None:
+    import pandas as pd
+
     from ._io import output_file
     from .data import read_table
 
@@ -275,7 +277,10 @@ def cmd_predict(args) -> None:
         output_file(args.out, [args.fit, args.runs])
     result, boot = _load_result(args.fit)
     frame = read_table(args.runs)
-    predicted = boot.predict_interval(frame) if boot is not None else result.predict(frame)
+    predicted = result.predict(frame)
+    if boot is not None:  # intervals, and the bagged prediction (the replicates' median)
+        bagged = boot.predict(frame).add_suffix("_bagged")
+        predicted = pd.concat([boot.predict_interval(frame), bagged], axis=1)
     mre = result.mre(frame) if any(t in frame.columns for t in result.targets) else {}
     out = frame.copy()
     for column in predicted.columns:
@@ -763,7 +768,8 @@ EPILOG_FIT = """example:
 EPILOG_PREDICT = """examples:
   mixlaw predict fit.json new_runs.csv                       print predictions (and MRE where losses are given)
   mixlaw predict fit.json held_out.parquet --out pred.csv    write the table with predicted_<target> columns
-  mixlaw predict bootstrap.json new_runs.csv --out pred.json with bootstrap intervals (_lo, _hi columns)"""
+  mixlaw predict bootstrap.json new_runs.csv --out pred.json with bootstrap intervals (_lo, _hi columns) and the
+                                                             replicates' median (_bagged columns)"""
 EPILOG_OPTIMIZE = """examples:
   mixlaw optimize fit.json --N 7e9 --D 1.5e11
   mixlaw optimize fit.json --N 1e9,7e9 --D 2e10,1.5e11 --weight-bounds simplex --out mixture.json

@@ -110,6 +110,9 @@ def test_predict_from_a_bootstrap_gives_intervals_as_json(table, boot_json, tmp_
     assert len(rows) == 150
     assert (rows["predicted_x_loss_lo"] <= rows["predicted_x_loss_hi"]).all()
     assert np.isfinite(rows[["predicted_x_loss", "predicted_x_loss_lo", "predicted_x_loss_hi"]].to_numpy()).all()
+    bagged = rows["predicted_x_loss_bagged"]  # the replicates' median: inside their interval, not the full fit's
+    assert (rows["predicted_x_loss_lo"] <= bagged).all() and (bagged <= rows["predicted_x_loss_hi"]).all()
+    assert not np.array_equal(bagged, rows["predicted_x_loss"])
 
 
 def test_optimize_writes_a_mixture_for_each_budget(fit_json, tmp_path, capsys):
