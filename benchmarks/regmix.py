@@ -220,12 +220,17 @@ def lightgbm_predictions(
     return out, rounds
 
 
+def training_runs(train: pd.DataFrame, targets: list[str]) -> mj.RunTable:
+    """The training runs as a RunTable of ``targets`` (N and D absent: every run has the same)."""
+    return mj.load_runs(train, weights=weight_columns(train), targets=targets, warn=False)
+
+
 def law_predictions(
     train: pd.DataFrame, targets: list[str], tests: dict[str, pd.DataFrame], law: str, search: mj.Search
 ) -> tuple[dict, dict, mj.FitResult]:
     """One ``mj.fit`` of ``law`` to every target of the training runs; predictions, per-target diagnostics, and the
     fit (``bagged_predictions`` resamples around it)."""
-    runs = mj.load_runs(train, weights=weight_columns(train), targets=targets, warn=False)
+    runs = training_runs(train, targets)
     fit = mj.fit(runs, law, search=search)
     predictions = {name: fit.predict(frame)[targets].to_numpy(float) for name, frame in tests.items()}
     diagnostics = {}
@@ -248,7 +253,7 @@ def bagged_predictions(
 ) -> dict:
     """Predictions of ``fit``'s law bagged: a run-level bootstrap around it, each prediction the replicates'
     median (``BootstrapResult.predict``)."""
-    runs = mj.load_runs(train, weights=weight_columns(train), targets=targets, warn=False)
+    runs = training_runs(train, targets)
     boot = mj.bootstrap(runs, fit.law, n_replicates=replicates, full_fit=fit)
     return {name: boot.predict(frame)[targets].to_numpy(float) for name, frame in tests.items()}
 

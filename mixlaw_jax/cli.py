@@ -277,10 +277,10 @@ def cmd_predict(args) -> None:
         output_file(args.out, [args.fit, args.runs])
     result, boot = _load_result(args.fit)
     frame = read_table(args.runs)
-    predicted = result.predict(frame)
-    if boot is not None:  # intervals, and the bagged prediction (the replicates' median)
-        bagged = boot.predict(frame).add_suffix("_bagged")
-        predicted = pd.concat([boot.predict_interval(frame), bagged], axis=1)
+    if boot is None:
+        predicted = result.predict(frame)
+    else:  # intervals, and the bagged prediction (the replicates' median)
+        predicted = pd.concat([boot.predict_interval(frame), boot.predict(frame).add_suffix("_bagged")], axis=1)
     mre = result.mre(frame) if any(t in frame.columns for t in result.targets) else {}
     out = frame.copy()
     for column in predicted.columns:
