@@ -12,7 +12,8 @@ Each benchmark module has ``NAME``, ``run(quick: bool) -> dict`` and ``markdown(
 (``figures``: a folder for its plots). Results go to ``<out>/<NAME>.json`` (``<NAME>_quick.json`` with
 ``--quick``), each with the machine, package versions and commit (``benchmarks.common.provenance``); a module
 with ``merge(previous, new) -> dict`` keeps parts of the file it replaces (speed: the problems not re-run). RESULTS.md
-is rebuilt from every full-size result file present, so a partial run keeps the others' tables, and ends with
+is rebuilt from every full-size result file present, so a partial run keeps the others' tables; it also shows the
+benchmarks in ``SEPARATE``, which run for hours by their own command (``python -m benchmarks.design``), and ends with
 the GPU runs on file (``benchmarks/gpu.sh``, ``benchmarks/gpu.py``).
 """
 
@@ -31,6 +32,8 @@ from mixlaw_jax._io import atomic_write_bytes, atomic_write_json
 
 #: Benchmark modules, in the order RESULTS.md shows them.
 SUITE = ("speed", "scaling", "accuracy", "regmix", "repetition_truth", "repetition_path")
+#: Benchmarks that run for hours by their own command, not in the suite; RESULTS.md shows their result files too.
+SEPARATE = {"design": "python -m benchmarks.design"}
 
 HEADER = """# Benchmark results
 
@@ -57,19 +60,23 @@ def describe(prov: dict) -> str:
     )
 
 
+def section(out: Path, name: str, quick: bool, figures: Path, command: str) -> str:
+    """RESULTS.md's section of benchmark ``name`` from its result file under ``out``, or how to run it."""
+    path = result_path(out, name, quick)
+    if not path.exists():
+        return f"## {name}\n\nNot run yet (`{command}`).\n"
+    result = json.loads(path.read_text())
+    body = module(name).markdown(result, figures)
+    return f"{body.rstrip()}\n\n{describe(result.get('provenance', {}))}\n"
+
+
 def write_report(out: Path, quick: bool) -> Path:
     """Rebuild RESULTS.md under ``out`` from the result files there."""
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     sections = [HEADER]
-    for name in SUITE:
-        path = result_path(out, name, quick)
-        if not path.exists():
-            sections.append(f"## {name}\n\nNot run yet (`python -m benchmarks --only {name}`).\n")
-            continue
-        result = json.loads(path.read_text())
-        body = module(name).markdown(result, figures)
-        sections.append(f"{body.rstrip()}\n\n{describe(result.get('provenance', {}))}\n")
+    sections += [section(out, name, quick, figures, f"python -m benchmarks --only {name}") for name in SUITE]
+    sections += [section(out, name, quick, figures, command) for name, command in ({} if quick else SEPARATE).items()]
     if out == RESULTS and (accelerator := gpu.markdown(figures)):
         sections.append(accelerator)
     target = out.parent / "RESULTS.md" if out == RESULTS else out / "RESULTS.md"

@@ -493,6 +493,50 @@ def bar(campaigns: list[dict], summary: dict) -> dict:
     }
 
 
+def markdown(results: dict, figures: Path) -> str:
+    """RESULTS.md's section: per setting, each strategy's final mean / median h* error and compute, and the bar."""
+    figures.mkdir(parents=True, exist_ok=True)
+    path = figures / "design.png"
+    plot(results, path)
+    lines = [
+        "## Which runs to train next: simulated campaigns (issue 24)",
+        "",
+        "Campaigns on known joint laws (`python -m benchmarks.design`): a space-filling swarm at the two smallest "
+        f"sizes, then batches of {BATCH} runs chosen at random, from a fixed grid, or by `propose_runs`; the law "
+        "refitted after every batch and h* at the target budget compared with the truth's. The bar: the proposals' "
+        "mean h* error reaches the grid's final mean with at most half the grid's final compute.",
+        "",
+        "| setting | strategy | campaigns | h* L1 error, swarm | final: mean | final: median | final compute |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    bars = []
+    for name, entry in results.get("settings", {}).items():
+        summary = entry.get("summary", {})
+        for strategy in STRATEGIES:
+            s = summary.get(strategy)
+            if s:
+                lines.append(
+                    f"| {name} | {strategy} | {s['campaigns']} | {s['h_l1_mean'][0]:.4f} | {s['h_l1_mean'][-1]:.4f} | "
+                    f"{s['h_l1_median'][-1]:.4f} | {s['compute_mean'][-1]:.3g} |"
+                )
+        if b := summary.get("bar"):
+            reached = "never" if b["ratio"] is None else f"at {b['ratio']:.2f} of the grid's compute"
+            bars.append(
+                f"- {name}: the grid's final mean error {b['grid_final_h_l1_mean']:.4f}, reached by the proposals "
+                f"{reached} (the swarm alone is {b['initial_compute_share']:.2f}): "
+                f"**{'met' if b['met'] else 'not met'}**; per campaign reached in {b['per_campaign_reached']}, at "
+                f"<= half the compute in {b['per_campaign_met']}."
+            )
+    timing = results.get("propose_timing")
+    if timing:
+        bars.append(
+            f"- One `propose_runs` call on the bundled table ({timing['candidates']} candidates, "
+            f"{timing['replicates']} replicates, law fitted and bootstrapped inside): {timing['cold_seconds']:.1f} s "
+            f"cold, {timing['warm_seconds']:.1f} s warm."
+        )
+    return "\n".join([*lines, "", *bars, "", f"![h* error against compute]({path})"]) + "\n"
+
+
 # --- the bundled table's timing -----------------------------------------------------------------------------------
 
 

@@ -49,6 +49,23 @@ def test_bar_reads_the_compute_at_which_proposals_reach_the_grids_final_error():
     assert summary["grid"]["h_l1_q25"][-1] == 0.2 and summary["proposals"]["campaigns"] == 2
 
 
+def test_markdown_tabulates_each_strategy_and_states_the_bar(tmp_path):
+    campaigns = [
+        {
+            "campaign": 0,
+            "strategies": {
+                "grid": record([1.0, 2.0, 3.0], [1.0, 0.5, 0.2]),
+                "proposals": record([1.0, 1.2, 1.4], [1.0, 0.1, 0.05]),
+            },
+        }
+    ]
+    text = design.markdown({"settings": {"k3": {"summary": design.summarize(campaigns)}}}, tmp_path)
+    assert "| k3 | grid | 1 | 1.0000 | 0.2000 | 0.2000 | 3 |" in text
+    assert "| k3 | proposals | 1 | 1.0000 | 0.0500 | 0.0500 | 1.4 |" in text
+    assert "reached by the proposals at 0.40 of the grid's compute" in text and "**met**" in text
+    assert (tmp_path / "design.png").stat().st_size > 0
+
+
 def test_quick_campaign_writes_the_results_and_the_figure(tmp_path):
     design.main(
         ["--quick", "--campaigns", "1", "--settings", "k3", "--steps", "1", "--skip-timing", "--out", str(tmp_path)]
