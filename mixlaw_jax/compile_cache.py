@@ -20,12 +20,20 @@ where installed, detects a stream cut short); JAX then warns ("Error reading per
 compiles the program afresh, so a race costs one compilation, never a wrong program. An entry left cut short (e.g.
 by a process killed while writing it) is never rewritten (JAX skips a key whose file exists): every later process
 warns and compiles that program again, until the file, or the folder, is deleted.
+
+The programs compiled in a process stay in memory: each XLA CPU program holds about 12 memory mappings, and Linux
+allows a process ``vm.max_map_count`` of them (65,530 by default), so a long loop of fits on tables of many shapes
+(some 5,000 programs: the design benchmark's campaigns) dies in LLVM with "Cannot allocate memory" and a
+segmentation fault. The same fitting path calls :func:`release_programs_near_map_limit`, which clears JAX's
+in-process program caches (``jax.clear_caches``; the next calls compile again) once the process holds
+``MAP_LIMIT_SHARE`` of the limit.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 from .errors import warn_user
@@ -114,4 +122,60 @@ def ensure_compilation_cache() -> None:
             use_compilation_cache()
 
 
-__all__ = ["cache_folder", "default_folder", "ensure_compilation_cache", "use_compilation_cache"]
+#: Compiled programs are released when the process holds this share of its memory-map limit (vm.max_map_count).
+MAP_LIMIT_SHARE = 0.75
+#: The fitting path looks at the process's memory mappings at most this often (reading them takes 1-15 ms).
+MAP_CHECK_SECONDS = 1.0
+_next_map_check = 0.0
+
+
+def map_limit() -> int | None:
+    """The kernel's limit on one process's memory mappings (``vm.max_map_count``); None where it cannot be read."""
+    try:
+        return int(Path("/proc/sys/vm/max_map_count").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def mapped_regions() -> int | None:
+    """The memory mappings this process holds now (lines of ``/proc/self/maps``); None where it cannot be read."""
+    try:
+        with open("/proc/self/maps", "rb") as maps:
+            return maps.read().count(b"\n")
+    except OSError:
+        return None
+
+
+def release_programs_near_map_limit(limit: int | None = None) -> bool:
+    """Clear JAX's in-process compiled programs (``jax.clear_caches``) when this process holds at least
+    ``MAP_LIMIT_SHARE`` x ``limit`` memory mappings (module docstring); returns whether it did.
+
+    ``limit``: the number of mappings allowed, by default :func:`map_limit`; with the default the mappings are
+    looked at no more than once every ``MAP_CHECK_SECONDS`` (the fitting path calls this before every solve). Where
+    /proc cannot be read (not Linux) it does nothing.
+    """
+    global _next_map_check
+    if limit is None:
+        now = time.monotonic()
+        if now < _next_map_check:
+            return False
+        _next_map_check = now + MAP_CHECK_SECONDS
+        limit = map_limit()
+    regions = mapped_regions()
+    if limit is None or regions is None or regions < MAP_LIMIT_SHARE * limit:
+        return False
+    import jax
+
+    jax.clear_caches()
+    return True
+
+
+__all__ = [
+    "cache_folder",
+    "default_folder",
+    "ensure_compilation_cache",
+    "map_limit",
+    "mapped_regions",
+    "release_programs_near_map_limit",
+    "use_compilation_cache",
+]

@@ -107,3 +107,38 @@ def test_the_import_turns_the_gpu_autotuner_off_unless_xla_flags_sets_a_level(gi
         assert flags == [given]
     else:
         assert flags == ([given] if given else []) + ["--xla_gpu_autotune_level=0"]
+
+
+RELEASE_SCRIPT = """
+import json
+import numpy as np, pandas as pd
+import jax, jax.numpy as jnp
+import mixlaw_jax as mj
+from mixlaw_jax import compile_cache
+f = jax.jit(lambda x: jnp.sin(x) * 2.0 + x.sum())
+for n in range(1, 61):
+    f(jnp.ones(n)).block_until_ready()
+held = compile_cache.mapped_regions()
+report = {"limit": compile_cache.map_limit(), "held": held,
+          "far_from_limit": compile_cache.release_programs_near_map_limit(limit=10 * held)}
+report["near_limit"] = compile_cache.release_programs_near_map_limit(limit=held)
+report["after"] = compile_cache.mapped_regions()
+rng = np.random.default_rng(0)
+n, d = np.exp(rng.uniform(np.log(1e7), np.log(1e9), 40)), np.exp(rng.uniform(np.log(1e9), np.log(1e11), 40))
+frame = pd.DataFrame({"N": n, "D": d, "loss": 1.7 + 400 * n**-0.34 + 410 * d**-0.28})
+runs = mj.load_runs(frame, weights=None, N="N", D="D", targets="loss")
+search = mj.Search(64, ((8, 20, 1.0),))
+report["kept"] = float(mj.fit(runs, "chinchilla", search=search).objective[0])
+compile_cache.MAP_LIMIT_SHARE, compile_cache.MAP_CHECK_SECONDS = 0.0, 0.0  # every solve drops every program
+report["dropped"] = float(mj.fit(runs, "chinchilla", search=search).objective[0])
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux's /proc (memory mappings)")
+def test_programs_are_released_near_the_memory_map_limit_and_fits_go_on(tmp_path):
+    report = json.loads(run_python(RELEASE_SCRIPT, tmp_path, MIXLAW_COMPILE_CACHE="off"))
+    assert report["limit"] > 0 and report["held"] > 0
+    assert not report["far_from_limit"] and report["near_limit"]
+    assert report["after"] < report["held"] - 300  # 60 small programs held ~12 mappings each
+    assert report["dropped"] == report["kept"]  # a fit whose programs are dropped before every solve: same optimum

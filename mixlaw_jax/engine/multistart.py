@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec
 
-from ..compile_cache import ensure_compilation_cache
+from ..compile_cache import ensure_compilation_cache, release_programs_near_map_limit
 from ..laws import Inputs
 from ..objective import huber_objective, observed, prediction
 from ..options import Resources, Search
@@ -519,9 +519,11 @@ def solve(
         are independent of the first round's.
       progress: optional callable ``progress(stage_index, n_stages)``.
 
-    The first call in a process switches the on-disk compilation cache on (:mod:`mixlaw_jax.compile_cache`).
+    The first call in a process switches the on-disk compilation cache on, and a process near its memory-map limit
+    drops its compiled programs (:mod:`mixlaw_jax.compile_cache`).
     """
     ensure_compilation_cache()
+    release_programs_near_map_limit()
     placement = Placement.create(resources.devices, resources.memory_bytes)
     key = jax.random.PRNGKey(search.seed) if key is None else key
     where = jax.default_device(placement.devices[0]) if placement.mesh is None else contextlib.nullcontext()

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..compile_cache import ensure_compilation_cache
+from ..compile_cache import ensure_compilation_cache, release_programs_near_map_limit
 from ..laws import Inputs, Law
 from ..options import MAX_SEED, whole_number
 from .constraints import project
@@ -280,9 +280,11 @@ def solve(law: Law, coordinates, w, log_n, log_d, lo, hi, starts, softmax: bool,
       softmax: explore with h = softmax(θ) (:func:`softmax_mode`) instead of projected Adam.
       log_u: (Q, k) log of the unique tokens per domain for a law that reads them (+inf: unlimited), else None.
 
-    The first call in a process switches the on-disk compilation cache on (:mod:`mixlaw_jax.compile_cache`).
+    The first call in a process switches the on-disk compilation cache on, and a process near its memory-map limit
+    drops its compiled programs (:mod:`mixlaw_jax.compile_cache`).
     """
     ensure_compilation_cache()
+    release_programs_near_map_limit()
     h, f, n_best = _solve_batch(
         law,
         lo.shape[-1],
