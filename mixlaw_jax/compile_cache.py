@@ -2,9 +2,9 @@
 
 A fit's first call in a process spends most of its time compiling (benchmarks/NOTES.md); a program depends only on
 shapes and settings, never on the data values, so a later process that meets the same shapes can load it instead.
-The fitting path (``engine.solve``, the mixture solver) and the ``mixlaw`` command switch the cache on with
-:func:`ensure_compilation_cache`, once per process, on first use; ``import mixlaw_jax`` leaves JAX's configuration
-alone.
+The fitting path (``engine.solve``, the mixture solver; through :func:`before_solve`) and the ``mixlaw`` command
+switch the cache on with :func:`ensure_compilation_cache`, once per process, on first use; ``import mixlaw_jax``
+leaves JAX's configuration alone.
 
 The folder is ``$MIXLAW_COMPILE_CACHE`` (an absolute path), else ``$XDG_CACHE_HOME/mixlaw_jax/xla``, else
 ``~/.cache/mixlaw_jax/xla``: always in the user's cache folder, never in the working directory or the package.
@@ -24,7 +24,7 @@ warns and compiles that program again, until the file, or the folder, is deleted
 The programs compiled in a process stay in memory: each XLA CPU program holds about 12 memory mappings, and Linux
 allows a process ``vm.max_map_count`` of them (65,530 by default), so a long loop of fits on tables of many shapes
 (some 5,000 programs: the design benchmark's campaigns) dies in LLVM with "Cannot allocate memory" and a
-segmentation fault. The same fitting path calls :func:`release_programs_near_map_limit`, which clears JAX's
+segmentation fault. :func:`before_solve` also calls :func:`release_programs_near_map_limit`, which clears JAX's
 in-process program caches (``jax.clear_caches``; the next calls compile again) once the process holds
 ``MAP_LIMIT_SHARE`` of the limit.
 """
@@ -170,7 +170,15 @@ def release_programs_near_map_limit(limit: int | None = None) -> bool:
     return True
 
 
+def before_solve() -> None:
+    """What the fitting path (``engine.multistart.solve``, the mixture solver) does before it runs its programs:
+    :func:`ensure_compilation_cache`, then :func:`release_programs_near_map_limit`."""
+    ensure_compilation_cache()
+    release_programs_near_map_limit()
+
+
 __all__ = [
+    "before_solve",
     "cache_folder",
     "default_folder",
     "ensure_compilation_cache",

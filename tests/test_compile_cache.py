@@ -16,8 +16,17 @@ from mixlaw_jax.errors import MixlawWarning
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# a small Chinchilla table with a known truth, fitted with a light search; prints what the test checks
-SCRIPT = """
+# a small Chinchilla table with a known truth (``runs``), for the scripts below
+TABLE = """
+rng = np.random.default_rng(0)
+n, d = np.exp(rng.uniform(np.log(1e7), np.log(1e9), 40)), np.exp(rng.uniform(np.log(1e9), np.log(1e11), 40))
+frame = pd.DataFrame({"N": n, "D": d, "loss": 1.7 + 400 * n**-0.34 + 410 * d**-0.28})
+runs = mj.load_runs(frame, weights=None, N="N", D="D", targets="loss")
+"""
+
+# the table fitted with a light search; prints what the test checks
+SCRIPT = (
+    """
 import json, sys
 import numpy as np, pandas as pd
 import mixlaw_jax as mj
@@ -25,14 +34,14 @@ import jax
 heavy = ("matplotlib", "mixlaw_jax.cli", "mixlaw_jax.report")
 report = {"at_import": jax.config.jax_compilation_cache_dir,
           "heavy": sorted(m for m in sys.modules if m.startswith(heavy))}
-rng = np.random.default_rng(0)
-n, d = np.exp(rng.uniform(np.log(1e7), np.log(1e9), 40)), np.exp(rng.uniform(np.log(1e9), np.log(1e11), 40))
-frame = pd.DataFrame({"N": n, "D": d, "loss": 1.7 + 400 * n**-0.34 + 410 * d**-0.28})
-runs = mj.load_runs(frame, weights=None, N="N", D="D", targets="loss")
+"""
+    + TABLE
+    + """
 mj.fit(runs, "chinchilla", search=mj.Search(64, ((8, 20, 1.0),)))
 report["after_fit"] = jax.config.jax_compilation_cache_dir
 print(json.dumps(report))
 """
+)
 
 
 def run_python(code: str, cwd, **env) -> str:
@@ -109,7 +118,8 @@ def test_the_import_turns_the_gpu_autotuner_off_unless_xla_flags_sets_a_level(gi
         assert flags == ([given] if given else []) + ["--xla_gpu_autotune_level=0"]
 
 
-RELEASE_SCRIPT = """
+RELEASE_SCRIPT = (
+    """
 import json
 import numpy as np, pandas as pd
 import jax, jax.numpy as jnp
@@ -123,16 +133,16 @@ report = {"limit": compile_cache.map_limit(), "held": held,
           "far_from_limit": compile_cache.release_programs_near_map_limit(limit=10 * held)}
 report["near_limit"] = compile_cache.release_programs_near_map_limit(limit=held)
 report["after"] = compile_cache.mapped_regions()
-rng = np.random.default_rng(0)
-n, d = np.exp(rng.uniform(np.log(1e7), np.log(1e9), 40)), np.exp(rng.uniform(np.log(1e9), np.log(1e11), 40))
-frame = pd.DataFrame({"N": n, "D": d, "loss": 1.7 + 400 * n**-0.34 + 410 * d**-0.28})
-runs = mj.load_runs(frame, weights=None, N="N", D="D", targets="loss")
+"""
+    + TABLE
+    + """
 search = mj.Search(64, ((8, 20, 1.0),))
 report["kept"] = float(mj.fit(runs, "chinchilla", search=search).objective[0])
 compile_cache.MAP_LIMIT_SHARE, compile_cache.MAP_CHECK_SECONDS = 0.0, 0.0  # every solve drops every program
 report["dropped"] = float(mj.fit(runs, "chinchilla", search=search).objective[0])
 print(json.dumps(report))
 """
+)
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux's /proc (memory mappings)")

@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec
 
-from ..compile_cache import ensure_compilation_cache, release_programs_near_map_limit
+from ..compile_cache import before_solve
 from ..laws import Inputs
 from ..objective import huber_objective, observed, prediction
 from ..options import Resources, Search
@@ -522,8 +522,7 @@ def solve(
     The first call in a process switches the on-disk compilation cache on, and a process near its memory-map limit
     drops its compiled programs (:mod:`mixlaw_jax.compile_cache`).
     """
-    ensure_compilation_cache()
-    release_programs_near_map_limit()
+    before_solve()
     placement = Placement.create(resources.devices, resources.memory_bytes)
     key = jax.random.PRNGKey(search.seed) if key is None else key
     where = jax.default_device(placement.devices[0]) if placement.mesh is None else contextlib.nullcontext()

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..compile_cache import ensure_compilation_cache, release_programs_near_map_limit
+from ..compile_cache import before_solve
 from ..laws import Inputs, Law
 from ..options import MAX_SEED, whole_number
 from .constraints import project
@@ -283,8 +283,7 @@ def solve(law: Law, coordinates, w, log_n, log_d, lo, hi, starts, softmax: bool,
     The first call in a process switches the on-disk compilation cache on, and a process near its memory-map limit
     drops its compiled programs (:mod:`mixlaw_jax.compile_cache`).
     """
-    ensure_compilation_cache()
-    release_programs_near_map_limit()
+    before_solve()
     h, f, n_best = _solve_batch(
         law,
         lo.shape[-1],
