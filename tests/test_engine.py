@@ -123,6 +123,38 @@ def test_the_reported_objective_and_gradient_norm_are_those_of_the_returned_poin
             assert solution.gradient_norm[b] > 0
 
 
+def test_the_screen_scores_a_random_subset_of_the_first_stages_rows_on_large_tables_only():
+    key = jax.random.PRNGKey(0)
+    some = np.arange(0, 2000, 3)
+    assert multistart.screen_subset(None, 240, 20, key) is None  # small tables: every row
+    assert multistart.screen_subset(some, 2000, 20, key) is some  # the first stage's subset, small enough
+    for rows, n_rows, n_params in ((None, 3072, 261), (np.arange(0, 6000, 2), 6000, 20)):
+        subset = multistart.screen_subset(rows, n_rows, n_params, key)
+        size = max(multistart.SCREEN_ROWS, multistart.SCREEN_ROWS_PER_PARAM * n_params)
+        available = np.arange(n_rows) if rows is None else rows
+        assert len(subset) == size and np.all(np.diff(subset) > 0) and np.isin(subset, available).all()
+        np.testing.assert_array_equal(subset, multistart.screen_subset(rows, n_rows, n_params, key))
+        assert not np.array_equal(subset, multistart.screen_subset(rows, n_rows, n_params, jax.random.PRNGKey(1)))
+
+
+def test_screening_a_subset_of_a_large_tables_rows_finds_the_same_optimum(monkeypatch):
+    law = mj.get_law("joint")
+    space = make_space(law, K, "raw", None)
+    n_rows = 160 * 8  # above SCREEN_ROWS: the screen sees a subset
+    h = np.repeat(rng.dirichlet(np.ones(K), 160), 8, axis=0)
+    x = Inputs.from_arrays(10 ** rng.uniform(7, 9, n_rows), 10 ** rng.uniform(9, 11, n_rows), h)
+    truth = space.sample(jax.random.PRNGKey(5), 1, float(np.mean(x.log_n)), float(np.mean(x.log_d)))[0]
+    y = np.asarray(law.predict(space.law_coordinates(truth), x))[None] * (1 + 1e-3 * rng.normal(size=(1, n_rows)))
+    problems = multistart.make_problems(y, np.ones_like(y), "raw", "mean")
+    settings = dict(delta=1e-3, key=jax.random.PRNGKey(0), resources=mj.Resources(devices=1))
+    search = mj.Search(512, ((16, 40), (4, 200)))
+    assert multistart.screen_subset(None, n_rows, space.size, settings["key"]) is not None
+    capped = multistart.solve(space, x, problems, search, **settings)
+    monkeypatch.setattr(multistart, "SCREEN_ROWS", 10 * n_rows)
+    every_row = multistart.solve(space, x, problems, search, **settings)
+    np.testing.assert_allclose(capped.objective, every_row.objective, rtol=1e-6)
+
+
 def test_row_buckets_have_four_significant_bits_and_pad_whole_groups_with_weight_zero_rows():
     sizes = (1, 15, 16, 17, 31, 33, 233, 240, 241, 2408)
     assert [multistart.row_bucket(n) for n in sizes] == [1, 15, 16, 18, 32, 36, 240, 240, 256, 2560]

@@ -11,7 +11,8 @@ One fit is
    best ``keep`` starts of each problem run ``n_iter`` Levenberg-Marquardt IRLS iterations
    (``solvers``), all problems x starts in one vmapped, jitted call. Early stages may use a fixed
    random fraction of the rows (multi-fidelity): the basins are much the same, each iteration is
-   cheaper, so more starts can be explored for the same time; screening uses the first stage's rows;
+   cheaper, so more starts can be explored for the same time; screening uses the first stage's rows (at most
+   ``SCREEN_ROWS`` or so of them: ``screen_subset``);
 3. **confirm** — a problem's best point counts as found when several final starts agree on it
    (``options.Confirmation``); an unconfirmed problem gets extra rounds (its final starts run further, then fresh
    searches whose final starts join them), all unconfirmed problems batched, until confirmed or the rounds run out;
@@ -62,6 +63,12 @@ from .space import ParamSpace
 MIN_ROWS_PER_PARAM = 10
 #: Screening splits the problems into blocks rather than score fewer starts than this at a time.
 MIN_SCREEN_STARTS = 64
+#: The screen scores at most max(SCREEN_ROWS, SCREEN_ROWS_PER_PARAM x P) rows (a random subset of the first stage's
+#: rows where there are more): it only ranks random starts, and a law evaluation costs the same per row whatever the
+#: table. Joint law, k = 64, 3072 rows: the screen took 62 of the fit's 225 s on every row (benchmarks/NOTES.md,
+#: session 24). Every real table in ../shared/data screens all its rows under the default search.
+SCREEN_ROWS = 1024
+SCREEN_ROWS_PER_PARAM = 4
 #: Pairs refined at once on a CPU device: as few as CPU_LM_BATCH[0], since a vmapped LM run lasts as long as its
 #: slowest start and small blocks keep both threads busy, but enough that a block holds CPU_BLOCK_WORK rows x
 #: coordinates, so that small problems amortise each call, and at most CPU_LM_BATCH[1] (temporaries in cache). The
@@ -482,6 +489,16 @@ def row_subset(n_rows: int, fraction: float, n_params: int, key: jax.Array) -> n
     return np.sort(np.asarray(_draw_rows(key, n_rows, size)))
 
 
+def screen_subset(rows: np.ndarray | None, n_rows: int, n_params: int, key: jax.Array) -> np.ndarray | None:
+    """The rows the screen scores: ``rows`` (None: all ``n_rows``), or a sorted random subset of them of
+    max(``SCREEN_ROWS``, ``SCREEN_ROWS_PER_PARAM`` x ``n_params``) rows where they are more."""
+    available = np.arange(n_rows) if rows is None else rows
+    size = max(SCREEN_ROWS, SCREEN_ROWS_PER_PARAM * n_params)
+    if len(available) <= size:
+        return rows
+    return np.sort(available[np.asarray(_draw_rows(key, len(available), size))])
+
+
 @partial(jax.jit, static_argnums=(1, 2))
 def _draw_rows(key: jax.Array, n_rows: int, size: int) -> jax.Array:
     return jax.random.choice(key, n_rows, (size,), replace=False)
@@ -679,7 +696,8 @@ class _Engine:
                 float(np.mean(np.asarray(self.x.log_d))),
                 search.ties(space.k),
             )
-            x_screen, problems_screen = self.screening_rows(subsets[current], which)
+            rows = screen_subset(subsets[current], self.n_rows, space.size, jax.random.fold_in(key_starts, 1))
+            x_screen, problems_screen = self.screening_rows(rows, which)
             z0, n_failed = screen(
                 space, x_screen, problems_screen, starts, n_random, self.delta, search.chunk_size, self.placement
             )
