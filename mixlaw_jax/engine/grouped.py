@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..laws import Inputs, Law, log_prediction, raw_prediction
+from ..objective import huber_objective
 from . import solvers
 from .space import ParamSpace, make_space
 
@@ -170,8 +171,11 @@ def structure(law: Law, k: int) -> Structure:
     )
 
 
-def linearise(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta: float) -> solvers.Linearise:
-    """z -> ``solvers.Linearisation`` on rows laid out by :func:`layout` in groups of ``size`` (module docstring)."""
+def linearise(
+    space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta: float, value_only: bool = False
+) -> solvers.Linearise:
+    """z -> ``solvers.Linearisation`` on rows laid out by :func:`layout` in groups of ``size`` (module docstring);
+    ``value_only``: z -> f alone (each group's features once, no derivatives)."""
     split = space.law.mixture_features
     law, k = space.law, space.k
     st = structure(law, k)
@@ -187,6 +191,19 @@ def linearise(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta
     def row_prediction(q, phi, ln, ld):
         named = {n: q[at] for n, at in st.place.items()}
         return predict(*split.combine(named, phi, Inputs(ln, ld, None, None)))
+
+    if value_only:
+        per_row = jax.vmap(jax.vmap(row_prediction, in_axes=(None, None, 0, 0)), in_axes=(None, 0, 0, 0))
+
+        def value(z):
+            u = space.to_law(z)
+            phi = jax.vmap(lambda hg, log_hg: split.features(law.unflatten(u, k), Inputs(None, None, hg, log_hg)))(
+                h, log_h
+            )
+            m = per_row(u[st.row_index], phi, log_n, log_d).reshape(-1)
+            return huber_objective(rows.y - m, rows.w, rows.c, delta)
+
+        return value
 
     per_slot = jax.vmap(
         jax.vmap(jax.value_and_grad(row_prediction, argnums=(0, 1)), in_axes=(None, None, 0, 0)),

@@ -76,6 +76,12 @@ SCREEN_ROWS_PER_PARAM = 4
 #: batch that fits their memory.
 CPU_LM_BATCH = (2, 16)
 CPU_BLOCK_WORK = 65536
+#: From this many parameters a CPU block is one pair, run without vmap, so that its LM linearises only the trial
+#: points it accepts (``_map_pairs``'s ``lazy``; 31-45% of the steps are rejected at k = 64). Same objectives, warm fits
+#: (1024 starts, 64 x 30 and 8 x 100 iterations) joint k = 64 / 32 / 16 11.5 / 3.0 / 0.4 s -> 7.9 / 2.3 / 0.3 s,
+#: additive k = 64 / 32 3.5 / 0.5 s -> 1.7 / 0.4 s; below, SlimPajama's 8 targets (P = 19 and 33, batched blocks of up
+#: to 16 pairs) are mixed: additive 2.2 -> 2.8 s, joint 3.0 -> 2.8 s (benchmarks/NOTES.md, session 24).
+LAZY_FROM_PARAMS = 64
 #: Threads that run the per-pair blocks of a one-device CPU fit: XLA runs one program's loop on one core, and
 #: programs run from different threads run at once (measured in benchmarks/NOTES.md, session 9).
 CPU_THREADS = max(1, min(2, os.cpu_count() or 1))
@@ -352,10 +358,12 @@ def _map_pairs(
     delta: float,
     group_size: int | None = None,
     solve: solvers.Solve = solvers.spd_solve,
+    lazy: bool = False,
 ):
     """``n_iter`` LM iterations (``solvers.lm_run``; 0: only evaluate f and the gradient norm) on each (problem
     ``owner[i]``, ``states[i]``) pair, vmapped. LM linearises row by row, or by mixture groups of ``group_size`` rows
-    (``grouped``; rows laid out so), and solves its steps with ``solve``."""
+    (``grouped``; rows laid out so), and solves its steps with ``solve``. ``lazy``: the block is one pair, run
+    without ``vmap``, linearising accepted trial points only (``solvers.lm_step``'s ``value``)."""
     model_jac = model_and_jacobian(space, x)
 
     def one(b, state):
@@ -364,12 +372,20 @@ def _map_pairs(
             lin = partial(solvers.linearise, model_jac, rows, delta)
         else:
             lin = grouped.linearise(space, x, group_size, rows, delta)
-        return solvers.lm_run(lin, state, first_iter, n_iter, solve)
+        if not lazy:
+            value = None
+        elif group_size is None:
+            value = partial(solvers.objective, model(space, x), rows, delta)
+        else:
+            value = grouped.linearise(space, x, group_size, rows, delta, value_only=True)
+        return solvers.lm_run(lin, state, first_iter, n_iter, solve, value)
 
+    if lazy:
+        return jax.tree.map(lambda a: a[None], one(owner[0], jax.tree.map(lambda a: a[0], states)))
     return jax.vmap(one)(owner, states)
 
 
-_map_pairs_jit = jax.jit(_map_pairs, static_argnames=("delta", "group_size", "solve"))
+_map_pairs_jit = jax.jit(_map_pairs, static_argnames=("delta", "group_size", "solve", "lazy"))
 
 
 @lru_cache(maxsize=64)
@@ -441,6 +457,7 @@ def _per_pair(
                     delta,
                     group_size,
                     solve,
+                    lazy=block == 1 and placement.platform == "cpu",
                 )
             return jax.tree.map(np.asarray, out)
     else:
@@ -469,9 +486,12 @@ def _per_pair(
 
 def lm_batch_size(n_rows: int, n_params: int, k: int, memory_bytes: float, platform: str = "cpu") -> int:
     """(problem, start) pairs refined at once per device so that Jacobian-sized temporaries fit in
-    ``memory_bytes``; on a CPU, CPU_BLOCK_WORK / (rows x coordinates) within ``CPU_LM_BATCH``."""
+    ``memory_bytes``; on a CPU, CPU_BLOCK_WORK / (rows x coordinates) within ``CPU_LM_BATCH``, or 1 from
+    ``LAZY_FROM_PARAMS`` coordinates on."""
     per_item = 8.0 * n_rows * n_params * (k + 8)
-    if platform == "cpu":
+    if platform == "cpu" and n_params >= LAZY_FROM_PARAMS:
+        wanted = 1
+    elif platform == "cpu":
         wanted = min(max(CPU_BLOCK_WORK // (n_rows * n_params), CPU_LM_BATCH[0]), CPU_LM_BATCH[1])
     else:
         wanted = 4096

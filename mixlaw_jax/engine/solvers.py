@@ -182,12 +182,20 @@ def linearise(model_jac: ModelJacobian, rows: Rows, delta: float, z: jax.Array) 
 
 
 def lm_step(
-    lin: Linearise, state: SolverState, here: Linearisation, it, solve: Solve = spd_solve, fresh=False
+    lin: Linearise,
+    state: SolverState,
+    here: Linearisation,
+    it,
+    solve: Solve = spd_solve,
+    fresh=False,
+    value: Callable[[jax.Array], jax.Array] | None = None,
 ) -> tuple[SolverState, Linearisation]:
     """One damped IRLS Gauss-Newton step (see module docstring) from the linearisation ``here`` at state.z.
 
     The trial point is linearised at once: its f decides acceptance, and an accepted step carries its
-    linearisation to the next iteration, so each iteration costs one model-and-Jacobian evaluation. A ``fresh``
+    linearisation to the next iteration, so each iteration costs one model-and-Jacobian evaluation. With
+    ``value`` (z -> f, for one start outside ``vmap``) the trial point's f is evaluated first and only an accepted
+    one is linearised (``lax.cond``): a rejected step then costs a forward pass instead of a Gram. A ``fresh``
     pass takes no step: it only linearises at state.z (``here`` is then a placeholder), so that a compiled
     run holds one copy of the linearisation.
     """
@@ -195,8 +203,14 @@ def lm_step(
     diag = jnp.diag(here.gram)
     diag = jnp.maximum(diag, 1e-12 * jnp.max(diag) + 1e-300)
     z_new = jnp.where(fresh, z, z + solve(here.gram + lam * jnp.diag(diag), here.g))
-    trial = lin(z_new)
-    accept = fresh | ((trial.f < f) & jnp.all(jnp.isfinite(z_new)))
+    finite = jnp.all(jnp.isfinite(z_new))
+    if value is None:
+        trial = lin(z_new)
+        accept = fresh | ((trial.f < f) & finite)
+    else:
+        accept = fresh | ((value(z_new) < f) & finite)
+        trial = jax.lax.cond(accept, lin, lambda _: here, z_new)
+        accept = accept & (fresh | (trial.f < f))
     progress = accept & (f - trial.f > STALL_RTOL * f)
     state = state._replace(
         z=jnp.where(accept, z_new, z),
@@ -208,8 +222,16 @@ def lm_step(
     return state, jax.tree.map(lambda new, old: jnp.where(accept, new, old), trial, here)
 
 
-def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter, solve: Solve = spd_solve) -> SolverState:
-    """Up to ``n_iter`` LM iterations, stopping early once the run has stalled (see ``STALL_LIMIT``).
+def lm_run(
+    lin: Linearise,
+    state: SolverState,
+    first_iter,
+    n_iter,
+    solve: Solve = spd_solve,
+    value: Callable[[jax.Array], jax.Array] | None = None,
+) -> SolverState:
+    """Up to ``n_iter`` LM iterations, stopping early once the run has stalled (see ``STALL_LIMIT``); ``value``:
+    linearise accepted trial points only (``lm_step``).
 
     Under ``vmap`` the loop runs until every start in the batch has stalled or used its iterations. Its first
     pass (numbered first_iter - 1) linearises at the start point without stepping (``lm_step``'s ``fresh``), so it
@@ -225,7 +247,7 @@ def lm_run(lin: Linearise, state: SolverState, first_iter, n_iter, solve: Solve 
     def body(carry):
         i, s, here = carry
         s = s._replace(f_mark=jnp.where(i == mark, s.f, s.f_mark))
-        s, here = lm_step(lin, s, here, i, solve, fresh=i < first_iter)
+        s, here = lm_step(lin, s, here, i, solve, fresh=i < first_iter, value=value)
         return i + 1, s, here
 
     start = state._replace(stall=jnp.zeros_like(state.stall), f_mark=jnp.full_like(state.f, jnp.inf))
