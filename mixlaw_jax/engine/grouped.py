@@ -30,12 +30,14 @@ equals the row-by-row linearisation to rounding (tests/test_grouped.py).
 The engine lays the rows out in groups of ``size`` rows of one mixture each (a mixture with more rows fills
 several groups; the last is padded with weight-0 copies of one of its rows, which no objective sees), and picks
 ``size`` by the cost model of :func:`plan` — or keeps the row-by-row path where that is cheaper (one row per
-mixture, as in the RegMix tables).
+mixture, as in the RegMix tables). :func:`objective` gives f alone on the same layout (the LM step's test of a trial
+point before it is linearised, for many parameters).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 from typing import NamedTuple
 
 import jax
@@ -171,39 +173,67 @@ def structure(law: Law, k: int) -> Structure:
     )
 
 
-def linearise(
-    space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta: float, value_only: bool = False
-) -> solvers.Linearise:
-    """z -> ``solvers.Linearisation`` on rows laid out by :func:`layout` in groups of ``size`` (module docstring);
-    ``value_only``: z -> f alone (each group's features once, no derivatives)."""
-    split = space.law.mixture_features
-    law, k = space.law, space.k
+class _Groups(NamedTuple):
+    """Rows laid out in groups of ``size`` (:func:`layout`), as the grouped functions see them."""
+
+    structure: Structure
+    h: jax.Array  # (G, k): each group's mixture
+    log_h: jax.Array
+    log_n: jax.Array  # (G, size)
+    log_d: jax.Array
+    features: Callable  # (u, h_g, log h_g) -> the group's features phi (F,)
+    row_prediction: Callable  # (q, phi, log N, log D) -> one row's prediction
+
+
+def _groups(space: ParamSpace, x: Inputs, size: int) -> _Groups:
+    split, law, k = space.law.mixture_features, space.law, space.k
     st = structure(law, k)
-    n_rows = len(st.row_index)
     groups = x.h.shape[0] // size
-    h, log_h = x.h[::size], x.log_h[::size]  # (G, k): each group's mixture
-    log_n, log_d = x.log_n.reshape(groups, size), x.log_d.reshape(groups, size)
-    used = (rows.w > 0).reshape(groups, size)
-    active = jnp.any(used, axis=1)[:, None]  # a group no row of which is weighted must not touch the sums
     predict = log_prediction if space.loss_space == "log" else raw_prediction
-    feature_pieces = slice(n_rows, None)
+
+    def features(u, hg, log_hg):
+        return split.features(law.unflatten(u, k), Inputs(None, None, hg, log_hg))
 
     def row_prediction(q, phi, ln, ld):
         named = {n: q[at] for n, at in st.place.items()}
         return predict(*split.combine(named, phi, Inputs(ln, ld, None, None)))
 
-    if value_only:
-        per_row = jax.vmap(jax.vmap(row_prediction, in_axes=(None, None, 0, 0)), in_axes=(None, 0, 0, 0))
+    return _Groups(
+        st,
+        x.h[::size],
+        x.log_h[::size],
+        x.log_n.reshape(groups, size),
+        x.log_d.reshape(groups, size),
+        features,
+        row_prediction,
+    )
 
-        def value(z):
-            u = space.to_law(z)
-            phi = jax.vmap(lambda hg, log_hg: split.features(law.unflatten(u, k), Inputs(None, None, hg, log_hg)))(
-                h, log_h
-            )
-            m = per_row(u[st.row_index], phi, log_n, log_d).reshape(-1)
-            return huber_objective(rows.y - m, rows.w, rows.c, delta)
 
-        return value
+def objective(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta: float) -> Callable:
+    """z -> f(z) on rows laid out in groups of ``size``: each group's features once, no derivatives (the LM step's
+    test of a trial point, ``solvers.lm_step``'s ``value``)."""
+    grouping = _groups(space, x, size)
+    per_row = jax.vmap(jax.vmap(grouping.row_prediction, in_axes=(None, None, 0, 0)), in_axes=(None, 0, 0, 0))
+
+    def value(z):
+        u = space.to_law(z)
+        phi = jax.vmap(partial(grouping.features, u))(grouping.h, grouping.log_h)
+        m = per_row(u[grouping.structure.row_index], phi, grouping.log_n, grouping.log_d).reshape(-1)
+        return huber_objective(rows.y - m, rows.w, rows.c, delta)
+
+    return value
+
+
+def linearise(space: ParamSpace, x: Inputs, size: int, rows: solvers.Rows, delta: float) -> solvers.Linearise:
+    """z -> ``solvers.Linearisation`` on rows laid out by :func:`layout` in groups of ``size`` (module docstring)."""
+    grouping = _groups(space, x, size)
+    st, h, log_h, log_n, log_d = grouping.structure, grouping.h, grouping.log_h, grouping.log_n, grouping.log_d
+    n_rows = len(st.row_index)
+    groups = h.shape[0]
+    used = (rows.w > 0).reshape(groups, size)
+    active = jnp.any(used, axis=1)[:, None]  # a group no row of which is weighted must not touch the sums
+    feature_pieces = slice(n_rows, None)
+    row_prediction = grouping.row_prediction
 
     per_slot = jax.vmap(
         jax.vmap(jax.value_and_grad(row_prediction, argnums=(0, 1)), in_axes=(None, None, 0, 0)),
@@ -214,7 +244,7 @@ def linearise(
         u, du = jax.jvp(space.to_law, (z,), (jnp.ones_like(z),))
 
         def group_features(hg, log_hg):
-            phi, pullback = jax.vjp(lambda v: split.features(law.unflatten(v, k), Inputs(None, None, hg, log_hg)), u)
+            phi, pullback = jax.vjp(lambda v: grouping.features(v, hg, log_hg), u)
             # cotangents built from phi, so that under shard_map they vary over the mesh as phi does
             return phi, jax.vmap(pullback)(st.colours * jnp.ones_like(phi))[0]
 

@@ -377,7 +377,7 @@ def _map_pairs(
         elif group_size is None:
             value = partial(solvers.objective, model(space, x), rows, delta)
         else:
-            value = grouped.linearise(space, x, group_size, rows, delta, value_only=True)
+            value = grouped.objective(space, x, group_size, rows, delta)
         return solvers.lm_run(lin, state, first_iter, n_iter, solve, value)
 
     if lazy:
