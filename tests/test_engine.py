@@ -138,13 +138,14 @@ def test_the_screen_scores_a_random_subset_of_the_first_stages_rows_on_large_tab
 
 
 def test_screening_a_subset_of_a_large_tables_rows_finds_the_same_optimum(monkeypatch):
+    draw = np.random.default_rng(13)  # its own data, whichever tests ran before it
     law = mj.get_law("joint")
     space = make_space(law, K, "raw", None)
     n_rows = 160 * 8  # above SCREEN_ROWS: the screen sees a subset
-    h = np.repeat(rng.dirichlet(np.ones(K), 160), 8, axis=0)
-    x = Inputs.from_arrays(10 ** rng.uniform(7, 9, n_rows), 10 ** rng.uniform(9, 11, n_rows), h)
+    h = np.repeat(draw.dirichlet(np.ones(K), 160), 8, axis=0)
+    x = Inputs.from_arrays(10 ** draw.uniform(7, 9, n_rows), 10 ** draw.uniform(9, 11, n_rows), h)
     truth = space.sample(jax.random.PRNGKey(5), 1, float(np.mean(x.log_n)), float(np.mean(x.log_d)))[0]
-    y = np.asarray(law.predict(space.law_coordinates(truth), x))[None] * (1 + 1e-3 * rng.normal(size=(1, n_rows)))
+    y = np.asarray(law.predict(space.law_coordinates(truth), x))[None] * (1 + 1e-3 * draw.normal(size=(1, n_rows)))
     problems = multistart.make_problems(y, np.ones_like(y), "raw", "mean")
     settings = dict(delta=1e-3, key=jax.random.PRNGKey(0), resources=mj.Resources(devices=1))
     search = mj.Search(512, ((16, 40), (4, 200)))
