@@ -11,7 +11,8 @@ add the batches:
   fixed order (synthetic settings: a simplex lattice with the one-hot-heavy mixtures first, then the uniform one,
   then the points of degree 2, 3, ...; SlimPajama: the paper's own mixtures, in the table's order);
 - ``proposals``: the runs ``mixlaw_jax.propose_runs`` proposes from a bootstrap of the current fit
-  (criterion ``"h_star"``, its default candidates, cost 6·N·D).
+  (Bayesian-bootstrap weights as ``propose_runs`` draws them, criterion ``"h_star"``, its default candidates,
+  cost 6·N·D).
 
 After the swarm and after every batch the joint law is fitted (a small search), and h* at the target budget
 (N*, D*) is compared with the truth's: ``h_l1`` = ||ĥ* − h*||₁, ``h_l2`` = ||ĥ* − h*||₂, ``loss_error`` =
@@ -52,6 +53,7 @@ import pandas as pd
 import mixlaw_jax as mj
 from benchmarks.common import RESULTS, SLIMPAJAMA, SYNTHETIC_SIZES, provenance, require, synthetic_truth
 from mixlaw_jax import _io
+from mixlaw_jax.proposals import PROPOSAL_RESAMPLE
 from mixlaw_jax.simulate import simulate
 
 LAW = "joint"
@@ -309,6 +311,7 @@ def proposal_batch(setting: Setting, fit: mj.FitResult, table: mj.RunTable, opti
         LAW,
         full_fit=fit,
         n_replicates=options["replicates"],
+        resample=PROPOSAL_RESAMPLE,
         search=dataclasses.replace(options["bootstrap_search"], seed=seed),
     )
     proposed = propose(

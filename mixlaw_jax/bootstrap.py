@@ -2,8 +2,10 @@
 
 A replicate resamples the table with replacement — whole runs by default (all checkpoints of a training run
 together: they share that run's noise), or single rows for tables of independent points — and is represented as
-integer row weights w_rj (how often row j, or its run, was drawn). Every replicate then has the same rows and
-shapes, and the engine fits all R x T problems at once:
+integer row weights w_rj (how often row j, or its run, was drawn). The Bayesian bootstrap (Rubin 1981) weights
+every run instead by n_runs · g_r, g ~ Dirichlet(1, ..., 1): the same mean and variance of the weights, but no run is
+ever dropped, so no replicate loses the few mixtures that pin a parameter down. Every replicate then has the same
+rows and shapes, and the engine fits all R x T problems at once:
 
     θ*_rt = argmin_θ c_rt Σ_j w_rj Huber_δ(y_jt - L(x_j; θ)),   c_rt = 1 / Σ_j w_rj ("mean") or 1 ("sum"),
 
@@ -38,16 +40,17 @@ from .errors import MixlawError
 from .fitting import fit, json_bounds, prepare, progress_bar
 from .laws import get_law
 from .mixture import optimal_mixture, replicate_mixtures
-from .options import BOOTSTRAP_SEARCH, Objective, ParameterBounds, Resources, Search, expect, whole_number
+from .options import BOOTSTRAP_SEARCH, RESAMPLE, Objective, ParameterBounds, Resources, Search, expect, whole_number
 from .results import FitResult, fit_from_dict, predict_all, provenance
 
 BOOTSTRAP_SCHEMA_VERSION = 1
 
 
 def resample_weights(runs: RunTable, n_replicates: int, resample: str, seed: int) -> np.ndarray:
-    """(R, rows) bootstrap row weights: draw counts of runs (``"runs"``) or of rows (``"rows"``), with replacement.
+    """(R, rows) bootstrap row weights: counts of runs (``"runs"``) or of rows (``"rows"``) drawn with replacement,
+    or Bayesian-bootstrap run weights n_runs · Dirichlet(1, ..., 1) (``"bayesian"``; every weight > 0, mean 1).
 
-    With runs, row j gets the count of its run: all checkpoints of a run are in or out together.
+    With runs (and with the Bayesian weights), row j gets the weight of its run: a run's checkpoints move together.
     """
     rng = np.random.default_rng(seed)
     if resample == "runs":
@@ -55,7 +58,9 @@ def resample_weights(runs: RunTable, n_replicates: int, resample: str, seed: int
         return counts[:, runs.run_id].astype(float)
     if resample == "rows":
         return rng.multinomial(runs.n_rows, np.full(runs.n_rows, 1.0 / runs.n_rows), size=n_replicates).astype(float)
-    raise MixlawError(f"resample must be 'runs' or 'rows', not {resample!r}")
+    if resample == "bayesian":
+        return (rng.dirichlet(np.ones(runs.n_runs), size=n_replicates) * runs.n_runs)[:, runs.run_id]
+    raise MixlawError(f"resample must be {' or '.join(map(repr, RESAMPLE))}, not {resample!r}")
 
 
 def _quantiles(level: float) -> tuple[float, float]:
@@ -76,7 +81,7 @@ class BootstrapResult:
       confirmed: (R, T) whether the replicate's best point was confirmed (``options.Confirmation``); all True in a
         file written before replicates were confirmed.
       level: default coverage of intervals (e.g. 0.95).
-      resample: ``"runs"`` or ``"rows"``.
+      resample: ``"runs"``, ``"rows"`` or ``"bayesian"`` (``resample_weights``).
       settings, provenance: how the replicates were drawn and fitted; seed, table hash and versions.
     """
 
@@ -391,8 +396,9 @@ def bootstrap(
       targets: subset of target columns (default: all).
       n_replicates: bootstrap replicates R.
       level: default coverage of the intervals.
-      resample: ``"runs"`` (default; whole training runs) or ``"rows"`` (independent points, as Epoch's
-        Chinchilla analysis).
+      resample: ``"runs"`` (default; whole training runs), ``"rows"`` (independent points, as Epoch's
+        Chinchilla analysis) or ``"bayesian"`` (Dirichlet weights on whole runs, none dropped: a smoother ensemble
+        for ``propose_runs``; the intervals of a small table come out narrower than with ``"runs"``).
       full_fit: the full-data fit to resample around (default: fitted here with ``full_fit_search``); it must
         have been fitted to ``runs``. The replicates take its objective and parameter bounds.
       parameter_bounds, objective: as in :func:`mixlaw_jax.fit`, for the full fit made here; with a ``full_fit``

@@ -26,7 +26,7 @@ import warnings
 
 from .compile_cache import ensure_compilation_cache
 from .errors import MixlawError, MixlawWarning
-from .options import BOOTSTRAP_SEARCH, Objective, Search, Stage
+from .options import BOOTSTRAP_SEARCH, RESAMPLE, Objective, Search, Stage
 
 
 def _add_table_args(p: argparse.ArgumentParser) -> None:
@@ -377,7 +377,7 @@ def cmd_bootstrap(args) -> None:
     boot.save(args.out)
     intervals, errors = boot.intervals(), boot.standard_errors
     print(
-        f"law {boot.fit.law}: {boot.n_replicates} replicates ({boot.resample} resampled), "
+        f"law {boot.fit.law}: {boot.n_replicates} replicates ({RESAMPLE[boot.resample]}), "
         f"{100 * boot.level:g}% percentile intervals"
     )
     for t in boot.targets:
@@ -655,7 +655,8 @@ def cmd_propose(args) -> None:
     budget = "" if attrs["budget"] is None else f" at N = {attrs['budget'][0]:.4g}, D = {attrs['budget'][1]:.4g}"
     print(
         f"law {attrs['law']}: {len(proposed)} runs to train next{budget}, chosen from {attrs['candidates']} "
-        f"candidates by {what} removed per unit of cost ({attrs['replicates']} bootstrap replicates)"
+        f"candidates by {what} removed per unit of cost ({attrs['replicates']} bootstrap replicates, "
+        f"{RESAMPLE[attrs['resample']]})"
     )
     print(
         f"  {what}: {attrs['variance_before']:.4g} now, {attrs['variance_after']:.4g} predicted after these runs "
@@ -1010,9 +1011,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bootstrap_args(p, replicates=1000, search=BOOTSTRAP_SEARCH)
     p.add_argument(
         "--resample",
-        choices=["runs", "rows"],
+        choices=list(RESAMPLE),
         default="runs",
-        help="resample whole runs (all their checkpoints together) or single rows (default: %(default)s)",
+        help="resample whole runs (all their checkpoints together), single rows, or weight every run by a "
+        "Dirichlet draw (the Bayesian bootstrap: no run dropped) (default: %(default)s)",
     )
     p.add_argument("--out", required=True, help="where to write the bootstrap (JSON)")
     p.add_argument("--loss-space", choices=["raw", "log"], default="raw", help="residuals of L or of log L")

@@ -250,6 +250,12 @@ class Search:
 #: A bootstrap replicate's search: fresh random starts besides the warm start at the full-data optimum, and the
 #: stages of its refit (the warm start and the best fresh ones, then the best two).
 BOOTSTRAP_SEARCH = Search(1024, ((8, 40), (2, 200)), warm_starts=1)
+#: How a bootstrap draws its replicates' row weights (``bootstrap.resample_weights``), and how that reads.
+RESAMPLE = {
+    "runs": "runs resampled",
+    "rows": "rows resampled",
+    "bayesian": "Bayesian bootstrap: Dirichlet weights on runs",
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -55,6 +55,11 @@ NOISE_FLOOR = 1e-12
 #: no confirmation rounds. On the bundled table (joint law, 50 replicates) it gives Var h* within 8% of
 #: BOOTSTRAP_SEARCH's and the same kind of picks, 14x faster (benchmarks/NOTES.md); pass a BootstrapResult for more.
 PROPOSAL_SEARCH = Search(64, ((4, 40), (2, 200)), warm_starts=1, confirm=Confirmation(rounds=0))
+#: The replicates' weights when propose_runs bootstraps: the Bayesian bootstrap (Dirichlet weights on whole runs).
+#: Resampling runs drops a few mixtures from some replicates, and on a campaign's small table those few replicates
+#: held ~63% of Var h*, so batches were chosen to tell them apart (benchmarks/NOTES.md, session 24); with no run
+#: ever dropped, the design benchmark's k = 5 proposals reach the grid's final h* error (the run bootstrap's never do).
+PROPOSAL_RESAMPLE = "bayesian"
 #: Two chosen runs at one scale are at least this fraction of the candidates' median nearest-neighbour distance apart.
 DIVERSITY = 1.0
 
@@ -103,8 +108,8 @@ def propose_runs(
       criterion: ``"h_star"`` (Σ_i Var h*_i) or ``"loss"`` (Var of the weighted loss at h*).
       targets, target_weights, weight_bounds, fixed: the objective and the feasible mixtures, as in
         :func:`optimal_mixture`; candidates must lie within the same bounds.
-      replicates: bootstrap replicates when ``law`` is not a bootstrap already (fitted with ``PROPOSAL_SEARCH``
-        around a full fit with the default search).
+      replicates: bootstrap replicates when ``law`` is not a bootstrap already (Bayesian-bootstrap weights,
+        ``PROPOSAL_RESAMPLE``, fitted with ``PROPOSAL_SEARCH`` around a full fit with the default search).
       seed: seed of the bootstrap, the h* starts and the default candidates.
       progress: progress bars.
 
@@ -114,7 +119,8 @@ def propose_runs(
       ``score`` (that fraction per unit of cost) and ``pins_down`` (the part of h* and the law parameter whose
       variance it reduces most). ``attrs``: ``criterion``, ``budget``, ``targets``, ``h_star`` and ``h_star_sd``
       ({domain: value}), ``loss_at_h_star``, ``variance_before`` and ``variance_after`` (the criterion's total
-      variance now and predicted after the whole batch), ``replicates`` (valid replicates used),
+      variance now and predicted after the whole batch), ``replicates`` (valid replicates used), ``resample``
+      (how the bootstrap drew them),
       ``candidates``, ``radius``.
 
     Raises:
@@ -203,6 +209,7 @@ def propose_runs(
         variance_before=total_before,
         variance_after=total_after,
         replicates=int(valid.sum()),
+        resample=boot.resample,
         candidates=int(finite.sum()),
         radius=radius,
         law=law.name,
@@ -235,6 +242,7 @@ def _bootstrap(runs: RunTable, law, replicates, seed, progress) -> BootstrapResu
         runs,
         law_obj,
         n_replicates=replicates,
+        resample=PROPOSAL_RESAMPLE,
         search=dataclasses.replace(PROPOSAL_SEARCH, seed=seed),
         progress=progress,
     )

@@ -55,6 +55,31 @@ def test_run_resampling_keeps_checkpoints_of_a_run_together(small_table):
         resample_weights(small_table, 5, "points", seed=0)
 
 
+def test_bayesian_weights_keep_every_run_with_a_dirichlet_weight(small_table):
+    """n_runs x Dirichlet(1, ..., 1) per replicate: every run in, one weight per run, mean 1, variance
+    (n - 1) / (n + 1) (a Beta(1, n - 1) times n)."""
+    n = small_table.n_runs
+    w = resample_weights(small_table, 400, "bayesian", seed=3)
+    first_row = np.array([np.flatnonzero(small_table.run_id == run)[0] for run in range(n)])
+    per_run = w[:, first_row]
+    assert np.all(w > 0) and np.array_equal(w, per_run[:, small_table.run_id])
+    assert np.allclose(per_run.sum(axis=1), n)
+    assert per_run.var() == pytest.approx((n - 1) / (n + 1), rel=0.1)
+    assert np.array_equal(w, resample_weights(small_table, 400, "bayesian", seed=3))
+
+
+def test_a_bayesian_bootstrap_spreads_around_the_fit_and_round_trips(small_boot, small_table, tmp_path):
+    boot = mj.bootstrap(
+        small_table, "additive", n_replicates=20, resample="bayesian", full_fit=small_boot.fit, search=LIGHT
+    )
+    assert np.isfinite(boot.objective).all() and boot.resample == "bayesian"
+    for t in boot.targets:
+        lo, hi = boot.intervals(0.9)[t]["beta"]
+        assert lo < boot.fit.params[t]["beta"] < hi
+    boot.save(tmp_path / "bayes.json")
+    assert mj.load_bootstrap(tmp_path / "bayes.json").resample == "bayesian"
+
+
 def test_replicates_are_finite_and_spread_around_the_full_fit(small_boot):
     assert small_boot.coordinates.shape == (40, 2, mj.get_law("additive").n_params(2))
     assert np.isfinite(small_boot.objective).all()

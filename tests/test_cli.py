@@ -360,6 +360,7 @@ def test_propose_prints_and_writes_the_runs_to_train_next(table, boot_json, tmp_
     code, text, _ = run(capsys, *args, "--candidates", "60", "--n", "3", "--quiet", "--out", out)
     assert code == 0
     assert "3 runs to train next at N = 4e+09, D = 8e+10" in text and "pins_down" in text
+    assert "10 bootstrap replicates, Bayesian bootstrap" in text  # propose_runs' own bootstrap drops no run
     proposed = pd.read_csv(out)
     assert len(proposed) == 3
     assert {"weight_0", "weight_1", "weight_2", "model_size", "n_tokens", "score", "pins_down"} <= set(proposed)
