@@ -26,7 +26,7 @@ import warnings
 
 from .compile_cache import ensure_compilation_cache
 from .errors import MixlawError, MixlawWarning
-from .options import BOOTSTRAP_SEARCH, RESAMPLE, Objective, Search, Stage
+from .options import BOOTSTRAP_SEARCH, PROPOSAL_REPLICATES, RESAMPLE, Objective, Search, Stage
 
 
 def _add_table_args(p: argparse.ArgumentParser) -> None:
@@ -511,7 +511,7 @@ def cmd_nested(args) -> None:
 
 
 EPILOG_PROPOSE = """examples:
-  mixlaw propose runs.csv --law joint --budget 7e9,1.4e11 --out next.csv     4 runs, 1000 candidates, 50 replicates
+  mixlaw propose runs.csv --law joint --budget 7e9,1.4e11 --out next.csv     4 runs, 1000 candidates, 100 replicates
   mixlaw bootstrap runs.csv --law additive --replicates 200 --out boot.json
   mixlaw propose runs.csv --bootstrap boot.json --budget 7e9,1.4e11 --n 8 --candidates grid.csv --cost runs
   mixlaw propose runs.csv --law joint --budget 7e9,1.4e11 --criterion loss --weight-bounds simplex
@@ -1226,7 +1226,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weight_args(
         p, "data", "bounds of h* and of the candidates: the runs' range ('data', default), the simplex, or ranges"
     )
-    p.add_argument("--replicates", type=int, default=50, help="bootstrap replicates with --law (default: 50)")
+    p.add_argument(
+        "--replicates",
+        type=int,
+        default=PROPOSAL_REPLICATES,
+        help="bootstrap replicates with --law (default: %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and candidates (default: 0)")
     p.add_argument("--out", help="write the proposed runs as CSV (Parquet for a .parquet name)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

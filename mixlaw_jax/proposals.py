@@ -40,7 +40,7 @@ from .errors import MixlawError, warn_user
 from .laws import get_law
 from .mixture import optimal_mixture, replicate_mixtures
 from .mixture.constraints import make_request
-from .options import Confirmation, Search, real_number, whole_number
+from .options import PROPOSAL_REPLICATES, Confirmation, Search, real_number, whole_number
 from .results import predict_all
 
 CRITERIA = ("h_star", "loss")
@@ -89,7 +89,7 @@ def propose_runs(
     target_weights=None,
     weight_bounds="data",
     fixed: Mapping[str, float] | None = None,
-    replicates: int = 50,
+    replicates: int = PROPOSAL_REPLICATES,
     seed: int = 0,
     progress: bool = False,
 ) -> pd.DataFrame:
@@ -108,8 +108,9 @@ def propose_runs(
       criterion: ``"h_star"`` (Σ_i Var h*_i) or ``"loss"`` (Var of the weighted loss at h*).
       targets, target_weights, weight_bounds, fixed: the objective and the feasible mixtures, as in
         :func:`optimal_mixture`; candidates must lie within the same bounds.
-      replicates: bootstrap replicates when ``law`` is not a bootstrap already (Bayesian-bootstrap weights,
-        ``PROPOSAL_RESAMPLE``, fitted with ``PROPOSAL_SEARCH`` around a full fit with the default search).
+      replicates: bootstrap replicates when ``law`` is not a bootstrap already (``PROPOSAL_REPLICATES`` = 100;
+        Bayesian-bootstrap weights, ``PROPOSAL_RESAMPLE``, fitted with ``PROPOSAL_SEARCH`` around a full fit with the
+        default search).
       seed: seed of the bootstrap, the h* starts and the default candidates.
       progress: progress bars.
 
