@@ -7,9 +7,10 @@ interval of the predicted loss at held-out points (a model 3x larger than any fi
 4 new mixtures) is checked against the true loss there; the coverage is the fraction of (table, point) pairs whose
 interval holds the truth.
 
-    python -m benchmarks.bootstrap_calibration [--tables 100] [--replicates 200]
+    python -m benchmarks.bootstrap_calibration [--tables 100] [--replicates 200] [--resample runs|bayesian]
 
-Writes benchmarks/results/bootstrap_calibration.json.
+Writes benchmarks/results/bootstrap_calibration.json (whole runs resampled, the default) or
+bootstrap_calibration_<resample>.json.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def tables(n_tables: int, seed: int = 0) -> tuple[mj.RunTable, pd.DataFrame, np.
     return runs, held_out, true_loss
 
 
-def coverage(n_tables: int, n_replicates: int, seed: int = 0, progress: bool = False) -> dict:
+def coverage(n_tables: int, n_replicates: int, seed: int = 0, resample: str = "runs", progress: bool = False) -> dict:
     """Fit and bootstrap every table; coverage of the nominal LEVEL prediction intervals at the held-out points."""
     runs, held_out, true_loss = tables(n_tables, seed)
     start = time.perf_counter()
@@ -73,6 +74,7 @@ def coverage(n_tables: int, n_replicates: int, seed: int = 0, progress: bool = F
         runs,
         LAW,
         n_replicates=n_replicates,
+        resample=resample,
         level=LEVEL,
         full_fit=full,
         search=dataclasses.replace(REPLICATE_SEARCH, seed=seed),
@@ -87,6 +89,7 @@ def coverage(n_tables: int, n_replicates: int, seed: int = 0, progress: bool = F
     return {
         "tables": n_tables,
         "replicates": n_replicates,
+        "resample": resample,
         "level": LEVEL,
         "noise": NOISE,
         "law": LAW,
@@ -105,11 +108,13 @@ def main() -> None:
     parser.add_argument("--tables", type=int, default=100)
     parser.add_argument("--replicates", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resample", choices=["runs", "bayesian"], default="runs")
     args = parser.parse_args()
-    out = coverage(args.tables, args.replicates, args.seed, progress=True)
+    out = coverage(args.tables, args.replicates, args.seed, args.resample, progress=True)
     out["provenance"] = provenance(args.seed)
     print({k: v for k, v in out.items() if k != "provenance"})
-    atomic_write_json(RESULTS / "bootstrap_calibration.json", out)
+    name = "bootstrap_calibration" + ("" if args.resample == "runs" else f"_{args.resample}")
+    atomic_write_json(RESULTS / f"{name}.json", out)
 
 
 if __name__ == "__main__":
