@@ -41,7 +41,7 @@ from .laws import get_law
 from .mixture import optimal_mixture, replicate_mixtures
 from .mixture.constraints import make_request
 from .options import PROPOSAL_REPLICATES, Confirmation, Search, real_number, whole_number
-from .results import predict_all
+from .results import FitResult, predict_all
 
 CRITERIA = ("h_star", "loss")
 COSTS = ("flops", "runs")
@@ -97,8 +97,9 @@ def propose_runs(
 
     Args:
       runs: the table trained so far (``load_runs``).
-      law: a law (name or :class:`Law`) to fit and bootstrap here with ``replicates`` replicates, or a
-        :class:`BootstrapResult` of ``runs`` (fitted to this very table).
+      law: a law (name or :class:`Law`) to fit and bootstrap here with ``replicates`` replicates, a
+        :class:`FitResult` of ``runs`` to bootstrap around, or a :class:`BootstrapResult` of ``runs`` (fitted to
+        this very table).
       budget: (N*, D*), the target scale of the decision; None for a law without N and D.
       n: the runs to propose (a batch, chosen greedily; see the module docstring).
       candidates: a DataFrame of candidate runs (the fit's weight columns, and its N and D columns), or the number
@@ -219,15 +220,23 @@ def propose_runs(
 
 
 def _bootstrap(runs: RunTable, law, replicates, seed, progress) -> BootstrapResult:
-    """The given bootstrap (checked to be of ``runs``), or a new one of ``law`` on ``runs``."""
+    """The given bootstrap (checked to be of ``runs``), or a new one of ``law`` on ``runs`` (around ``law`` itself
+    when it is a fit of ``runs``)."""
     if not isinstance(runs, RunTable):
         raise MixlawError(f"runs must be a RunTable (load_runs), not {type(runs).__name__}")
+    if isinstance(law, BootstrapResult | FitResult) and law.provenance.get("table_hash") not in (None, runs.hash()):
+        what = "bootstrap" if isinstance(law, BootstrapResult) else "fit"
+        raise MixlawError(f"the {what} was fitted to another table than runs; pass a fit or bootstrap of this table")
     if isinstance(law, BootstrapResult):
-        if law.provenance.get("table_hash") not in (None, runs.hash()):
-            raise MixlawError("the bootstrap was fitted to another table than runs; bootstrap this table")
         return law
-    replicates = whole_number(replicates, "replicates", minimum=MIN_REPLICATES)
-    law_obj = get_law(law)
+    full_fit = law if isinstance(law, FitResult) else None
+    replicates = whole_number(replicates, "replicates", minimum=1)
+    if replicates < MIN_REPLICATES:
+        raise MixlawError(
+            f"{replicates} bootstrap replicates asked for; proposals estimate covariances from them and need at "
+            f"least {MIN_REPLICATES}"
+        )
+    law_obj = get_law(law.law if full_fit is not None else law)
     if not law_obj.uses_h:
         raise MixlawError(f"law {law_obj.name!r} has no mixture h: there is no optimal mixture to pin down")
     n_params = law_obj.n_params(runs.k)
@@ -242,6 +251,8 @@ def _bootstrap(runs: RunTable, law, replicates, seed, progress) -> BootstrapResu
     return bootstrap(
         runs,
         law_obj,
+        targets=None if full_fit is None else list(full_fit.targets),
+        full_fit=full_fit,
         n_replicates=replicates,
         resample=PROPOSAL_RESAMPLE,
         search=dataclasses.replace(PROPOSAL_SEARCH, seed=seed),

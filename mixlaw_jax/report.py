@@ -46,7 +46,7 @@ from .errors import MixlawError
 from .fitting import fit, progress_bar
 from .laws import get_law
 from .mixture import WEIGHTED, MixtureResult, optimal_mixture
-from .options import BOOTSTRAP_SEARCH, Search, expect, whole_number
+from .options import BOOTSTRAP_SEARCH, RESAMPLE, Search, expect, whole_number
 from .proposals import propose_runs
 from .results import FitResult
 from .selection import select_rows
@@ -239,7 +239,15 @@ def _law_report(
         if path is not None:
             report.optimum = report.bootstrap.mixture_interval(N, D, seed=seed)
             try:
-                report.next_runs = propose_runs(train, report.bootstrap, budget=(N, D), n=NEXT_RUNS, seed=seed)
+                report.next_runs = propose_runs(
+                    train,
+                    result,
+                    budget=(N, D),
+                    n=NEXT_RUNS,
+                    replicates=analysis.replicates,
+                    seed=seed,
+                    progress=progress,
+                )
             except MixlawError as error:
                 report.next_runs = str(error)
         if held_out is not None:
@@ -300,7 +308,8 @@ def build_report(
       N, D: the budget at which h* is reported (default: 10x the largest model size, D = 20 N); the h* path runs
         from the smallest model size in the table to it at the same D / N.
       search: each law's fit search (``fit``); its seed also seeds the mixture starts.
-      replicates: bootstrap replicates (runs resampled); 0 skips the bootstrap.
+      replicates: bootstrap replicates (runs resampled) for the intervals, and of the Bayesian bootstrap around
+        each fit behind "What to train next" (``propose_runs``); 0 skips both.
       replicate_search: each replicate's search (``bootstrap``): fresh random starts besides the warm start at the
         fit, the stages of its refit, and the seed of the resampling.
       level: bootstrap interval level.
@@ -767,8 +776,8 @@ def _next_runs_html(reports: list[LawReport], settings: dict) -> str:
         table.index = pd.RangeIndex(1, len(table) + 1, name="run")
         parts.append(
             f"<h3>{esc(r.law)} law</h3><p class='note'>Var h* (summed over domains) {a['variance_before']:.3g} now, "
-            f"{a['variance_after']:.3g} predicted after these runs ({a['replicates']} replicates, "
-            f"{a['candidates']} candidates).</p>" + _table(table)
+            f"{a['variance_after']:.3g} predicted after these runs ({a['replicates']} replicates around the fit, "
+            f"{RESAMPLE[a['resample']]}; {a['candidates']} candidates).</p>" + _table(table)
         )
     return "\n".join(parts)
 

@@ -136,3 +136,15 @@ def test_a_table_the_law_cannot_be_bootstrapped_on_is_refused():
         mj.propose_runs(tiny, "additive", budget=BUDGET)
     with pytest.raises(mj.MixlawError, match="no mixture"):
         mj.propose_runs(_table(12), "chinchilla", budget=BUDGET)
+
+
+def test_a_fit_is_bootstrapped_around_with_dirichlet_weights(table, boot):
+    """A FitResult of the table: propose_runs bootstraps around it (Bayesian weights); a fit of another table is
+    refused."""
+    proposed = mj.propose_runs(table, boot.fit, budget=BUDGET, n=2, candidates=100, replicates=12)
+    assert proposed.attrs["resample"] == "bayesian" and 10 <= proposed.attrs["replicates"] <= 12
+    assert proposed.attrs["h_star"] == pytest.approx(
+        mj.propose_runs(table, boot, budget=BUDGET, n=1, candidates=100).attrs["h_star"]
+    )  # the same point fit behind both
+    with pytest.raises(mj.MixlawError, match="another table"):
+        mj.propose_runs(_table(12, seed=2), boot.fit, budget=BUDGET, n=2, candidates=100, replicates=12)

@@ -149,7 +149,7 @@ def test_two_laws_in_worker_processes_without_holdout_or_bootstrap(tmp_path):
 def test_what_to_train_next_lists_the_proposed_runs_or_says_why_none(report, tmp_path):
     _, out, page = report
     text = " ".join(page.text)
-    assert "What to train next" in text and "none proposed: the bootstrap has 3 replicates" in text
+    assert "What to train next" in text and "none proposed: 3 bootstrap replicates asked for" in text
     table = small_table(tmp_path / "runs.csv")
     runs = mj.load_runs(table, weights="weight_*", N="model_size", D="n_tokens", targets="x_loss")
     result = build_report(
