@@ -7,7 +7,7 @@ interval of the predicted loss at held-out points (a model 3x larger than any fi
 4 new mixtures) is checked against the true loss there; the coverage is the fraction of (table, point) pairs whose
 interval holds the truth.
 
-    python -m benchmarks.bootstrap_calibration [--tables 100] [--replicates 200] [--resample runs|bayesian]
+    python -m benchmarks.bootstrap_calibration [--tables 100] [--replicates 200] [--resample runs|rows|bayesian]
 
 Writes benchmarks/results/bootstrap_calibration.json (whole runs resampled, the default) or
 bootstrap_calibration_<resample>.json.
@@ -25,6 +25,7 @@ import pandas as pd
 import mixlaw_jax as mj
 from benchmarks.common import RESULTS
 from mixlaw_jax._io import atomic_write_json
+from mixlaw_jax.options import RESAMPLE
 from mixlaw_jax.results import provenance
 from mixlaw_jax.simulate import design, random_mixtures, simulate
 
@@ -108,7 +109,7 @@ def main() -> None:
     parser.add_argument("--tables", type=int, default=100)
     parser.add_argument("--replicates", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resample", choices=["runs", "bayesian"], default="runs")
+    parser.add_argument("--resample", choices=list(RESAMPLE), default="runs")
     args = parser.parse_args()
     out = coverage(args.tables, args.replicates, args.seed, args.resample, progress=True)
     out["provenance"] = provenance(args.seed)

@@ -144,11 +144,6 @@ def propose_runs(
     lower, upper = box.lower[0], box.upper[0]
     objective_index = [fit.targets.index(t) for t in request.targets]
     valid = boot.valid[:, objective_index].all(axis=1) & boot.valid.all(axis=1)
-    if boot.n_replicates < MIN_REPLICATES:
-        raise MixlawError(
-            f"the bootstrap has {boot.n_replicates} replicates; proposals estimate covariances from them and need "
-            f"at least {MIN_REPLICATES}"
-        )
     if valid.sum() < MIN_REPLICATES:
         raise MixlawError(
             f"only {int(valid.sum())} of {boot.n_replicates} bootstrap replicates of {law.name!r} have a finite "
@@ -228,14 +223,11 @@ def _bootstrap(runs: RunTable, law, replicates, seed, progress) -> BootstrapResu
         what = "bootstrap" if isinstance(law, BootstrapResult) else "fit"
         raise MixlawError(f"the {what} was fitted to another table than runs; pass a fit or bootstrap of this table")
     if isinstance(law, BootstrapResult):
+        _require_replicates(law.n_replicates, f"the bootstrap has {law.n_replicates} replicates")
         return law
     full_fit = law if isinstance(law, FitResult) else None
     replicates = whole_number(replicates, "replicates", minimum=1)
-    if replicates < MIN_REPLICATES:
-        raise MixlawError(
-            f"{replicates} bootstrap replicates asked for; proposals estimate covariances from them and need at "
-            f"least {MIN_REPLICATES}"
-        )
+    _require_replicates(replicates, f"{replicates} bootstrap replicates asked for")
     law_obj = get_law(law.law if full_fit is not None else law)
     if not law_obj.uses_h:
         raise MixlawError(f"law {law_obj.name!r} has no mixture h: there is no optimal mixture to pin down")
@@ -258,6 +250,12 @@ def _bootstrap(runs: RunTable, law, replicates, seed, progress) -> BootstrapResu
         search=dataclasses.replace(PROPOSAL_SEARCH, seed=seed),
         progress=progress,
     )
+
+
+def _require_replicates(count: int, subject: str) -> None:
+    """A MixlawError (``subject`` first) when ``count`` replicates are too few to estimate the covariances from."""
+    if count < MIN_REPLICATES:
+        raise MixlawError(f"{subject}; proposals estimate covariances from them and need at least {MIN_REPLICATES}")
 
 
 def _budget(law, budget, runs: RunTable) -> tuple[float | None, float | None]:
