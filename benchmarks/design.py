@@ -92,6 +92,8 @@ BUNDLED_CANDIDATES = 1000
 #: The issue's timing bar is for 50 replicates; the call is also timed at propose_runs' default (REPLICATES), after
 #: it in the same process (so that one's "cold" call finds the law's fit programs compiled).
 BUNDLED_REPLICATES = 50
+#: Resamples of the campaigns (with replacement) behind the bar's robustness (``resampled_met_share``).
+BAR_RESAMPLES = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -484,6 +486,7 @@ def bar(campaigns: list[dict], summary: dict) -> dict:
         at = first_reach(p["h_l1"], p["compute"], g["h_l1"][-1])
         ratios.append(None if at is None else at / g["compute"][-1])
     finite = [r for r in ratios if r is not None]
+    paired = [c["strategies"] for c in campaigns if {"grid", "proposals"} <= set(c["strategies"])]
     return {
         "grid_final_h_l1_mean": goal,
         "grid_final_compute": grid_compute,
@@ -495,9 +498,35 @@ def bar(campaigns: list[dict], summary: dict) -> dict:
         "per_campaign_reached": f"{len(finite)} of {len(ratios)}",
         "per_campaign_ratio_median": median_or_none(ratios),
         "per_campaign_met": int(sum(r <= 0.5 for r in finite)),
+        "met_share_resampled": resampled_met_share(paired),
         "proposals_final_h_l1_mean": prop["h_l1_mean"][-1],
         "random_final_h_l1_mean": summary.get("random", {}).get("h_l1_mean", [None])[-1],
     }
+
+
+def resampled_met_share(paired: list[dict], resamples: int = BAR_RESAMPLES, seed: int = 0) -> float | None:
+    """The share of resamples of the campaigns (drawn with replacement, grid and proposals together) in which the bar
+    is met: near 1 or 0 when the campaigns agree, near 1/2 when one or two of them decide it. None without campaigns.
+
+    paired: each campaign's {"grid": record, "proposals": record}; a failed fit (None) is left out of its step's mean.
+    """
+    if not paired:
+        return None
+    steps = min(len(p["proposals"]["h_l1"]) for p in paired)
+    as_float = np.vectorize(lambda v: np.nan if v is None else float(v), otypes=[float])
+    errors = as_float(np.array([p["proposals"]["h_l1"][:steps] for p in paired], dtype=object))
+    compute = np.array([p["proposals"]["compute"][:steps] for p in paired], float)
+    goal = as_float(np.array([p["grid"]["h_l1"][-1] for p in paired], dtype=object))
+    grid_compute = np.array([p["grid"]["compute"][-1] for p in paired], float)
+    rng = np.random.default_rng(seed)
+    met = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a step whose fits all failed in a resample: its mean is NaN
+        for _ in range(resamples):
+            i = rng.integers(0, len(paired), len(paired))
+            reached = np.flatnonzero(np.nanmean(errors[i], axis=0) <= np.nanmean(goal[i]))
+            met += bool(len(reached)) and compute[i, reached[0]].mean() <= 0.5 * grid_compute[i].mean()
+    return met / resamples
 
 
 def markdown(results: dict, figures: Path) -> str:
@@ -532,8 +561,8 @@ def markdown(results: dict, figures: Path) -> str:
             bars.append(
                 f"- {name}: the grid's final mean error {b['grid_final_h_l1_mean']:.4f}, reached by the proposals "
                 f"{reached} (the swarm alone is {b['initial_compute_share']:.2f}): "
-                f"**{'met' if b['met'] else 'not met'}**; per campaign reached in {b['per_campaign_reached']}, at "
-                f"<= half the compute in {b['per_campaign_met']}."
+                f"**{'met' if b['met'] else 'not met'}**{_robustness(b)}; per campaign reached in "
+                f"{b['per_campaign_reached']}, at <= half the compute in {b['per_campaign_met']}."
             )
     for key in ("propose_timing", "propose_timing_default"):
         if timing := results.get(key):
@@ -544,6 +573,14 @@ def markdown(results: dict, figures: Path) -> str:
                 f"{timing['warm_seconds']:.1f} s warm."
             )
     return "\n".join([*lines, "", *bars, "", f"![h* error against compute]({path})"]) + "\n"
+
+
+def _robustness(bar: dict) -> str:
+    """' (met in x% of 1000 resamples of the campaigns)', or '' for a summary written before it was computed."""
+    share = bar.get("met_share_resampled")
+    if share is None:
+        return ""
+    return f" (met in {100 * share:.0f}% of {BAR_RESAMPLES} resamples of the campaigns)"
 
 
 # --- the bundled table's timing -----------------------------------------------------------------------------------
@@ -600,12 +637,14 @@ def read(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def update(path: Path, change) -> dict:
-    """Read the results file, apply ``change(results)``, write it back atomically (under the lock)."""
+def update(path: Path, change, measured: bool = True) -> dict:
+    """Read the results file, apply ``change(results)``, write it back atomically (under the lock); the provenance
+    becomes this run's when it ``measured`` something (not when it only summarized the records again)."""
     with locked(path):
         results = read(path)
         change(results)
-        results["provenance"] = provenance()
+        if measured or "provenance" not in results:
+            results["provenance"] = provenance()
         _io.atomic_write_json(path, results)
     return results
 
@@ -657,6 +696,12 @@ def plot(results: dict, path: Path) -> None:
 # --- the proposer -------------------------------------------------------------------------------------------------
 
 
+def resummarize(results: dict) -> None:
+    """Every setting's summary computed again from its campaigns (after a change to ``summarize`` or ``bar``)."""
+    for entry in results.get("settings", {}).values():
+        entry["summary"] = summarize(entry["campaigns"])
+
+
 def propose(runs, law_or_bootstrap, **kwargs):
     """``mixlaw_jax.propose_runs`` (in one place, so a test can replace it)."""
     return mj.propose_runs(runs, law_or_bootstrap, **kwargs)
@@ -674,12 +719,12 @@ def main(argv=None) -> None:
     parser.add_argument("--slimpajama-target", default=SLIMPAJAMA_TARGET)
     parser.add_argument("--skip-timing", action="store_true", help="do not time propose_runs on the bundled table")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 steps, small searches and ensembles")
-    parser.add_argument("--plot-only", action="store_true", help="only redraw the figure from the results file")
+    parser.add_argument("--plot-only", action="store_true", help="only re-summarize the campaigns and redraw")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of design.json and design.png")
     args = parser.parse_args(argv)
     path, figure = args.out / "design.json", args.out / "design.png"
     if args.plot_only:
-        plot(read(path), figure)
+        plot(update(path, resummarize, measured=False), figure)
         return
     options = {
         "fit_search": QUICK_FIT_SEARCH if args.quick else FIT_SEARCH,

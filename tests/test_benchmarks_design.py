@@ -47,6 +47,23 @@ def test_bar_reads_the_compute_at_which_proposals_reach_the_grids_final_error():
     # campaign 0 reaches its grid's 0.2 at step 1 (0.0), campaign 1 only at step 2 (0.4 > 0.2, then 0.05)
     assert bar["per_campaign_ratio"] == [1.2 / 3.0, 1.4 / 3.0]
     assert summary["grid"]["h_l1_q25"][-1] == 0.2 and summary["proposals"]["campaigns"] == 2
+    assert bar["met_share_resampled"] == 1.0  # every resample of the two campaigns meets it
+
+
+def test_the_bar_is_resampled_over_campaigns_to_show_how_few_decide_it():
+    """Campaign 0 meets the bar alone, campaign 1 never reaches the grid: only resamples of campaign 0 twice (1 in 4)
+    meet it, and the summary over both does not."""
+    grid = record([1.0, 2.0, 3.0], [1.0, 0.5, 0.2])
+    campaigns = [
+        {"campaign": 0, "strategies": {"grid": grid, "proposals": record([1.0, 1.2, 1.4], [1.0, 0.1, 0.1])}},
+        {"campaign": 1, "strategies": {"grid": grid, "proposals": record([1.0, 1.2, 1.4], [1.0, 0.5, 0.5])}},
+    ]
+    bar = design.summarize(campaigns)["bar"]
+    assert not bar["met"]
+    assert 0.2 < bar["met_share_resampled"] < 0.3
+    assert design.resampled_met_share([]) is None
+    failed = record([1.0, 1.2, 1.4], [1.0, None, 0.1])  # a failed fit is left out of its step's mean
+    assert design.resampled_met_share([{"grid": grid, "proposals": failed}]) == 1.0
 
 
 def test_markdown_tabulates_each_strategy_and_states_the_bar(tmp_path):
@@ -62,7 +79,8 @@ def test_markdown_tabulates_each_strategy_and_states_the_bar(tmp_path):
     text = design.markdown({"settings": {"k3": {"summary": design.summarize(campaigns)}}}, tmp_path)
     assert "| k3 | grid | 1 | 1.0000 | 0.2000 | 0.2000 | 3 |" in text
     assert "| k3 | proposals | 1 | 1.0000 | 0.0500 | 0.0500 | 1.4 |" in text
-    assert "reached by the proposals at 0.40 of the grid's compute" in text and "**met**" in text
+    assert "reached by the proposals at 0.40 of the grid's compute" in text
+    assert "**met** (met in 100% of 1000 resamples of the campaigns)" in text
     assert (tmp_path / "design.png").stat().st_size > 0
 
 
@@ -87,3 +105,22 @@ def test_quick_campaign_writes_the_results_and_the_figure(tmp_path):
     assert "proposed" in campaign["strategies"]["proposals"], campaign["strategies"]["proposals"]["failures"]
     assert set(entry["summary"]) == {*design.STRATEGIES, "bar"}
     assert {"ratio", "met", "grid_final_compute", "per_campaign_ratio"} <= set(entry["summary"]["bar"])
+
+
+def test_plot_only_summarizes_the_records_again_and_keeps_their_provenance(tmp_path):
+    campaigns = [
+        {
+            "campaign": 0,
+            "strategies": {
+                "grid": record([1.0, 2.0, 3.0], [1.0, 0.5, 0.2]),
+                "proposals": record([1.0, 1.2, 1.4], [1.0, 0.1, 0.05]),
+            },
+        }
+    ]
+    stale = {"settings": {"k3": {"campaigns": campaigns, "summary": {}}}, "provenance": {"commit": "measured-here"}}
+    (tmp_path / "design.json").write_text(json.dumps(stale))
+    design.main(["--plot-only", "--out", str(tmp_path)])
+    results = json.loads((tmp_path / "design.json").read_text())
+    assert results["settings"]["k3"]["summary"]["bar"]["met_share_resampled"] == 1.0
+    assert results["provenance"] == {"commit": "measured-here"}  # nothing was measured again
+    assert (tmp_path / "design.png").stat().st_size > 0
