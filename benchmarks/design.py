@@ -478,15 +478,13 @@ def bar(campaigns: list[dict], summary: dict) -> dict:
     grid, prop = summary["grid"], summary["proposals"]
     goal, grid_compute = grid["h_l1_mean"][-1], grid["compute_mean"][-1]
     reached = first_reach(prop["h_l1_mean"], prop["compute_mean"], goal)
+    paired = [c["strategies"] for c in campaigns if c["strategies"].get("grid") and c["strategies"].get("proposals")]
     ratios = []
-    for c in campaigns:
-        g, p = c["strategies"].get("grid"), c["strategies"].get("proposals")
-        if not g or not p:
-            continue
+    for pair in paired:
+        g, p = pair["grid"], pair["proposals"]
         at = first_reach(p["h_l1"], p["compute"], g["h_l1"][-1])
         ratios.append(None if at is None else at / g["compute"][-1])
     finite = [r for r in ratios if r is not None]
-    paired = [c["strategies"] for c in campaigns if {"grid", "proposals"} <= set(c["strategies"])]
     return {
         "grid_final_h_l1_mean": goal,
         "grid_final_compute": grid_compute,
@@ -513,10 +511,9 @@ def resampled_met_share(paired: list[dict], resamples: int = BAR_RESAMPLES, seed
     if not paired:
         return None
     steps = min(len(p["proposals"]["h_l1"]) for p in paired)
-    as_float = np.vectorize(lambda v: np.nan if v is None else float(v), otypes=[float])
-    errors = as_float(np.array([p["proposals"]["h_l1"][:steps] for p in paired], dtype=object))
+    errors = np.array([p["proposals"]["h_l1"][:steps] for p in paired], dtype=float)  # None (a failed fit) -> NaN
     compute = np.array([p["proposals"]["compute"][:steps] for p in paired], float)
-    goal = as_float(np.array([p["grid"]["h_l1"][-1] for p in paired], dtype=object))
+    goal = np.array([p["grid"]["h_l1"][-1] for p in paired], dtype=float)
     grid_compute = np.array([p["grid"]["compute"][-1] for p in paired], float)
     rng = np.random.default_rng(seed)
     met = 0
@@ -524,8 +521,8 @@ def resampled_met_share(paired: list[dict], resamples: int = BAR_RESAMPLES, seed
         warnings.simplefilter("ignore", RuntimeWarning)  # a step whose fits all failed in a resample: its mean is NaN
         for _ in range(resamples):
             i = rng.integers(0, len(paired), len(paired))
-            reached = np.flatnonzero(np.nanmean(errors[i], axis=0) <= np.nanmean(goal[i]))
-            met += bool(len(reached)) and compute[i, reached[0]].mean() <= 0.5 * grid_compute[i].mean()
+            reached = first_reach(np.nanmean(errors[i], axis=0), compute[i].mean(axis=0), np.nanmean(goal[i]))
+            met += reached is not None and reached <= 0.5 * grid_compute[i].mean()
     return met / resamples
 
 

@@ -26,6 +26,19 @@ def record(compute, h_l1):
     return {"compute": compute, "h_l1": h_l1} | {m: h_l1 for m in ("h_l2", "loss_error", "regret")}
 
 
+def one_met_campaign() -> list[dict]:
+    """One campaign whose proposals reach the grid's final error (0.2) at 1.2 of the grid's 3.0 compute units."""
+    return [
+        {
+            "campaign": 0,
+            "strategies": {
+                "grid": record([1.0, 2.0, 3.0], [1.0, 0.5, 0.2]),
+                "proposals": record([1.0, 1.2, 1.4], [1.0, 0.1, 0.05]),
+            },
+        }
+    ]
+
+
 def test_bar_reads_the_compute_at_which_proposals_reach_the_grids_final_error():
     campaigns = [
         {
@@ -67,15 +80,7 @@ def test_the_bar_is_resampled_over_campaigns_to_show_how_few_decide_it():
 
 
 def test_markdown_tabulates_each_strategy_and_states_the_bar(tmp_path):
-    campaigns = [
-        {
-            "campaign": 0,
-            "strategies": {
-                "grid": record([1.0, 2.0, 3.0], [1.0, 0.5, 0.2]),
-                "proposals": record([1.0, 1.2, 1.4], [1.0, 0.1, 0.05]),
-            },
-        }
-    ]
+    campaigns = one_met_campaign()
     text = design.markdown({"settings": {"k3": {"summary": design.summarize(campaigns)}}}, tmp_path)
     assert "| k3 | grid | 1 | 1.0000 | 0.2000 | 0.2000 | 3 |" in text
     assert "| k3 | proposals | 1 | 1.0000 | 0.0500 | 0.0500 | 1.4 |" in text
@@ -108,15 +113,7 @@ def test_quick_campaign_writes_the_results_and_the_figure(tmp_path):
 
 
 def test_plot_only_summarizes_the_records_again_and_keeps_their_provenance(tmp_path):
-    campaigns = [
-        {
-            "campaign": 0,
-            "strategies": {
-                "grid": record([1.0, 2.0, 3.0], [1.0, 0.5, 0.2]),
-                "proposals": record([1.0, 1.2, 1.4], [1.0, 0.1, 0.05]),
-            },
-        }
-    ]
+    campaigns = one_met_campaign()
     stale = {"settings": {"k3": {"campaigns": campaigns, "summary": {}}}, "provenance": {"commit": "measured-here"}}
     (tmp_path / "design.json").write_text(json.dumps(stale))
     design.main(["--plot-only", "--out", str(tmp_path)])
