@@ -69,18 +69,26 @@ def commit() -> str:
     return (head or "unknown") + ("+dirty" if dirty else "")
 
 
+#: The CPU features XLA's CPU code generation uses (from /proc/cpuinfo): floating-point results, and so the
+#: trajectories of chaotic searches such as the design benchmark's campaigns, differ between machines without them.
+VECTOR_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl")
+
+
 def machine() -> dict:
-    """The machine the numbers were taken on: CPU model, cores, memory, JAX's devices, load at the start."""
+    """The machine the numbers were taken on: CPU model and vector extensions, cores, memory, JAX's devices, load at
+    the start."""
     import jax
 
-    cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
+        lines = []
+    info = {}
+    for line in lines:  # the first processor's fields
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    cpu = info.get("model name") or platform.processor() or platform.machine()
+    flags = sorted(set(info["flags"].split()) & set(VECTOR_EXTENSIONS)) if "flags" in info else None
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
@@ -89,6 +97,7 @@ def machine() -> dict:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "vector_extensions": flags,
         "memory_bytes": memory,
         "system": platform.platform(),
         "python": platform.python_version(),

@@ -26,12 +26,12 @@ def _load(path: Path) -> dict | None:
 
 
 def cpu_ladders(results: Path = RESULTS) -> dict:
-    """Problem name -> the CPU's engine ladder, from every results/speed*.json (the newest file wins)."""
+    """Problem name -> the CPU's engine ladder, from every results/speed*.json (the latest measurement wins, by the
+    date in its provenance: a file's modification time is the checkout's, not the measurement's)."""
+    found = [json.loads(path.read_text()) for path in results.glob("speed*.json")]
     out = {}
-    for path in sorted(results.glob("speed*.json"), key=lambda p: p.stat().st_mtime):
-        r = json.loads(path.read_text())
-        if not r.get("quick"):
-            out.update({p["name"]: p["engine"] for p in r["problems"]})
+    for r in sorted((r for r in found if not r.get("quick")), key=lambda r: r["provenance"]["date"]):
+        out.update({p["name"]: p["engine"] for p in r["problems"]})
     return out
 
 

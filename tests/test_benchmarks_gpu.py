@@ -1,5 +1,6 @@
 """The GPU section of RESULTS.md (benchmarks/gpu.py) is built from the result files on disk, beside the CPU's."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -24,6 +25,17 @@ def test_gpu_section_sets_gpu_and_cpu_runs_side_by_side(tmp_path):
             )
             assert (problem in cpu) == (row.split("|")[3].strip() != "—")
     assert (tmp_path / "figures" / "gpu_scaling.png").stat().st_size > 0
+
+
+def test_cpu_ladder_is_the_latest_measurement_whatever_the_file_times(tmp_path):
+    def write(name, date, seconds):
+        ladder = [{"seconds": seconds, "settings": {"n_starts": 64}}]
+        result = {"provenance": {"date": date}, "problems": [{"name": "joint", "engine": ladder}]}
+        (tmp_path / name).write_text(json.dumps(result))
+
+    write("speed.json", "2026-12-05T01:00:00Z", 7.4)
+    write("speed_old.json", "2026-11-23T02:00:00Z", 34.2)  # written last, measured first
+    assert gpu.cpu_ladders(tmp_path)["joint"][0]["seconds"] == 7.4
 
 
 def test_no_gpu_results_means_no_section(tmp_path):

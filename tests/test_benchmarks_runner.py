@@ -11,6 +11,7 @@ from conftest import shared_file
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.__main__ import SUITE  # noqa: E402
+from benchmarks.common import VECTOR_EXTENSIONS  # noqa: E402
 
 
 def test_quick_suite_writes_results_and_report(tmp_path):
@@ -32,6 +33,8 @@ def test_quick_suite_writes_results_and_report(tmp_path):
         result = json.loads((tmp_path / f"{name}_quick.json").read_text())
         prov = result["provenance"]
         assert prov["commit"] and prov["versions"]["jax"] and prov["machine"]["cores"] >= 1
+        extensions = prov["machine"]["vector_extensions"]  # None without /proc/cpuinfo
+        assert extensions is None or set(extensions) <= set(VECTOR_EXTENSIONS)
         assert result["seconds_total"] > 0
     report = (tmp_path / "RESULTS.md").read_text()
     assert "Not run yet" not in report
