@@ -92,6 +92,8 @@ BUNDLED_CANDIDATES = 1000
 #: The issue's timing bar is for 50 replicates; the call is also timed at propose_runs' default (REPLICATES), after
 #: it in the same process (so that one's "cold" call finds the law's fit programs compiled).
 BUNDLED_REPLICATES = 50
+#: The bar: the proposals reach the grid's final mean h* error with at most this share of the grid's final compute.
+BAR_SHARE = 0.5
 #: Resamples of the campaigns (with replacement) behind the bar's robustness (``resampled_met_share``).
 BAR_RESAMPLES = 1000
 
@@ -453,6 +455,12 @@ def summarize(campaigns: list[dict]) -> dict:
     return out
 
 
+def resummarize(results: dict) -> None:
+    """Every setting's summary computed again from its campaigns (after a change to ``summarize`` or ``bar``)."""
+    for entry in results.get("settings", {}).values():
+        entry["summary"] = summarize(entry["campaigns"])
+
+
 def first_reach(errors, compute, goal) -> float | None:
     """The compute at the first step whose error is at or below ``goal`` (None if never)."""
     for e, c in zip(errors, compute):
@@ -490,12 +498,12 @@ def bar(campaigns: list[dict], summary: dict) -> dict:
         "grid_final_compute": grid_compute,
         "proposals_compute_to_reach": reached,
         "ratio": None if reached is None else reached / grid_compute,
-        "met": reached is not None and reached / grid_compute <= 0.5,
+        "met": reached is not None and reached / grid_compute <= BAR_SHARE,
         "initial_compute_share": float(grid["compute_mean"][0] / grid_compute),
         "per_campaign_ratio": ratios,
         "per_campaign_reached": f"{len(finite)} of {len(ratios)}",
         "per_campaign_ratio_median": median_or_none(ratios),
-        "per_campaign_met": int(sum(r <= 0.5 for r in finite)),
+        "per_campaign_met": int(sum(r <= BAR_SHARE for r in finite)),
         "met_share_resampled": resampled_met_share(paired),
         "proposals_final_h_l1_mean": prop["h_l1_mean"][-1],
         "random_final_h_l1_mean": summary.get("random", {}).get("h_l1_mean", [None])[-1],
@@ -522,7 +530,7 @@ def resampled_met_share(paired: list[dict], resamples: int = BAR_RESAMPLES, seed
         for _ in range(resamples):
             i = rng.integers(0, len(paired), len(paired))
             reached = first_reach(np.nanmean(errors[i], axis=0), compute[i].mean(axis=0), np.nanmean(goal[i]))
-            met += reached is not None and reached <= 0.5 * grid_compute[i].mean()
+            met += reached is not None and reached <= BAR_SHARE * grid_compute[i].mean()
     return met / resamples
 
 
@@ -676,7 +684,7 @@ def plot(results: dict, path: Path) -> None:
             b = summary.get("bar")
             if metric == "h_l1" and b:
                 ax.axhline(b["grid_final_h_l1_mean"], color=colors["grid"], ls=":", lw=0.8)
-                ax.axvline(0.5 * b["grid_final_compute"], color="k", ls=":", lw=0.8)
+                ax.axvline(BAR_SHARE * b["grid_final_compute"], color="k", ls=":", lw=0.8)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("compute spent, Σ 6·N·D (FLOPs)")
@@ -691,12 +699,6 @@ def plot(results: dict, path: Path) -> None:
 
 
 # --- the proposer -------------------------------------------------------------------------------------------------
-
-
-def resummarize(results: dict) -> None:
-    """Every setting's summary computed again from its campaigns (after a change to ``summarize`` or ``bar``)."""
-    for entry in results.get("settings", {}).values():
-        entry["summary"] = summarize(entry["campaigns"])
 
 
 def propose(runs, law_or_bootstrap, **kwargs):
