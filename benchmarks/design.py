@@ -10,9 +10,8 @@ add the batches:
 - ``grid``: a fixed list of mixtures in the style of Shukor et al. 2025, each trained at every model size, in a
   fixed order (synthetic settings: a simplex lattice with the one-hot-heavy mixtures first, then the uniform one,
   then the points of degree 2, 3, ...; SlimPajama: the paper's own mixtures, in the table's order);
-- ``proposals``: the runs ``mixlaw_jax.propose_runs`` proposes from a bootstrap of the current fit
-  (Bayesian-bootstrap weights as ``propose_runs`` draws them, criterion ``"h_star"``, its default candidates,
-  cost 6·N·D).
+- ``proposals``: the runs ``mixlaw_jax.propose_runs`` proposes around the current fit (its default: the Laplace
+  ensemble; criterion ``"h_star"``, its default candidates, cost 6·N·D).
 
 After the swarm and after every batch the joint law is fitted (a small search), and h* at the target budget
 (N*, D*) is compared with the truth's: ``h_l1`` = ||ĥ* − h*||₁, ``h_l2`` = ||ĥ* − h*||₂, ``loss_error`` =
@@ -24,7 +23,7 @@ relative std).
 
 The bar (issue 24): averaged over the campaigns of a setting, the proposals reach the grid's final mean h* error
 with at most half the grid's final compute. The results file also holds the seconds of one ``propose_runs`` call on
-the bundled table (1,000 candidates, 50 replicates), cold and warm.
+the bundled table (1,000 candidates; the default Laplace ensemble, and a 50-replicate bootstrap), cold and warm.
 
     python -m benchmarks.design [--campaigns 20] [--settings k3 k5 slimpajama] [--steps 6] [--quick] [--out DIR]
     python -m benchmarks.design --plot-only
@@ -53,8 +52,6 @@ import pandas as pd
 import mixlaw_jax as mj
 from benchmarks.common import RESULTS, SLIMPAJAMA, SYNTHETIC_SIZES, provenance, require, synthetic_truth
 from mixlaw_jax import _io
-from mixlaw_jax.options import PROPOSAL_REPLICATES
-from mixlaw_jax.proposals import PROPOSAL_RESAMPLE
 from mixlaw_jax.simulate import simulate
 
 LAW = "joint"
@@ -68,11 +65,7 @@ FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
 #: 9.47e-6 with the default search and 1.09e-5 at the truth; h* error 0.161 against 0.007), so the strategies'
 #: errors measured the optimizer's luck more than the designs.
 FIT_SEARCH = mj.Search()
-#: Each bootstrap replicate's refit for the proposals (warm start at the fit, few fresh starts).
-BOOTSTRAP_SEARCH = mj.Search(64, ((4, 30), (2, 150)), warm_starts=1)
 QUICK_FIT_SEARCH = mj.Search(256, ((16, 40), (4, 200)), confirm=mj.Confirmation(rounds=0))
-QUICK_BOOTSTRAP_SEARCH = mj.Search(64, ((4, 40), (2, 100)), warm_starts=1)
-REPLICATES = PROPOSAL_REPLICATES
 #: Synthetic settings: model sizes, their largest token count, the target budget and the noise.
 SYNTHETIC_TOKENS = 3.2e10
 SYNTHETIC_BUDGET = (1.6e9, 1.28e11)
@@ -89,9 +82,11 @@ SLIMPAJAMA_SEARCH = mj.Search(4096, ((64, 30, 0.25), (16, 100), (4, 300)), confi
 #: The bundled table's timing: its h* budget (the demo's) and the call's size.
 BUNDLED_BUDGET = (7e9, 1.5e11)
 BUNDLED_CANDIDATES = 1000
-#: The issue's timing bar is for 50 replicates; the call is also timed at propose_runs' default (REPLICATES), after
-#: it in the same process (so that one's "cold" call finds the law's fit programs compiled).
+#: The issue's timing bar is for 50 replicates: the call is timed with a Bayesian bootstrap of 50 replicates made
+#: inside (each refitted from the fit and 64 fresh starts, no confirmation rounds), after the default call (the
+#: Laplace ensemble) in the same process, so that this one's "cold" call finds the law's fit programs compiled.
 BUNDLED_REPLICATES = 50
+BUNDLED_BOOTSTRAP_SEARCH = mj.Search(64, ((4, 40), (2, 200)), warm_starts=1, confirm=mj.Confirmation(rounds=0))
 #: The bar: the proposals reach the grid's final mean h* error with at most this share of the grid's final compute.
 BAR_SHARE = 0.5
 #: Resamples of the campaigns (with replacement) behind the bar's robustness (``resampled_met_share``).
@@ -313,23 +308,14 @@ def grid_batch(setting: Setting, step: int) -> list:
 
 
 def proposal_batch(setting: Setting, fit: mj.FitResult, table: mj.RunTable, options: dict, seed: int) -> tuple:
-    """The next 4 runs from ``propose_runs``, bootstrapping ``fit`` with a small search; (runs, the proposals)."""
-    boot = mj.bootstrap(
-        table,
-        LAW,
-        full_fit=fit,
-        n_replicates=options["replicates"],
-        resample=PROPOSAL_RESAMPLE,
-        search=dataclasses.replace(options["bootstrap_search"], seed=seed),
-    )
+    """The next 4 runs from ``propose_runs`` around ``fit``; (runs, the proposals)."""
     proposed = propose(
         table,
-        boot,
+        fit,
         budget=setting.budget,
         n=BATCH,
         candidates=options["candidates"],
         weight_bounds=setting.bounds,
-        replicates=options["replicates"],
         seed=seed,
     )
     runs = [
@@ -543,8 +529,8 @@ def markdown(results: dict, figures: Path) -> str:
         "## Which runs to train next: simulated campaigns (issue 24)",
         "",
         "Campaigns on known joint laws (`python -m benchmarks.design`): a space-filling swarm at the two smallest "
-        f"sizes, then batches of {BATCH} runs chosen at random, from a fixed grid, or by `propose_runs` (a Bayesian "
-        f"bootstrap of {REPLICATES} replicates); the law "
+        f"sizes, then batches of {BATCH} runs chosen at random, from a fixed grid, or by `propose_runs` (its default "
+        "Laplace ensemble around the fit); the law "
         "refitted after every batch and h* at the target budget compared with the truth's. The bar: the proposals' "
         "mean h* error reaches the grid's final mean with at most half the grid's final compute.",
         "",
@@ -569,12 +555,17 @@ def markdown(results: dict, figures: Path) -> str:
                 f"**{'met' if b['met'] else 'not met'}**{_robustness(b)}; per campaign reached in "
                 f"{b['per_campaign_reached']}, at <= half the compute in {b['per_campaign_met']}."
             )
-    for key in ("propose_timing", "propose_timing_default"):
+    for key in ("propose_timing", "propose_timing_bootstrap"):
         if timing := results.get(key):
+            ensemble = (
+                "the Laplace ensemble"
+                if timing.get("replicates") is None
+                else f"a Bayesian bootstrap of {timing['replicates']} replicates"
+            )
             bars.append(
-                f"- One `propose_runs` call on the bundled table ({timing['candidates']} candidates, "
-                f"{timing['replicates']} replicates, law fitted and bootstrapped inside): "
-                f"{timing['cold_seconds']:.1f} s cold{' (after the call above)' if key.endswith('default') else ''}, "
+                f"- One `propose_runs` call on the bundled table ({timing['candidates']} candidates, law fitted "
+                f"inside, {ensemble}): {timing['cold_seconds']:.1f} s cold"
+                f"{' (after the call above)' if key.endswith('bootstrap') else ''}, "
                 f"{timing['warm_seconds']:.1f} s warm."
             )
     return "\n".join([*lines, "", *bars, "", f"![h* error against compute]({path})"]) + "\n"
@@ -591,16 +582,20 @@ def _robustness(bar: dict) -> str:
 # --- the bundled table's timing -----------------------------------------------------------------------------------
 
 
-def time_bundled(candidates: int = BUNDLED_CANDIDATES, replicates: int = REPLICATES) -> dict:
-    """Seconds of one ``propose_runs`` call on the bundled table (the law fitted and bootstrapped inside), cold
-    (first call, compilation included) and warm (the same call again)."""
+def time_bundled(candidates: int = BUNDLED_CANDIDATES, replicates: int | None = None) -> dict:
+    """Seconds of one ``propose_runs`` call on the bundled table (the law fitted inside; with ``replicates``, a
+    Bayesian bootstrap of that many replicates made inside and passed in), cold (first call, compilation included)
+    and warm (the same call again)."""
     from mixlaw_jax.datasets import load_example
 
     runs = load_example()
     seconds, cpu_seconds, load = [], [], [os.getloadavg()[0]]
     for _ in range(2):
         start, cpu = time.perf_counter(), time.process_time()
-        proposed = propose(runs, LAW, budget=BUNDLED_BUDGET, n=BATCH, candidates=candidates, replicates=replicates)
+        law = LAW
+        if replicates is not None:
+            law = mj.bootstrap(runs, LAW, n_replicates=replicates, resample="bayesian", search=BUNDLED_BOOTSTRAP_SEARCH)
+        proposed = propose(runs, law, budget=BUNDLED_BUDGET, n=BATCH, candidates=candidates)
         seconds.append(time.perf_counter() - start)
         cpu_seconds.append(time.process_time() - cpu)
         load.append(os.getloadavg()[0])
@@ -713,7 +708,6 @@ def main(argv=None) -> None:
     parser.add_argument("--settings", nargs="+", default=["k3", "k5", "slimpajama"], choices=["k3", "k5", "slimpajama"])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     parser.add_argument("--steps", type=int, default=6, help="batches of 4 runs after the swarm (default 6)")
-    parser.add_argument("--replicates", type=int, default=REPLICATES)
     parser.add_argument("--candidates", type=int, default=None, help="propose_runs' candidates (default: its own)")
     parser.add_argument("--slimpajama-target", default=SLIMPAJAMA_TARGET)
     parser.add_argument("--skip-timing", action="store_true", help="do not time propose_runs on the bundled table")
@@ -727,8 +721,6 @@ def main(argv=None) -> None:
         return
     options = {
         "fit_search": QUICK_FIT_SEARCH if args.quick else FIT_SEARCH,
-        "bootstrap_search": QUICK_BOOTSTRAP_SEARCH if args.quick else BOOTSTRAP_SEARCH,
-        "replicates": min(args.replicates, 12) if args.quick else args.replicates,
         "candidates": args.candidates if args.candidates is not None else (200 if args.quick else None),
     }
     steps = min(args.steps, 2) if args.quick else args.steps
@@ -752,7 +744,7 @@ def main(argv=None) -> None:
                     "batch": BATCH,
                     "checkpoint_fractions": list(FRACTIONS),
                     "quick": args.quick,
-                    "replicates": options["replicates"],
+                    "ensemble": "laplace",
                     "candidates": options["candidates"],
                     "fit_search": {
                         "n_starts": options["fit_search"].n_starts,
@@ -773,8 +765,8 @@ def main(argv=None) -> None:
             plot(results, figure)
     if not args.skip_timing:
         candidates = 200 if args.quick else BUNDLED_CANDIDATES
-        for key, replicates in (("propose_timing", BUNDLED_REPLICATES), ("propose_timing_default", REPLICATES)):
-            timing = time_bundled(candidates=candidates, replicates=min(replicates, 12) if args.quick else replicates)
+        for key, replicates in (("propose_timing", None), ("propose_timing_bootstrap", BUNDLED_REPLICATES)):
+            timing = time_bundled(candidates, replicates if replicates is None or not args.quick else 12)
             update(path, lambda r, t=timing, k=key: r.__setitem__(f"{k}_quick" if args.quick else k, t))
     for name in settings:
         b = read(path).get("settings", {}).get(name, {}).get("summary", {}).get("bar")

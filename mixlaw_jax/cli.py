@@ -26,7 +26,7 @@ import warnings
 
 from .compile_cache import ensure_compilation_cache
 from .errors import MixlawError, MixlawWarning
-from .options import BOOTSTRAP_SEARCH, PROPOSAL_REPLICATES, RESAMPLE, Objective, Search, Stage
+from .options import BOOTSTRAP_SEARCH, RESAMPLE, Objective, Search, Stage
 
 
 def _add_table_args(p: argparse.ArgumentParser) -> None:
@@ -511,14 +511,15 @@ def cmd_nested(args) -> None:
 
 
 EPILOG_PROPOSE = """examples:
-  mixlaw propose runs.csv --law joint --budget 7e9,1.4e11 --out next.csv     4 runs, 1000 candidates, 100 replicates
+  mixlaw propose runs.csv --law joint --budget 7e9,1.4e11 --out next.csv     4 runs from 1000 candidates
   mixlaw bootstrap runs.csv --law additive --replicates 200 --out boot.json
   mixlaw propose runs.csv --bootstrap boot.json --budget 7e9,1.4e11 --n 8 --candidates grid.csv --cost runs
   mixlaw propose runs.csv --law joint --budget 7e9,1.4e11 --criterion loss --weight-bounds simplex
-Each run's variance_reduction is the share of the criterion's bootstrap variance it removes given the runs above
-it (an ensemble Kalman update of the replicates); score is that share per unit of cost; pins_down names the
-domain of h* and the law parameter whose spread it narrows most. A budget within the table's scales is warned
-about: proposals pay off where h* is extrapolated."""
+With --law the uncertainty is the Laplace approximation around the fit (sigma points along the principal axes of
+its covariance); with --bootstrap it is the replicates. Each run's variance_reduction is the share of the
+criterion's variance it removes given the runs above it (an ensemble Kalman update of the members); score is
+that share per unit of cost; pins_down names the domain of h* and the law parameter whose spread it narrows most.
+A budget within the table's scales is warned about: proposals pay off where h* is extrapolated."""
 
 EPILOG_DESIGN = """examples:
   mixlaw design 7 40 --scales 1e8:2e9,3e8:6e9 --out swarm.csv           40 mixtures of weight_0..weight_6
@@ -617,7 +618,7 @@ def cmd_design(args) -> None:
 def cmd_propose(args) -> None:
     from ._io import output_file
     from .data import read_table
-    from .proposals import propose_runs
+    from .proposals import describe_ensemble, propose_runs
 
     inputs = [args.runs] + [p for p in (args.candidates, args.bootstrap) if p and not p.isdigit()]
     if args.out:
@@ -630,7 +631,7 @@ def cmd_propose(args) -> None:
     elif args.law:
         law = args.law
     else:
-        raise MixlawError("give --law (fitted and bootstrapped here) or --bootstrap FILE (from `mixlaw bootstrap`)")
+        raise MixlawError("give --law (fitted here) or --bootstrap FILE (from `mixlaw bootstrap`)")
     candidates = args.candidates
     if candidates is not None:
         candidates = int(candidates) if candidates.isdigit() else read_table(candidates)
@@ -646,7 +647,6 @@ def cmd_propose(args) -> None:
         target_weights=args.target_weights,
         weight_bounds=args.weight_bounds,
         fixed=args.fixed,
-        replicates=args.replicates,
         seed=args.seed,
         progress=not args.quiet,
     )
@@ -655,8 +655,7 @@ def cmd_propose(args) -> None:
     budget = "" if attrs["budget"] is None else f" at N = {attrs['budget'][0]:.4g}, D = {attrs['budget'][1]:.4g}"
     print(
         f"law {attrs['law']}: {len(proposed)} runs to train next{budget}, chosen from {attrs['candidates']} "
-        f"candidates by {what} removed per unit of cost ({attrs['replicates']} bootstrap replicates, "
-        f"{RESAMPLE[attrs['resample']]})"
+        f"candidates by {what} removed per unit of cost (uncertainty: {describe_ensemble(attrs)})"
     )
     print(
         f"  {what}: {attrs['variance_before']:.4g} now, {attrs['variance_after']:.4g} predicted after these runs "
@@ -1187,14 +1186,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG_PROPOSE,
         formatter_class=raw,
         description=_wrap(
-            "Fit and bootstrap a law on the runs so far (or read a bootstrap), then score candidate runs (mixture x "
-            "model size x tokens) by how much of the bootstrap variance of h* (or of the loss at h*) at the target "
+            "Fit a law on the runs so far (or read a bootstrap), then score candidate runs (mixture x "
+            "model size x tokens) by how much of the variance of h* (or of the loss at h*) at the target "
             "budget each would remove per unit of training cost, and pick a batch greedily, each pick conditioning "
             "the next; prints why each run was chosen."
         ),
     )
     _add_table_args(p)
-    p.add_argument("--law", help="law to fit and bootstrap here (or give --bootstrap)")
+    p.add_argument("--law", help="law to fit here (or give --bootstrap)")
     p.add_argument("--bootstrap", help="a bootstrap of this table (JSON from `mixlaw bootstrap`) instead of --law")
     p.add_argument(
         "--budget", type=_positive_numbers, metavar="N,D", help="the target model size and tokens of the decision"
@@ -1226,13 +1225,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weight_args(
         p, "data", "bounds of h* and of the candidates: the runs' range ('data', default), the simplex, or ranges"
     )
-    p.add_argument(
-        "--replicates",
-        type=int,
-        default=PROPOSAL_REPLICATES,
-        help="bootstrap replicates with --law (default: %(default)s)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and candidates (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fit, the h* starts and candidates (default: 0)")
     p.add_argument("--out", help="write the proposed runs as CSV (Parquet for a .parquet name)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_propose)

@@ -250,9 +250,6 @@ class Search:
 #: A bootstrap replicate's search: fresh random starts besides the warm start at the full-data optimum, and the
 #: stages of its refit (the warm start and the best fresh ones, then the best two).
 BOOTSTRAP_SEARCH = Search(1024, ((8, 40), (2, 200)), warm_starts=1)
-#: Bootstrap replicates behind ``propose_runs``' ensemble. With 50, the design benchmark's k = 5 campaigns (25
-#: parameters) reached the grid's final h* error at 0.52 of its compute; with 100 at 0.45 (benchmarks/NOTES.md).
-PROPOSAL_REPLICATES = 100
 #: How a bootstrap draws its replicates' row weights (``bootstrap.resample_weights``), and how that reads.
 RESAMPLE = {
     "runs": "runs resampled",

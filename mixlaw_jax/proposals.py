@@ -1,25 +1,36 @@
 """Which runs to train next: candidates scored by how much they would pin down h* (or its loss) per unit of cost.
 
-One bootstrap gives R replicate laws θ_r (``bootstrap``). For the decision at the target budget (N*, D*) each
-replicate has its own optimal mixture h*_r and loss ℓ_r = Σ_t w_t L_t(N*, D*, h*_r; θ_r); the criterion is the
-total variance of q_r = h*_r (``"h_star"``, Σ_i Var h*_i) or of q_r = ℓ_r (``"loss"``). A candidate run x
-(mixture, N, D) would observe y(x) = f(x) + ε for every target, f_t(x) = L_t(x; θ), ε ~ N(0, Σ), Σ = diag(σ_t²)
-(σ_t²: the fit's mean squared residual on the table).
+An ensemble of R coordinate sets θ_r of the law describes what the table leaves uncertain. For the decision at the
+target budget (N*, D*) each member has its own optimal mixture h*_r and loss ℓ_r = Σ_t w_t L_t(N*, D*, h*_r; θ_r);
+the criterion is the total variance of q_r = h*_r (``"h_star"``, Σ_i Var h*_i) or of q_r = ℓ_r (``"loss"``). A
+candidate run x (mixture, N, D) would observe y(x) = f(x) + ε for every target, f_t(x) = L_t(x; θ), ε ~ N(0, Σ),
+Σ = diag(σ_t²) (σ_t²: the fit's mean squared residual on the table).
 
-Treating (q, f(x)) as jointly Gaussian across the replicates (an ensemble Kalman update, Evensen 1994), the
+The ensemble is, by default, the Laplace approximation around the fit. Per target, the free coordinates' covariance
+is V = (JᵀJ / σ² + Λ⁻¹)⁻¹: J the Jacobian of the law's predictions on the table's observed rows (Gauss–Newton),
+Λ a weak prior as wide as a fit's random starts (``_sigma_points``). With V = Σ_j s_j s_jᵀ (s_j = √λ_j v_j, its
+eigenpairs), the members are 2P sigma points ± c Δ_j, Δ_j the central difference of h*, ℓ and f along s_j,
+(g(θ̂ + τ s_j) − g(θ̂ − τ s_j)) / 2τ with a small τ (``SIGMA_STEP``), and c = √((R − 1) / 2): their covariance is the
+linearised one, G V Gᵀ (the delta method; h* is solved at θ̂ ± τ s_j, not differentiated). It has no sampling
+noise, is deterministic and needs no refits: on the design benchmark it proposes runs as good as a 100-replicate
+Bayesian bootstrap's at a twelfth of the time (benchmarks/NOTES.md, session 28). Passing a :class:`BootstrapResult`
+uses its replicates instead (centred), an ensemble that also sees the law's non-linearity.
+
+Treating (q, f(x)) as jointly Gaussian across the members (an ensemble Kalman update, Evensen 1994), the
 observation would remove from the covariance of q
 
     ΔP_q(x) = C_qf (C_ff + Σ)⁻¹ C_fq,     gain(x) = tr ΔP_q(x),
 
-with C the replicate covariances. With A_q (R, Q) and A_f(x) (R, T) the replicates' centred values and
+with C the members' covariances. With A_q (R, Q) and A_f(x) (R, T) the members' deviations and
 G = I (R, R) for the table as it is, C_qf = A_qᵀ G A_f / (R - 1) and C_ff = A_fᵀ G A_f / (R - 1). Choosing a run
 conditions the ensemble: G ← G - G a (aᵀ G a / (R - 1) + Σ)⁻¹ aᵀ G / (R - 1), a = A_f(x_chosen); the next run is
 scored under the updated G, so a second copy of a chosen point gains only what a repeat measurement would (less
-noise), and points that tell the same thing lose their value together. The batch is picked greedily by
+noise), and points that tell the same thing lose their value together. For the Laplace ensemble this is the
+linear-Gaussian (Fisher information) update exactly. The batch is picked greedily by
 gain(x) / cost(x), cost = 6·N·D FLOPs by default; a candidate at the same (N, D) within ``radius`` of a chosen
 mixture is not chosen again (diversity).
 
-Every candidate x replicate x target is one batched evaluation of the law (``predict_all`` under ``vmap``).
+Every candidate x member x target is one batched evaluation of the law (``predict_all`` under ``vmap``).
 """
 
 from __future__ import annotations
@@ -33,33 +44,31 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .bootstrap import BootstrapResult, bootstrap
+from .bootstrap import BootstrapResult
 from .data import RunTable
 from .design import design_swarm, nearest_distances
+from .engine.space import BOUND_TOL, make_space
 from .errors import MixlawError, warn_user
+from .fitting import fit as fit_law
 from .laws import get_law
 from .mixture import optimal_mixture, replicate_mixtures
 from .mixture.constraints import make_request
-from .options import PROPOSAL_REPLICATES, Confirmation, Search, real_number, whole_number
+from .options import RESAMPLE, Search, real_number, whole_number
 from .results import FitResult, predict_all
 
 CRITERIA = ("h_star", "loss")
 COSTS = ("flops", "runs")
 #: Default number of candidate runs (space-filling mixtures x scales).
 DEFAULT_CANDIDATES = 1000
-#: A proposal needs at least this many valid bootstrap replicates (the covariances are estimated from them).
+#: A proposal from a bootstrap needs at least this many valid replicates (the covariances are estimated from them).
 MIN_REPLICATES = 10
 #: The noise variance is floored at this fraction of the mean squared loss (a law that interpolates its table).
 NOISE_FLOOR = 1e-12
-#: The replicates' search when propose_runs bootstraps: 64 fresh starts besides the warm start at the full fit, and
-#: no confirmation rounds. On the bundled table (joint law, 50 replicates) it gives Var h* within 8% of
-#: BOOTSTRAP_SEARCH's and the same kind of picks, 14x faster (benchmarks/NOTES.md); pass a BootstrapResult for more.
-PROPOSAL_SEARCH = Search(64, ((4, 40), (2, 200)), warm_starts=1, confirm=Confirmation(rounds=0))
-#: The replicates' weights when propose_runs bootstraps: the Bayesian bootstrap (Dirichlet weights on whole runs).
-#: Resampling runs drops a few mixtures from some replicates, and on a campaign's small table those few replicates
-#: held ~63% of Var h*, so batches were chosen to tell them apart (benchmarks/NOTES.md, session 24); with no run
-#: ever dropped, the design benchmark's k = 5 proposals reach the grid's final h* error (the run bootstrap's never do).
-PROPOSAL_RESAMPLE = "bayesian"
+#: The Laplace ensemble's sigma points sit this many standard deviations out along each principal axis; their
+#: central differences are scaled back to one (module docstring). A small step is the linearisation itself (the
+#: delta method): on the unit tests' 12-mixture table, steps of 0.1 and 0.01 give h* sds within 2% of each other
+#: (and within 1.5x of a Bayesian bootstrap's), a step of 1 sd leaves the linear regime (3x larger).
+SIGMA_STEP = 0.1
 #: Two chosen runs at one scale are at least this fraction of the candidates' median nearest-neighbour distance apart.
 DIVERSITY = 1.0
 
@@ -89,7 +98,6 @@ def propose_runs(
     target_weights=None,
     weight_bounds="data",
     fixed: Mapping[str, float] | None = None,
-    replicates: int = PROPOSAL_REPLICATES,
     seed: int = 0,
     progress: bool = False,
 ) -> pd.DataFrame:
@@ -97,9 +105,9 @@ def propose_runs(
 
     Args:
       runs: the table trained so far (``load_runs``).
-      law: a law (name or :class:`Law`) to fit and bootstrap here with ``replicates`` replicates, a
-        :class:`FitResult` of ``runs`` to bootstrap around, or a :class:`BootstrapResult` of ``runs`` (fitted to
-        this very table).
+      law: a law (name or :class:`Law`) to fit here, or a :class:`FitResult` of ``runs``: the ensemble is the
+        Laplace approximation around the fit (module docstring); or a :class:`BootstrapResult` of ``runs``
+        (fitted to this very table): the ensemble is its replicates.
       budget: (N*, D*), the target scale of the decision; None for a law without N and D.
       n: the runs to propose (a batch, chosen greedily; see the module docstring).
       candidates: a DataFrame of candidate runs (the fit's weight columns, and its N and D columns), or the number
@@ -109,10 +117,7 @@ def propose_runs(
       criterion: ``"h_star"`` (Σ_i Var h*_i) or ``"loss"`` (Var of the weighted loss at h*).
       targets, target_weights, weight_bounds, fixed: the objective and the feasible mixtures, as in
         :func:`optimal_mixture`; candidates must lie within the same bounds.
-      replicates: bootstrap replicates when ``law`` is not a bootstrap already (``PROPOSAL_REPLICATES`` = 100;
-        Bayesian-bootstrap weights, ``PROPOSAL_RESAMPLE``, fitted with ``PROPOSAL_SEARCH`` around a full fit with the
-        default search).
-      seed: seed of the bootstrap, the h* starts and the default candidates.
+      seed: seed of the fit (for a law name), the h* starts and the default candidates.
       progress: progress bars.
 
     Returns:
@@ -121,20 +126,19 @@ def propose_runs(
       ``score`` (that fraction per unit of cost) and ``pins_down`` (the part of h* and the law parameter whose
       variance it reduces most). ``attrs``: ``criterion``, ``budget``, ``targets``, ``h_star`` and ``h_star_sd``
       ({domain: value}), ``loss_at_h_star``, ``variance_before`` and ``variance_after`` (the criterion's total
-      variance now and predicted after the whole batch), ``replicates`` (valid replicates used), ``resample``
-      (how the bootstrap drew them),
-      ``candidates``, ``radius``.
+      variance now and predicted after the whole batch), ``ensemble`` (``"laplace"`` or ``"bootstrap"``),
+      ``members`` (sigma points, or valid replicates, behind it), ``resample`` (how a bootstrap drew its
+      replicates; None for the Laplace ensemble), ``candidates``, ``radius``.
 
     Raises:
       MixlawError: n larger than the candidate set, candidates outside the bounds, a law without mixtures, a table
-        the law cannot be bootstrapped on, or too few valid replicates. A budget within the table's scales is
-        warned about (``MixlawWarning``), not refused.
+        with too few rows for the law's parameters, or a bootstrap with too few valid replicates. A budget within
+        the table's scales is warned about (``MixlawWarning``), not refused.
     """
     n = whole_number(n, "n", minimum=1)
     if criterion not in CRITERIA:
         raise MixlawError(f"criterion must be {' or '.join(map(repr, CRITERIA))}, not {criterion!r}")
-    boot = _bootstrap(runs, law, replicates, seed, progress)
-    fit = boot.fit
+    fit, boot = _fit_or_bootstrap(runs, law, seed, progress)
     law = get_law(fit.law)
     N, D = _budget(law, budget, runs)
     options = dict(targets=targets, target_weights=target_weights, weight_bounds=weight_bounds, fixed=fixed)
@@ -143,21 +147,25 @@ def propose_runs(
     box.raise_if_infeasible()
     lower, upper = box.lower[0], box.upper[0]
     objective_index = [fit.targets.index(t) for t in request.targets]
-    valid = boot.valid[:, objective_index].all(axis=1) & boot.valid.all(axis=1)
-    if valid.sum() < MIN_REPLICATES:
-        raise MixlawError(
-            f"only {int(valid.sum())} of {boot.n_replicates} bootstrap replicates of {law.name!r} have a finite "
-            f"fit on every target; proposals need at least {MIN_REPLICATES}: the law cannot be bootstrapped on "
-            f"this table (too few runs for its parameters?)"
-        )
-    coordinates = boot.coordinates[valid]
+    noise = _noise(fit, runs)
+    if boot is None:
+        coordinates = _sigma_points(fit, runs, objective_index, noise)
+    else:
+        valid = boot.valid[:, objective_index].all(axis=1) & boot.valid.all(axis=1)
+        if valid.sum() < MIN_REPLICATES:
+            raise MixlawError(
+                f"only {int(valid.sum())} of {boot.n_replicates} bootstrap replicates of {law.name!r} have a "
+                f"finite fit on every target; proposals need at least {MIN_REPLICATES}: the law cannot be "
+                f"bootstrapped on this table (too few runs for its parameters?)"
+            )
+        coordinates = boot.coordinates[valid]
     point = optimal_mixture(fit, N=N, D=D, seed=seed, **options)
     h_point = point.h[0, -1]
-    h_reps, loss_reps, _ = replicate_mixtures(fit, coordinates, N=N, D=D, seed=seed, warm=h_point, **options)
-    if not (np.isfinite(h_reps).all() and np.isfinite(loss_reps).all()):
+    h_members, loss_members, _ = replicate_mixtures(fit, coordinates, N=N, D=D, seed=seed, warm=h_point, **options)
+    if not (np.isfinite(h_members).all() and np.isfinite(loss_members).all()):
         raise MixlawError(
-            f"a bootstrap replicate gives a non-finite loss at the budget N = {N}, D = {D}: the budget is far "
-            f"outside what the replicates' laws can extrapolate to"
+            f"a member of the {'Laplace' if boot is None else 'bootstrap'} ensemble gives a non-finite loss at the "
+            f"budget N = {N}, D = {D}: the budget is far outside what the law can extrapolate to from this table"
         )
     frame = _candidates(candidates, fit, runs, law, lower, upper, N, D, fixed, seed)
     table = fit.run_table(frame)
@@ -171,21 +179,22 @@ def propose_runs(
     finite = np.isfinite(pred).all(axis=(0, 1))
     if not finite.all():
         warn_user(
-            f"{int((~finite).sum())} of {len(frame)} candidates are left out: some replicate's law gives a "
+            f"{int((~finite).sum())} of {len(frame)} candidates are left out: some ensemble member's law gives a "
             f"non-finite loss there (far outside the fitted range)"
         )
         if finite.sum() < n:
             raise MixlawError(f"only {int(finite.sum())} candidates have finite predictions; n = {n} asked for")
-    quantity = h_reps if criterion == "h_star" else loss_reps[:, None]
+    deviations = _sigma_deviations if boot is None else _centred
+    quantity = h_members if criterion == "h_star" else loss_members[:, None]
     names = [f"h*[{d}]" for d in fit.weight_columns] if criterion == "h_star" else ["loss at h*"]
     parameter_names = [f"{p} of {t}" for t in request.targets for p in law.names(fit.k)]
     ensemble = _Ensemble(
-        quantity=quantity - quantity.mean(axis=0),
+        quantity=deviations(quantity),
         quantity_names=names,
-        parameters=_centred(coordinates[:, objective_index].reshape(len(coordinates), -1)),
+        parameters=deviations(coordinates[:, objective_index].reshape(len(coordinates), -1)),
         parameter_names=parameter_names,
-        predictions=_centred(np.transpose(pred, (0, 2, 1))),
-        noise=_noise(fit, runs),
+        predictions=deviations(np.transpose(pred, (0, 2, 1))),
+        noise=noise,
     )
     radius = DIVERSITY * _median_spacing(table.h)
     chosen, reductions, why, total_before, total_after = _greedy(ensemble, costs, table, finite, n, radius)
@@ -195,7 +204,8 @@ def propose_runs(
     out["variance_reduction"] = reductions
     out["score"] = np.asarray(reductions) / costs[chosen]
     out["pins_down"] = why
-    h_sd = h_reps.std(axis=0, ddof=1)
+    h_deviations = deviations(h_members)
+    h_sd = np.sqrt((h_deviations**2).sum(axis=0) / (len(h_deviations) - 1))
     out.attrs.update(
         criterion=criterion,
         budget=None if N is None and D is None else [N, D],
@@ -205,8 +215,9 @@ def propose_runs(
         loss_at_h_star=float(point.objective[0, -1]),
         variance_before=total_before,
         variance_after=total_after,
-        replicates=int(valid.sum()),
-        resample=boot.resample,
+        ensemble="laplace" if boot is None else "bootstrap",
+        members=len(coordinates),
+        resample=None if boot is None else boot.resample,
         candidates=int(finite.sum()),
         radius=radius,
         law=law.name,
@@ -214,9 +225,17 @@ def propose_runs(
     return out
 
 
-def _bootstrap(runs: RunTable, law, replicates, seed, progress) -> BootstrapResult:
-    """The given bootstrap (checked to be of ``runs``), or a new one of ``law`` on ``runs`` (around ``law`` itself
-    when it is a fit of ``runs``)."""
+def describe_ensemble(attrs: Mapping) -> str:
+    """How a ``propose_runs`` result's ensemble was made, for a person: 'the Laplace approximation around the fit
+    (50 sigma points)' or '100 bootstrap replicates (Bayesian bootstrap)'."""
+    if attrs["ensemble"] == "laplace":
+        return f"the Laplace approximation around the fit ({attrs['members']} sigma points)"
+    return f"{attrs['members']} bootstrap replicates ({RESAMPLE[attrs['resample']]})"
+
+
+def _fit_or_bootstrap(runs: RunTable, law, seed, progress) -> tuple[FitResult, BootstrapResult | None]:
+    """(the fit, its bootstrap or None): the given bootstrap or fit (checked to be of ``runs``), or a fit of ``law``
+    to ``runs`` here (the default search)."""
     if not isinstance(runs, RunTable):
         raise MixlawError(f"runs must be a RunTable (load_runs), not {type(runs).__name__}")
     if isinstance(law, BootstrapResult | FitResult) and law.provenance.get("table_hash") not in (None, runs.hash()):
@@ -224,32 +243,64 @@ def _bootstrap(runs: RunTable, law, replicates, seed, progress) -> BootstrapResu
         raise MixlawError(f"the {what} was fitted to another table than runs; pass a fit or bootstrap of this table")
     if isinstance(law, BootstrapResult):
         _require_replicates(law.n_replicates, f"the bootstrap has {law.n_replicates} replicates")
-        return law
-    full_fit = law if isinstance(law, FitResult) else None
-    replicates = whole_number(replicates, "replicates", minimum=1)
-    _require_replicates(replicates, f"{replicates} bootstrap replicates asked for")
-    law_obj = get_law(law.law if full_fit is not None else law)
+        return law.fit, law
+    law_obj = get_law(law.law if isinstance(law, FitResult) else law)
     if not law_obj.uses_h:
         raise MixlawError(f"law {law_obj.name!r} has no mixture h: there is no optimal mixture to pin down")
     n_params = law_obj.n_params(runs.k)
     rows = runs.observed.sum(axis=0)
-    if runs.n_runs < 3 or rows.min() <= n_params:
+    if rows.min() <= n_params:
         j = int(np.argmin(rows))
         raise MixlawError(
-            f"law {law_obj.name!r} cannot be bootstrapped on this table: it has {n_params} parameters for "
-            f"{runs.k} domains, and target {runs.targets[j]!r} has {int(rows[j])} observed rows in "
-            f"{runs.n_runs} runs (a resampled table needs more rows than parameters, and at least 3 runs)"
+            f"law {law_obj.name!r} has {n_params} parameters for {runs.k} domains, and target "
+            f"{runs.targets[j]!r} has {int(rows[j])} observed rows: too few to say how uncertain the law is "
+            f"(proposals need more rows than parameters)"
         )
-    return bootstrap(
-        runs,
-        law_obj,
-        targets=None if full_fit is None else list(full_fit.targets),
-        full_fit=full_fit,
-        n_replicates=replicates,
-        resample=PROPOSAL_RESAMPLE,
-        search=dataclasses.replace(PROPOSAL_SEARCH, seed=seed),
-        progress=progress,
-    )
+    if isinstance(law, FitResult):
+        return law, None
+    return fit_law(runs, law_obj, search=Search(seed=seed), progress=progress), None
+
+
+def _sigma_points(fit: FitResult, runs: RunTable, index: list[int], noise: np.ndarray) -> np.ndarray:
+    """(2 Σ_t P_t, T, P) coordinates θ̂ ± τ s_j, s_j the scaled eigenvectors of target t's Laplace covariance
+    V = (JᵀJ / σ_t² + Λ⁻¹)⁻¹ over its P_t free coordinates (J: the law's Jacobian on the target's observed rows),
+    for each target t in ``index``; pairs (+, −) are adjacent, the other targets stay at θ̂.
+
+    Λ = diag(w_p / 2)², w_p the width of the search's init box of coordinate p: a weak prior, as wide as the starts
+    a fit draws, that bounds the directions the table does not inform (on a table with two model sizes and two
+    token counts, A and B of E + A/N^α + B/D^β are not separately identified, and σ² (JᵀJ)⁻¹ alone puts them 100
+    log units out). A coordinate at one of its bounds (as a fit reports it, ``BOUND_TOL``) stays there: the bound,
+    not the data, holds it, and moving it past the bound would leave the law's domain (e.g. a negative offset)."""
+    law = get_law(fit.law)
+    space = make_space(law, fit.k, fit.settings.objective.loss_space, fit.settings.parameter_bounds)
+    width = np.where(np.isfinite(space.hi - space.lo), space.hi - space.lo, 1.0)
+    x = fit.run_table(runs).inputs()
+    points = []
+    for j in index:
+        centre = np.asarray(fit.coordinates, float)
+        u = centre[j]
+        free = ~((u - space.lo <= BOUND_TOL * width) | (space.hi - u <= BOUND_TOL * width))
+        jacobian = np.asarray(jax.jacfwd(lambda c: law.predict(law.unflatten(c, fit.k), x))(jnp.asarray(u)))
+        seen = runs.observed[:, runs.targets.index(fit.targets[j])]
+        block = jacobian[np.ix_(seen, free)]
+        prior = ((space.init_hi - space.init_lo)[free] / 2.0) ** -2.0
+        information, axes = np.linalg.eigh(block.T @ block / noise[j] + np.diag(prior))
+        steps = np.zeros((int(free.sum()), len(u)))
+        steps[:, free] = (axes / np.sqrt(information)).T  # s_j per row
+        for step in steps:
+            for sign in (1.0, -1.0):
+                member = centre.copy()
+                member[j] = u + sign * SIGMA_STEP * step
+                points.append(member)
+    return np.asarray(points)
+
+
+def _sigma_deviations(values: np.ndarray) -> np.ndarray:
+    """(R, ...) members' deviations from the sigma points' values (pairs +, − adjacent): the central differences
+    Δ_j = (g₊ − g₋) / 2τ as ± c Δ_j, c = √((R − 1) / 2), so that Σ_r a_r a_rᵀ / (R − 1) = Σ_j Δ_j Δ_jᵀ."""
+    difference = (values[0::2] - values[1::2]) / (2.0 * SIGMA_STEP)
+    scaled = math.sqrt((len(values) - 1) / 2.0) * difference
+    return np.concatenate([scaled, -scaled])
 
 
 def _require_replicates(count: int, subject: str) -> None:
@@ -366,6 +417,7 @@ def _noise(fit, runs: RunTable) -> np.ndarray:
 
 
 def _centred(a: np.ndarray) -> np.ndarray:
+    """(R, ...) bootstrap replicates' deviations from their mean."""
     return a - a.mean(axis=0)
 
 
@@ -439,4 +491,4 @@ def _explain(ensemble: _Ensemble, per_q, var_q, per_p, var_p) -> str:
     )
 
 
-__all__ = ["propose_runs"]
+__all__ = ["describe_ensemble", "propose_runs"]

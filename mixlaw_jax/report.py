@@ -46,8 +46,8 @@ from .errors import MixlawError
 from .fitting import fit, progress_bar
 from .laws import get_law
 from .mixture import WEIGHTED, MixtureResult, optimal_mixture
-from .options import BOOTSTRAP_SEARCH, RESAMPLE, Search, expect, whole_number
-from .proposals import propose_runs
+from .options import BOOTSTRAP_SEARCH, Search, expect, whole_number
+from .proposals import describe_ensemble, propose_runs
 from .results import FitResult
 from .selection import select_rows
 
@@ -226,6 +226,11 @@ def _law_report(
         path=path,
         optimum=optimum,
     )
+    if path is not None:
+        try:
+            report.next_runs = propose_runs(train, result, budget=(N, D), n=NEXT_RUNS, seed=seed, progress=progress)
+        except MixlawError as error:
+            report.next_runs = str(error)
     if analysis.replicates > 0:
         report.bootstrap = bootstrap(
             train,
@@ -238,18 +243,6 @@ def _law_report(
         )
         if path is not None:
             report.optimum = report.bootstrap.mixture_interval(N, D, seed=seed)
-            try:
-                report.next_runs = propose_runs(
-                    train,
-                    result,
-                    budget=(N, D),
-                    n=NEXT_RUNS,
-                    replicates=analysis.replicates,
-                    seed=seed,
-                    progress=progress,
-                )
-            except MixlawError as error:
-                report.next_runs = str(error)
         if held_out is not None:
             report.held_out_interval = report.bootstrap.predict_interval(held_out)
             report.held_out_mre_interval = report.bootstrap.mre_interval(held_out)
@@ -308,8 +301,8 @@ def build_report(
       N, D: the budget at which h* is reported (default: 10x the largest model size, D = 20 N); the h* path runs
         from the smallest model size in the table to it at the same D / N.
       search: each law's fit search (``fit``); its seed also seeds the mixture starts.
-      replicates: bootstrap replicates (runs resampled) for the intervals, and of the Bayesian bootstrap around
-        each fit behind "What to train next" (``propose_runs``); 0 skips both.
+      replicates: bootstrap replicates (runs resampled) for the intervals; 0 skips them. "What to train next"
+        (``propose_runs``) uses the Laplace approximation around each fit and needs no replicates.
       replicate_search: each replicate's search (``bootstrap``): fresh random starts besides the warm start at the
         fit, the stages of its refit, and the seed of the resampling.
       level: bootstrap interval level.
@@ -762,7 +755,7 @@ def _next_runs_html(reports: list[LawReport], settings: dict) -> str:
     parts = [
         "<h2>What to train next</h2>",
         f"<p class='note'>The {NEXT_RUNS} candidate runs (space-filling mixtures at the training sizes and one size "
-        f"up) that remove the most bootstrap variance of h* at N = {settings['N']:.3g}, D = {settings['D']:.3g} "
+        f"up) that remove the most variance of h* at N = {settings['N']:.3g}, D = {settings['D']:.3g} "
         "per FLOP (6 N D), each chosen given the ones above it (<code>mixlaw propose</code> for other budgets, "
         "candidates or costs).</p>",
     ]
@@ -776,8 +769,8 @@ def _next_runs_html(reports: list[LawReport], settings: dict) -> str:
         table.index = pd.RangeIndex(1, len(table) + 1, name="run")
         parts.append(
             f"<h3>{esc(r.law)} law</h3><p class='note'>Var h* (summed over domains) {a['variance_before']:.3g} now, "
-            f"{a['variance_after']:.3g} predicted after these runs ({a['replicates']} replicates around the fit, "
-            f"{RESAMPLE[a['resample']]}; {a['candidates']} candidates).</p>" + _table(table)
+            f"{a['variance_after']:.3g} predicted after these runs (uncertainty: {esc(describe_ensemble(a))}; "
+            f"{a['candidates']} candidates).</p>" + _table(table)
         )
     return "\n".join(parts)
 

@@ -356,11 +356,11 @@ def test_bad_option_value_is_one_line_with_exit_code_2(table, fit_json, capsys, 
 
 def test_propose_prints_and_writes_the_runs_to_train_next(table, boot_json, tmp_path, capsys):
     out = tmp_path / "next.csv"
-    args = ["propose", table, "--where", TRAIN, "--law", "additive", "--replicates", "10", "--budget", "4e9,8e10"]
+    args = ["propose", table, "--where", TRAIN, "--law", "additive", "--budget", "4e9,8e10"]
     code, text, _ = run(capsys, *args, "--candidates", "60", "--n", "3", "--quiet", "--out", out)
     assert code == 0
     assert "3 runs to train next at N = 4e+09, D = 8e+10" in text and "pins_down" in text
-    assert "10 bootstrap replicates, Bayesian bootstrap" in text  # propose_runs' own bootstrap drops no run
+    assert "uncertainty: the Laplace approximation around the fit (22 sigma points)" in text
     proposed = pd.read_csv(out)
     assert len(proposed) == 3
     assert {"weight_0", "weight_1", "weight_2", "model_size", "n_tokens", "score", "pins_down"} <= set(proposed)

@@ -12,6 +12,7 @@ import pytest
 from test_cli import FAST, FAST_BOOT, HOLDOUT, small_table
 
 import mixlaw_jax as mj
+import mixlaw_jax.report as report_module
 from mixlaw_jax.cli import main
 from mixlaw_jax.report import build_report, split_holdout
 
@@ -146,24 +147,15 @@ def test_two_laws_in_worker_processes_without_holdout_or_bootstrap(tmp_path):
     assert "2 at once" in lines[1] and lines[-1].startswith("wrote ")
 
 
-def test_what_to_train_next_lists_the_proposed_runs_or_says_why_none(report, tmp_path):
+def test_what_to_train_next_lists_the_proposed_runs_or_says_why_none(report, tmp_path, monkeypatch):
     _, out, page = report
     text = " ".join(page.text)
-    assert "What to train next" in text and "none proposed: 3 bootstrap replicates asked for" in text
+    assert "What to train next" in text and "the Laplace approximation around the fit" in text
     table = small_table(tmp_path / "runs.csv")
     runs = mj.load_runs(table, weights="weight_*", N="model_size", D="n_tokens", targets="x_loss")
-    result = build_report(
-        runs.query("model_size < 1e9"),
-        ["additive"],
-        tmp_path / "r",
-        N=7e9,
-        D=1.5e11,
-        search=mj.Search(64, ((16, 20), (4, 40))),
-        replicates=12,
-        replicate_search=mj.Search(8, ((2, 20),), warm_starts=1),
-        log=lambda line: None,
-    )
-    proposed = result.laws[0].next_runs
+    options = dict(N=7e9, D=1.5e11, search=mj.Search(64, ((16, 20), (4, 40))), replicates=0, log=lambda line: None)
+    result = build_report(runs.query("model_size < 1e9"), ["additive"], tmp_path / "r", **options)
+    proposed = result.laws[0].next_runs  # no bootstrap needed
     assert len(proposed) == 4 and proposed.attrs["variance_after"] < proposed.attrs["variance_before"]
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert [row["pins_down"] for row in summary["laws"]["additive"]["next_runs"]] == list(proposed["pins_down"])
@@ -171,3 +163,13 @@ def test_what_to_train_next_lists_the_proposed_runs_or_says_why_none(report, tmp
     page.feed(result.html.read_text())
     text = " ".join(page.text)
     assert all(why in text for why in proposed["pins_down"]) and "predicted after these runs" in text
+
+    def refuse(*args, **kwargs):
+        raise mj.MixlawError("no candidate fits")
+
+    monkeypatch.setattr(report_module, "propose_runs", refuse)
+    result = build_report(runs.query("model_size < 1e9"), ["additive"], tmp_path / "r2", **options)
+    assert result.laws[0].next_runs == "no candidate fits"
+    page = Page()
+    page.feed(result.html.read_text())
+    assert "none proposed: no candidate fits" in " ".join(page.text)
