@@ -13,7 +13,7 @@ eigenpairs), the members are 2P sigma points ± c Δ_j, Δ_j the central differe
 (g(θ̂ + τ s_j) − g(θ̂ − τ s_j)) / 2τ with a small τ (``SIGMA_STEP``), and c = √((R − 1) / 2): their covariance is the
 linearised one, G V Gᵀ (the delta method; h* is solved at θ̂ ± τ s_j, not differentiated). It has no sampling
 noise, is deterministic and needs no refits: on the design benchmark it proposes runs as good as a 100-replicate
-Bayesian bootstrap's at a twelfth of the time (benchmarks/NOTES.md, session 28). Passing a :class:`BootstrapResult`
+Bayesian bootstrap's, in about a tenth of the time (benchmarks/NOTES.md, session 28). Passing a :class:`BootstrapResult`
 uses its replicates instead (centred), an ensemble that also sees the law's non-linearity.
 
 Treating (q, f(x)) as jointly Gaussian across the members (an ensemble Kalman update, Evensen 1994), the
