@@ -47,7 +47,7 @@ import pandas as pd
 from .bootstrap import BootstrapResult
 from .data import RunTable
 from .design import design_swarm, nearest_distances
-from .engine.space import BOUND_TOL, make_space
+from .engine.space import make_space
 from .errors import MixlawError, warn_user
 from .fitting import fit as fit_law
 from .laws import get_law
@@ -185,11 +185,12 @@ def propose_runs(
         if finite.sum() < n:
             raise MixlawError(f"only {int(finite.sum())} candidates have finite predictions; n = {n} asked for")
     deviations = _sigma_deviations if boot is None else _centred
-    quantity = h_members if criterion == "h_star" else loss_members[:, None]
+    h_deviations = deviations(h_members)
+    quantity = h_deviations if criterion == "h_star" else deviations(loss_members[:, None])
     names = [f"h*[{d}]" for d in fit.weight_columns] if criterion == "h_star" else ["loss at h*"]
     parameter_names = [f"{p} of {t}" for t in request.targets for p in law.names(fit.k)]
     ensemble = _Ensemble(
-        quantity=deviations(quantity),
+        quantity=quantity,
         quantity_names=names,
         parameters=deviations(coordinates[:, objective_index].reshape(len(coordinates), -1)),
         parameter_names=parameter_names,
@@ -204,7 +205,6 @@ def propose_runs(
     out["variance_reduction"] = reductions
     out["score"] = np.asarray(reductions) / costs[chosen]
     out["pins_down"] = why
-    h_deviations = deviations(h_members)
     h_sd = np.sqrt((h_deviations**2).sum(axis=0) / (len(h_deviations) - 1))
     out.attrs.update(
         criterion=criterion,
@@ -269,17 +269,18 @@ def _sigma_points(fit: FitResult, runs: RunTable, index: list[int], noise: np.nd
     Λ = diag(w_p / 2)², w_p the width of the search's init box of coordinate p: a weak prior, as wide as the starts
     a fit draws, that bounds the directions the table does not inform (on a table with two model sizes and two
     token counts, A and B of E + A/N^α + B/D^β are not separately identified, and σ² (JᵀJ)⁻¹ alone puts them 100
-    log units out). A coordinate at one of its bounds (as a fit reports it, ``BOUND_TOL``) stays there: the bound,
-    not the data, holds it, and moving it past the bound would leave the law's domain (e.g. a negative offset)."""
+    log units out). A coordinate at one of its bounds (as a fit reports it, ``ParamSpace.at_bounds``) stays there:
+    the bound, not the data, holds it, and moving it past the bound would leave the law's domain (e.g. a negative
+    offset)."""
     law = get_law(fit.law)
     space = make_space(law, fit.k, fit.settings.objective.loss_space, fit.settings.parameter_bounds)
-    width = np.where(np.isfinite(space.hi - space.lo), space.hi - space.lo, 1.0)
     x = fit.run_table(runs).inputs()
+    centre = np.asarray(fit.coordinates, float)
     points = []
     for j in index:
-        centre = np.asarray(fit.coordinates, float)
         u = centre[j]
-        free = ~((u - space.lo <= BOUND_TOL * width) | (space.hi - u <= BOUND_TOL * width))
+        at_lower, at_upper = space.at_bounds(u)
+        free = ~(at_lower | at_upper)
         jacobian = np.asarray(jax.jacfwd(lambda c: law.predict(law.unflatten(c, fit.k), x))(jnp.asarray(u)))
         seen = runs.observed[:, runs.targets.index(fit.targets[j])]
         block = jacobian[np.ix_(seen, free)]

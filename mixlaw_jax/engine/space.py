@@ -160,17 +160,26 @@ class ParamSpace:
         moved = jnp.clip(u[..., i] + shift, self.lo[i], self.hi[i])
         return self.from_law(u.at[..., i].set(moved))
 
+    def at_bounds(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P,) masks of the law coordinates u within ``BOUND_TOL`` (relative to the bound's width, 1 for a half-open
+        one) of their lower and of their upper bound."""
+        u = np.asarray(u)
+        width = np.where(np.isfinite(self.hi - self.lo), self.hi - self.lo, 1.0)
+        lower = np.isfinite(self.lo) & (u - self.lo <= BOUND_TOL * width)
+        upper = ~lower & np.isfinite(self.hi) & (self.hi - u <= BOUND_TOL * width)
+        return lower, upper
+
     def flags(self, u: np.ndarray) -> list[str]:
         """Parameters at a bound (law coordinates u) or at an extreme value (parameter values), as text."""
         notes = []
-        width = np.where(np.isfinite(self.hi - self.lo), self.hi - self.lo, 1.0)
+        at_lower, at_upper = self.at_bounds(u)
         positive = np.concatenate([np.full(p.size(self.k), p.positive) for p in self.law.params])
-        for name, value, lo, hi, w, pos in zip(self.names, np.asarray(u), self.lo, self.hi, width, positive):
+        for name, value, low, high, pos in zip(self.names, np.asarray(u), at_lower, at_upper, positive):
             with np.errstate(over="ignore"):
                 shown = np.exp(value) if pos else value
-            if np.isfinite(lo) and value - lo <= BOUND_TOL * w:
+            if low:
                 notes.append(f"{name}={shown:.4g} at lower bound")
-            elif np.isfinite(hi) and hi - value <= BOUND_TOL * w:
+            elif high:
                 notes.append(f"{name}={shown:.4g} at upper bound")
         reported = self.law.parameter_values(self.law.unflatten(np.asarray(u), self.k))
         fitted = {p.name for p in self.law.params}
