@@ -22,10 +22,13 @@ included). Settings: ``k3`` and ``k5`` (a random synthetic joint-law truth per c
 relative std).
 
 The bar (issue 24): averaged over the campaigns of a setting, the proposals reach the grid's final mean h* error
-with at most half the grid's final compute. The results file also holds the seconds of one ``propose_runs`` call on
-the bundled table (1,000 candidates; the default Laplace ensemble, and a 50-replicate bootstrap), cold and warm.
+with at most half the grid's final compute. The issue states it on 20 campaigns, where the verdict is a coin flip for
+every method measured (benchmarks/NOTES.md, sessions 27–29); the record holds 40: the verdict on all of them, on
+each block of 20, and the share of resamples of the campaigns in which it is met. The results file also holds the
+seconds of one ``propose_runs`` call on the bundled table (1,000 candidates; the default Laplace ensemble, and a
+50-replicate bootstrap), cold and warm.
 
-    python -m benchmarks.design [--campaigns 20] [--settings k3 k5 slimpajama] [--steps 6] [--quick] [--out DIR]
+    python -m benchmarks.design [--campaigns 40] [--settings k3 k5 slimpajama] [--steps 6] [--quick] [--out DIR]
     python -m benchmarks.design --plot-only
 
 Writes benchmarks/results/design.json (after every campaign, merged with the settings already there) and
@@ -91,6 +94,9 @@ BUNDLED_BOOTSTRAP_SEARCH = mj.Search(64, ((4, 40), (2, 200)), warm_starts=1, con
 BAR_SHARE = 0.5
 #: Resamples of the campaigns (with replacement) behind the bar's robustness (``resampled_met_share``).
 BAR_RESAMPLES = 1000
+#: The issue states the bar on this many campaigns; a longer record also gets a verdict per block of this many
+#: consecutive campaigns (``block_ratios``), independent draws of the issue's own measurement.
+BAR_CAMPAIGNS = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -491,6 +497,7 @@ def bar(campaigns: list[dict], summary: dict) -> dict:
         "per_campaign_ratio_median": median_or_none(ratios),
         "per_campaign_met": int(sum(r <= BAR_SHARE for r in finite)),
         "met_share_resampled": resampled_met_share(paired),
+        "block_ratios": block_ratios(paired),
         "proposals_final_h_l1_mean": prop["h_l1_mean"][-1],
         "random_final_h_l1_mean": summary.get("random", {}).get("h_l1_mean", [None])[-1],
     }
@@ -504,20 +511,38 @@ def resampled_met_share(paired: list[dict], resamples: int = BAR_RESAMPLES, seed
     """
     if not paired:
         return None
-    steps = min(len(p["proposals"]["h_l1"]) for p in paired)
+    rng = np.random.default_rng(seed)
+    ratio = _ratio_on(paired)
+    met = 0
+    for _ in range(resamples):
+        r = ratio(rng.integers(0, len(paired), len(paired)))
+        met += r is not None and r <= BAR_SHARE
+    return met / resamples
+
+
+def block_ratios(paired: list[dict]) -> list[float | None]:
+    """The bar's ratio (the proposals' compute to reach the grid's final mean error over the grid's final compute;
+    None if never) on each full block of ``BAR_CAMPAIGNS`` consecutive campaigns of ``paired``."""
+    ratio = _ratio_on(paired)
+    blocks = len(paired) // BAR_CAMPAIGNS
+    return [ratio(np.arange(b * BAR_CAMPAIGNS, (b + 1) * BAR_CAMPAIGNS)) for b in range(blocks)]
+
+
+def _ratio_on(paired: list[dict]):
+    """A function of campaign indices (repeats allowed) -> the bar's ratio on those campaigns (None if never)."""
+    steps = min((len(p["proposals"]["h_l1"]) for p in paired), default=0)
     errors = np.array([p["proposals"]["h_l1"][:steps] for p in paired], dtype=float)  # None (a failed fit) -> NaN
     compute = np.array([p["proposals"]["compute"][:steps] for p in paired], float)
     goal = np.array([p["grid"]["h_l1"][-1] for p in paired], dtype=float)
     grid_compute = np.array([p["grid"]["compute"][-1] for p in paired], float)
-    rng = np.random.default_rng(seed)
-    met = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a step whose fits all failed in a resample: its mean is NaN
-        for _ in range(resamples):
-            i = rng.integers(0, len(paired), len(paired))
+
+    def ratio(i: np.ndarray) -> float | None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a step whose fits all failed here: its mean is NaN
             reached = first_reach(np.nanmean(errors[i], axis=0), compute[i].mean(axis=0), np.nanmean(goal[i]))
-            met += reached is not None and reached <= BAR_SHARE * grid_compute[i].mean()
-    return met / resamples
+        return None if reached is None else float(reached / grid_compute[i].mean())
+
+    return ratio
 
 
 def markdown(results: dict, figures: Path) -> str:
@@ -552,7 +577,7 @@ def markdown(results: dict, figures: Path) -> str:
             bars.append(
                 f"- {name}: the grid's final mean error {b['grid_final_h_l1_mean']:.4f}, reached by the proposals "
                 f"{reached} (the swarm alone is {b['initial_compute_share']:.2f}): "
-                f"**{'met' if b['met'] else 'not met'}**{_robustness(b)}; per campaign reached in "
+                f"**{'met' if b['met'] else 'not met'}**{_robustness(b)}{_blocks(b)}; per campaign reached in "
                 f"{b['per_campaign_reached']}, at <= half the compute in {b['per_campaign_met']}."
             )
     for key in ("propose_timing", "propose_timing_bootstrap"):
@@ -577,6 +602,15 @@ def _robustness(bar: dict) -> str:
     if share is None:
         return ""
     return f" (met in {100 * share:.0f}% of {BAR_RESAMPLES} resamples of the campaigns)"
+
+
+def _blocks(bar: dict) -> str:
+    """'; on each block of 20 campaigns: 0.41 (met), 0.55 (not met)' when the record holds two blocks or more."""
+    ratios = bar.get("block_ratios") or []
+    if len(ratios) < 2:
+        return ""
+    verdicts = ["never" if r is None else f"{r:.2f} ({'met' if r <= BAR_SHARE else 'not met'})" for r in ratios]
+    return f"; on each block of {BAR_CAMPAIGNS} campaigns: {', '.join(verdicts)}"
 
 
 # --- the bundled table's timing -----------------------------------------------------------------------------------
@@ -703,7 +737,7 @@ def propose(runs, law_or_bootstrap, **kwargs):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--campaigns", type=int, default=20, help="campaigns per setting (default 20)")
+    parser.add_argument("--campaigns", type=int, default=40, help="campaigns per setting (default 40)")
     parser.add_argument("--first-campaign", type=int, default=0, help="campaign numbers start here (resuming)")
     parser.add_argument("--settings", nargs="+", default=["k3", "k5", "slimpajama"], choices=["k3", "k5", "slimpajama"])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)

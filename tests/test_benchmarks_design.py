@@ -79,6 +79,26 @@ def test_the_bar_is_resampled_over_campaigns_to_show_how_few_decide_it():
     assert design.resampled_met_share([{"grid": grid, "proposals": failed}]) == 1.0
 
 
+def test_a_longer_record_gets_a_verdict_per_block_of_the_issues_twenty_campaigns(tmp_path):
+    """40 campaigns: the first 20 reach the grid's final error at 0.4 of its compute, the last 20 never; the pooled
+    mean misses, and each block's verdict is stated beside it."""
+    grid = record([1.0, 2.0, 3.0], [1.0, 0.5, 0.2])
+    fast, stuck = record([1.0, 1.2, 1.4], [1.0, 0.1, 0.1]), record([1.0, 1.2, 1.4], [1.0, 0.6, 0.6])
+    campaigns = [
+        {"campaign": c, "strategies": {"grid": grid, "proposals": fast if c < 20 else stuck}} for c in range(40)
+    ]
+    summary = design.summarize(campaigns)
+    ratios = summary["bar"]["block_ratios"]
+    assert len(ratios) == 2 and math.isclose(ratios[0], 0.4) and ratios[1] is None
+    assert not summary["bar"]["met"]
+    text = design.markdown({"settings": {"k3": {"summary": summary}}}, tmp_path)
+    assert "; on each block of 20 campaigns: 0.40 (met), never;" in text
+    assert len(design.summarize(campaigns[:25])["bar"]["block_ratios"]) == 1  # a partial block gets no verdict
+    assert "on each block" not in design.markdown(
+        {"settings": {"k3": {"summary": design.summarize(campaigns[:25])}}}, tmp_path
+    )
+
+
 def test_markdown_tabulates_each_strategy_and_states_the_bar(tmp_path):
     campaigns = one_met_campaign()
     text = design.markdown({"settings": {"k3": {"summary": design.summarize(campaigns)}}}, tmp_path)
