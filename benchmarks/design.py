@@ -557,10 +557,13 @@ def markdown(results: dict, figures: Path) -> str:
         f"sizes, then batches of {BATCH} runs chosen at random, from a fixed grid, or by `propose_runs` (its default "
         "Laplace ensemble around the fit); the law "
         "refitted after every batch and h* at the target budget compared with the truth's. The bar: the proposals' "
-        "mean h* error reaches the grid's final mean with at most half the grid's final compute.",
+        "mean h* error reaches the grid's final mean with at most half the grid's final compute. Final regret: the "
+        "true loss lost by training on the fit's h*, L(ĥ*) − L(h*); final loss error: |L̂(ĥ*) − L(h*)|, the fit's "
+        "predicted optimal loss against the true one (means over campaigns).",
         "",
-        "| setting | strategy | campaigns | h* L1 error, swarm | final: mean | final: median | final compute |",
-        "|---|---|---|---|---|---|---|",
+        "| setting | strategy | campaigns | h* L1 error, swarm | final: mean | final: median | final regret | "
+        "final loss error | final compute |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     bars = []
     for name, entry in results.get("settings", {}).items():
@@ -570,7 +573,8 @@ def markdown(results: dict, figures: Path) -> str:
             if s:
                 lines.append(
                     f"| {name} | {strategy} | {s['campaigns']} | {s['h_l1_mean'][0]:.4f} | {s['h_l1_mean'][-1]:.4f} | "
-                    f"{s['h_l1_median'][-1]:.4f} | {s['compute_mean'][-1]:.3g} |"
+                    f"{s['h_l1_median'][-1]:.4f} | {s['regret_mean'][-1]:.2e} | {s['loss_error_mean'][-1]:.4f} | "
+                    f"{s['compute_mean'][-1]:.3g} |"
                 )
         if b := summary.get("bar"):
             reached = "never" if b["ratio"] is None else f"at {b['ratio']:.2f} of the grid's compute"

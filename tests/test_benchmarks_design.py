@@ -102,8 +102,8 @@ def test_a_longer_record_gets_a_verdict_per_block_of_the_issues_twenty_campaigns
 def test_markdown_tabulates_each_strategy_and_states_the_bar(tmp_path):
     campaigns = one_met_campaign()
     text = design.markdown({"settings": {"k3": {"summary": design.summarize(campaigns)}}}, tmp_path)
-    assert "| k3 | grid | 1 | 1.0000 | 0.2000 | 0.2000 | 3 |" in text
-    assert "| k3 | proposals | 1 | 1.0000 | 0.0500 | 0.0500 | 1.4 |" in text
+    assert "| k3 | grid | 1 | 1.0000 | 0.2000 | 0.2000 | 2.00e-01 | 0.2000 | 3 |" in text
+    assert "| k3 | proposals | 1 | 1.0000 | 0.0500 | 0.0500 | 5.00e-02 | 0.0500 | 1.4 |" in text
     assert "reached by the proposals at 0.40 of the grid's compute" in text
     assert "**met** (met in 100% of 1000 resamples of the campaigns)" in text
     assert (tmp_path / "design.png").stat().st_size > 0
