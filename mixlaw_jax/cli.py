@@ -662,6 +662,7 @@ def cmd_propose(args) -> None:
         f"(-{100 * (1 - attrs['variance_after'] / attrs['variance_before']):.0f}%)"
     )
     print("  h* now: " + ", ".join(f"{d} {v:.3f} ± {attrs['h_star_sd'][d]:.3f}" for d, v in attrs["h_star"].items()))
+    print(f"  loss at h* now: {attrs['loss_at_h_star']:.4g} ± {attrs['loss_at_h_star_sd']:.2g}")
     shown = proposed.copy()
     shown["variance_reduction"] = (100 * shown["variance_reduction"]).map("{:.1f}%".format)
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -125,10 +125,10 @@ def propose_runs(
       ``variance_reduction`` (the fraction of the criterion's variance the run removes, given the runs above it),
       ``score`` (that fraction per unit of cost) and ``pins_down`` (the part of h* and the law parameter whose
       variance it reduces most). ``attrs``: ``criterion``, ``budget``, ``targets``, ``h_star`` and ``h_star_sd``
-      ({domain: value}), ``loss_at_h_star``, ``variance_before`` and ``variance_after`` (the criterion's total
-      variance now and predicted after the whole batch), ``ensemble`` (``"laplace"`` or ``"bootstrap"``),
-      ``members`` (sigma points, or valid replicates, behind it), ``resample`` (how a bootstrap drew its
-      replicates; None for the Laplace ensemble), ``candidates``, ``radius``.
+      ({domain: value}), ``loss_at_h_star`` and ``loss_at_h_star_sd``, ``variance_before`` and ``variance_after``
+      (the criterion's total variance now and predicted after the whole batch), ``ensemble`` (``"laplace"`` or
+      ``"bootstrap"``), ``members`` (sigma points, or valid replicates, behind it), ``resample`` (how a bootstrap
+      drew its replicates; None for the Laplace ensemble), ``candidates``, ``radius``.
 
     Raises:
       MixlawError: n larger than the candidate set, candidates outside the bounds, a law without mixtures, a table
@@ -185,8 +185,8 @@ def propose_runs(
         if finite.sum() < n:
             raise MixlawError(f"only {int(finite.sum())} candidates have finite predictions; n = {n} asked for")
     deviations = _sigma_deviations if boot is None else _centred
-    h_deviations = deviations(h_members)
-    quantity = h_deviations if criterion == "h_star" else deviations(loss_members[:, None])
+    h_deviations, loss_deviations = deviations(h_members), deviations(loss_members[:, None])
+    quantity = h_deviations if criterion == "h_star" else loss_deviations
     names = [f"h*[{d}]" for d in fit.weight_columns] if criterion == "h_star" else ["loss at h*"]
     parameter_names = [f"{p} of {t}" for t in request.targets for p in law.names(fit.k)]
     ensemble = _Ensemble(
@@ -206,6 +206,7 @@ def propose_runs(
     out["score"] = np.asarray(reductions) / costs[chosen]
     out["pins_down"] = why
     h_sd = np.sqrt((h_deviations**2).sum(axis=0) / (len(h_deviations) - 1))
+    loss_sd = math.sqrt(float((loss_deviations**2).sum()) / (len(loss_deviations) - 1))
     out.attrs.update(
         criterion=criterion,
         budget=None if N is None and D is None else [N, D],
@@ -213,6 +214,7 @@ def propose_runs(
         h_star={d: float(v) for d, v in zip(fit.weight_columns, h_point)},
         h_star_sd={d: float(v) for d, v in zip(fit.weight_columns, h_sd)},
         loss_at_h_star=float(point.objective[0, -1]),
+        loss_at_h_star_sd=loss_sd,
         variance_before=total_before,
         variance_after=total_after,
         ensemble="laplace" if boot is None else "bootstrap",

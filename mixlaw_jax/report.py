@@ -770,7 +770,8 @@ def _next_runs_html(reports: list[LawReport], settings: dict) -> str:
         parts.append(
             f"<h3>{esc(r.law)} law</h3><p class='note'>Var h* (summed over domains) {a['variance_before']:.3g} now, "
             f"{a['variance_after']:.3g} predicted after these runs (uncertainty: {esc(describe_ensemble(a))}; "
-            f"{a['candidates']} candidates).</p>" + _table(table)
+            f"{a['candidates']} candidates); the loss at h* under the same uncertainty: "
+            f"{a['loss_at_h_star']:.4g} ± {a['loss_at_h_star_sd']:.2g}.</p>" + _table(table)
         )
     return "\n".join(parts)
 

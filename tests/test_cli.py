@@ -3,6 +3,7 @@ one-line errors for each class of bad input."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -361,6 +362,7 @@ def test_propose_prints_and_writes_the_runs_to_train_next(table, boot_json, tmp_
     assert code == 0
     assert "3 runs to train next at N = 4e+09, D = 8e+10" in text and "pins_down" in text
     assert "uncertainty: the Laplace approximation around the fit (22 sigma points)" in text
+    assert re.search(r"loss at h\* now: \d+\.\d+ ± \d", text), text
     proposed = pd.read_csv(out)
     assert len(proposed) == 3
     assert {"weight_0", "weight_1", "weight_2", "model_size", "n_tokens", "score", "pins_down"} <= set(proposed)

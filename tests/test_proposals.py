@@ -106,6 +106,8 @@ def test_the_loss_criterion_pins_down_the_loss_at_h_star(table, boot):
     assert proposed.attrs["criterion"] == "loss"
     assert all(text.startswith("loss at h* sd") for text in proposed["pins_down"])
     assert proposed.attrs["variance_after"] < proposed.attrs["variance_before"]
+    # the loss criterion's variance is the ensemble's variance of the loss at h*, reported as its sd
+    assert proposed.attrs["loss_at_h_star_sd"] ** 2 == pytest.approx(proposed.attrs["variance_before"], rel=1e-9)
 
 
 def test_bad_requests_are_named(table, boot):

@@ -5,6 +5,7 @@ import base64
 import html.parser
 import io
 import json
+import re
 
 import matplotlib.image
 import numpy as np
@@ -151,6 +152,7 @@ def test_what_to_train_next_lists_the_proposed_runs_or_says_why_none(report, tmp
     _, out, page = report
     text = " ".join(page.text)
     assert "What to train next" in text and "the Laplace approximation around the fit" in text
+    assert re.search(r"the loss at h\* under the same uncertainty: \d+\.\d+ ± \d", text), text
     table = small_table(tmp_path / "runs.csv")
     runs = mj.load_runs(table, weights="weight_*", N="model_size", D="n_tokens", targets="x_loss")
     options = dict(N=7e9, D=1.5e11, search=mj.Search(64, ((16, 20), (4, 40))), replicates=0, log=lambda line: None)
