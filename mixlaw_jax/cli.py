@@ -1209,7 +1209,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--criterion",
         choices=["h_star", "loss"],
         default="h_star",
-        help="the variance to reduce: of h* (summed over domains) or of the loss at h* (default: %(default)s)",
+        help="the variance to reduce: of h* (summed over domains; the mixture decision) or of the loss at h* "
+        "(its level at the budget; chooses larger runs) (default: %(default)s)",
     )
     p.add_argument(
         "--cost",
