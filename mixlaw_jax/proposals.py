@@ -115,9 +115,8 @@ def propose_runs(
         size of the table (its largest D) and one size up (default 1000).
       cost: ``"flops"`` (6·N·D, default), ``"runs"`` (each run costs 1), or a function (N, D) -> costs > 0.
       criterion: ``"h_star"`` (Σ_i Var h*_i: the mixture decision) or ``"loss"`` (Var of the weighted loss at h*:
-        its level at the budget, which small runs pin down poorly, so it chooses larger ones; on the design
-        benchmark's k = 5 campaigns it halves the grid's final loss error, where ``"h_star"`` does not improve on
-        it, and ``"h_star"`` pins h* down faster).
+        its level at the budget, which small runs pin down poorly, so it chooses larger ones; ``"h_star"`` pins h*
+        down faster; benchmarks/NOTES.md, session 29, measures both on the design benchmark's campaigns).
       targets, target_weights, weight_bounds, fixed: the objective and the feasible mixtures, as in
         :func:`optimal_mixture`; candidates must lie within the same bounds.
       seed: seed of the fit (for a law name), the h* starts and the default candidates.
