@@ -207,8 +207,7 @@ def propose_runs(
     out["variance_reduction"] = reductions
     out["score"] = np.asarray(reductions) / costs[chosen]
     out["pins_down"] = why
-    h_sd = np.sqrt((h_deviations**2).sum(axis=0) / (len(h_deviations) - 1))
-    loss_sd = math.sqrt(float((loss_deviations**2).sum()) / (len(loss_deviations) - 1))
+    h_sd, loss_sd = _member_sd(h_deviations), float(_member_sd(loss_deviations)[0])
     out.attrs.update(
         criterion=criterion,
         budget=None if N is None and D is None else [N, D],
@@ -424,6 +423,11 @@ def _noise(fit, runs: RunTable) -> np.ndarray:
 def _centred(a: np.ndarray) -> np.ndarray:
     """(R, ...) bootstrap replicates' deviations from their mean."""
     return a - a.mean(axis=0)
+
+
+def _member_sd(deviations: np.ndarray) -> np.ndarray:
+    """Per column, the members' standard deviation √(Σ_r a_r² / (R − 1)) from their (R, Q) deviations."""
+    return np.sqrt((deviations**2).sum(axis=0) / (len(deviations) - 1))
 
 
 def _median_spacing(h: np.ndarray) -> float:
