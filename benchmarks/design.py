@@ -11,7 +11,8 @@ add the batches:
   fixed order (synthetic settings: a simplex lattice with the one-hot-heavy mixtures first, then the uniform one,
   then the points of degree 2, 3, ...; SlimPajama: the paper's own mixtures, in the table's order);
 - ``proposals``: the runs ``mixlaw_jax.propose_runs`` proposes around the current fit (its default: the Laplace
-  ensemble; criterion ``"h_star"``, its default candidates, cost 6·N·D).
+  ensemble; criterion ``"h_star"``, its default candidates, cost 6·N·D);
+- ``proposals_loss``: the same with ``criterion="loss"`` (the variance of the loss at h*, not of h*).
 
 After the swarm and after every batch the joint law is fitted (a small search), and h* at the target budget
 (N*, D*) is compared with the truth's: ``h_l1`` = ||ĥ* − h*||₁, ``h_l2`` = ||ĥ* − h*||₂, ``loss_error`` =
@@ -22,9 +23,11 @@ included). Settings: ``k3`` and ``k5`` (a random synthetic joint-law truth per c
 relative std).
 
 The bar (issue 24): averaged over the campaigns of a setting, the proposals reach the grid's final mean h* error
-with at most half the grid's final compute. The issue states it on 20 campaigns, where the verdict is a coin flip for
-every method measured (benchmarks/NOTES.md, sessions 27–29); the record holds 40: the verdict on all of them, on
-each block of 20, and the share of resamples of the campaigns in which it is met. The results file also holds the
+with at most half the grid's final compute. The issue states it on 20 campaigns, where the verdict is a coin flip
+for every method measured (benchmarks/NOTES.md, sessions 27–29); the record holds 40: the verdict on all of them, on
+each block of 20, and the share of resamples of the campaigns in which it is met. Beside it, the share of the grid's
+final compute at which the loss criterion's proposals reach the grid's final mean loss error (``loss_reach``; the
+question that criterion answers). The results file also holds the
 seconds of one ``propose_runs`` call on the bundled table (1,000 candidates; the default Laplace ensemble, and a
 50-replicate bootstrap), cold and warm.
 
@@ -58,7 +61,9 @@ from mixlaw_jax import _io
 from mixlaw_jax.simulate import simulate
 
 LAW = "joint"
-STRATEGIES = ("random", "grid", "proposals")
+STRATEGIES = ("random", "grid", "proposals", "proposals_loss")
+#: The ``propose_runs`` criterion of each proposing strategy.
+CRITERIA = {"proposals": "h_star", "proposals_loss": "loss"}
 METRICS = ("h_l1", "h_l2", "loss_error", "regret")
 BATCH = 4
 #: Checkpoints of a run trained to D tokens: D times these.
@@ -313,14 +318,17 @@ def grid_batch(setting: Setting, step: int) -> list:
     return chosen
 
 
-def proposal_batch(setting: Setting, fit: mj.FitResult, table: mj.RunTable, options: dict, seed: int) -> tuple:
-    """The next 4 runs from ``propose_runs`` around ``fit``; (runs, the proposals)."""
+def proposal_batch(
+    setting: Setting, fit: mj.FitResult, table: mj.RunTable, options: dict, criterion: str, seed: int
+) -> tuple:
+    """The next 4 runs from ``propose_runs`` around ``fit`` under ``criterion``; (runs, the proposals)."""
     proposed = propose(
         table,
         fit,
         budget=setting.budget,
         n=BATCH,
         candidates=options["candidates"],
+        criterion=criterion,
         weight_bounds=setting.bounds,
         seed=seed,
     )
@@ -389,7 +397,9 @@ def campaign(setting: Setting, c: int, steps: int, strategies, options: dict) ->
                     record["failures"].append(f"step {step}: no fit to propose from; a random batch instead")
                 else:
                     try:
-                        batch, proposed = proposal_batch(setting, fit, table, options, seed=1000 * c + step)
+                        batch, proposed = proposal_batch(
+                            setting, fit, table, options, CRITERIA[strategy], seed=1000 * c + step
+                        )
                         record.setdefault("proposed", []).append(
                             proposed.drop(columns=list(setting.domains), errors="ignore").to_dict("records")
                         )
@@ -444,6 +454,8 @@ def summarize(campaigns: list[dict]) -> dict:
         out[strategy] = entry
     if "grid" in out and "proposals" in out:
         out["bar"] = bar(campaigns, out)
+    if "grid" in out and "proposals_loss" in out:
+        out["loss_reach"] = reach_ratio(out, "proposals_loss", "loss_error")
     return out
 
 
@@ -459,6 +471,14 @@ def first_reach(errors, compute, goal) -> float | None:
         if e is not None and goal is not None and e <= goal:
             return c
     return None
+
+
+def reach_ratio(summary: dict, strategy: str, metric: str) -> float | None:
+    """The mean compute at which ``strategy``'s mean ``metric`` first reaches the grid's final mean, over the grid's
+    final mean compute (None if never)."""
+    grid, other = summary["grid"], summary[strategy]
+    reached = first_reach(other[f"{metric}_mean"], other["compute_mean"], grid[f"{metric}_mean"][-1])
+    return None if reached is None else reached / grid["compute_mean"][-1]
 
 
 def median_or_none(ratios) -> float | None:
@@ -584,6 +604,13 @@ def markdown(results: dict, figures: Path) -> str:
                 f"**{'met' if b['met'] else 'not met'}**{_robustness(b)}{_blocks(b)}; per campaign reached in "
                 f"{b['per_campaign_reached']}, at <= half the compute in {b['per_campaign_met']}."
             )
+        if "loss_reach" in summary:
+            ratio = summary["loss_reach"]
+            reached = "never" if ratio is None else f"at {ratio:.2f} of its compute"
+            bars.append(
+                f"- {name}: the loss criterion's proposals reach the grid's final mean loss error "
+                f"{summary['grid']['loss_error_mean'][-1]:.4f} {reached}."
+            )
     for key in ("propose_timing", "propose_timing_bootstrap"):
         if timing := results.get(key):
             ensemble = (
@@ -688,7 +715,8 @@ def update(path: Path, change, measured: bool = True) -> dict:
 
 
 def plot(results: dict, path: Path) -> None:
-    """Mean h* error (L1) and mean regret per strategy against mean compute, with the 25–75% band, log-log."""
+    """Mean h* error (L1), mean regret and mean loss error per strategy against mean compute, with the 25–75% band,
+    log-log."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -698,11 +726,16 @@ def plot(results: dict, path: Path) -> None:
     names += [n for n in results.get("settings", {}) if n not in names]
     if not names:
         return
-    fig, axes = plt.subplots(2, len(names), figsize=(4.6 * len(names), 7.5), squeeze=False)
-    colors = {"random": "tab:gray", "grid": "tab:blue", "proposals": "tab:red"}
+    labels = {
+        "h_l1": ("||ĥ* − h*||₁ at (N*, D*)", "h* error"),
+        "regret": ("regret L(ĥ*) − L(h*)", "true regret"),
+        "loss_error": ("|L̂(ĥ*) − L(h*)|", "loss error at h*"),
+    }
+    fig, axes = plt.subplots(len(labels), len(names), figsize=(4.6 * len(names), 11), squeeze=False)
+    colors = {"random": "tab:gray", "grid": "tab:blue", "proposals": "tab:red", "proposals_loss": "tab:orange"}
     for col, name in enumerate(names):
         summary = results["settings"][name].get("summary", {})
-        for row, metric in enumerate(("h_l1", "regret")):
+        for row, (metric, (ylabel, title)) in enumerate(labels.items()):
             ax = axes[row, col]
             for strategy in STRATEGIES:
                 entry = summary.get(strategy)
@@ -721,8 +754,8 @@ def plot(results: dict, path: Path) -> None:
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("compute spent, Σ 6·N·D (FLOPs)")
-            ax.set_ylabel("||ĥ* − h*||₁ at (N*, D*)" if metric == "h_l1" else "regret L(ĥ*) − L(h*)")
-            ax.set_title(f"{name}: {'h* error' if metric == 'h_l1' else 'true regret'} (mean, 25–75%)", fontsize=9)
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"{name}: {title} (mean, 25–75%)", fontsize=9)
             ax.legend(fontsize=7)
     fig.tight_layout()
     tmp = path.with_name(f".tmp-{path.name}")

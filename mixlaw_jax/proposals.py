@@ -112,7 +112,8 @@ def propose_runs(
       n: the runs to propose (a batch, chosen greedily; see the module docstring).
       candidates: a DataFrame of candidate runs (the fit's weight columns, and its N and D columns), or the number
         of default candidates: space-filling mixtures within the weight bounds (``design_swarm``) at each model
-        size of the table (its largest D) and one size up (default 1000).
+        size of the table (its largest D) and one size up (D scaled alike for ``"h_star"``, the same D for
+        ``"loss"``; default 1000).
       cost: ``"flops"`` (6·N·D, default), ``"runs"`` (each run costs 1), or a function (N, D) -> costs > 0.
       criterion: ``"h_star"`` (Σ_i Var h*_i: the mixture decision) or ``"loss"`` (Var of the weighted loss at h*:
         its level at the budget, which small runs pin down poorly, so it chooses larger ones; ``"h_star"`` pins h*
@@ -169,7 +170,7 @@ def propose_runs(
             f"a member of the {'Laplace' if boot is None else 'bootstrap'} ensemble gives a non-finite loss at the "
             f"budget N = {N}, D = {D}: the budget is far outside what the law can extrapolate to from this table"
         )
-    frame = _candidates(candidates, fit, runs, law, lower, upper, N, D, fixed, seed)
+    frame = _candidates(candidates, fit, runs, law, lower, upper, criterion, seed)
     table = fit.run_table(frame)
     _check_within(table, frame, fit.weight_columns, lower, upper)
     if n > len(frame):
@@ -338,14 +339,15 @@ def _budget(law, budget, runs: RunTable) -> tuple[float | None, float | None]:
     return N, D
 
 
-def _candidates(candidates, fit, runs: RunTable, law, lower, upper, N, D, fixed, seed) -> pd.DataFrame:
-    """The candidate frame: the one given, or space-filling mixtures at the table's sizes and one size up."""
+def _candidates(candidates, fit, runs: RunTable, law, lower, upper, criterion: str, seed) -> pd.DataFrame:
+    """The candidate frame: the one given, or space-filling mixtures at the table's sizes and one size up
+    (``_candidate_scales``)."""
     if isinstance(candidates, pd.DataFrame):
         if candidates.empty:
             raise MixlawError("candidates is an empty table")
         return candidates.reset_index(drop=True)
     count = DEFAULT_CANDIDATES if candidates is None else whole_number(candidates, "candidates", minimum=1)
-    scales = _candidate_scales(runs, law)
+    scales = _candidate_scales(runs, law, criterion)
     mixtures = max(1, math.ceil(count / len(scales)))
     bounds = np.stack([lower, upper], axis=1)
     try:
@@ -362,8 +364,13 @@ def _candidates(candidates, fit, runs: RunTable, law, lower, upper, N, D, fixed,
     return frame
 
 
-def _candidate_scales(runs: RunTable, law) -> list[tuple[float, float]]:
-    """Each model size of the table at its largest D, and one size up (the last ratio of sizes, D scaled alike)."""
+def _candidate_scales(runs: RunTable, law, criterion: str) -> list[tuple[float, float]]:
+    """Each model size of the table at its largest D, and one size up: N times the last ratio of sizes, at D scaled
+    alike for ``"h_star"``, at the same D for ``"loss"``.
+
+    The loss's level at N* is what small runs cannot pin down, and the larger N is what pins it; scaling D too
+    makes the run so dear that, per FLOP, many small runs win (benchmarks/NOTES.md, session 30). For h*, small runs
+    at the table's sizes do most of the work, and the cheaper size up drew compute away from them (session 25)."""
     n = runs.n if law.uses_n and runs.n is not None else np.ones(runs.n_rows)
     d = runs.d if law.uses_d and runs.d is not None else np.ones(runs.n_rows)
     sizes = np.unique(n)
@@ -371,7 +378,8 @@ def _candidate_scales(runs: RunTable, law) -> list[tuple[float, float]]:
     if law.uses_n and runs.n is not None:
         step = sizes[-1] / sizes[-2] if len(sizes) > 1 else 2.0
         top_n, top_d = scales[-1]
-        scales.append((top_n * step, top_d * step if law.uses_d and runs.d is not None else top_d))
+        scaled = law.uses_d and runs.d is not None and criterion == "h_star"
+        scales.append((top_n * step, top_d * step if scaled else top_d))
     return scales
 
 

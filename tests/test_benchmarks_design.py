@@ -107,6 +107,21 @@ def test_markdown_tabulates_each_strategy_and_states_the_bar(tmp_path):
     assert "reached by the proposals at 0.40 of the grid's compute" in text
     assert "**met** (met in 100% of 1000 resamples of the campaigns)" in text
     assert (tmp_path / "design.png").stat().st_size > 0
+    assert "loss criterion" not in text  # no proposals_loss records, no line about them
+
+
+def test_the_loss_criterions_proposals_are_judged_on_the_loss_error(tmp_path):
+    """proposals_loss's mean loss error (0.9, 0.3, 0.1) first reaches the grid's final 0.2 at compute 2.4 of 3.0."""
+    campaigns = one_met_campaign()
+    campaigns[0]["strategies"]["proposals_loss"] = record([1.0, 1.5, 2.4], [1.0, 0.1, 0.1]) | {
+        "loss_error": [0.9, 0.3, 0.1]
+    }
+    summary = design.summarize(campaigns)
+    assert math.isclose(summary["loss_reach"], 0.8)
+    assert "bar" in summary  # the h* bar is still the proposals'
+    text = design.markdown({"settings": {"k3": {"summary": summary}}}, tmp_path)
+    assert "| k3 | proposals_loss | 1 | 1.0000 | 0.1000 | 0.1000 | 1.00e-01 | 0.1000 | 2.4 |" in text
+    assert "the loss criterion's proposals reach the grid's final mean loss error 0.2000 at 0.80 of its compute" in text
 
 
 def test_quick_campaign_writes_the_results_and_the_figure(tmp_path):
@@ -128,7 +143,8 @@ def test_quick_campaign_writes_the_results_and_the_figure(tmp_path):
         assert all(v >= 0 for v in rec["h_l1"])
     assert campaign["strategies"]["grid"]["compute"][0] == campaign["strategies"]["proposals"]["compute"][0]
     assert "proposed" in campaign["strategies"]["proposals"], campaign["strategies"]["proposals"]["failures"]
-    assert set(entry["summary"]) == {*design.STRATEGIES, "bar"}
+    assert "proposed" in campaign["strategies"]["proposals_loss"], campaign["strategies"]["proposals_loss"]["failures"]
+    assert set(entry["summary"]) == {*design.STRATEGIES, "bar", "loss_reach"}
     assert {"ratio", "met", "grid_final_compute", "per_campaign_ratio"} <= set(entry["summary"]["bar"])
 
 

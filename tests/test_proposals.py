@@ -98,6 +98,11 @@ def test_a_repeated_point_is_not_proposed_twice_and_cost_steers_the_scale(table,
     assert len(set(rows)) == 3
     big = mj.propose_runs(table, boot, budget=BUDGET, n=4, candidates=200, cost=lambda n, d: np.where(n > 5e8, 1e30, 1))
     assert np.all(big["N"] < 5e8)
+    # the size up, 3x the largest size: at D scaled alike for h*, at the same D for the loss at h*
+    size_up = dict(budget=BUDGET, n=2, candidates=200, cost=lambda n, d: np.where(n > 5e8, 1.0, 1e30))
+    assert set(zip(*mj.propose_runs(table, boot, **size_up)[["N", "D"]].to_numpy().T)) == {(9e8, 1.8e10)}
+    loss = mj.propose_runs(table, boot, criterion="loss", **size_up)
+    assert set(zip(*loss[["N", "D"]].to_numpy().T)) == {(9e8, 6e9)}
 
 
 def test_the_loss_criterion_pins_down_the_loss_at_h_star(table, boot):
