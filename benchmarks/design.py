@@ -605,11 +605,11 @@ def markdown(results: dict, figures: Path) -> str:
                 f"{b['per_campaign_reached']}, at <= half the compute in {b['per_campaign_met']}."
             )
         if "loss_reach" in summary:
-            ratio = summary["loss_reach"]
-            reached = "never" if ratio is None else f"at {ratio:.2f} of its compute"
+            ratio, goal = summary["loss_reach"], summary["grid"]["loss_error_mean"][-1]
+            reached = f"never reach it ({summary['proposals_loss']['loss_error_mean'][-1]:.4f} at the end)"
             bars.append(
-                f"- {name}: the loss criterion's proposals reach the grid's final mean loss error "
-                f"{summary['grid']['loss_error_mean'][-1]:.4f} {reached}."
+                f"- {name}: the grid's final mean loss error {goal:.4f}; the loss criterion's proposals "
+                f"{reached if ratio is None else f'reach it at {ratio:.2f} of its compute'}."
             )
     for key in ("propose_timing", "propose_timing_bootstrap"):
         if timing := results.get(key):

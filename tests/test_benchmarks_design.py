@@ -121,7 +121,7 @@ def test_the_loss_criterions_proposals_are_judged_on_the_loss_error(tmp_path):
     assert "bar" in summary  # the h* bar is still the proposals'
     text = design.markdown({"settings": {"k3": {"summary": summary}}}, tmp_path)
     assert "| k3 | proposals_loss | 1 | 1.0000 | 0.1000 | 0.1000 | 1.00e-01 | 0.1000 | 2.4 |" in text
-    assert "the loss criterion's proposals reach the grid's final mean loss error 0.2000 at 0.80 of its compute" in text
+    assert "final mean loss error 0.2000; the loss criterion's proposals reach it at 0.80 of its compute" in text
 
 
 def test_quick_campaign_writes_the_results_and_the_figure(tmp_path):
