@@ -71,6 +71,8 @@ NOISE_FLOOR = 1e-12
 SIGMA_STEP = 0.1
 #: Two chosen runs at one scale are at least this fraction of the candidates' median nearest-neighbour distance apart.
 DIVERSITY = 1.0
+#: A saturating power law in N, E + A/N^α, has three parameters: fewer distinct model sizes cannot separate them.
+MIN_SIZES = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,7 +203,8 @@ def propose_runs(
         noise=noise,
     )
     radius = DIVERSITY * _median_spacing(table.h)
-    chosen, reductions, why, total_before, total_after = _greedy(ensemble, costs, table, finite, n, radius)
+    first = _first_pick(law, runs, table, N, criterion, finite)
+    chosen, reductions, why, total_before, total_after = _greedy(ensemble, costs, table, finite, n, radius, first)
     out = frame.iloc[chosen].reset_index(drop=True)
     out.attrs = {}
     out["cost"] = costs[chosen]
@@ -339,6 +342,33 @@ def _budget(law, budget, runs: RunTable) -> tuple[float | None, float | None]:
     return N, D
 
 
+def _first_pick(law, runs: RunTable, table: RunTable, N, criterion: str, usable) -> np.ndarray | None:
+    """The candidates the batch's first pick must come from, or None (any): with fewer than ``MIN_SIZES`` model
+    sizes in the table and N* beyond them, the usable ones larger than the table's (for ``"loss"``), and a warning
+    either way.
+
+    Two sizes leave E, A and α of E + A/N^α a one-parameter family, and the fit settles somewhere on it: on the
+    design benchmark's SlimPajama tables at α = 2.45 (truth 0.12), where the N term has vanished by N = 3e8 and
+    the loss at N* = 2.7e9 is E, 0.3 too high, with a linearised sd of 0.011. The ensemble, a linearisation at that
+    point, sees no reason to train larger (benchmarks/NOTES.md, session 30)."""
+    if not law.uses_n or runs.n is None or N is None:
+        return None
+    sizes = np.unique(runs.n)
+    if len(sizes) >= MIN_SIZES or N <= sizes.max():
+        return None
+    listed = ", ".join(f"{s:.4g}" for s in sizes)
+    above = (table.n > sizes.max() if table.n is not None else np.zeros(table.n_rows, bool)) & usable
+    forced = criterion == "loss" and above.any()
+    warn_user(
+        f"the table has {len(sizes)} model size{'s' if len(sizes) > 1 else ''} ({listed}): E + A/N^alpha has "
+        f"{MIN_SIZES} parameters, so the law's N-dependence rests on where the fit settled, not on the data, and the "
+        f"ensemble's sd of the loss at N* = {N:.4g} can be far too small; train "
+        f"{'a third size' if len(sizes) == 2 else 'more sizes'}"
+        + (" (the batch starts with the best run one size up)" if forced else "")
+    )
+    return above if forced else None
+
+
 def _candidates(candidates, fit, runs: RunTable, law, lower, upper, criterion: str, seed) -> pd.DataFrame:
     """The candidate frame: the one given, or space-filling mixtures at the table's sizes and one size up
     (``_candidate_scales``)."""
@@ -456,8 +486,9 @@ def _reduction(a_q: np.ndarray, a_f: np.ndarray, G: np.ndarray, noise: np.ndarra
     return np.einsum("mtq,mtq->mq", cross, np.linalg.solve(s, cross))
 
 
-def _greedy(ensemble: _Ensemble, costs, table: RunTable, usable, n: int, radius: float):
-    """Pick n candidates greedily by variance removed per cost, conditioning the ensemble on each pick."""
+def _greedy(ensemble: _Ensemble, costs, table: RunTable, usable, n: int, radius: float, first=None):
+    """Pick n candidates greedily by variance removed per cost, conditioning the ensemble on each pick; the first
+    among the candidates ``first`` marks (None: any)."""
     a_q, a_f, a_p, noise = ensemble.quantity, ensemble.predictions, ensemble.parameters, ensemble.noise
     r = a_q.shape[0] - 1
     G = np.eye(a_q.shape[0])
@@ -466,10 +497,11 @@ def _greedy(ensemble: _Ensemble, costs, table: RunTable, usable, n: int, radius:
     n_scale = table.n if table.n is not None else np.ones(table.n_rows)
     d_scale = table.d if table.d is not None else np.ones(table.n_rows)
     chosen, reductions, why = [], [], []
-    for _ in range(n):
+    for i in range(n):
         per_candidate = _reduction(a_q, a_f, G, noise)  # (M, Q)
         gain = per_candidate.sum(axis=1)
-        score = np.where(allowed, gain / costs, -np.inf)
+        eligible = allowed & first if i == 0 and first is not None else allowed
+        score = np.where(eligible, gain / costs, -np.inf)
         m = int(np.argmax(score))
         if not np.isfinite(score[m]):
             raise MixlawError(
@@ -481,7 +513,9 @@ def _greedy(ensemble: _Ensemble, costs, table: RunTable, usable, n: int, radius:
         per_parameter = _reduction(a_p, a[:, None, :], G, noise)[0]
         variance_q = np.einsum("rq,rs,sq->q", a_q, G, a_q) / r
         variance_p = np.einsum("rp,rs,sp->p", a_p, G, a_p) / r
-        why.append(_explain(ensemble, per_quantity, variance_q, per_parameter, variance_p))
+        reason = _explain(ensemble, per_quantity, variance_q, per_parameter, variance_p)
+        forced = i == 0 and first is not None
+        why.append(f"one size up (too few model sizes: see the warning); {reason}" if forced else reason)
         chosen.append(m)
         reductions.append(float(gain[m] / total_before) if total_before > 0 else 0.0)
         g_a = G @ a

@@ -109,10 +109,27 @@ def test_the_loss_criterion_pins_down_the_loss_at_h_star(table, boot):
     proposed = mj.propose_runs(table, boot, budget=BUDGET, n=2, candidates=200, criterion="loss", cost="runs")
     assert np.all(proposed["cost"] == 1.0)
     assert proposed.attrs["criterion"] == "loss"
-    assert all(text.startswith("loss at h* sd") for text in proposed["pins_down"])
+    assert all("loss at h* sd" in text for text in proposed["pins_down"])
     assert proposed.attrs["variance_after"] < proposed.attrs["variance_before"]
     # the loss criterion's variance is the ensemble's variance of the loss at h*, reported as its sd
     assert proposed.attrs["loss_at_h_star_sd"] ** 2 == pytest.approx(proposed.attrs["variance_before"], rel=1e-9)
+
+
+def test_two_model_sizes_are_warned_about_and_the_loss_criterion_trains_a_third(table, boot):
+    two_sizes = r"has 2 model sizes \(1e\+08, 3e\+08\).*sd of the loss at N\* = 3e\+09 can be far too small"
+    with pytest.warns(mj.MixlawWarning, match=two_sizes + r"; train a third size \(the batch starts with"):
+        loss = mj.propose_runs(table, boot, budget=BUDGET, n=2, candidates=200, criterion="loss", cost="runs")
+    assert loss["N"][0] == 9e8 and loss["pins_down"][0].startswith("one size up (too few model sizes")
+    assert not loss["pins_down"][1].startswith("one size up")
+    with pytest.warns(mj.MixlawWarning, match=two_sizes + "; train a third size$"):  # h*: a warning only
+        mj.propose_runs(table, boot, budget=BUDGET, n=1, candidates=50)
+    frame = design(random_mixtures(12, 3, min_weight=0.05, seed=1), [1e8, 3e8, 9e8], [2e9, 6e9])
+    h = frame[["weight_0", "weight_1", "weight_2"]].to_numpy()
+    frame["loss_0"] = simulate("additive", TRUTH, frame["N"], frame["D"], h, noise=3e-3, seed=0)
+    three = mj.load_runs(frame, weights="weight_*", N="N", D="D", targets="loss_0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mj.MixlawWarning)
+        mj.propose_runs(three, mj.fit(three, "additive", search=LIGHT), budget=BUDGET, n=1, criterion="loss")
 
 
 def test_bad_requests_are_named(table, boot):
@@ -131,9 +148,9 @@ def test_bad_requests_are_named(table, boot):
         mj.propose_runs(table, boot, budget=BUDGET, candidates=50, cost="dollars")
     with pytest.warns(mj.MixlawWarning, match="within the table's scales"):
         mj.propose_runs(table, boot, budget=(1e8, 2e9), n=1, candidates=50)
-    with warnings.catch_warnings():  # N* beyond the table is an extrapolation, even at the table's largest D
-        warnings.simplefilter("error", mj.MixlawWarning)
+    with pytest.warns(mj.MixlawWarning) as caught:  # N* beyond the table is an extrapolation, even at its largest D
         mj.propose_runs(table, boot, budget=(3e9, 6e9), n=1, candidates=50)
+    assert [str(w.message) for w in caught if "within the table's scales" in str(w.message)] == []
     with pytest.raises(mj.MixlawError, match="another table"):
         mj.propose_runs(_table(12, seed=2), boot, budget=BUDGET, n=1, candidates=50)
 
