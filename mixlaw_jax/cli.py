@@ -1210,7 +1210,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["h_star", "loss"],
         default="h_star",
         help="the variance to reduce: of h* (summed over domains; the mixture decision) or of the loss at h* "
-        "(its level at the budget; chooses larger runs) (default: %(default)s)",
+        "(its level at the budget; chooses larger runs, the first one size up while the table has fewer than 3 "
+        "sizes) (default: %(default)s)",
     )
     p.add_argument(
         "--cost",

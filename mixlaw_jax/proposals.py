@@ -119,7 +119,9 @@ def propose_runs(
       cost: ``"flops"`` (6·N·D, default), ``"runs"`` (each run costs 1), or a function (N, D) -> costs > 0.
       criterion: ``"h_star"`` (Σ_i Var h*_i: the mixture decision) or ``"loss"`` (Var of the weighted loss at h*:
         its level at the budget, which small runs pin down poorly, so it chooses larger ones; ``"h_star"`` pins h*
-        down faster; benchmarks/NOTES.md, session 29, measures both on the design benchmark's campaigns).
+        down faster; benchmarks/NOTES.md, sessions 29–30, measures both on the design benchmark's campaigns). With
+        fewer than three model sizes in the table (and N* beyond them) a warning says the loss at N* is not
+        identified, and under ``"loss"`` the batch starts with the best run one size up.
       targets, target_weights, weight_bounds, fixed: the objective and the feasible mixtures, as in
         :func:`optimal_mixture`; candidates must lie within the same bounds.
       seed: seed of the fit (for a law name), the h* starts and the default candidates.
