@@ -455,7 +455,8 @@ def summarize(campaigns: list[dict]) -> dict:
     if "grid" in out and "proposals" in out:
         out["bar"] = bar(campaigns, out)
     if "grid" in out and "proposals_loss" in out:
-        out["loss_reach"] = reach_ratio(out, "proposals_loss", "loss_error")
+        reached = reached_at(out, "proposals_loss", "loss_error")
+        out["loss_reach"] = None if reached is None else reached / out["grid"]["compute_mean"][-1]
     return out
 
 
@@ -473,12 +474,10 @@ def first_reach(errors, compute, goal) -> float | None:
     return None
 
 
-def reach_ratio(summary: dict, strategy: str, metric: str) -> float | None:
-    """The mean compute at which ``strategy``'s mean ``metric`` first reaches the grid's final mean, over the grid's
-    final mean compute (None if never)."""
-    grid, other = summary["grid"], summary[strategy]
-    reached = first_reach(other[f"{metric}_mean"], other["compute_mean"], grid[f"{metric}_mean"][-1])
-    return None if reached is None else reached / grid["compute_mean"][-1]
+def reached_at(summary: dict, strategy: str, metric: str) -> float | None:
+    """The mean compute at which ``strategy``'s mean ``metric`` first reaches the grid's final mean (None if never)."""
+    other = summary[strategy]
+    return first_reach(other[f"{metric}_mean"], other["compute_mean"], summary["grid"][f"{metric}_mean"][-1])
 
 
 def median_or_none(ratios) -> float | None:
@@ -497,7 +496,7 @@ def bar(campaigns: list[dict], summary: dict) -> dict:
     campaign's proposals reach its own grid's final h_l1, as a share of the grid's final compute."""
     grid, prop = summary["grid"], summary["proposals"]
     goal, grid_compute = grid["h_l1_mean"][-1], grid["compute_mean"][-1]
-    reached = first_reach(prop["h_l1_mean"], prop["compute_mean"], goal)
+    reached = reached_at(summary, "proposals", "h_l1")
     paired = [c["strategies"] for c in campaigns if c["strategies"].get("grid") and c["strategies"].get("proposals")]
     ratios = []
     for pair in paired:

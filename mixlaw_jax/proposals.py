@@ -53,6 +53,7 @@ from .fitting import fit as fit_law
 from .laws import get_law
 from .mixture import optimal_mixture, replicate_mixtures
 from .mixture.constraints import make_request
+from .nested import SIZE_LAW
 from .options import RESAMPLE, Search, real_number, whole_number
 from .results import FitResult, predict_all
 
@@ -71,8 +72,6 @@ NOISE_FLOOR = 1e-12
 SIGMA_STEP = 0.1
 #: Two chosen runs at one scale are at least this fraction of the candidates' median nearest-neighbour distance apart.
 DIVERSITY = 1.0
-#: A saturating power law in N, E + A/N^α, has three parameters: fewer distinct model sizes cannot separate them.
-MIN_SIZES = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -345,9 +344,9 @@ def _budget(law, budget, runs: RunTable) -> tuple[float | None, float | None]:
 
 
 def _first_pick(law, runs: RunTable, table: RunTable, N, criterion: str, usable) -> np.ndarray | None:
-    """The candidates the batch's first pick must come from, or None (any): with fewer than ``MIN_SIZES`` model
-    sizes in the table and N* beyond them, the usable ones larger than the table's (for ``"loss"``), and a warning
-    either way.
+    """The candidates the batch's first pick must come from, or None (any): with fewer model sizes in the table
+    than the size law E + A/N^α has parameters (``nested.SIZE_LAW``, three) and N* beyond them, the usable ones
+    larger than the table's (for ``"loss"``), and a warning either way.
 
     Two sizes leave E, A and α of E + A/N^α a one-parameter family, and the fit settles somewhere on it: on the
     design benchmark's SlimPajama tables at α = 2.45 (truth 0.12), where the N term has vanished by N = 3e8 and
@@ -355,15 +354,15 @@ def _first_pick(law, runs: RunTable, table: RunTable, N, criterion: str, usable)
     point, sees no reason to train larger (benchmarks/NOTES.md, session 30)."""
     if not law.uses_n or runs.n is None or N is None:
         return None
-    sizes = np.unique(runs.n)
-    if len(sizes) >= MIN_SIZES or N <= sizes.max():
+    sizes, needed = np.unique(runs.n), SIZE_LAW.n_params(0)
+    if len(sizes) >= needed or N <= sizes.max():
         return None
     listed = ", ".join(f"{s:.4g}" for s in sizes)
     above = (table.n > sizes.max() if table.n is not None else np.zeros(table.n_rows, bool)) & usable
     forced = criterion == "loss" and above.any()
     warn_user(
-        f"the table has {len(sizes)} model size{'s' if len(sizes) > 1 else ''} ({listed}): E + A/N^alpha has "
-        f"{MIN_SIZES} parameters, so the law's N-dependence rests on where the fit settled, not on the data, and the "
+        f"the table has {len(sizes)} model size{'s' if len(sizes) > 1 else ''} ({listed}): {SIZE_LAW.formula} has "
+        f"{needed} parameters, so the law's N-dependence rests on where the fit settled, not on the data, and the "
         f"ensemble's sd of the loss at N* = {N:.4g} can be far too small; train "
         f"{'a third size' if len(sizes) == 2 else 'more sizes'}"
         + (" (the batch starts with the best run one size up)" if forced else "")
