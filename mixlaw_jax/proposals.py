@@ -30,6 +30,14 @@ linear-Gaussian (Fisher information) update exactly. The batch is picked greedil
 gain(x) / cost(x), cost = 6·N·D FLOPs by default; a candidate at the same (N, D) within ``radius`` of a chosen
 mixture is not chosen again (diversity).
 
+At a bound of the weights (h*_i = lo_i or hi_i) h*_i does not move for small changes of θ, so the members show no
+spread there, even when the data cannot tell whether the bound holds: on the design benchmark's SlimPajama
+campaigns a fifth of the steps had an h* on a vertex of the bounds with every sd ~1e-15, and the criterion then chose
+on rounding noise. For ``"h_star"`` each domain at a bound adds a column to q: the members' distance t_i from the
+bound of the objective's one-dimensional optimum along the feasible direction into the domain, censored to what the
+bounds allow (``_bound_deviations``), so that the criterion pays for runs that say which side of the bound h* lies on
+while that is in doubt, and ignores a bound that clearly holds.
+
 Every candidate x member x target is one batched evaluation of the law (``predict_all`` under ``vmap``).
 """
 
@@ -51,8 +59,8 @@ from .engine.space import make_space
 from .errors import MixlawError, warn_user
 from .fitting import fit as fit_law
 from .laws import get_law
-from .mixture import optimal_mixture, replicate_mixtures
-from .mixture.constraints import make_request
+from .mixture import optimal_mixture, replicate_mixtures, target_losses
+from .mixture.constraints import active_bounds, make_request
 from .nested import SIZE_LAW
 from .options import RESAMPLE, Search, real_number, whole_number
 from .results import FitResult, predict_all
@@ -70,6 +78,8 @@ NOISE_FLOOR = 1e-12
 #: delta method): on the unit tests' 12-mixture table, steps of 0.1 and 0.01 give h* sds within 2% of each other
 #: (and within 1.5x of a Bayesian bootstrap's), a step of 1 sd leaves the linear regime (3x larger).
 SIGMA_STEP = 0.1
+#: A bound's release direction with curvature below this fraction of the Hessian's largest diagonal is given this.
+CURVATURE_FLOOR = 1e-6
 #: Two chosen runs at one scale are at least this fraction of the candidates' median nearest-neighbour distance apart.
 DIVERSITY = 1.0
 
@@ -116,11 +126,12 @@ def propose_runs(
         size of the table (its largest D) and one size up (D scaled alike for ``"h_star"``, the same D for
         ``"loss"``; default 1000).
       cost: ``"flops"`` (6·N·D, default), ``"runs"`` (each run costs 1), or a function (N, D) -> costs > 0.
-      criterion: ``"h_star"`` (Σ_i Var h*_i: the mixture decision) or ``"loss"`` (Var of the weighted loss at h*:
-        its level at the budget, which small runs pin down poorly, so it chooses larger ones; ``"h_star"`` pins h*
-        down faster; benchmarks/NOTES.md, sessions 29–30, measures both on the design benchmark's campaigns). With
-        fewer than three model sizes in the table (and N* beyond them) a warning says the loss at N* is not
-        identified, and under ``"loss"`` the batch starts with the best run one size up.
+      criterion: ``"h_star"`` (Σ_i Var h*_i, a domain at a bound by the censored spread of its distance from it:
+        the mixture decision) or ``"loss"`` (Var of the weighted loss at h*: its level at the budget, which small
+        runs pin down poorly, so it chooses larger ones; ``"h_star"`` pins h* down faster; benchmarks/NOTES.md,
+        sessions 29–31, measures both on the design benchmark's campaigns). With fewer than three model sizes in
+        the table (and N* beyond them) a warning says the loss at N* is not identified, and under ``"loss"`` the
+        batch starts with the best run one size up.
       targets, target_weights, weight_bounds, fixed: the objective and the feasible mixtures, as in
         :func:`optimal_mixture`; candidates must lie within the same bounds.
       seed: seed of the fit (for a law name), the h* starts and the default candidates.
@@ -131,10 +142,11 @@ def propose_runs(
       ``variance_reduction`` (the fraction of the criterion's variance the run removes, given the runs above it),
       ``score`` (that fraction per unit of cost) and ``pins_down`` (the part of h* and the law parameter whose
       variance it reduces most). ``attrs``: ``criterion``, ``budget``, ``targets``, ``h_star`` and ``h_star_sd``
-      ({domain: value}), ``loss_at_h_star`` and ``loss_at_h_star_sd``, ``variance_before`` and ``variance_after``
-      (the criterion's total variance now and predicted after the whole batch), ``ensemble`` (``"laplace"`` or
-      ``"bootstrap"``), ``members`` (sigma points, or valid replicates, behind it), ``resample`` (how a bootstrap
-      drew its replicates; None for the Laplace ensemble), ``candidates``, ``radius``.
+      ({domain: value}; at a bound, the sd of the censored distance from it), ``loss_at_h_star`` and
+      ``loss_at_h_star_sd``, ``variance_before`` and ``variance_after`` (the criterion's total variance now and
+      predicted after the whole batch), ``ensemble`` (``"laplace"`` or ``"bootstrap"``), ``members`` (sigma points,
+      or valid replicates, behind it), ``resample`` (how a bootstrap drew its replicates; None for the Laplace
+      ensemble), ``candidates``, ``radius``.
 
     Raises:
       MixlawError: n larger than the candidate set, candidates outside the bounds, a law without mixtures, a table
@@ -192,8 +204,16 @@ def propose_runs(
             raise MixlawError(f"only {int(finite.sum())} candidates have finite predictions; n = {n} asked for")
     deviations = _sigma_deviations if boot is None else _centred
     h_deviations, loss_deviations = deviations(h_members), deviations(loss_members[:, None])
-    quantity = h_deviations if criterion == "h_star" else loss_deviations
-    names = [f"h*[{d}]" for d in fit.weight_columns] if criterion == "h_star" else ["loss at h*"]
+    at_bound, bound_names, bound_deviations = _bound_deviations(
+        request, N, D, h_point, lower, upper, coordinates[:, objective_index], deviations
+    )
+    h_sd = _member_sd(h_deviations)
+    h_sd[at_bound] = np.hypot(h_sd[at_bound], _member_sd(bound_deviations))
+    if criterion == "h_star":
+        quantity = np.concatenate([h_deviations, bound_deviations], axis=1)
+        names = [f"h*[{d}]" for d in fit.weight_columns] + bound_names
+    else:
+        quantity, names = loss_deviations, ["loss at h*"]
     parameter_names = [f"{p} of {t}" for t in request.targets for p in law.names(fit.k)]
     ensemble = _Ensemble(
         quantity=quantity,
@@ -212,7 +232,7 @@ def propose_runs(
     out["variance_reduction"] = reductions
     out["score"] = np.asarray(reductions) / costs[chosen]
     out["pins_down"] = why
-    h_sd, loss_sd = _member_sd(h_deviations), float(_member_sd(loss_deviations)[0])
+    loss_sd = float(_member_sd(loss_deviations)[0])
     out.attrs.update(
         criterion=criterion,
         budget=None if N is None and D is None else [N, D],
@@ -302,6 +322,70 @@ def _sigma_points(fit: FitResult, runs: RunTable, index: list[int], noise: np.nd
                 member[j] = u + sign * SIGMA_STEP * step
                 points.append(member)
     return np.asarray(points)
+
+
+def _bound_deviations(request, N, D, h, lower, upper, members: np.ndarray, deviations) -> tuple:
+    """(the A domains at a bound, their names, (R, A) the members' deviations of h*'s censored distance from it).
+
+    At a bound the delta method sees no spread (h*_i does not move for small changes of θ), though the data may
+    not say which side of it h* lies on. With g = ∇_h f(ĥ; θ) of the objective f at the budget, ν the mean of
+    g over the free domains, the bound's multiplier is μ_i = ±(g_i − ν) ≥ 0 (lower: +, upper: −), and along the
+    feasible direction d_i that moves weight from the free domains into domain i (curvature c_i = d_iᵀ ∇²f d_i > 0)
+    the one-dimensional optimum lies t_i = −μ_i / c_i from the bound: inside when t_i > 0. Across the members t_i
+    is Gaussian, N(t̂_i, s_i²); h*_i's distance from the bound is t_i censored to [0, r_i], r_i the farthest the
+    bounds let the weight move along d_i, and its variance is the fraction ω_i = Var(clip(t, 0, r)) / s_i² of t's:
+    near 1 where the bound may well not hold (t̂ ≈ 0, s ≪ r), near 0 where it clearly does (t̂ ≪ −s). The
+    deviations returned are √ω_i times t's (their sd is the censored one). A near-linear objective along d_i
+    (c_i → 0) makes t and s large together: z = t̂/s = −μ̂/sd(μ) does not depend on c_i, and the censoring bounds
+    the variance by r²/4, the spread of a choice between the two ends."""
+    active = active_bounds(h, lower, upper)
+    at = np.flatnonzero((active == "lower") | (active == "upper"))
+    free = active == ""
+    if at.size == 0 or not free.any():
+        return at, [], np.zeros((len(members), 0))
+    log_n = jnp.asarray(0.0 if N is None else math.log(N))
+    log_d = jnp.asarray(0.0 if D is None else math.log(D))
+    log_u = request.log_u_of(1)
+    log_u = None if log_u is None else log_u[0]
+    weights = jnp.asarray(request.weights)
+
+    def objective(x, coordinates):
+        return jnp.dot(weights, target_losses(request.law, request.k, coordinates, log_n, log_d, x, log_u))
+
+    x = jnp.asarray(h)
+    gradients = np.asarray(jax.vmap(jax.grad(objective), in_axes=(None, 0))(x, jnp.asarray(members)))
+    centre_gradient = np.asarray(jax.grad(objective)(x, jnp.asarray(request.coordinates)))
+    hessian = np.asarray(jax.hessian(objective)(x, jnp.asarray(request.coordinates)))
+    sign = np.where(active[at] == "lower", 1.0, -1.0)
+    directions = -np.broadcast_to(free / free.sum(), (at.size, len(h))).copy()
+    directions[np.arange(at.size), at] += 1.0
+    directions *= sign[:, None]
+    curvature = np.einsum("ak,kl,al->a", directions, hessian, directions)
+    curvature = np.maximum(curvature, CURVATURE_FLOOR * np.abs(np.diag(hessian)).max())
+
+    def distance(g):
+        return -np.einsum("...k,ak->...a", g, directions) / curvature
+
+    a = deviations(distance(gradients))
+    t_hat, s = distance(centre_gradient), _member_sd(a)
+    free_room = np.where(sign[:, None] > 0, h - lower, upper - h)[:, free].min(axis=1) * free.sum()
+    reach = np.minimum(upper[at] - lower[at], free_room)  # t's feasible range [0, reach]
+    omega = np.where(s > 0, _clipped_variance(t_hat, np.where(s > 0, s, 1.0), reach) / np.where(s > 0, s, 1.0) ** 2, 0)
+    names = [f"h*[{request.domains[i]}] off its {active[i]} bound" for i in at]
+    return at, names, a * np.sqrt(omega)
+
+
+def _clipped_variance(mean: np.ndarray, sd: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """Var min(max(t, 0), top) for t ~ N(mean, sd²) (a normal censored to [0, top])."""
+    a, b = -mean / sd, (top - mean) / sd
+    cdf_a, cdf_b = np.asarray(jax.scipy.stats.norm.cdf(a)), np.asarray(jax.scipy.stats.norm.cdf(b))
+    pdf_a, pdf_b = np.asarray(jax.scipy.stats.norm.pdf(a)), np.asarray(jax.scipy.stats.norm.pdf(b))
+    inside, above = cdf_b - cdf_a, 1.0 - cdf_b
+    first = mean * inside + sd * (pdf_a - pdf_b) + top * above
+    second = (
+        mean**2 * inside + 2 * mean * sd * (pdf_a - pdf_b) + sd**2 * (inside + a * pdf_a - b * pdf_b) + top**2 * above
+    )
+    return np.maximum(second - first**2, 0.0)
 
 
 def _sigma_deviations(values: np.ndarray) -> np.ndarray:

@@ -134,6 +134,27 @@ def test_two_model_sizes_are_warned_about_and_the_loss_criterion_trains_a_third(
         mj.propose_runs(three, mj.fit(three, "additive", search=LIGHT), budget=BUDGET, n=1, criterion="loss")
 
 
+def test_a_domain_at_its_bound_keeps_the_uncertainty_of_which_side_h_star_lies(table, boot):
+    """At a bound the delta method sees no spread of h*_i; the censored distance from the bound does: about half the
+    unconstrained sd where the bound cuts just below the unconstrained h*, nothing where it cuts far below (the
+    bound clearly holds), and the first run is then chosen to pin it down."""
+    free = mj.propose_runs(table, boot.fit, budget=BUDGET, n=1, candidates=100).attrs
+    h = np.array(list(free["h_star"].values()))
+    i = int(np.argmax(h))
+    domain = f"weight_{i}"
+    sd = {}
+    for gap in (0.005, 0.05, 0.25):
+        bounds = np.array(boot.fit.weight_range, float)
+        bounds[i, 1] = h[i] - gap
+        out = mj.propose_runs(table, boot.fit, budget=BUDGET, n=1, candidates=100, weight_bounds=bounds)
+        assert out.attrs["h_star"][domain] == pytest.approx(h[i] - gap, abs=1e-6)
+        sd[gap] = out.attrs["h_star_sd"][domain]
+        if gap == 0.005:
+            assert out["pins_down"][0].startswith(f"h*[{domain}] off its upper bound sd")
+    assert 0.3 * free["h_star_sd"][domain] < sd[0.005] < 0.8 * free["h_star_sd"][domain]
+    assert sd[0.005] > sd[0.05] and sd[0.25] < 1e-3 * sd[0.005]
+
+
 def test_bad_requests_are_named(table, boot):
     with pytest.raises(mj.MixlawError, match=r"n = 500 runs asked for, but there are only 201 candidates"):
         mj.propose_runs(table, boot, budget=BUDGET, n=500, candidates=200)  # 67 mixtures x 3 scales
