@@ -44,6 +44,7 @@ Every candidate x member x target is one batched evaluation of the law (``predic
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 
@@ -343,19 +344,21 @@ def _bound_deviations(request, N, D, h, lower, upper, members: np.ndarray, devia
     free = active == ""
     if at.size == 0 or not free.any():
         return at, [], np.zeros((len(members), 0))
-    log_n = jnp.asarray(0.0 if N is None else math.log(N))
-    log_d = jnp.asarray(0.0 if D is None else math.log(D))
     log_u = request.log_u_of(1)
-    log_u = None if log_u is None else log_u[0]
-    weights = jnp.asarray(request.weights)
-
-    def objective(x, coordinates):
-        return jnp.dot(weights, target_losses(request.law, request.k, coordinates, log_n, log_d, x, log_u))
-
-    x = jnp.asarray(h)
-    gradients = np.asarray(jax.vmap(jax.grad(objective), in_axes=(None, 0))(x, jnp.asarray(members)))
-    centre_gradient = np.asarray(jax.grad(objective)(x, jnp.asarray(request.coordinates)))
-    hessian = np.asarray(jax.hessian(objective)(x, jnp.asarray(request.coordinates)))
+    gradients, centre_gradient, hessian = (
+        np.asarray(a)
+        for a in _objective_derivatives(
+            request.law,
+            request.k,
+            jnp.asarray(request.weights),
+            jnp.asarray(members),
+            jnp.asarray(request.coordinates),
+            jnp.asarray(0.0 if N is None else math.log(N)),
+            jnp.asarray(0.0 if D is None else math.log(D)),
+            jnp.asarray(h),
+            None if log_u is None else log_u[0],
+        )
+    )
     sign = np.where(active[at] == "lower", 1.0, -1.0)
     directions = -np.broadcast_to(free / free.sum(), (at.size, len(h))).copy()
     directions[np.arange(at.size), at] += 1.0
@@ -370,9 +373,22 @@ def _bound_deviations(request, N, D, h, lower, upper, members: np.ndarray, devia
     t_hat, s = distance(centre_gradient), _member_sd(a)
     free_room = np.where(sign[:, None] > 0, h - lower, upper - h)[:, free].min(axis=1) * free.sum()
     reach = np.minimum(upper[at] - lower[at], free_room)  # t's feasible range [0, reach]
-    omega = np.where(s > 0, _clipped_variance(t_hat, np.where(s > 0, s, 1.0), reach) / np.where(s > 0, s, 1.0) ** 2, 0)
+    spread = np.where(s > 0, s, 1.0)
+    omega = np.where(s > 0, _clipped_variance(t_hat, spread, reach) / spread**2, 0.0)
     names = [f"h*[{request.domains[i]}] off its {active[i]} bound" for i in at]
     return at, names, a * np.sqrt(omega)
+
+
+@functools.partial(jax.jit, static_argnames=("law", "k"))
+def _objective_derivatives(law, k: int, weights, members, centre, log_n, log_d, h, log_u):
+    """∇_h f(h; θ_r) for every member r (R, k), and ∇_h f and ∇²_h f at the fit's θ (``centre``), for the objective
+    f(h; θ) = Σ_t w_t L_t(N, D, h; θ_t) at one budget."""
+
+    def objective(x, coordinates):
+        return jnp.dot(weights, target_losses(law, k, coordinates, log_n, log_d, x, log_u))
+
+    gradients = jax.vmap(jax.grad(objective), in_axes=(None, 0))(h, members)
+    return gradients, jax.grad(objective)(h, centre), jax.hessian(objective)(h, centre)
 
 
 def _clipped_variance(mean: np.ndarray, sd: np.ndarray, top: np.ndarray) -> np.ndarray:
