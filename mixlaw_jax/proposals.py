@@ -79,7 +79,8 @@ NOISE_FLOOR = 1e-12
 #: delta method): on the unit tests' 12-mixture table, steps of 0.1 and 0.01 give h* sds within 2% of each other
 #: (and within 1.5x of a Bayesian bootstrap's), a step of 1 sd leaves the linear regime (3x larger).
 SIGMA_STEP = 0.1
-#: A bound's release direction with curvature below this fraction of the Hessian's largest diagonal is given this.
+#: The curvature along a bound's release direction is floored at this fraction of the Hessian's largest diagonal
+#: entry (an objective nearly linear there: the censoring to the bounds then limits the spread, ``_bound_deviations``).
 CURVATURE_FLOOR = 1e-6
 #: Two chosen runs at one scale are at least this fraction of the candidates' median nearest-neighbour distance apart.
 DIVERSITY = 1.0
