@@ -60,8 +60,9 @@ from .engine.space import make_space
 from .errors import MixlawError, warn_user
 from .fitting import fit as fit_law
 from .laws import get_law
-from .mixture import optimal_mixture, replicate_mixtures, target_losses
+from .mixture import optimal_mixture, replicate_mixtures
 from .mixture.constraints import active_bounds, make_request
+from .mixture.solver import weighted_loss
 from .nested import SIZE_LAW
 from .options import RESAMPLE, Search, real_number, whole_number
 from .results import FitResult, predict_all
@@ -386,7 +387,7 @@ def _objective_derivatives(law, k: int, weights, members, centre, log_n, log_d, 
     f(h; θ) = Σ_t w_t L_t(N, D, h; θ_t) at one budget."""
 
     def objective(x, coordinates):
-        return jnp.dot(weights, target_losses(law, k, coordinates, log_n, log_d, x, log_u))
+        return weighted_loss(law, k, coordinates, weights, log_n, log_d, x, log_u)
 
     gradients = jax.vmap(jax.grad(objective), in_axes=(None, 0))(h, members)
     return gradients, jax.grad(objective)(h, centre), jax.hessian(objective)(h, centre)

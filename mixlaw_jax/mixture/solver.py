@@ -61,6 +61,11 @@ def target_losses(law: Law, k: int, coordinates, log_n, log_d, h, log_u=None) ->
     return jax.vmap(lambda u: law.predict(law.unflatten(u, k), x)[0])(coordinates)
 
 
+def weighted_loss(law: Law, k: int, coordinates, w, log_n, log_d, h, log_u=None) -> jax.Array:
+    """The objective h* minimises: Σ_t w_t L_t(N, D, h) at one (log N, log D, h (k,)); coordinates (T, P), w (T,)."""
+    return jnp.dot(w, target_losses(law, k, coordinates, log_n, log_d, h, log_u))
+
+
 @functools.partial(jax.jit, static_argnames=("law", "k"))
 def losses(law: Law, k: int, coordinates, log_n, log_d, h, log_u=None) -> jax.Array:
     """(Q, T) losses of every target at Q points (log_n (Q,), log_d (Q,), h (Q, k), log_u (Q, k) or None);
@@ -250,7 +255,7 @@ def _solve_batch(
 
     def problem(coordinates_q, w_q, ln, ld, lo_q, hi_q, starts_q, lu):
         def f(h):
-            return jnp.dot(w_q, target_losses(law, k, coordinates_q, ln, ld, h, lu))
+            return weighted_loss(law, k, coordinates_q, w_q, ln, ld, h, lu)
 
         h, fv = jax.vmap(lambda h0: _descend(f, h0, lo_q, hi_q, softmax, adam_steps, spg_iter))(starts_q)
         best = jnp.argmin(fv)
