@@ -730,7 +730,9 @@ def plot(results: dict, path: Path) -> None:
         "regret": ("regret L(ĥ*) − L(h*)", "true regret"),
         "loss_error": ("|L̂(ĥ*) − L(h*)|", "loss error at h*"),
     }
-    fig, axes = plt.subplots(len(labels), len(names), figsize=(4.6 * len(names), 11), squeeze=False)
+    fig, axes = plt.subplots(
+        len(labels), len(names), figsize=(4.6 * len(names), 11.5), squeeze=False, layout="constrained"
+    )
     colors = {"random": "tab:gray", "grid": "tab:blue", "proposals": "tab:red", "proposals_loss": "tab:orange"}
     for col, name in enumerate(names):
         summary = results["settings"][name].get("summary", {})
@@ -748,15 +750,15 @@ def plot(results: dict, path: Path) -> None:
                 ax.fill_between(x, lo, hi, color=colors[strategy], alpha=0.2, lw=0)
             b = summary.get("bar")
             if metric == "h_l1" and b:
-                ax.axhline(b["grid_final_h_l1_mean"], color=colors["grid"], ls=":", lw=0.8)
-                ax.axvline(BAR_SHARE * b["grid_final_compute"], color="k", ls=":", lw=0.8)
+                ax.axhline(b["grid_final_h_l1_mean"], color=colors["grid"], ls=":", lw=0.8, label="grid's final mean")
+                ax.axvline(BAR_SHARE * b["grid_final_compute"], color="k", ls=":", lw=0.8, label="half its compute")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("compute spent, Σ 6·N·D (FLOPs)")
             ax.set_ylabel(ylabel)
             ax.set_title(f"{name}: {title} (mean, 25–75%)", fontsize=9)
-            ax.legend(fontsize=7)
-    fig.tight_layout()
+    handles = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=len(handles), fontsize=8)
     tmp = path.with_name(f".tmp-{path.name}")
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
