@@ -1203,7 +1203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--candidates",
         help="a CSV / Parquet table of candidate runs (weight, N and D columns), or a number of space-filling "
-        "candidates at the table's sizes and one size up (default: 1000)",
+        "candidates at the table's sizes (for h*, also at a half and a quarter of their tokens) and one size up "
+        "(default: 1000)",
     )
     p.add_argument(
         "--criterion",

@@ -83,6 +83,10 @@ SIGMA_STEP = 0.1
 #: The curvature along a bound's release direction is floored at this fraction of the Hessian's largest diagonal
 #: entry (an objective nearly linear there: the censoring to the bounds then limits the spread, ``_bound_deviations``).
 CURVATURE_FLOOR = 1e-6
+#: ``"h_star"``'s default candidates sit at each table size's largest D times these fractions (those at or above the
+#: smallest D the table has at that size): per FLOP, runs a quarter as long pin h* down faster than full ones, so
+#: half the grid's compute buys four times the batches (benchmarks/NOTES.md, session 33).
+TOKEN_FRACTIONS = (1.0, 0.5, 0.25)
 #: Two chosen runs at one scale are at least this fraction of the candidates' median nearest-neighbour distance apart.
 DIVERSITY = 1.0
 
@@ -126,7 +130,8 @@ def propose_runs(
       n: the runs to propose (a batch, chosen greedily; see the module docstring).
       candidates: a DataFrame of candidate runs (the fit's weight columns, and its N and D columns), or the number
         of default candidates: space-filling mixtures within the weight bounds (``design_swarm``) at each model
-        size of the table (its largest D) and one size up (D scaled alike for ``"h_star"``, the same D for
+        size of the table (its largest D; for ``"h_star"`` also a half and a quarter of it, where the table has
+        rows that short at that size) and one size up (D scaled alike for ``"h_star"``, the same D for
         ``"loss"``; default 1000).
       cost: ``"flops"`` (6·N·D, default), ``"runs"`` (each run costs 1), or a function (N, D) -> costs > 0.
       criterion: ``"h_star"`` (Σ_i Var h*_i, a domain at a bound by the censored spread of its distance from it:
@@ -473,8 +478,8 @@ def _first_pick(law, runs: RunTable, table: RunTable, N, criterion: str, usable)
 
 
 def _candidates(candidates, fit, runs: RunTable, law, lower, upper, criterion: str, seed) -> pd.DataFrame:
-    """The candidate frame: the one given, or space-filling mixtures at the table's sizes and one size up
-    (``_candidate_scales``)."""
+    """The candidate frame: the one given, or space-filling mixtures at the table's sizes (and, for ``"h_star"``,
+    shorter token counts) and one size up (``_candidate_scales``)."""
     if isinstance(candidates, pd.DataFrame):
         if candidates.empty:
             raise MixlawError("candidates is an empty table")
@@ -498,19 +503,27 @@ def _candidates(candidates, fit, runs: RunTable, law, lower, upper, criterion: s
 
 
 def _candidate_scales(runs: RunTable, law, criterion: str) -> list[tuple[float, float]]:
-    """Each model size of the table at its largest D, and one size up: N times the last ratio of sizes, at D scaled
-    alike for ``"h_star"``, at the same D for ``"loss"``.
+    """Each model size of the table at its largest D (for ``"h_star"`` also at ``TOKEN_FRACTIONS`` of it, within
+    the D the table covers at that size), and one size up: N times the last ratio of sizes, at D scaled alike for
+    ``"h_star"``, at the same D for ``"loss"``.
 
     The loss's level at N* is what small runs cannot pin down, and the larger N is what pins it; scaling D too
-    makes the run so dear that, per FLOP, many small runs win (benchmarks/NOTES.md, session 30). For h*, small runs
-    at the table's sizes do most of the work, and the cheaper size up drew compute away from them (session 25)."""
+    makes the run so dear that, per FLOP, many small runs win (benchmarks/NOTES.md, session 30). For h*, small and
+    short runs at the table's sizes do most of the work, and the cheaper size up drew compute away from them
+    (sessions 25 and 33)."""
     n = runs.n if law.uses_n and runs.n is not None else np.ones(runs.n_rows)
     d = runs.d if law.uses_d and runs.d is not None else np.ones(runs.n_rows)
+    fractions = TOKEN_FRACTIONS if criterion == "h_star" and law.uses_d and runs.d is not None else (1.0,)
     sizes = np.unique(n)
-    scales = [(float(s), float(d[n == s].max())) for s in sizes]
+    scales = [
+        (float(s), float(d[n == s].max() * f))
+        for s in sizes
+        for f in fractions
+        if d[n == s].max() * f >= d[n == s].min()
+    ]
     if law.uses_n and runs.n is not None:
         step = sizes[-1] / sizes[-2] if len(sizes) > 1 else 2.0
-        top_n, top_d = scales[-1]
+        top_n, top_d = float(sizes[-1]), float(d[n == sizes[-1]].max())
         scaled = law.uses_d and runs.d is not None and criterion == "h_star"
         scales.append((top_n * step, top_d * step if scaled else top_d))
     return scales

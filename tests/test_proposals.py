@@ -59,9 +59,9 @@ def test_proposals_lie_in_the_bounds_reduce_the_variance_and_are_not_copies(tabl
             assert not same_scale or np.linalg.norm(h[a] - h[b]) >= attrs["radius"]
     assert all(text.startswith("h*[weight_") and " of loss_" in text for text in proposed["pins_down"])
     assert set(attrs["h_star"]) == {"weight_0", "weight_1", "weight_2"}
-    # the default candidates are the table's two sizes at their largest D, and one size up
+    # the default candidates: the table's two sizes at their largest D and at half of it, and one size up
     scales = set(zip(proposed["N"], proposed["D"]))
-    assert scales <= {(1e8, 6e9), (3e8, 6e9), (9e8, 1.8e10)}
+    assert scales <= {(1e8, 6e9), (3e8, 6e9), (1e8, 3e9), (3e8, 3e9), (9e8, 1.8e10)}
 
 
 def test_the_first_pick_removes_the_ensemble_kalman_variance(table, boot):
@@ -103,6 +103,9 @@ def test_a_repeated_point_is_not_proposed_twice_and_cost_steers_the_scale(table,
     assert set(zip(*mj.propose_runs(table, boot, **size_up)[["N", "D"]].to_numpy().T)) == {(9e8, 1.8e10)}
     loss = mj.propose_runs(table, boot, criterion="loss", **size_up)
     assert set(zip(*loss[["N", "D"]].to_numpy().T)) == {(9e8, 6e9)}
+    # h*'s shorter runs: half the largest D (a quarter, 1.5e9, is below the table's shortest D, 2e9, and not offered)
+    short = dict(budget=BUDGET, n=4, candidates=200, cost=lambda n, d: np.where(d < 6e9, 1.0, 1e30))
+    assert set(mj.propose_runs(table, boot, **short)["D"]) == {3e9}
 
 
 def test_the_loss_criterion_pins_down_the_loss_at_h_star(table, boot):
@@ -156,10 +159,10 @@ def test_a_domain_at_its_bound_keeps_the_uncertainty_of_which_side_h_star_lies(t
 
 
 def test_bad_requests_are_named(table, boot):
-    with pytest.raises(mj.MixlawError, match=r"n = 500 runs asked for, but there are only 201 candidates"):
-        mj.propose_runs(table, boot, budget=BUDGET, n=500, candidates=200)  # 67 mixtures x 3 scales
+    with pytest.raises(mj.MixlawError, match=r"n = 500 runs asked for, but there are only 200 candidates"):
+        mj.propose_runs(table, boot, budget=BUDGET, n=500, candidates=200)  # 40 mixtures x 5 scales
     with pytest.raises(mj.MixlawError, match="far enough apart"):
-        mj.propose_runs(table, boot, budget=BUDGET, n=201, candidates=200)
+        mj.propose_runs(table, boot, budget=BUDGET, n=200, candidates=200)
     outside = pd.DataFrame({"weight_0": [0.98], "weight_1": [0.01], "weight_2": [0.01], "N": [1e8], "D": [2e9]})
     with pytest.raises(mj.MixlawError, match=r"candidate row 0: weight_0 = 0\.98 lies outside"):
         mj.propose_runs(table, boot, budget=BUDGET, n=1, candidates=outside)
