@@ -63,6 +63,17 @@ def test_bar_reads_the_compute_at_which_proposals_reach_the_grids_final_error():
     assert bar["met_share_resampled"] == 1.0  # every resample of the two campaigns meets it
 
 
+def test_the_bar_is_judged_on_the_campaigns_that_have_both_records():
+    """Campaign 1's grid (final 0.8) has no proposals beside it (a re-run stopped part-way): it moves neither the
+    goal nor the compute the bar is read against."""
+    campaigns = one_met_campaign() + [{"campaign": 1, "strategies": {"grid": record([1.0, 4.0, 9.0], [1.0, 0.9, 0.8])}}]
+    summary = design.summarize(campaigns)
+    bar = summary["bar"]
+    assert summary["grid"]["campaigns"] == 2 and bar["campaigns"] == 1
+    assert bar["grid_final_h_l1_mean"] == 0.2 and bar["grid_final_compute"] == 3.0
+    assert math.isclose(bar["ratio"], 0.4) and bar["met"] and bar["proposals_compute_to_reach"] == 1.2
+
+
 def test_the_bar_is_resampled_over_campaigns_to_show_how_few_decide_it():
     """Campaign 0 meets the bar alone, campaign 1 never reaches the grid: only resamples of campaign 0 twice (1 in 4)
     meet it, and the summary over both does not."""
@@ -126,12 +137,19 @@ def test_the_loss_criterions_proposals_are_judged_on_the_loss_error(tmp_path):
 
 def test_quick_campaign_writes_the_results_and_the_figure(tmp_path):
     design.main(
-        ["--quick", "--campaigns", "1", "--settings", "k3", "--steps", "1", "--skip-timing", "--out", str(tmp_path)]
+        [
+            *("--quick", "--campaigns", "1", "--settings", "k3", "--steps", "1", "--proposal-steps", "1"),
+            *("--skip-timing", "--out", str(tmp_path)),
+        ]
     )
     results = json.loads((tmp_path / "design.json").read_text())
     assert (tmp_path / "design.png").stat().st_size > 0
     entry = results["settings"]["k3"]
-    assert entry["campaigns_run"] == 1 and entry["config"]["quick"] and entry["config"]["steps"] == 1
+    assert (
+        entry["campaigns_run"] == 1
+        and entry["config"]["quick"]
+        and entry["config"]["steps"] == dict.fromkeys(design.STRATEGIES, 1)
+    )
     (campaign,) = entry["campaigns"]
     assert set(campaign["strategies"]) == set(design.STRATEGIES)
     assert len(campaign["h_star"]) == 3 and math.isclose(sum(campaign["h_star"]), 1.0)
