@@ -65,7 +65,7 @@ from .mixture.constraints import active_bounds, make_request
 from .mixture.solver import weighted_loss
 from .nested import SIZE_LAW
 from .options import RESAMPLE, Search, real_number, whole_number
-from .results import FitResult, predict_all
+from .results import FitResult, predict_all, prediction_jacobian
 
 CRITERIA = ("h_star", "loss")
 COSTS = ("flops", "runs")
@@ -317,7 +317,7 @@ def _sigma_points(fit: FitResult, runs: RunTable, index: list[int], noise: np.nd
         u = centre[j]
         at_lower, at_upper = space.at_bounds(u)
         free = ~(at_lower | at_upper)
-        jacobian = np.asarray(jax.jacfwd(lambda c: law.predict(law.unflatten(c, fit.k), x))(jnp.asarray(u)))
+        jacobian = np.asarray(prediction_jacobian(law, fit.k, jnp.asarray(u), x))
         seen = runs.observed[:, runs.targets.index(fit.targets[j])]
         block = jacobian[np.ix_(seen, free)]
         prior = ((space.init_hi - space.init_lo)[free] / 2.0) ** -2.0
@@ -401,14 +401,24 @@ def _objective_derivatives(law, k: int, weights, members, centre, log_n, log_d, 
 def _clipped_variance(mean: np.ndarray, sd: np.ndarray, top: np.ndarray) -> np.ndarray:
     """Var min(max(t, 0), top) for t ~ N(mean, sd²) (a normal censored to [0, top])."""
     a, b = -mean / sd, (top - mean) / sd
-    cdf_a, cdf_b = np.asarray(jax.scipy.stats.norm.cdf(a)), np.asarray(jax.scipy.stats.norm.cdf(b))
-    pdf_a, pdf_b = np.asarray(jax.scipy.stats.norm.pdf(a)), np.asarray(jax.scipy.stats.norm.pdf(b))
+    cdf_a, cdf_b = _normal_cdf(a), _normal_cdf(b)
+    pdf_a, pdf_b = _normal_pdf(a), _normal_pdf(b)
     inside, above = cdf_b - cdf_a, 1.0 - cdf_b
     first = mean * inside + sd * (pdf_a - pdf_b) + top * above
     second = (
         mean**2 * inside + 2 * mean * sd * (pdf_a - pdf_b) + sd**2 * (inside + a * pdf_a - b * pdf_b) + top**2 * above
     )
     return np.maximum(second - first**2, 0.0)
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    """Φ(x) = erfc(−x / √2) / 2, elementwise (a few values: numpy, no compiled program)."""
+    return 0.5 * np.vectorize(math.erfc, otypes=[float])(-np.asarray(x, float) / math.sqrt(2.0))
+
+
+def _normal_pdf(x: np.ndarray) -> np.ndarray:
+    """φ(x) = exp(−x² / 2) / √(2π)."""
+    return np.exp(-0.5 * np.asarray(x, float) ** 2) / math.sqrt(2.0 * math.pi)
 
 
 def _sigma_deviations(values: np.ndarray) -> np.ndarray:

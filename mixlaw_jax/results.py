@@ -483,3 +483,9 @@ def fit_from_dict(p: dict, path) -> FitResult:
 def predict_all(law, k: int, coordinates: jax.Array, x: Inputs) -> jax.Array:
     """(targets, rows) raw-space predictions."""
     return jax.vmap(lambda u: law.predict(law.unflatten(u, k), x))(coordinates)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def prediction_jacobian(law, k: int, coordinates: jax.Array, x: Inputs) -> jax.Array:
+    """(rows, P) raw-space Jacobian ∂L(x_i; θ) / ∂θ_p of one target's predictions at its coordinates (P,)."""
+    return jax.jacfwd(lambda u: law.predict(law.unflatten(u, k), x))(coordinates)
