@@ -498,7 +498,7 @@ def bar(campaigns: list[dict], summary: dict) -> dict:
     and the mean compute at the first step where the proposals' mean h_l1 is at or below it (a setting whose
     proposals are re-run part-way is judged on the campaigns re-run). Per campaign as well: the first step where
     that campaign's proposals reach its own grid's final h_l1, as a share of the grid's final compute."""
-    grid, prop = summary["grid"], summary["proposals"]
+    prop = summary["proposals"]
     paired = [c["strategies"] for c in campaigns if c["strategies"].get("grid") and c["strategies"].get("proposals")]
     goal = float(np.nanmean(np.array([p["grid"]["h_l1"][-1] for p in paired], dtype=float)))
     grid_compute = float(np.mean([p["grid"]["compute"][-1] for p in paired]))
@@ -517,7 +517,7 @@ def bar(campaigns: list[dict], summary: dict) -> dict:
         "ratio": ratio,
         "met": ratio is not None and ratio <= BAR_SHARE,
         "campaigns": len(paired),
-        "initial_compute_share": float(grid["compute_mean"][0] / grid_compute),
+        "initial_compute_share": float(np.mean([p["grid"]["compute"][0] for p in paired]) / grid_compute),
         "per_campaign_ratio": ratios,
         "per_campaign_reached": f"{len(finite)} of {len(ratios)}",
         "per_campaign_ratio_median": median_or_none(ratios),

@@ -525,15 +525,11 @@ def _candidate_scales(runs: RunTable, law, criterion: str) -> list[tuple[float, 
     d = runs.d if law.uses_d and runs.d is not None else np.ones(runs.n_rows)
     fractions = TOKEN_FRACTIONS if criterion == "h_star" and law.uses_d and runs.d is not None else (1.0,)
     sizes = np.unique(n)
-    scales = [
-        (float(s), float(d[n == s].max() * f))
-        for s in sizes
-        for f in fractions
-        if d[n == s].max() * f >= d[n == s].min()
-    ]
+    d_range = {s: (d[n == s].min(), d[n == s].max()) for s in sizes}  # each size's (shortest, longest) D
+    scales = [(float(s), float(top * f)) for s, (low, top) in d_range.items() for f in fractions if top * f >= low]
     if law.uses_n and runs.n is not None:
         step = sizes[-1] / sizes[-2] if len(sizes) > 1 else 2.0
-        top_n, top_d = float(sizes[-1]), float(d[n == sizes[-1]].max())
+        top_n, top_d = float(sizes[-1]), float(d_range[sizes[-1]][1])
         scaled = law.uses_d and runs.d is not None and criterion == "h_star"
         scales.append((top_n * step, top_d * step if scaled else top_d))
     return scales
