@@ -604,9 +604,9 @@ def markdown(results: dict, figures: Path) -> str:
                 )
         if b := summary.get("bar"):
             reached = "never" if b["ratio"] is None else f"at {b['ratio']:.2f} of the grid's compute"
-            on = f" ({b['campaigns']} campaigns with both records)" if "campaigns" in b else ""
             bars.append(
-                f"- {name}{on}: the grid's final mean error {b['grid_final_h_l1_mean']:.4f}, reached by the proposals "
+                f"- {name} ({b['campaigns']} campaigns with both records): the grid's final mean error "
+                f"{b['grid_final_h_l1_mean']:.4f}, reached by the proposals "
                 f"{reached} (the swarm alone is {b['initial_compute_share']:.2f}): "
                 f"**{'met' if b['met'] else 'not met'}**{_robustness(b)}{_blocks(b)}; per campaign reached in "
                 f"{b['per_campaign_reached']}, at <= half the compute in {b['per_campaign_met']}."
@@ -678,7 +678,6 @@ def time_bundled(candidates: int = BUNDLED_CANDIDATES, replicates: int | None = 
     return {
         "candidates": candidates,
         "replicates": replicates,
-        "law_fitted_inside": replicates is None,
         "bootstrap_seconds": bootstrap_seconds,
         "budget": list(BUNDLED_BUDGET),
         "cold_seconds": seconds[0],
